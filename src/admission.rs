@@ -1,0 +1,462 @@
+//! The admission pipeline: AdmissionReview bytes in, AdmissionReview bytes out, no I/O.
+//!
+//! The HTTPS server and `replay` are two thin front ends on [`review`]: the same bytes in give
+//! the same bytes out, whichever front end carried them.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use kube::core::response::StatusSummary;
+use kube::core::{GroupVersionKind, GroupVersionResource, Status};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use serde_json::Value;
+
+use crate::field::ErrorList;
+use crate::strict;
+use crate::types::{GROUP, KIND, PLURAL, VERSION};
+use crate::validation;
+
+/// `apiVersion` of `admission.k8s.io/v1` reviews.
+pub const ADMISSION_V1: &str = "admission.k8s.io/v1";
+/// `apiVersion` of `admission.k8s.io/v1beta1` reviews.
+pub const ADMISSION_V1BETA1: &str = "admission.k8s.io/v1beta1";
+
+/// Kubernetes advises warnings of at most 120 characters.
+const MAX_WARNING_CHARS: usize = 120;
+
+/// Which webhook a review is addressed to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Webhook {
+    /// `POST /validate`: the verdict.
+    Validate,
+    /// `POST /mutate`: the defaults, as a JSON Patch.
+    Mutate,
+}
+
+/// What to do with unknown and duplicate fields (the API server's `fieldValidation` directive).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FieldValidation {
+    /// Deny with 400 BadRequest, before any other check.
+    #[default]
+    Strict,
+    /// Judge as usual and add one warning per field.
+    Warn,
+    /// Neither.
+    Ignore,
+}
+
+// === impl FieldValidation ===
+
+impl std::str::FromStr for FieldValidation {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "Strict" => Ok(FieldValidation::Strict),
+            "Warn" => Ok(FieldValidation::Warn),
+            "Ignore" => Ok(FieldValidation::Ignore),
+            other => Err(format!(
+                "unknown field validation {other:?}: expected Strict, Warn or Ignore"
+            )),
+        }
+    }
+}
+
+/// Settings of the admission pipeline shared by `serve` and `replay`.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// The field-validation directive for unknown and duplicate fields.
+    pub field_validation: FieldValidation,
+}
+
+/// A request that cannot be judged at all: the front end answers it with a 400 and a short
+/// plain-text error. Nothing is admitted.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    /// The body is not a decodable AdmissionReview.
+    #[error("body is not a valid AdmissionReview: {0}")]
+    NotAReview(String),
+    /// The review carries no `request`.
+    #[error("AdmissionReview has no request")]
+    NoRequest,
+    /// The request carries no `uid` to answer with.
+    #[error("AdmissionReview request has no uid")]
+    NoUid,
+    /// The review is of an API version this webhook does not speak.
+    #[error("AdmissionReview apiVersion {0:?} is not supported: expected admission.k8s.io/v1 or admission.k8s.io/v1beta1")]
+    UnsupportedVersion(String),
+    /// The review's kind is not `AdmissionReview`.
+    #[error("kind {0:?} is not AdmissionReview")]
+    WrongKind(String),
+}
+
+/// The answer to one review, and what the front ends log and count about it.
+#[derive(Debug, Clone)]
+pub struct Reviewed {
+    /// The serialised AdmissionReview response.
+    pub body: Vec<u8>,
+    /// A summary of the request and verdict.
+    pub summary: Summary,
+}
+
+/// What a log line or metric needs to know about one review; never the object itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// `request.uid`.
+    pub uid: String,
+    /// `request.namespace`.
+    pub namespace: String,
+    /// The object's name (or `request.name`).
+    pub name: String,
+    /// `request.operation`.
+    pub operation: String,
+    /// `request.subResource`, empty when none.
+    pub sub_resource: String,
+    /// Whether the review was allowed.
+    pub allowed: bool,
+    /// `status.code` of a denial (0 when allowed).
+    pub code: u16,
+    /// The cause types of a denial (`FieldValueInvalid`, ...), one per cause.
+    pub causes: Vec<String>,
+    /// How many warnings the response carries.
+    pub warnings: usize,
+    /// Whether judging panicked (answered as a 500 denial).
+    pub panicked: bool,
+}
+
+/// The envelope of an incoming AdmissionReview; the objects stay raw so that the strict field
+/// check sees the exact bytes (duplicate keys are lost once decoded).
+#[derive(Deserialize)]
+struct ReviewIn<'a> {
+    #[serde(rename = "apiVersion", default)]
+    api_version: Option<String>,
+    #[serde(default)]
+    kind: Option<String>,
+    #[serde(borrow, default)]
+    request: Option<RequestIn<'a>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RequestIn<'a> {
+    #[serde(default)]
+    uid: Option<String>,
+    kind: Option<GroupVersionKind>,
+    resource: Option<GroupVersionResource>,
+    #[serde(default)]
+    sub_resource: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    namespace: Option<String>,
+    #[serde(default)]
+    operation: Option<String>,
+    #[serde(borrow, default)]
+    object: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    old_object: Option<&'a RawValue>,
+}
+
+/// The outgoing AdmissionReview.
+#[derive(Serialize)]
+struct ReviewOut<'a> {
+    #[serde(rename = "apiVersion")]
+    api_version: &'a str,
+    kind: &'static str,
+    response: &'a Response,
+}
+
+/// The `response` of an AdmissionReview.
+///
+/// kube-core's `AdmissionResponse` serialises `patch` as an array of numbers, while the API
+/// server expects base64 text; this type writes what Kubernetes documents.
+#[derive(Serialize, Debug, Clone, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Response {
+    /// Copied from `request.uid`.
+    pub uid: String,
+    /// The verdict.
+    pub allowed: bool,
+    /// Why a review was denied.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<Status>,
+    /// Base64 of an RFC 6902 JSON Patch (mutating webhook only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub patch: Option<String>,
+    /// `JSONPatch` whenever `patch` is set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub patch_type: Option<String>,
+    /// Annotations for the audit log.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audit_annotations: Option<std::collections::BTreeMap<String, String>>,
+    /// Warnings for the requesting client.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+// === impl Response ===
+
+impl Response {
+    fn allow(uid: &str) -> Self {
+        Response {
+            uid: uid.to_owned(),
+            allowed: true,
+            status: None,
+            patch: None,
+            patch_type: None,
+            audit_annotations: None,
+            warnings: Vec::new(),
+        }
+    }
+
+    fn deny(uid: &str, status: Status) -> Self {
+        Response {
+            allowed: false,
+            status: Some(status),
+            ..Response::allow(uid)
+        }
+    }
+}
+
+/// A denial that is not about the object's fields: wrong resource, bad request shape,
+/// internal failure.
+fn failure(code: u16, reason: &str, message: String) -> Status {
+    Status {
+        status: Some(StatusSummary::Failure),
+        code,
+        message,
+        metadata: None,
+        reason: reason.to_owned(),
+        details: None,
+    }
+}
+
+/// Judges one AdmissionReview for `webhook` and returns the AdmissionReview to answer with.
+///
+/// A body that cannot be answered at all (not a review, no request, no uid) is an error, which
+/// front ends report as HTTP 400. Everything else, including an internal failure while judging,
+/// is an answer: the webhook fails closed with `allowed: false` and code 500, never open.
+pub fn review(body: &[u8], webhook: Webhook, opts: &Options) -> Result<Reviewed, RequestError> {
+    let envelope: ReviewIn<'_> =
+        serde_json::from_slice(body).map_err(|e| RequestError::NotAReview(e.to_string()))?;
+    let api_version = envelope.api_version.unwrap_or_default();
+    if api_version != ADMISSION_V1 && api_version != ADMISSION_V1BETA1 {
+        return Err(RequestError::UnsupportedVersion(api_version));
+    }
+    match envelope.kind.as_deref() {
+        Some("AdmissionReview") => {}
+        other => return Err(RequestError::WrongKind(other.unwrap_or_default().to_owned())),
+    }
+    let request = envelope.request.ok_or(RequestError::NoRequest)?;
+    let uid = match request.uid.as_deref() {
+        Some(uid) if !uid.is_empty() => uid.to_owned(),
+        _ => return Err(RequestError::NoUid),
+    };
+
+    let mut summary = Summary {
+        uid: uid.clone(),
+        namespace: request.namespace.clone().unwrap_or_default(),
+        name: request.name.clone().unwrap_or_default(),
+        operation: request.operation.clone().unwrap_or_default(),
+        sub_resource: request.sub_resource.clone().unwrap_or_default(),
+        ..Summary::default()
+    };
+
+    let judged = catch_unwind(AssertUnwindSafe(|| judge(&request, &uid, webhook, opts)));
+    let response = match judged {
+        Ok(response) => response,
+        Err(_) => {
+            summary.panicked = true;
+            Response::deny(
+                &uid,
+                failure(
+                    500,
+                    "InternalError",
+                    "internal error while judging the review: the webhook refuses it (fail closed)"
+                        .to_owned(),
+                ),
+            )
+        }
+    };
+
+    summary.allowed = response.allowed;
+    summary.warnings = response.warnings.len();
+    if let Some(status) = response.status.as_ref().filter(|_| !response.allowed) {
+        summary.code = status.code;
+        summary.causes = match &status.details {
+            Some(d) if !d.causes.is_empty() => d.causes.iter().map(|c| c.reason.clone()).collect(),
+            _ => vec![status.reason.clone()],
+        };
+    }
+    if summary.name.is_empty() {
+        summary.name = object_name(request.object.or(request.old_object)).unwrap_or_default();
+    }
+
+    let out = ReviewOut {
+        api_version: &api_version,
+        kind: "AdmissionReview",
+        response: &response,
+    };
+    // Serialising plain strings, bools and maps cannot fail; if it ever did, answer a denial
+    // rather than nothing.
+    let body = serde_json::to_vec(&out).unwrap_or_else(|_| {
+        format!(
+            r#"{{"apiVersion":"{api_version}","kind":"AdmissionReview","response":{{"uid":{},"allowed":false,"status":{{"code":500,"message":"internal error serialising the response"}}}}}}"#,
+            serde_json::Value::String(uid.clone())
+        )
+        .into_bytes()
+    });
+    Ok(Reviewed { body, summary })
+}
+
+/// The name in `metadata.name` of a raw object, if it has one.
+fn object_name(raw: Option<&RawValue>) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Meta {
+        name: Option<String>,
+    }
+    #[derive(Deserialize)]
+    struct Obj {
+        metadata: Option<Meta>,
+    }
+    let obj: Obj = serde_json::from_str(raw?.get()).ok()?;
+    obj.metadata?.name
+}
+
+/// Judges a well-formed request; pure, and panics only on a bug (caught by the caller).
+fn judge(request: &RequestIn<'_>, uid: &str, webhook: Webhook, opts: &Options) -> Response {
+    if let Some(status) = wrong_resource(request) {
+        return Response::deny(uid, status);
+    }
+    let operation = request.operation.as_deref().unwrap_or_default();
+    match operation {
+        "CREATE" | "UPDATE" => {}
+        "DELETE" | "CONNECT" => return Response::allow(uid),
+        other => {
+            let msg = format!(
+                "operation {other:?} is not supported: expected CREATE, UPDATE, DELETE or CONNECT"
+            );
+            return Response::deny(uid, failure(400, "BadRequest", msg));
+        }
+    }
+    let Some(raw) = request.object else {
+        let msg = format!("request.object is required for {operation}");
+        return Response::deny(uid, failure(400, "BadRequest", msg));
+    };
+    let old_raw = request.old_object.filter(|_| operation == "UPDATE");
+    if operation == "UPDATE" && old_raw.is_none() {
+        let msg = "request.oldObject is required for UPDATE".to_owned();
+        return Response::deny(uid, failure(400, "BadRequest", msg));
+    }
+
+    match webhook {
+        Webhook::Validate => validate(uid, raw, old_raw, opts),
+        // Defaulting lands with the mutating webhook; until then nothing is changed.
+        Webhook::Mutate => Response::allow(uid),
+    }
+}
+
+/// Denies with 400 a review for any resource other than IPAMClaim `k8s.cni.cncf.io/v1alpha1`.
+fn wrong_resource(request: &RequestIn<'_>) -> Option<Status> {
+    let kind_ok = request
+        .kind
+        .as_ref()
+        .is_some_and(|k| k.group == GROUP && k.version == VERSION && k.kind == KIND);
+    let resource_ok = request
+        .resource
+        .as_ref()
+        .is_none_or(|r| r.group == GROUP && r.version == VERSION && r.resource == PLURAL);
+    if kind_ok && resource_ok {
+        return None;
+    }
+    let got = match (&request.kind, &request.resource) {
+        (Some(k), _) if !kind_ok => format!("kind {}", gvk_text(&k.group, &k.version, &k.kind)),
+        (_, Some(r)) => format!("resource {}", gvk_text(&r.group, &r.version, &r.resource)),
+        _ => "a request without kind".to_owned(),
+    };
+    let msg = format!(
+        "this webhook admits only {KIND} {GROUP}/{VERSION} (resource {PLURAL}), not {got}"
+    );
+    Some(failure(400, "BadRequest", msg))
+}
+
+fn gvk_text(group: &str, version: &str, kind: &str) -> String {
+    if group.is_empty() {
+        format!("{version} {kind}")
+    } else {
+        format!("{group}/{version} {kind}")
+    }
+}
+
+/// The `/validate` verdict on CREATE and UPDATE.
+fn validate(uid: &str, raw: &RawValue, old_raw: Option<&RawValue>, opts: &Options) -> Response {
+    let mut warnings = Vec::new();
+    if opts.field_validation != FieldValidation::Ignore {
+        let issues = match strict::check(raw.get().as_bytes()) {
+            Ok(issues) => issues,
+            Err(e) => {
+                let msg = format!("request.object cannot be decoded: {e}");
+                return Response::deny(uid, failure(400, "BadRequest", msg));
+            }
+        };
+        if !issues.is_empty() {
+            let texts: Vec<String> = issues.iter().map(ToString::to_string).collect();
+            if opts.field_validation == FieldValidation::Strict {
+                let msg = format!(
+                    "{KIND} in version \"{VERSION}\" cannot be handled as a {KIND}: strict decoding error: {}",
+                    texts.join(", ")
+                );
+                return Response::deny(uid, failure(400, "BadRequest", msg));
+            }
+            warnings.extend(texts.into_iter().map(shorten));
+        }
+    }
+
+    let object: Value = match serde_json::from_str(raw.get()) {
+        Ok(v) => v,
+        Err(e) => {
+            let msg = format!("request.object cannot be decoded: {e}");
+            return Response::deny(uid, failure(400, "BadRequest", msg));
+        }
+    };
+    if !object.is_object() {
+        let msg = "request.object must be a JSON object".to_owned();
+        return Response::deny(uid, failure(400, "BadRequest", msg));
+    }
+    let old: Option<Value> = match old_raw.map(|r| serde_json::from_str(r.get())) {
+        None => None,
+        Some(Ok(v)) => Some(v),
+        Some(Err(e)) => {
+            let msg = format!("request.oldObject cannot be decoded: {e}");
+            return Response::deny(uid, failure(400, "BadRequest", msg));
+        }
+    };
+
+    let verdict = validation::validate(&object, old.as_ref());
+    warnings.extend(verdict.ratcheted.iter().map(|e| shorten(e.to_string())));
+    if verdict.errors.is_empty() {
+        let mut response = Response::allow(uid);
+        response.warnings = warnings;
+        return response;
+    }
+    let name = object
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let mut response = Response::deny(uid, invalid(&verdict.errors, name));
+    response.warnings = warnings;
+    response
+}
+
+/// The `apierrors.NewInvalid` status for IPAMClaim.
+fn invalid(errors: &ErrorList, name: &str) -> Status {
+    errors.to_invalid_status(GROUP, KIND, name)
+}
+
+/// Cuts a warning to the length Kubernetes advises, on a character boundary.
+fn shorten(mut warning: String) -> String {
+    if warning.chars().count() > MAX_WARNING_CHARS {
+        let cut: String = warning.chars().take(MAX_WARNING_CHARS - 3).collect();
+        warning = cut + "...";
+    }
+    warning
+}

@@ -1,0 +1,526 @@
+//! Field paths and field errors, rendered exactly like apimachinery's `field.Error` and
+//! `apierrors.NewInvalid`.
+
+use std::fmt;
+
+use kube::core::response::{StatusCause, StatusDetails, StatusSummary};
+use kube::core::Status;
+
+/// A path to a field of an object, as Kubernetes prints it: `status.ips[2]`, `metadata.labels[app]`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Path(String);
+
+// === impl Path ===
+
+impl Path {
+    /// A path that starts at the named top-level field.
+    pub fn new(root: &str) -> Self {
+        Path(root.to_owned())
+    }
+
+    /// The path of a named field below this one.
+    pub fn child(&self, name: &str) -> Self {
+        let mut s = String::with_capacity(self.0.len() + name.len() + 1);
+        s.push_str(&self.0);
+        if !s.is_empty() {
+            s.push('.');
+        }
+        s.push_str(name);
+        Path(s)
+    }
+
+    /// The path of a list item below this one.
+    pub fn index(&self, i: usize) -> Self {
+        Path(format!("{}[{i}]", self.0))
+    }
+
+    /// The path of a map entry below this one.
+    pub fn key(&self, k: &str) -> Self {
+        Path(format!("{}[{k}]", self.0))
+    }
+
+    /// The path as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Path {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The kind of a field error; each maps to a Kubernetes `CauseType`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ErrorType {
+    /// A required value is missing (`FieldValueRequired`).
+    Required,
+    /// A value is malformed (`FieldValueInvalid`).
+    Invalid,
+    /// A value does not have the schema's type (`FieldValueTypeInvalid`).
+    TypeInvalid,
+    /// A value that must be unique appears twice (`FieldValueDuplicate`).
+    Duplicate,
+    /// A value is longer than allowed (`FieldValueTooLong`).
+    TooLong,
+    /// A list has more items than allowed (`FieldValueTooMany`).
+    TooMany,
+    /// A value is not one of an enumeration (`FieldValueNotSupported`).
+    NotSupported,
+    /// A value is not allowed in this context (`FieldValueForbidden`).
+    Forbidden,
+}
+
+// === impl ErrorType ===
+
+impl ErrorType {
+    /// The `CauseType` string of `metav1.StatusCause`.
+    pub fn cause_type(self) -> &'static str {
+        match self {
+            ErrorType::Required => "FieldValueRequired",
+            ErrorType::Invalid => "FieldValueInvalid",
+            ErrorType::TypeInvalid => "FieldValueTypeInvalid",
+            ErrorType::Duplicate => "FieldValueDuplicate",
+            ErrorType::TooLong => "FieldValueTooLong",
+            ErrorType::TooMany => "FieldValueTooMany",
+            ErrorType::NotSupported => "FieldValueNotSupported",
+            ErrorType::Forbidden => "FieldValueForbidden",
+        }
+    }
+
+    /// The human text apimachinery prints for this type.
+    pub fn text(self) -> &'static str {
+        match self {
+            ErrorType::Required => "Required value",
+            ErrorType::Invalid | ErrorType::TypeInvalid => "Invalid value",
+            ErrorType::Duplicate => "Duplicate value",
+            ErrorType::TooLong => "Too long",
+            ErrorType::TooMany => "Too many",
+            ErrorType::NotSupported => "Unsupported value",
+            ErrorType::Forbidden => "Forbidden",
+        }
+    }
+}
+
+/// The offending value of a field error, printed the way Go's `%q` / `%v` would.
+#[derive(Clone, Debug, PartialEq)]
+pub enum BadValue {
+    /// No value is printed.
+    Omit,
+    /// A string, printed quoted.
+    Str(String),
+    /// An integer, printed bare.
+    Int(i64),
+    /// A float, printed bare.
+    Float(f64),
+    /// A boolean, printed bare.
+    Bool(bool),
+    /// A structured value, printed as compact JSON.
+    Json(String),
+    /// No value at all, printed `null`.
+    Null,
+}
+
+// === impl BadValue ===
+
+impl BadValue {
+    /// The bad value of a JSON value, with strings and numbers printed like Go would.
+    pub fn from_json(v: &serde_json::Value) -> Self {
+        match v {
+            serde_json::Value::Null => BadValue::Null,
+            serde_json::Value::Bool(b) => BadValue::Bool(*b),
+            serde_json::Value::String(s) => BadValue::Str(s.clone()),
+            serde_json::Value::Number(n) => match n.as_i64() {
+                Some(i) => BadValue::Int(i),
+                None => BadValue::Float(n.as_f64().unwrap_or(f64::NAN)),
+            },
+            other => BadValue::Json(other.to_string()),
+        }
+    }
+}
+
+impl From<&str> for BadValue {
+    fn from(s: &str) -> Self {
+        BadValue::Str(s.to_owned())
+    }
+}
+
+impl From<String> for BadValue {
+    fn from(s: String) -> Self {
+        BadValue::Str(s)
+    }
+}
+
+impl From<i64> for BadValue {
+    fn from(i: i64) -> Self {
+        BadValue::Int(i)
+    }
+}
+
+/// One field-level validation error, like apimachinery's `field.Error`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FieldError {
+    /// What is wrong.
+    pub kind: ErrorType,
+    /// Where it is wrong.
+    pub path: Path,
+    /// The offending value.
+    pub value: BadValue,
+    /// Why it is wrong, in a few words (may be empty).
+    pub detail: String,
+}
+
+// === impl FieldError ===
+
+impl FieldError {
+    /// A missing required value (`field.Required`).
+    pub fn required(path: Path, detail: impl Into<String>) -> Self {
+        Self::new(ErrorType::Required, path, BadValue::Omit, detail)
+    }
+
+    /// A malformed value (`field.Invalid`).
+    pub fn invalid(path: Path, value: impl Into<BadValue>, detail: impl Into<String>) -> Self {
+        Self::new(ErrorType::Invalid, path, value.into(), detail)
+    }
+
+    /// A value of the wrong JSON type, worded like the API server's schema validation.
+    pub fn type_invalid(path: Path, actual: &serde_json::Value, expected: &str) -> Self {
+        let actual = json_type_name(actual);
+        let detail = format!("{path} in body must be of type {expected}: \"{actual}\"");
+        Self::new(ErrorType::TypeInvalid, path, BadValue::Str(actual.to_owned()), detail)
+    }
+
+    /// A repeated value that must be unique (`field.Duplicate`).
+    pub fn duplicate(path: Path, value: impl Into<BadValue>) -> Self {
+        Self::new(ErrorType::Duplicate, path, value.into(), "")
+    }
+
+    /// A value over a byte limit (`field.TooLong`).
+    pub fn too_long(path: Path, max_bytes: usize) -> Self {
+        let detail = format!("must have at most {max_bytes} bytes");
+        Self::new(ErrorType::TooLong, path, BadValue::Omit, detail)
+    }
+
+    /// A string over a schema `maxLength` (`field.TooLongMaxLength`, as CRD validation words it).
+    pub fn too_long_max_length(path: Path, max: usize) -> Self {
+        let detail = format!("may not be longer than {max}");
+        Self::new(ErrorType::TooLong, path, BadValue::Omit, detail)
+    }
+
+    /// A list with more items than allowed (`field.TooMany`).
+    pub fn too_many(path: Path, actual: usize, max: usize) -> Self {
+        let detail = format!("must have at most {max} items");
+        let actual = i64::try_from(actual).unwrap_or(i64::MAX);
+        Self::new(ErrorType::TooMany, path, BadValue::Int(actual), detail)
+    }
+
+    /// A value outside an enumeration (`field.NotSupported`).
+    pub fn not_supported(path: Path, value: impl Into<BadValue>, valid: &[&str]) -> Self {
+        let quoted: Vec<String> = valid.iter().map(|v| format!("{v:?}")).collect();
+        let detail = format!("supported values: {}", quoted.join(", "));
+        Self::new(ErrorType::NotSupported, path, value.into(), detail)
+    }
+
+    /// A value not permitted here (`field.Forbidden`).
+    pub fn forbidden(path: Path, detail: impl Into<String>) -> Self {
+        Self::new(ErrorType::Forbidden, path, BadValue::Omit, detail)
+    }
+
+    fn new(kind: ErrorType, path: Path, value: BadValue, detail: impl Into<String>) -> Self {
+        FieldError {
+            kind,
+            path,
+            value,
+            detail: detail.into(),
+        }
+    }
+
+    /// The message without the field path (`ErrorBody()`), as in `details.causes[].message`.
+    pub fn body(&self) -> String {
+        let mut s = String::from(self.kind.text());
+        let prints_value = !matches!(
+            self.kind,
+            ErrorType::Required | ErrorType::Forbidden | ErrorType::TooLong
+        );
+        if prints_value {
+            match &self.value {
+                BadValue::Omit => {}
+                BadValue::Str(v) => {
+                    s.push_str(": ");
+                    s.push_str(&go_quote(v));
+                }
+                BadValue::Int(i) => s.push_str(&format!(": {i}")),
+                BadValue::Float(f) => s.push_str(&format!(": {f}")),
+                BadValue::Bool(b) => s.push_str(&format!(": {b}")),
+                BadValue::Json(j) => {
+                    s.push_str(": ");
+                    s.push_str(j);
+                }
+                BadValue::Null => s.push_str(": \"null\""),
+            }
+        }
+        if !self.detail.is_empty() {
+            s.push_str(": ");
+            s.push_str(&self.detail);
+        }
+        s
+    }
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.body())
+    }
+}
+
+/// The JSON type name the API server's schema validation uses in its messages.
+pub fn json_type_name(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "boolean",
+        serde_json::Value::Number(n) if n.is_f64() => "number",
+        serde_json::Value::Number(_) => "integer",
+        serde_json::Value::String(_) => "string",
+        serde_json::Value::Array(_) => "array",
+        serde_json::Value::Object(_) => "object",
+    }
+}
+
+/// Quotes a string the way Go's `%q` does, so messages match the API server byte for byte.
+pub fn go_quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{7}' => out.push_str("\\a"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            '\u{b}' => out.push_str("\\v"),
+            c if is_go_printable(c) => out.push(c),
+            c if (c as u32) < 0x80 => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
+            c if (c as u32) < 0x10000 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push_str(&format!("\\U{:08x}", c as u32)),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Approximates Go's `strconv.IsPrint`: letters, marks, numbers, punctuation, symbols and the
+/// ASCII space; not control characters, other whitespace or unassigned/format characters.
+fn is_go_printable(c: char) -> bool {
+    if c == ' ' {
+        return true;
+    }
+    if c.is_control() || c.is_whitespace() {
+        return false;
+    }
+    // Format characters (category Cf) that commonly appear: soft hyphen, zero-width and
+    // bidirectional controls, BOM. Go escapes them.
+    !matches!(c,
+        '\u{ad}' | '\u{600}'..='\u{605}' | '\u{61c}' | '\u{6dd}' | '\u{70f}' | '\u{180e}'
+        | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2064}'
+        | '\u{2066}'..='\u{206f}' | '\u{feff}' | '\u{fff9}'..='\u{fffb}'
+        | '\u{e000}'..='\u{f8ff}')
+}
+
+/// A list of field errors, collected in the order they were found.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ErrorList(pub Vec<FieldError>);
+
+// === impl ErrorList ===
+
+impl ErrorList {
+    /// An empty list.
+    pub fn new() -> Self {
+        ErrorList(Vec::new())
+    }
+
+    /// Adds one error.
+    pub fn push(&mut self, e: FieldError) {
+        self.0.push(e);
+    }
+
+    /// Adds every error of another list.
+    pub fn extend(&mut self, other: ErrorList) {
+        self.0.extend(other.0);
+    }
+
+    /// Whether no error was found.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// How many errors were found.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// The errors, in order.
+    pub fn iter(&self) -> std::slice::Iter<'_, FieldError> {
+        self.0.iter()
+    }
+
+    /// The aggregate text (`ErrorList.ToAggregate().Error()`): one error bare, several as
+    /// `[e1, e2]`, repeated messages once.
+    pub fn aggregate(&self) -> String {
+        let mut seen: Vec<String> = Vec::with_capacity(self.0.len());
+        for e in &self.0 {
+            let msg = e.to_string();
+            if !seen.contains(&msg) {
+                seen.push(msg);
+            }
+        }
+        match seen.len() {
+            0 => String::new(),
+            1 => seen.pop().unwrap_or_default(),
+            _ => format!("[{}]", seen.join(", ")),
+        }
+    }
+
+    /// The `Status` of `apierrors.NewInvalid(kind, name, errs)`: code 422, reason `Invalid`.
+    pub fn to_invalid_status(&self, group: &str, kind: &str, name: &str) -> Status {
+        let qualified = if group.is_empty() {
+            kind.to_owned()
+        } else {
+            format!("{kind}.{group}")
+        };
+        let message = if self.is_empty() {
+            format!("{qualified} {} is invalid", go_quote(name))
+        } else {
+            format!("{qualified} {} is invalid: {}", go_quote(name), self.aggregate())
+        };
+        let causes = self
+            .0
+            .iter()
+            .map(|e| StatusCause {
+                reason: e.kind.cause_type().to_owned(),
+                message: e.body(),
+                field: e.path.to_string(),
+            })
+            .collect();
+        Status {
+            status: Some(StatusSummary::Failure),
+            code: 422,
+            message,
+            metadata: None,
+            reason: "Invalid".to_owned(),
+            details: Some(StatusDetails {
+                name: name.to_owned(),
+                group: group.to_owned(),
+                kind: kind.to_owned(),
+                uid: String::new(),
+                causes,
+                retry_after_seconds: 0,
+            }),
+        }
+    }
+}
+
+impl IntoIterator for ErrorList {
+    type Item = FieldError;
+    type IntoIter = std::vec::IntoIter<FieldError>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_required_without_value() {
+        let e = FieldError::required(Path::new("spec").child("interface"), "");
+        assert_eq!(e.to_string(), "spec.interface: Required value");
+    }
+
+    #[test]
+    fn renders_invalid_with_quoted_value_and_detail() {
+        let e = FieldError::invalid(
+            Path::new("status").child("ips").index(1),
+            "10.1.2.300",
+            "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)",
+        );
+        assert_eq!(
+            e.to_string(),
+            "status.ips[1]: Invalid value: \"10.1.2.300\": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"
+        );
+    }
+
+    #[test]
+    fn renders_duplicate_without_detail() {
+        let e = FieldError::duplicate(Path::new("status").child("ips").index(1), "winner");
+        assert_eq!(e.to_string(), "status.ips[1]: Duplicate value: \"winner\"");
+    }
+
+    #[test]
+    fn renders_too_long_without_value() {
+        let e = FieldError::too_long(Path::new("spec").child("interface"), 15);
+        assert_eq!(e.to_string(), "spec.interface: Too long: must have at most 15 bytes");
+    }
+
+    #[test]
+    fn renders_not_supported_with_quoted_choices() {
+        let e = FieldError::not_supported(
+            Path::new("s"),
+            "Maybe",
+            &["True", "False", "Unknown"],
+        );
+        assert_eq!(
+            e.to_string(),
+            "s: Unsupported value: \"Maybe\": supported values: \"True\", \"False\", \"Unknown\""
+        );
+    }
+
+    #[test]
+    fn renders_integer_values_bare() {
+        let e = FieldError::invalid(Path::new("x"), 5i64, "must be small");
+        assert_eq!(e.to_string(), "x: Invalid value: 5: must be small");
+    }
+
+    #[test]
+    fn quotes_like_go() {
+        assert_eq!(go_quote("a\"b\\c\n"), r#""a\"b\\c\n""#);
+        assert_eq!(go_quote("é"), "\"é\"");
+        assert_eq!(go_quote("\u{1}"), "\"\\x01\"");
+        assert_eq!(go_quote("a\u{a0}b"), "\"a\\u00a0b\"");
+    }
+
+    #[test]
+    fn aggregates_one_bare_and_several_bracketed_without_repeats() {
+        let a = FieldError::required(Path::new("spec").child("network"), "");
+        let b = FieldError::required(Path::new("spec").child("interface"), "");
+        let one = ErrorList(vec![a.clone()]);
+        assert_eq!(one.aggregate(), "spec.network: Required value");
+        let many = ErrorList(vec![a.clone(), b, a]);
+        assert_eq!(
+            many.aggregate(),
+            "[spec.network: Required value, spec.interface: Required value]"
+        );
+    }
+
+    #[test]
+    fn builds_new_invalid_status() {
+        let errs = ErrorList(vec![FieldError::required(Path::new("spec").child("network"), "")]);
+        let st = errs.to_invalid_status("k8s.cni.cncf.io", "IPAMClaim", "c1");
+        assert_eq!(st.code, 422);
+        assert_eq!(st.reason, "Invalid");
+        assert_eq!(
+            st.message,
+            "IPAMClaim.k8s.cni.cncf.io \"c1\" is invalid: spec.network: Required value"
+        );
+        let details = st.details.expect("details");
+        assert_eq!(details.causes[0].reason, "FieldValueRequired");
+        assert_eq!(details.causes[0].field, "spec.network");
+        assert_eq!(details.causes[0].message, "Required value");
+    }
+}

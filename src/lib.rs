@@ -1,0 +1,9 @@
+//! ipamclaim-webhook: Kubernetes admission (validation and defaulting) for `IPAMClaim`.
+#![forbid(unsafe_code)]
+
+pub mod admission;
+pub mod field;
+pub mod ip;
+pub mod strict;
+pub mod types;
+pub mod validation;

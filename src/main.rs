@@ -1,0 +1,4 @@
+use kube::CustomResourceExt;
+fn main() {
+    println!("{}", yaml_serde::to_string(&ipamclaim_webhook::types::IPAMClaim::crd()).unwrap());
+}
