@@ -11,6 +11,13 @@ pub struct Address {
     pub prefix: Option<u8>,
 }
 
+impl Address {
+    /// Whether this is an IPv4 address.
+    pub fn is_ipv4(&self) -> bool {
+        self.ip.is_ipv4()
+    }
+}
+
 impl fmt::Display for Address {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.prefix {
@@ -36,8 +43,19 @@ pub enum AddressError {
 
 /// Parses a value.
 pub fn parse(value: &str) -> Result<Address, AddressError> {
-    let ip: IpAddr = value.parse().map_err(|_| AddressError::InvalidIp)?;
-    let a = Address { ip, prefix: None };
+    let a = match value.split_once('/') {
+        Some((ip, p)) => Address {
+            ip: ip.parse().map_err(|_| AddressError::InvalidIp)?,
+            prefix: Some(p.parse().map_err(|_| AddressError::InvalidIp)?),
+        },
+        None => Address {
+            ip: value.parse().map_err(|_| AddressError::InvalidIp)?,
+            prefix: None,
+        },
+    };
+    if a.prefix.unwrap_or(0) > if a.ip.is_ipv4() { 32 } else { 128 } {
+        return Err(AddressError::InvalidIp);
+    }
     if a.to_string() != value {
         return Err(AddressError::NotCanonical { canonical: a });
     }

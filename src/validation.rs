@@ -1,18 +1,1210 @@
-//! Validation of IPAMClaim objects (placeholder while being written).
-use serde_json::Value;
+//! Validation of IPAMClaim objects: every rule of the behaviour contract, errors collected
+//! (never only the first), spec immutability and ratcheting on UPDATE.
 
-use crate::field::ErrorList;
+use serde_json::{Map, Value};
+
+use crate::field::{BadValue, ErrorList, FieldError, Path};
+use crate::ip::{self, AddressError};
+
+/// Longest allowed object name (`IsDNS1123Subdomain`).
+const DNS1123_SUBDOMAIN_MAX: usize = 253;
+/// The kernel's limit on interface names (IFNAMSIZ - 1), as CNI checks it.
+const INTERFACE_NAME_MAX_BYTES: usize = 15;
+/// At most one requested address per IP family.
+const IP_REQUESTS_MAX: usize = 2;
+/// `metav1.Condition` limits, as the upstream CRD schema declares them.
+const CONDITION_TYPE_MAX: usize = 316;
+const CONDITION_REASON_MAX: usize = 1024;
+const CONDITION_MESSAGE_MAX: usize = 32768;
+const CONDITION_STATUSES: [&str; 3] = ["True", "False", "Unknown"];
+
+const DNS1123_SUBDOMAIN_MSG: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
+const NETWORK_NAME_MSG: &str = "a CNI network name must start with an alphanumeric character and contain only alphanumeric characters, '_', '.' or '-' (regex used for validation is '^[a-zA-Z0-9][a-zA-Z0-9_.\\-]*$')";
+const CONDITION_TYPE_PATTERN: &str = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$";
+const CONDITION_REASON_PATTERN: &str = r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$";
 
 /// The verdict on one object.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq)]
 pub struct Verdict {
-    /// Errors that deny.
+    /// Errors that deny the request.
     pub errors: ErrorList,
-    /// Errors on values unchanged since `oldObject`: reported as warnings only.
+    /// Errors on values unchanged since `oldObject` (ratcheting): reported as warnings only.
     pub ratcheted: ErrorList,
 }
 
-/// Validates `object` (and, on UPDATE, against `old`).
-pub fn validate(_object: &Value, _old: Option<&Value>) -> Verdict {
-    Verdict::default()
+/// Validates `object`; on UPDATE (`old` given) also checks spec immutability and ratchets
+/// errors on values that did not change, like Kubernetes CRD validation ratcheting.
+pub fn validate(object: &Value, old: Option<&Value>) -> Verdict {
+    let errors = validate_object(object);
+    let Some(old) = old else {
+        return Verdict {
+            errors,
+            ratcheted: ErrorList::new(),
+        };
+    };
+
+    let mut verdict = Verdict::default();
+    if !errors.is_empty() {
+        let old_errors = validate_object(old);
+        for e in errors {
+            if is_unchanged(&e, object, old, &old_errors) {
+                verdict.ratcheted.push(e);
+            } else {
+                verdict.errors.push(e);
+            }
+        }
+    }
+    verdict.errors.extend(immutability(object, old));
+    verdict
+}
+
+/// Every rule on a single object, independent of any old object.
+pub fn validate_object(object: &Value) -> ErrorList {
+    let mut errs = ErrorList::new();
+    let Some(obj) = object.as_object() else {
+        errs.push(FieldError::type_invalid(Path::default(), object, "object"));
+        return errs;
+    };
+    validate_metadata(obj, &mut errs);
+    match present(obj, "spec") {
+        None => errs.push(FieldError::required(Path::new("spec"), "")),
+        Some(Value::Object(spec)) => validate_spec(spec, &mut errs),
+        Some(other) => errs.push(FieldError::type_invalid(Path::new("spec"), other, "object")),
+    }
+    match present(obj, "status") {
+        None => {}
+        Some(Value::Object(status)) => validate_status(status, &mut errs),
+        Some(other) => errs.push(FieldError::type_invalid(Path::new("status"), other, "object")),
+    }
+    errs
+}
+
+/// A field's value, treating JSON `null` as absent (as the API server does for optional fields).
+fn present<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+    obj.get(key).filter(|v| !v.is_null())
+}
+
+/// A string field as found: absent (or null), a string, or a value of another type (already
+/// reported, so callers do not report it missing as well).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Text<'a> {
+    Absent,
+    Str(&'a str),
+    WrongType,
+}
+
+// === impl Text ===
+
+impl<'a> Text<'a> {
+    /// The string; empty when absent or of the wrong type.
+    fn or_empty(self) -> &'a str {
+        match self {
+            Text::Str(s) => s,
+            Text::Absent | Text::WrongType => "",
+        }
+    }
+}
+
+/// Reads a string field, reporting a value of another type.
+fn string_field<'a>(
+    obj: &'a Map<String, Value>,
+    key: &str,
+    path: &Path,
+    errs: &mut ErrorList,
+) -> Text<'a> {
+    match present(obj, key) {
+        None => Text::Absent,
+        Some(Value::String(s)) => Text::Str(s),
+        Some(other) => {
+            errs.push(FieldError::type_invalid(path.child(key), other, "string"));
+            Text::WrongType
+        }
+    }
+}
+
+/// A list field; a value of another type is reported and treated as absent.
+fn list_field<'a>(
+    obj: &'a Map<String, Value>,
+    key: &str,
+    path: &Path,
+    errs: &mut ErrorList,
+) -> Option<&'a Vec<Value>> {
+    match present(obj, key)? {
+        Value::Array(items) => Some(items),
+        other => {
+            errs.push(FieldError::type_invalid(path.child(key), other, "array"));
+            None
+        }
+    }
+}
+
+fn validate_metadata(obj: &Map<String, Value>, errs: &mut ErrorList) {
+    let path = Path::new("metadata");
+    let empty = Map::new();
+    let meta = match present(obj, "metadata") {
+        None => &empty,
+        Some(Value::Object(m)) => m,
+        Some(other) => {
+            errs.push(FieldError::type_invalid(path, other, "object"));
+            return;
+        }
+    };
+    let name_field = string_field(meta, "name", &path, errs);
+    let name = name_field.or_empty();
+    let generate_name = string_field(meta, "generateName", &path, errs).or_empty();
+    if !generate_name.is_empty() {
+        // A generateName is a prefix: its trailing dash is fine, the suffix comes later.
+        let prefix = generate_name.strip_suffix('-').unwrap_or(generate_name);
+        for msg in dns1123_subdomain(prefix) {
+            errs.push(FieldError::invalid(path.child("generateName"), generate_name, msg));
+        }
+    }
+    if name.is_empty() {
+        if generate_name.is_empty() && name_field != Text::WrongType {
+            errs.push(FieldError::required(
+                path.child("name"),
+                "name or generateName is required",
+            ));
+        }
+    } else {
+        for msg in dns1123_subdomain(name) {
+            errs.push(FieldError::invalid(path.child("name"), name, msg));
+        }
+    }
+}
+
+/// `IsDNS1123Subdomain`: the messages of every rule `value` breaks.
+fn dns1123_subdomain(value: &str) -> Vec<String> {
+    let mut msgs = Vec::new();
+    if value.len() > DNS1123_SUBDOMAIN_MAX {
+        msgs.push(format!(
+            "must be no more than {DNS1123_SUBDOMAIN_MAX} characters"
+        ));
+    }
+    if !is_dns1123_subdomain(value) {
+        msgs.push(DNS1123_SUBDOMAIN_MSG.to_owned());
+    }
+    msgs
+}
+
+/// `[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*`
+fn is_dns1123_subdomain(value: &str) -> bool {
+    !value.is_empty() && value.split('.').all(is_dns1123_label)
+}
+
+/// `[a-z0-9]([-a-z0-9]*[a-z0-9])?`
+fn is_dns1123_label(label: &str) -> bool {
+    let b = label.as_bytes();
+    let alnum = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+    match (b.first(), b.last()) {
+        (Some(first), Some(last)) => {
+            alnum(first) && alnum(last) && b.iter().all(|c| alnum(c) || *c == b'-')
+        }
+        _ => false,
+    }
+}
+
+fn validate_spec(spec: &Map<String, Value>, errs: &mut ErrorList) {
+    let path = Path::new("spec");
+    match string_field(spec, "network", &path, errs) {
+        Text::Absent | Text::Str("") => errs.push(FieldError::required(path.child("network"), "")),
+        Text::Str(network) if !is_network_name(network) => errs.push(FieldError::invalid(
+            path.child("network"),
+            network,
+            NETWORK_NAME_MSG,
+        )),
+        Text::Str(_) | Text::WrongType => {}
+    }
+    match string_field(spec, "interface", &path, errs) {
+        Text::Absent | Text::Str("") => {
+            errs.push(FieldError::required(path.child("interface"), ""))
+        }
+        Text::Str(interface) => validate_interface_name(interface, &path.child("interface"), errs),
+        Text::WrongType => {}
+    }
+    if let Some(requests) = list_field(spec, "ipRequests", &path, errs) {
+        validate_ip_requests(requests, &path.child("ipRequests"), errs);
+    }
+}
+
+/// CNI's network-name syntax: `^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$`.
+fn is_network_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    b.first().is_some_and(u8::is_ascii_alphanumeric)
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+}
+
+/// A kernel interface name as CNI's `ValidateInterfaceName` checks it; every broken rule is
+/// reported. Non-empty is checked by the caller.
+fn validate_interface_name(name: &str, path: &Path, errs: &mut ErrorList) {
+    if name.len() > INTERFACE_NAME_MAX_BYTES {
+        errs.push(FieldError::too_long(path.clone(), INTERFACE_NAME_MAX_BYTES));
+    }
+    if name == "." || name == ".." {
+        errs.push(FieldError::invalid(path.clone(), name, "interface name is . or .."));
+    }
+    if name
+        .chars()
+        .any(|c| c == '/' || c == ':' || c.is_whitespace())
+    {
+        errs.push(FieldError::invalid(
+            path.clone(),
+            name,
+            "interface name contains / or : or whitespace characters",
+        ));
+    }
+}
+
+/// `spec.ipRequests`: at most two interface addresses, of different IP families.
+fn validate_ip_requests(requests: &[Value], path: &Path, errs: &mut ErrorList) {
+    if requests.len() > IP_REQUESTS_MAX {
+        errs.push(FieldError::too_many(path.clone(), requests.len(), IP_REQUESTS_MAX));
+    }
+    let addresses = validate_address_list(requests, path, errs);
+    let mut seen_family: Option<(usize, bool)> = None;
+    for (i, address) in addresses.iter().enumerate() {
+        let Some((address, duplicate)) = address else {
+            continue;
+        };
+        if *duplicate {
+            continue;
+        }
+        match seen_family {
+            Some((first, v4)) if v4 == address.is_ipv4() => errs.push(FieldError::invalid(
+                path.index(i),
+                requests[i].as_str().unwrap_or_default(),
+                format!("must be of a different IP family than {}", path.index(first)),
+            )),
+            Some(_) => {}
+            None => seen_family = Some((i, address.is_ipv4())),
+        }
+    }
+}
+
+/// Checks each item of an address list (`status.ips`, `spec.ipRequests`) and reports the
+/// same address twice. Returns, per item, the address when valid and whether it repeats one.
+fn validate_address_list(
+    items: &[Value],
+    path: &Path,
+    errs: &mut ErrorList,
+) -> Vec<Option<(ip::Address, bool)>> {
+    let mut seen_ips: Vec<std::net::IpAddr> = Vec::with_capacity(items.len());
+    let mut seen_invalid: Vec<&str> = Vec::new();
+    let mut out = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let item_path = path.index(i);
+        let Value::String(value) = item else {
+            errs.push(FieldError::type_invalid(item_path, item, "string"));
+            out.push(None);
+            continue;
+        };
+        // The same address twice is a duplicate whatever the spelling or prefix; a value that
+        // is not an address is a duplicate when its text repeats.
+        let (address, duplicate) = match ip::parse(value) {
+            Ok(a) => (Some(a), remember(&mut seen_ips, a.ip)),
+            Err(AddressError::NotCanonical { canonical }) => {
+                errs.push(FieldError::invalid(
+                    item_path.clone(),
+                    value.as_str(),
+                    AddressError::NotCanonical { canonical }.to_string(),
+                ));
+                (None, remember(&mut seen_ips, canonical.ip))
+            }
+            Err(e) => {
+                errs.push(FieldError::invalid(item_path.clone(), value.as_str(), e.to_string()));
+                (None, remember(&mut seen_invalid, value.as_str()))
+            }
+        };
+        if duplicate {
+            errs.push(FieldError::duplicate(item_path, value.as_str()));
+        }
+        out.push(address.map(|a| (a, duplicate)));
+    }
+    out
+}
+
+/// Records `item`; true when it was already there.
+fn remember<T: PartialEq>(seen: &mut Vec<T>, item: T) -> bool {
+    if seen.contains(&item) {
+        return true;
+    }
+    seen.push(item);
+    false
+}
+
+fn validate_status(status: &Map<String, Value>, errs: &mut ErrorList) {
+    let path = Path::new("status");
+    match present(status, "ips") {
+        None => errs.push(FieldError::required(path.child("ips"), "")),
+        Some(Value::Array(ips)) => {
+            validate_address_list(ips, &path.child("ips"), errs);
+        }
+        Some(other) => errs.push(FieldError::type_invalid(path.child("ips"), other, "array")),
+    }
+    match present(status, "ownerPod") {
+        None => {}
+        Some(Value::Object(owner)) => {
+            let owner_path = path.child("ownerPod");
+            let name = string_field(owner, "name", &owner_path, errs).or_empty();
+            if !name.is_empty() {
+                for msg in dns1123_subdomain(name) {
+                    errs.push(FieldError::invalid(owner_path.child("name"), name, msg));
+                }
+            }
+        }
+        Some(other) => errs.push(FieldError::type_invalid(
+            path.child("ownerPod"),
+            other,
+            "object",
+        )),
+    }
+    if let Some(conditions) = list_field(status, "conditions", &path, errs) {
+        validate_conditions(conditions, &path.child("conditions"), errs);
+    }
+}
+
+/// `metav1.Condition` rules, as the CRD schema and the API server word them.
+fn validate_conditions(conditions: &[Value], path: &Path, errs: &mut ErrorList) {
+    let mut seen_types: Vec<&str> = Vec::with_capacity(conditions.len());
+    for (i, item) in conditions.iter().enumerate() {
+        let item_path = path.index(i);
+        let Value::Object(cond) = item else {
+            errs.push(FieldError::type_invalid(item_path, item, "object"));
+            continue;
+        };
+
+        match string_field(cond, "type", &item_path, errs) {
+            Text::Absent | Text::Str("") => {
+                errs.push(FieldError::required(item_path.child("type"), ""))
+            }
+            Text::WrongType => {}
+            Text::Str(t) => {
+                let p = item_path.child("type");
+                if t.chars().count() > CONDITION_TYPE_MAX {
+                    errs.push(FieldError::too_long_max_length(p.clone(), CONDITION_TYPE_MAX));
+                }
+                if !is_qualified_condition_type(t) {
+                    errs.push(pattern_error(&p, t, CONDITION_TYPE_PATTERN));
+                }
+                if remember(&mut seen_types, t) {
+                    errs.push(FieldError::duplicate(p, t));
+                }
+            }
+        }
+
+        match string_field(cond, "status", &item_path, errs) {
+            Text::Absent => errs.push(FieldError::required(item_path.child("status"), "")),
+            Text::Str(s) if !CONDITION_STATUSES.contains(&s) => {
+                errs.push(FieldError::not_supported(
+                    item_path.child("status"),
+                    s,
+                    &CONDITION_STATUSES,
+                ))
+            }
+            Text::Str(_) | Text::WrongType => {}
+        }
+
+        match string_field(cond, "reason", &item_path, errs) {
+            Text::Absent | Text::Str("") => {
+                errs.push(FieldError::required(item_path.child("reason"), ""))
+            }
+            Text::WrongType => {}
+            Text::Str(r) => {
+                let p = item_path.child("reason");
+                if r.chars().count() > CONDITION_REASON_MAX {
+                    errs.push(FieldError::too_long_max_length(p.clone(), CONDITION_REASON_MAX));
+                }
+                if !is_condition_reason(r) {
+                    errs.push(pattern_error(&p, r, CONDITION_REASON_PATTERN));
+                }
+            }
+        }
+
+        if let Text::Str(m) = string_field(cond, "message", &item_path, errs) {
+            if m.chars().count() > CONDITION_MESSAGE_MAX {
+                errs.push(FieldError::too_long_max_length(
+                    item_path.child("message"),
+                    CONDITION_MESSAGE_MAX,
+                ));
+            }
+        }
+
+        match string_field(cond, "lastTransitionTime", &item_path, errs) {
+            Text::Absent | Text::Str("") => errs.push(FieldError::required(
+                item_path.child("lastTransitionTime"),
+                "",
+            )),
+            Text::Str(t) if !is_rfc3339(t) => {
+                let p = item_path.child("lastTransitionTime");
+                let detail = format!("{p} in body must be of type date-time: {}", crate::field::go_quote(t));
+                errs.push(FieldError::invalid(p, t, detail));
+            }
+            Text::Str(_) | Text::WrongType => {}
+        }
+
+        match present(cond, "observedGeneration") {
+            None => {}
+            Some(Value::Number(n)) if n.is_i64() || n.is_u64() => {
+                if let Some(g) = n.as_i64().filter(|g| *g < 0) {
+                    let p = item_path.child("observedGeneration");
+                    let detail = format!("{p} in body should be greater than or equal to 0");
+                    errs.push(FieldError::invalid(p, g, detail));
+                }
+            }
+            Some(other) => errs.push(FieldError::type_invalid(
+                item_path.child("observedGeneration"),
+                other,
+                "integer",
+            )),
+        }
+    }
+}
+
+/// The API server's wording for a string that does not match a CRD schema `pattern`.
+fn pattern_error(path: &Path, value: &str, pattern: &str) -> FieldError {
+    let detail = format!("{path} in body should match '{pattern}'");
+    FieldError::invalid(path.clone(), value, detail)
+}
+
+/// `^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$`
+fn is_qualified_condition_type(value: &str) -> bool {
+    let name = match value.split_once('/') {
+        Some((prefix, name)) => {
+            if !is_dns1123_subdomain(prefix) {
+                return false;
+            }
+            name
+        }
+        None => value,
+    };
+    let b = name.as_bytes();
+    match (b.first(), b.last()) {
+        (Some(first), Some(last)) => {
+            first.is_ascii_alphanumeric()
+                && last.is_ascii_alphanumeric()
+                && b.iter()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+        }
+        _ => false,
+    }
+}
+
+/// `^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$`
+fn is_condition_reason(value: &str) -> bool {
+    let b = value.as_bytes();
+    match (b.first(), b.last()) {
+        (Some(first), Some(last)) => {
+            first.is_ascii_alphabetic()
+                && (last.is_ascii_alphanumeric() || *last == b'_')
+                && b.iter()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b',' | b':'))
+        }
+        _ => false,
+    }
+}
+
+/// RFC 3339 `date-time`: `YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)`, with real calendar ranges.
+fn is_rfc3339(value: &str) -> bool {
+    let b = value.as_bytes();
+    let digits = |from: usize, n: usize| -> Option<u32> {
+        let part = b.get(from..from + n)?;
+        part.iter().try_fold(0u32, |acc, c| {
+            c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
+        })
+    };
+    let at = |i: usize, c: u8| b.get(i).is_some_and(|x| x.eq_ignore_ascii_case(&c));
+    let (Some(year), Some(month), Some(day)) = (digits(0, 4), digits(5, 2), digits(8, 2)) else {
+        return false;
+    };
+    let (Some(hour), Some(minute), Some(second)) = (digits(11, 2), digits(14, 2), digits(17, 2))
+    else {
+        return false;
+    };
+    if !(at(4, b'-') && at(7, b'-') && at(10, b'T') && at(13, b':') && at(16, b':')) {
+        return false;
+    }
+    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    let days_in_month = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return false,
+    };
+    if day == 0 || day > days_in_month || hour > 23 || minute > 59 || second > 60 {
+        return false;
+    }
+    let mut i = 19;
+    if at(i, b'.') {
+        let start = i + 1;
+        i = start;
+        while b.get(i).is_some_and(u8::is_ascii_digit) {
+            i += 1;
+        }
+        if i == start {
+            return false;
+        }
+    }
+    if at(i, b'Z') {
+        return i + 1 == b.len();
+    }
+    if !(at(i, b'+') || at(i, b'-')) || b.len() != i + 6 || !at(i + 3, b':') {
+        return false;
+    }
+    matches!((digits(i + 1, 2), digits(i + 4, 2)), (Some(h), Some(m)) if h <= 23 && m <= 59)
+}
+
+/// UPDATE: the spec is immutable. Each changed spec field is an error; the whole `spec` when
+/// it appears or disappears.
+fn immutability(object: &Value, old: &Value) -> ErrorList {
+    let mut errs = ErrorList::new();
+    let new_spec = object.get("spec").filter(|v| !v.is_null());
+    let old_spec = old.get("spec").filter(|v| !v.is_null());
+    match (new_spec, old_spec) {
+        (None, None) => {}
+        (Some(Value::Object(new_spec)), Some(Value::Object(old_spec))) => {
+            for field in ["network", "interface", "ipRequests"] {
+                let new_value = new_spec.get(field).filter(|v| !v.is_null());
+                let old_value = old_spec.get(field).filter(|v| !v.is_null());
+                if new_value != old_value {
+                    errs.push(immutable(Path::new("spec").child(field), new_value));
+                }
+            }
+        }
+        (new_spec, old_spec) if new_spec != old_spec => {
+            errs.push(immutable(Path::new("spec"), new_spec));
+        }
+        _ => {}
+    }
+    errs
+}
+
+fn immutable(path: Path, new_value: Option<&Value>) -> FieldError {
+    let value = new_value.map_or(BadValue::Null, BadValue::from_json);
+    FieldError {
+        kind: crate::field::ErrorType::Invalid,
+        path,
+        value,
+        detail: "field is immutable".to_owned(),
+    }
+}
+
+/// Ratcheting: whether the value an error is about is unchanged from the old object, so that
+/// the error is reported as a warning instead of denying.
+///
+/// An error is ratcheted when the old object had the very same error (same type, field,
+/// value and detail) — conditions are matched by their `type`, as the list is keyed by it —
+/// and, for errors inside an atomic list (`status.ips`, `spec.ipRequests`), the whole list is
+/// unchanged, since Kubernetes does not correlate the items of an atomic list.
+fn is_unchanged(error: &FieldError, object: &Value, old: &Value, old_errors: &ErrorList) -> bool {
+    let path = error.path.as_str();
+    for list in ["status.ips", "spec.ipRequests"] {
+        if path == list || path.starts_with(&format!("{list}[")) {
+            let pointer = format!("/{}", list.replace('.', "/"));
+            if object.pointer(&pointer) != old.pointer(&pointer) {
+                return false;
+            }
+        }
+    }
+    let Some(old_path) = correlate_condition(path, object, old) else {
+        return false;
+    };
+    old_errors.iter().any(|o| {
+        o.path.as_str() == old_path
+            && o.kind == error.kind
+            && o.value == error.value
+            && o.detail == error.detail.replace(path, &old_path)
+    })
+}
+
+/// Maps a path under `status.conditions[i]` of the new object to the old object's condition
+/// of the same `type`; other paths map to themselves. None when there is no such condition.
+fn correlate_condition(path: &str, object: &Value, old: &Value) -> Option<String> {
+    const PREFIX: &str = "status.conditions[";
+    let Some(rest) = path.strip_prefix(PREFIX) else {
+        return Some(path.to_owned());
+    };
+    let (index, tail) = rest.split_once(']')?;
+    let index: usize = index.parse().ok()?;
+    let cond_type = object.pointer(&format!("/status/conditions/{index}/type"))?;
+    let old_index = old
+        .pointer("/status/conditions")?
+        .as_array()?
+        .iter()
+        .position(|c| c.get("type") == Some(cond_type))?;
+    Some(format!("{PREFIX}{old_index}]{tail}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn claim() -> Value {
+        json!({
+            "apiVersion": "k8s.cni.cncf.io/v1alpha1",
+            "kind": "IPAMClaim",
+            "metadata": {"name": "vm-a.tenantred", "namespace": "ns1"},
+            "spec": {"network": "tenantred", "interface": "pod16367aacb67"},
+            "status": {
+                "ips": ["10.128.20.8/24", "fd10:128:20::8/64"],
+                "ownerPod": {"name": "virt-launcher-vm-a-x7k2p"},
+                "conditions": [{
+                    "type": "IPsAllocated",
+                    "status": "True",
+                    "reason": "Allocated",
+                    "message": "addresses allocated",
+                    "lastTransitionTime": "2026-11-26T23:00:00Z",
+                    "observedGeneration": 1
+                }]
+            }
+        })
+    }
+
+    fn with(pointer: &str, value: Value) -> Value {
+        let mut c = claim();
+        set(&mut c, pointer, value);
+        c
+    }
+
+    fn set(doc: &mut Value, pointer: &str, value: Value) {
+        let (parent, key) = pointer.rsplit_once('/').expect("pointer");
+        let parent = doc.pointer_mut(parent).expect("parent exists");
+        match parent {
+            Value::Object(m) => {
+                m.insert(key.to_owned(), value);
+            }
+            Value::Array(a) => {
+                let i: usize = key.parse().expect("index");
+                if i == a.len() {
+                    a.push(value);
+                } else {
+                    a[i] = value;
+                }
+            }
+            _ => panic!("not a container"),
+        }
+    }
+
+    fn without(pointer: &str) -> Value {
+        let mut c = claim();
+        let (parent, key) = pointer.rsplit_once('/').expect("pointer");
+        c.pointer_mut(parent)
+            .and_then(Value::as_object_mut)
+            .expect("object")
+            .remove(key);
+        c
+    }
+
+    fn messages(object: &Value) -> Vec<String> {
+        validate_object(object).iter().map(ToString::to_string).collect()
+    }
+
+    fn assert_clean(object: &Value) {
+        assert_eq!(messages(object), Vec::<String>::new());
+    }
+
+    fn assert_one(object: &Value, expected: &str) {
+        assert_eq!(messages(object), vec![expected.to_owned()]);
+    }
+
+    // --- the whole object ---
+
+    #[test]
+    fn accepts_a_typical_claim() {
+        assert_clean(&claim());
+    }
+
+    #[test]
+    fn accepts_a_claim_without_status() {
+        assert_clean(&without("/status"));
+        assert_clean(&with("/status", Value::Null));
+    }
+
+    #[test]
+    fn collects_every_error_not_only_the_first() {
+        let c = json!({"metadata": {"name": "Bad_Name"}, "spec": {}, "status": {}});
+        let msgs = messages(&c);
+        assert_eq!(msgs.len(), 4, "{msgs:?}");
+        assert!(msgs[0].starts_with("metadata.name: Invalid value: \"Bad_Name\": a lowercase RFC 1123 subdomain"));
+        assert_eq!(msgs[1], "spec.network: Required value");
+        assert_eq!(msgs[2], "spec.interface: Required value");
+        assert_eq!(msgs[3], "status.ips: Required value");
+    }
+
+    // --- metadata.name ---
+
+    #[test]
+    fn rejects_missing_name_and_generate_name() {
+        assert_one(
+            &without("/metadata/name"),
+            "metadata.name: Required value: name or generateName is required",
+        );
+    }
+
+    #[test]
+    fn accepts_generate_name_without_name() {
+        let mut c = without("/metadata/name");
+        set(&mut c, "/metadata/generateName", json!("vm-a-"));
+        assert_clean(&c);
+    }
+
+    #[test]
+    fn rejects_invalid_generate_name() {
+        let mut c = without("/metadata/name");
+        set(&mut c, "/metadata/generateName", json!("VM-"));
+        let msgs = messages(&c);
+        assert_eq!(msgs.len(), 1);
+        assert!(msgs[0].starts_with("metadata.generateName: Invalid value: \"VM-\": a lowercase RFC 1123"));
+    }
+
+    #[test]
+    fn rejects_uppercase_name() {
+        let msgs = messages(&with("/metadata/name", json!("VM-a")));
+        assert_eq!(msgs, vec![format!("metadata.name: Invalid value: \"VM-a\": {DNS1123_SUBDOMAIN_MSG}")]);
+    }
+
+    #[test]
+    fn accepts_name_of_253_characters() {
+        let name = format!("{}.{}", "a".repeat(63), "b".repeat(189));
+        assert_eq!(name.len(), 253);
+        assert_clean(&with("/metadata/name", json!(name)));
+    }
+
+    #[test]
+    fn rejects_name_of_254_characters() {
+        let name = format!("{}.{}", "a".repeat(63), "b".repeat(190));
+        let msgs = messages(&with("/metadata/name", json!(name)));
+        assert_eq!(msgs.len(), 1);
+        assert!(msgs[0].ends_with(": must be no more than 253 characters"), "{}", msgs[0]);
+    }
+
+    #[test]
+    fn rejects_name_with_empty_label_or_edge_dash() {
+        for bad in ["a..b", ".a", "a.", "-a", "a-", "a_b"] {
+            assert_eq!(messages(&with("/metadata/name", json!(bad))).len(), 1, "{bad}");
+        }
+    }
+
+    // --- spec ---
+
+    #[test]
+    fn rejects_missing_spec() {
+        assert_one(&without("/spec"), "spec: Required value");
+    }
+
+    #[test]
+    fn rejects_spec_of_wrong_type() {
+        assert_one(
+            &with("/spec", json!("nope")),
+            "spec: Invalid value: \"string\": spec in body must be of type object: \"string\"",
+        );
+    }
+
+    #[test]
+    fn rejects_missing_and_empty_network() {
+        assert_one(&without("/spec/network"), "spec.network: Required value");
+        assert_one(&with("/spec/network", json!("")), "spec.network: Required value");
+    }
+
+    #[test]
+    fn rejects_network_of_wrong_type() {
+        assert_one(
+            &with("/spec/network", json!(5)),
+            "spec.network: Invalid value: \"integer\": spec.network in body must be of type string: \"integer\"",
+        );
+    }
+
+    #[test]
+    fn accepts_network_names_cni_accepts() {
+        for ok in ["a", "tenantred", "Net_1.blue-2", "9net"] {
+            assert_clean(&with("/spec/network", json!(ok)));
+        }
+    }
+
+    #[test]
+    fn rejects_network_names_cni_refuses() {
+        for bad in ["-net", "_net", ".net", "net work", "net/1", "nét", "net:1"] {
+            assert_one(
+                &with("/spec/network", json!(bad)),
+                &format!("spec.network: Invalid value: {}: {NETWORK_NAME_MSG}", crate::field::go_quote(bad)),
+            );
+        }
+    }
+
+    // --- spec.interface ---
+
+    #[test]
+    fn rejects_missing_and_empty_interface() {
+        assert_one(&without("/spec/interface"), "spec.interface: Required value");
+        assert_one(&with("/spec/interface", json!("")), "spec.interface: Required value");
+    }
+
+    #[test]
+    fn accepts_interface_of_15_bytes() {
+        assert_clean(&with("/spec/interface", json!("a".repeat(15))));
+    }
+
+    #[test]
+    fn rejects_interface_of_16_bytes() {
+        assert_one(
+            &with("/spec/interface", json!("a".repeat(16))),
+            "spec.interface: Too long: must have at most 15 bytes",
+        );
+    }
+
+    #[test]
+    fn rejects_interface_whose_multibyte_character_makes_16_bytes() {
+        let name = format!("{}é", "a".repeat(14));
+        assert_eq!(name.chars().count(), 15);
+        assert_eq!(name.len(), 16);
+        assert_one(
+            &with("/spec/interface", json!(name)),
+            "spec.interface: Too long: must have at most 15 bytes",
+        );
+        let fits = format!("{}é", "a".repeat(13));
+        assert_clean(&with("/spec/interface", json!(fits)));
+    }
+
+    #[test]
+    fn rejects_dot_and_dot_dot_interface() {
+        for bad in [".", ".."] {
+            assert_one(
+                &with("/spec/interface", json!(bad)),
+                &format!("spec.interface: Invalid value: \"{bad}\": interface name is . or .."),
+            );
+        }
+        assert_clean(&with("/spec/interface", json!("...")));
+    }
+
+    #[test]
+    fn rejects_interface_with_slash_colon_or_whitespace() {
+        for bad in ["eth/0", "eth:0", "eth 0", "eth\t0", "eth\u{a0}0", "eth\u{2003}0", "eth\u{3000}0", "eth\u{85}0"] {
+            let msgs = messages(&with("/spec/interface", json!(bad)));
+            assert_eq!(msgs.len(), 1, "{bad:?}: {msgs:?}");
+            assert!(
+                msgs[0].ends_with(": interface name contains / or : or whitespace characters"),
+                "{msgs:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn reports_both_too_long_and_bad_characters() {
+        let msgs = messages(&with("/spec/interface", json!("a very long interface")));
+        assert_eq!(msgs.len(), 2, "{msgs:?}");
+    }
+
+    // --- spec.ipRequests ---
+
+    #[test]
+    fn accepts_dual_stack_ip_requests() {
+        assert_clean(&with("/spec/ipRequests", json!(["10.0.0.5/24", "fd00::5/64"])));
+        assert_clean(&with("/spec/ipRequests", json!([])));
+        assert_clean(&with("/spec/ipRequests", json!(["10.0.0.5/24"])));
+    }
+
+    #[test]
+    fn rejects_ip_requests_of_one_family() {
+        assert_one(
+            &with("/spec/ipRequests", json!(["10.0.0.5/24", "10.0.0.6/24"])),
+            "spec.ipRequests[1]: Invalid value: \"10.0.0.6/24\": must be of a different IP family than spec.ipRequests[0]",
+        );
+    }
+
+    #[test]
+    fn rejects_more_than_two_ip_requests() {
+        let msgs = messages(&with(
+            "/spec/ipRequests",
+            json!(["10.0.0.5/24", "fd00::5/64", "10.0.0.7/24"]),
+        ));
+        assert_eq!(msgs[0], "spec.ipRequests: Too many: 3: must have at most 2 items");
+    }
+
+    #[test]
+    fn rejects_invalid_ip_request() {
+        let msgs = messages(&with("/spec/ipRequests", json!(["10.0.0.300/24"])));
+        assert_eq!(msgs.len(), 1);
+        assert!(msgs[0].starts_with("spec.ipRequests[0]: Invalid value: \"10.0.0.300/24\""));
+    }
+
+    // --- status ---
+
+    #[test]
+    fn rejects_status_without_ips() {
+        assert_one(&without("/status/ips"), "status.ips: Required value");
+    }
+
+    #[test]
+    fn accepts_empty_ips() {
+        assert_clean(&with("/status/ips", json!([])));
+    }
+
+    #[test]
+    fn rejects_the_upstream_example_ips() {
+        let msgs = messages(&with("/status/ips", json!(["winner", "winner", "chicken", "dinner"])));
+        let invalid = |i: usize, v: &str| {
+            format!("status.ips[{i}]: Invalid value: \"{v}\": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)")
+        };
+        assert_eq!(
+            msgs,
+            vec![
+                invalid(0, "winner"),
+                invalid(1, "winner"),
+                "status.ips[1]: Duplicate value: \"winner\"".to_owned(),
+                invalid(2, "chicken"),
+                invalid(3, "dinner"),
+            ]
+        );
+    }
+
+    #[test]
+    fn rejects_the_same_address_twice() {
+        assert_one(
+            &with("/status/ips", json!(["10.1.2.3/24", "10.1.2.3/16"])),
+            "status.ips[1]: Duplicate value: \"10.1.2.3/16\"",
+        );
+    }
+
+    #[test]
+    fn rejects_non_string_ip() {
+        assert_one(
+            &with("/status/ips", json!([null])),
+            "status.ips[0]: Invalid value: \"null\": status.ips[0] in body must be of type string: \"null\"",
+        );
+    }
+
+    #[test]
+    fn rejects_ip_out_of_range_with_kubernetes_wording() {
+        assert_one(
+            &with("/status/ips", json!(["10.1.2.300"])),
+            "status.ips[0]: Invalid value: \"10.1.2.300\": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)",
+        );
+    }
+
+    #[test]
+    fn rejects_non_canonical_ipv6_naming_the_canonical_form() {
+        assert_one(
+            &with("/status/ips", json!(["2001:DB8::1"])),
+            "status.ips[0]: Invalid value: \"2001:DB8::1\": must be in canonical form (\"2001:db8::1\")",
+        );
+    }
+
+    #[test]
+    fn rejects_ambiguous_and_malformed_addresses() {
+        for bad in ["::ffff:1.2.3.4", "010.1.2.3", "10.1.2.3/024", "fe80::1%eth0", "10.1.2.3/33", "2001:db8::1/129"] {
+            assert_eq!(messages(&with("/status/ips", json!([bad]))).len(), 1, "{bad}");
+        }
+    }
+
+    #[test]
+    fn accepts_host_and_full_prefixes() {
+        assert_clean(&with("/status/ips", json!(["10.1.2.3/32", "2001:db8::1/128", "10.1.2.4", "2001:db8::2"])));
+    }
+
+    #[test]
+    fn rejects_invalid_owner_pod_name_and_accepts_empty() {
+        assert_clean(&with("/status/ownerPod/name", json!("")));
+        let msgs = messages(&with("/status/ownerPod/name", json!("Pod_1")));
+        assert_eq!(msgs.len(), 1);
+        assert!(msgs[0].starts_with("status.ownerPod.name: Invalid value: \"Pod_1\""));
+    }
+
+    // --- status.conditions ---
+
+    #[test]
+    fn rejects_condition_reason_with_spaces() {
+        assert_one(
+            &with("/status/conditions/0/reason", json!("not allocated")),
+            &format!("status.conditions[0].reason: Invalid value: \"not allocated\": status.conditions[0].reason in body should match '{CONDITION_REASON_PATTERN}'"),
+        );
+    }
+
+    #[test]
+    fn accepts_condition_reasons_of_the_pattern() {
+        for ok in ["A", "Allocated", "A_b,c:d", "a1_"] {
+            assert_clean(&with("/status/conditions/0/reason", json!(ok)));
+        }
+        for bad in ["1A", "A:", "A,", "_A"] {
+            assert_eq!(messages(&with("/status/conditions/0/reason", json!(bad))).len(), 1, "{bad}");
+        }
+    }
+
+    #[test]
+    fn rejects_missing_condition_fields() {
+        let c = with("/status/conditions/0", json!({}));
+        assert_eq!(
+            messages(&c),
+            vec![
+                "status.conditions[0].type: Required value",
+                "status.conditions[0].status: Required value",
+                "status.conditions[0].reason: Required value",
+                "status.conditions[0].lastTransitionTime: Required value",
+            ]
+        );
+    }
+
+    #[test]
+    fn rejects_unsupported_condition_status() {
+        assert_one(
+            &with("/status/conditions/0/status", json!("Maybe")),
+            "status.conditions[0].status: Unsupported value: \"Maybe\": supported values: \"True\", \"False\", \"Unknown\"",
+        );
+    }
+
+    #[test]
+    fn rejects_condition_type_not_a_qualified_name() {
+        let msgs = messages(&with("/status/conditions/0/type", json!("IPs Allocated")));
+        assert_eq!(msgs.len(), 1);
+        assert!(msgs[0].contains("in body should match"), "{msgs:?}");
+        assert_clean(&with("/status/conditions/0/type", json!("k8s.cni.cncf.io/IPsAllocated")));
+    }
+
+    #[test]
+    fn rejects_condition_type_over_316_characters() {
+        let t = format!("{}", "A".repeat(317));
+        assert_one(
+            &with("/status/conditions/0/type", json!(t)),
+            "status.conditions[0].type: Too long: may not be longer than 316",
+        );
+    }
+
+    #[test]
+    fn rejects_condition_reason_over_1024_and_message_over_32768() {
+        assert_one(
+            &with("/status/conditions/0/reason", json!("A".repeat(1025))),
+            "status.conditions[0].reason: Too long: may not be longer than 1024",
+        );
+        assert_clean(&with("/status/conditions/0/message", json!("m".repeat(32768))));
+        assert_one(
+            &with("/status/conditions/0/message", json!("m".repeat(32769))),
+            "status.conditions[0].message: Too long: may not be longer than 32768",
+        );
+    }
+
+    #[test]
+    fn rejects_condition_time_not_rfc3339() {
+        assert_one(
+            &with("/status/conditions/0/lastTransitionTime", json!("yesterday")),
+            "status.conditions[0].lastTransitionTime: Invalid value: \"yesterday\": status.conditions[0].lastTransitionTime in body must be of type date-time: \"yesterday\"",
+        );
+    }
+
+    #[test]
+    fn accepts_rfc3339_times_and_rejects_impossible_dates() {
+        for ok in ["2026-11-26T23:00:00Z", "2026-11-26T23:00:00.123456Z", "2024-02-29T00:00:00+01:00", "2026-11-26t23:00:00z"] {
+            assert!(is_rfc3339(ok), "{ok}");
+        }
+        for bad in ["2026-02-29T00:00:00Z", "2026-13-01T00:00:00Z", "2026-11-26 23:00:00Z", "2026-11-26T24:00:00Z", "2026-11-26T23:00:00", "2026-11-26T23:00:00.Z", "2026-11-26T23:00:00+0100"] {
+            assert!(!is_rfc3339(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn rejects_negative_observed_generation() {
+        assert_one(
+            &with("/status/conditions/0/observedGeneration", json!(-1)),
+            "status.conditions[0].observedGeneration: Invalid value: -1: status.conditions[0].observedGeneration in body should be greater than or equal to 0",
+        );
+        assert_clean(&with("/status/conditions/0/observedGeneration", json!(0)));
+    }
+
+    #[test]
+    fn rejects_duplicate_condition_type() {
+        let mut c = claim();
+        let cond = c.pointer("/status/conditions/0").cloned().expect("condition");
+        set(&mut c, "/status/conditions/1", cond);
+        assert_one(&c, "status.conditions[1].type: Duplicate value: \"IPsAllocated\"");
+    }
+
+    // --- UPDATE: immutability and ratcheting ---
+
+    #[test]
+    fn rejects_changed_network_on_update() {
+        let old = claim();
+        let new = with("/spec/network", json!("blue"));
+        let v = validate(&new, Some(&old));
+        let msgs: Vec<String> = v.errors.iter().map(ToString::to_string).collect();
+        assert_eq!(msgs, vec!["spec.network: Invalid value: \"blue\": field is immutable"]);
+    }
+
+    #[test]
+    fn rejects_every_changed_spec_field() {
+        let old = claim();
+        let mut new = with("/spec/network", json!("blue"));
+        set(&mut new, "/spec/interface", json!("eth1"));
+        set(&mut new, "/spec/ipRequests", json!(["10.0.0.1/24"]));
+        let v = validate(&new, Some(&old));
+        assert_eq!(v.errors.len(), 3, "{:?}", v.errors);
+        assert_eq!(
+            v.errors.0[2].to_string(),
+            "spec.ipRequests: Invalid value: [\"10.0.0.1/24\"]: field is immutable"
+        );
+    }
+
+    #[test]
+    fn rejects_spec_appearing_on_update() {
+        let old = without("/spec");
+        let new = claim();
+        let v = validate(&new, Some(&old));
+        let msgs: Vec<String> = v.errors.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            msgs,
+            vec!["spec: Invalid value: {\"interface\":\"pod16367aacb67\",\"network\":\"tenantred\"}: field is immutable"]
+        );
+    }
+
+    #[test]
+    fn accepts_unchanged_spec_on_status_update() {
+        let old = without("/status");
+        let v = validate(&claim(), Some(&old));
+        assert_eq!(v, Verdict::default());
+    }
+
+    #[test]
+    fn ratchets_an_invalid_value_unchanged_since_the_old_object() {
+        // A claim created before the webhook was installed, with an interface name CNI refuses,
+        // must still accept status updates.
+        let old = with("/spec/interface", json!("eth:0"));
+        let mut new = old.clone();
+        set(&mut new, "/status/ips", json!(["10.1.2.3/24"]));
+        let v = validate(&new, Some(&old));
+        assert!(v.errors.is_empty(), "{:?}", v.errors);
+        assert_eq!(v.ratcheted.len(), 1);
+    }
+
+    #[test]
+    fn does_not_ratchet_a_changed_invalid_value() {
+        let old = with("/status/ips", json!(["winner"]));
+        let new = with("/status/ips", json!(["10.1.2.3", "winner"]));
+        let v = validate(&new, Some(&old));
+        assert_eq!(v.errors.len(), 1, "{:?}", v.errors);
+        assert!(v.ratcheted.is_empty());
+    }
+
+    #[test]
+    fn does_not_ratchet_items_of_a_changed_atomic_list() {
+        let old = with("/status/ips", json!(["winner", "10.1.2.3"]));
+        let new = with("/status/ips", json!(["winner", "10.1.2.4"]));
+        let v = validate(&new, Some(&old));
+        assert_eq!(v.errors.len(), 1);
+    }
+
+    #[test]
+    fn ratchets_conditions_matched_by_type_after_reordering() {
+        let bad = json!({"type": "Old", "status": "True", "reason": "bad reason", "lastTransitionTime": "2026-01-01T00:00:00Z"});
+        let good = json!({"type": "Ready", "status": "True", "reason": "Ok", "lastTransitionTime": "2026-01-01T00:00:00Z"});
+        let old = with("/status/conditions", json!([bad.clone(), good.clone()]));
+        let new = with("/status/conditions", json!([good, bad]));
+        let v = validate(&new, Some(&old));
+        assert!(v.errors.is_empty(), "{:?}", v.errors);
+        assert_eq!(v.ratcheted.len(), 1);
+    }
+
+    #[test]
+    fn does_not_ratchet_on_create() {
+        let v = validate(&with("/spec/interface", json!("eth:0")), None);
+        assert_eq!(v.errors.len(), 1);
+    }
 }
