@@ -11,6 +11,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::Value;
 
+use base64::Engine as _;
+
+use crate::defaulting::{self, Defaults};
 use crate::field::ErrorList;
 use crate::strict;
 use crate::types::{GROUP, KIND, PLURAL, VERSION};
@@ -31,6 +34,9 @@ pub enum Webhook {
     Validate,
     /// `POST /mutate`: the defaults, as a JSON Patch.
     Mutate,
+    /// What the API server does with both: mutate, then validate the patched object. The
+    /// response carries the patch and the validation verdict (used by `replay`).
+    Chain,
 }
 
 /// What to do with unknown and duplicate fields (the API server's `fieldValidation` directive).
@@ -66,6 +72,8 @@ impl std::str::FromStr for FieldValidation {
 pub struct Options {
     /// The field-validation directive for unknown and duplicate fields.
     pub field_validation: FieldValidation,
+    /// The opt-in defaults of the mutating webhook.
+    pub defaults: Defaults,
 }
 
 /// A request that cannot be judged at all: the front end answers it with a 400 and a short
@@ -350,8 +358,58 @@ fn judge(request: &RequestIn<'_>, uid: &str, webhook: Webhook, opts: &Options) -
 
     match webhook {
         Webhook::Validate => validate(uid, raw, old_raw, opts),
-        // Defaulting lands with the mutating webhook; until then nothing is changed.
-        Webhook::Mutate => Response::allow(uid),
+        Webhook::Mutate => mutate(uid, raw, operation == "CREATE", opts).response,
+        Webhook::Chain => {
+            let mutated = mutate(uid, raw, operation == "CREATE", opts);
+            let Some(patched) = mutated.patched.as_ref() else {
+                return validate(uid, raw, old_raw, opts);
+            };
+            let mut response = validate_value(uid, raw, patched.clone(), old_raw, opts);
+            response.patch = mutated.response.patch;
+            response.patch_type = mutated.response.patch_type;
+            response
+        }
+    }
+}
+
+/// The answer of `/mutate`, and the patched object when the patch changes anything.
+struct Mutated {
+    response: Response,
+    patched: Option<Value>,
+}
+
+/// The `/mutate` answer: allowed, with the defaults as a JSON Patch when anything changes.
+/// It never denies a decodable review; an object it cannot read is left to validation.
+fn mutate(uid: &str, raw: &RawValue, create: bool, opts: &Options) -> Mutated {
+    let mut response = Response::allow(uid);
+    let Ok(object) = serde_json::from_str::<Value>(raw.get()) else {
+        return Mutated {
+            response,
+            patched: None,
+        };
+    };
+    let ops = defaulting::patch(&object, create, &opts.defaults);
+    if ops.is_empty() {
+        return Mutated {
+            response,
+            patched: None,
+        };
+    }
+    let mut patched = object;
+    if json_patch::patch(&mut patched, &ops).is_err() {
+        // A patch that does not apply to its own object is a bug: refuse rather than send it.
+        let msg = "internal error: the defaults do not apply to the object; refused (fail closed)";
+        return Mutated {
+            response: Response::deny(uid, failure(500, "InternalError", msg.to_owned())),
+            patched: None,
+        };
+    }
+    let bytes = serde_json::to_vec(&ops).unwrap_or_default();
+    response.patch = Some(base64::engine::general_purpose::STANDARD.encode(bytes));
+    response.patch_type = Some("JSONPatch".to_owned());
+    Mutated {
+        response,
+        patched: Some(patched),
     }
 }
 
@@ -389,28 +447,10 @@ fn gvk_text(group: &str, version: &str, kind: &str) -> String {
 
 /// The `/validate` verdict on CREATE and UPDATE.
 fn validate(uid: &str, raw: &RawValue, old_raw: Option<&RawValue>, opts: &Options) -> Response {
-    let mut warnings = Vec::new();
-    if opts.field_validation != FieldValidation::Ignore {
-        let issues = match strict::check(raw.get().as_bytes()) {
-            Ok(issues) => issues,
-            Err(e) => {
-                let msg = format!("request.object cannot be decoded: {e}");
-                return Response::deny(uid, failure(400, "BadRequest", msg));
-            }
-        };
-        if !issues.is_empty() {
-            let texts: Vec<String> = issues.iter().map(ToString::to_string).collect();
-            if opts.field_validation == FieldValidation::Strict {
-                let msg = format!(
-                    "{KIND} in version \"{VERSION}\" cannot be handled as a {KIND}: strict decoding error: {}",
-                    texts.join(", ")
-                );
-                return Response::deny(uid, failure(400, "BadRequest", msg));
-            }
-            warnings.extend(texts.into_iter().map(shorten));
-        }
-    }
-
+    let warnings = match strict_fields(uid, raw, opts) {
+        Ok(warnings) => warnings,
+        Err(denied) => return *denied,
+    };
     let object: Value = match serde_json::from_str(raw.get()) {
         Ok(v) => v,
         Err(e) => {
@@ -418,6 +458,32 @@ fn validate(uid: &str, raw: &RawValue, old_raw: Option<&RawValue>, opts: &Option
             return Response::deny(uid, failure(400, "BadRequest", msg));
         }
     };
+    judge_object(uid, object, old_raw, warnings)
+}
+
+/// `/validate` on an object already changed by `/mutate` (the chain): the strict field check
+/// runs on the raw bytes as sent, the rules on the patched object.
+fn validate_value(
+    uid: &str,
+    raw: &RawValue,
+    patched: Value,
+    old_raw: Option<&RawValue>,
+    opts: &Options,
+) -> Response {
+    let warnings = match strict_fields(uid, raw, opts) {
+        Ok(warnings) => warnings,
+        Err(denied) => return *denied,
+    };
+    judge_object(uid, patched, old_raw, warnings)
+}
+
+/// The rules of DESIGN §4 on a decoded object, with the warnings gathered so far.
+fn judge_object(
+    uid: &str,
+    object: Value,
+    old_raw: Option<&RawValue>,
+    mut warnings: Vec<String>,
+) -> Response {
     if !object.is_object() {
         let msg = "request.object must be a JSON object".to_owned();
         return Response::deny(uid, failure(400, "BadRequest", msg));
@@ -445,6 +511,30 @@ fn validate(uid: &str, raw: &RawValue, old_raw: Option<&RawValue>, opts: &Option
     let mut response = Response::deny(uid, invalid(&verdict.errors, name));
     response.warnings = warnings;
     response
+}
+
+/// Strict field validation of the raw object: under `Strict` a denial, under `Warn` the
+/// warnings to add, under `Ignore` nothing.
+fn strict_fields(uid: &str, raw: &RawValue, opts: &Options) -> Result<Vec<String>, Box<Response>> {
+    if opts.field_validation == FieldValidation::Ignore {
+        return Ok(Vec::new());
+    }
+    let issues = strict::check(raw.get().as_bytes()).map_err(|e| {
+        let msg = format!("request.object cannot be decoded: {e}");
+        Box::new(Response::deny(uid, failure(400, "BadRequest", msg)))
+    })?;
+    if issues.is_empty() {
+        return Ok(Vec::new());
+    }
+    let texts: Vec<String> = issues.iter().map(ToString::to_string).collect();
+    if opts.field_validation == FieldValidation::Strict {
+        let msg = format!(
+            "{KIND} in version \"{VERSION}\" cannot be handled as a {KIND}: strict decoding error: {}",
+            texts.join(", ")
+        );
+        return Err(Box::new(Response::deny(uid, failure(400, "BadRequest", msg))));
+    }
+    Ok(texts.into_iter().map(shorten).collect())
 }
 
 /// The `apierrors.NewInvalid` status for IPAMClaim.

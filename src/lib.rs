@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admission;
+pub mod defaulting;
 pub mod field;
 pub mod ip;
 pub mod strict;

@@ -188,7 +188,7 @@ fn dns1123_subdomain(value: &str) -> Vec<String> {
 }
 
 /// `[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*`
-fn is_dns1123_subdomain(value: &str) -> bool {
+pub(crate) fn is_dns1123_subdomain(value: &str) -> bool {
     !value.is_empty() && value.split('.').all(is_dns1123_label)
 }
 
@@ -469,15 +469,15 @@ fn pattern_error(path: &Path, value: &str, pattern: &str) -> FieldError {
 
 /// `^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$`
 fn is_qualified_condition_type(value: &str) -> bool {
-    let name = match value.split_once('/') {
-        Some((prefix, name)) => {
-            if !is_dns1123_subdomain(prefix) {
-                return false;
-            }
-            name
-        }
-        None => value,
-    };
+    match value.split_once('/') {
+        Some((prefix, name)) => is_dns1123_subdomain(prefix) && is_qualified_name_part(name),
+        None => is_qualified_name_part(value),
+    }
+}
+
+/// The name part of a qualified name (label keys, condition types), without its length limit:
+/// `([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]`.
+pub(crate) fn is_qualified_name_part(name: &str) -> bool {
     let b = name.as_bytes();
     match (b.first(), b.last()) {
         (Some(first), Some(last)) => {

@@ -1,0 +1,385 @@
+//! Defaulting for `/mutate`: the smallest RFC 6902 JSON Patch that applies the defaults.
+//!
+//! The patch is computed from the object as the request carried it and touches only the
+//! paths it defaults, so fields the types do not model are never dropped or rewritten.
+
+use json_patch::jsonptr::PointerBuf;
+use json_patch::{AddOperation, PatchOperation, ReplaceOperation};
+use serde_json::{Map, Value};
+
+use crate::ip::{self, AddressError};
+use crate::validation::{is_dns1123_subdomain, is_qualified_name_part};
+
+/// Longest label value, and longest name part of a label key.
+const LABEL_MAX: usize = 63;
+/// Longest prefix of a label key.
+const LABEL_PREFIX_MAX: usize = 253;
+
+/// The opt-in defaults (both off unless configured).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Defaults {
+    /// `--default-interface`: fills a missing `spec.interface` on CREATE.
+    pub default_interface: Option<String>,
+    /// `--network-label`: sets this label to `spec.network` when that is a valid label value.
+    pub network_label: Option<String>,
+}
+
+/// A default that cannot be configured as given; refused at start-up.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DefaultsError {
+    /// The `--network-label` key is not a valid label key.
+    #[error("--network-label {key:?} is not a valid label key: {reason}")]
+    LabelKey {
+        /// The key as given.
+        key: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The `--default-interface` name is not a valid interface name.
+    #[error("--default-interface {name:?} is not a valid interface name (1 to 15 bytes, not . or .., no /, : or whitespace)")]
+    Interface {
+        /// The name as given.
+        name: String,
+    },
+}
+
+// === impl Defaults ===
+
+impl Defaults {
+    /// Checks the configured defaults, so that a bad flag stops start-up instead of producing
+    /// patches the API server or validation would refuse.
+    pub fn check(&self) -> Result<(), DefaultsError> {
+        if let Some(key) = &self.network_label {
+            check_label_key(key).map_err(|reason| DefaultsError::LabelKey {
+                key: key.clone(),
+                reason,
+            })?;
+        }
+        if let Some(name) = &self.default_interface {
+            let bad = name.is_empty()
+                || name.len() > 15
+                || name == "."
+                || name == ".."
+                || name.chars().any(|c| c == '/' || c == ':' || c.is_whitespace());
+            if bad {
+                return Err(DefaultsError::Interface { name: name.clone() });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A label key: an optional DNS subdomain prefix and `/`, then a name of at most 63 characters.
+fn check_label_key(key: &str) -> Result<(), &'static str> {
+    let name = match key.split_once('/') {
+        Some((prefix, name)) => {
+            if prefix.is_empty() || prefix.len() > LABEL_PREFIX_MAX || !is_dns1123_subdomain(prefix)
+            {
+                return Err("the prefix must be a lowercase DNS subdomain of at most 253 characters");
+            }
+            name
+        }
+        None => key,
+    };
+    if name.is_empty() || name.len() > LABEL_MAX || !is_qualified_name_part(name) {
+        return Err("the name must be 1 to 63 alphanumeric characters, '-', '_' or '.', starting and ending with an alphanumeric character");
+    }
+    Ok(())
+}
+
+/// A label value: empty, or at most 63 characters of the qualified-name alphabet.
+fn is_label_value(value: &str) -> bool {
+    value.is_empty() || (value.len() <= LABEL_MAX && is_qualified_name_part(value))
+}
+
+/// The patch operations that default `object`; empty when nothing changes.
+///
+/// `create` is true on CREATE (the only operation where `spec` may still be filled in).
+pub fn patch(object: &Value, create: bool, defaults: &Defaults) -> Vec<PatchOperation> {
+    let mut ops = Vec::new();
+    let Some(obj) = object.as_object() else {
+        return ops;
+    };
+    let spec = obj.get("spec").and_then(Value::as_object);
+
+    if create {
+        if let (Some(spec), Some(name)) = (spec, &defaults.default_interface) {
+            match spec.get("interface") {
+                None => ops.push(add(&["spec", "interface"], Value::String(name.clone()))),
+                Some(Value::Null) => {
+                    ops.push(replace(&["spec", "interface"], Value::String(name.clone())))
+                }
+                Some(_) => {}
+            }
+        }
+        if let Some(requests) = spec.and_then(|s| s.get("ipRequests")).and_then(Value::as_array)
+        {
+            canonicalise(requests, "spec", "ipRequests", &mut ops);
+        }
+    }
+
+    if let Some(key) = &defaults.network_label {
+        if let Some(network) = spec.and_then(|s| s.get("network")).and_then(Value::as_str) {
+            label(obj, key, network, &mut ops);
+        }
+    }
+
+    match obj.get("status") {
+        Some(Value::Object(status)) => match status.get("ips") {
+            None => ops.push(add(&["status", "ips"], Value::Array(Vec::new()))),
+            Some(Value::Null) => ops.push(replace(&["status", "ips"], Value::Array(Vec::new()))),
+            Some(Value::Array(ips)) => canonicalise(ips, "status", "ips", &mut ops),
+            Some(_) => {}
+        },
+        _ => {}
+    }
+    ops
+}
+
+/// Rewrites each valid but non-canonical address of a list to its canonical text. Ambiguous
+/// values (leading zeros, IPv4-mapped) and invalid ones are left for validation to reject:
+/// the webhook does not guess.
+fn canonicalise(items: &[Value], parent: &str, field: &str, ops: &mut Vec<PatchOperation>) {
+    for (i, item) in items.iter().enumerate() {
+        let Some(text) = item.as_str() else { continue };
+        if let Err(AddressError::NotCanonical { canonical }) = ip::parse(text) {
+            let index = i.to_string();
+            ops.push(replace(
+                &[parent, field, &index],
+                Value::String(canonical.to_string()),
+            ));
+        }
+    }
+}
+
+/// Sets label `key` to `network` when that is a valid label value and not already set.
+fn label(obj: &Map<String, Value>, key: &str, network: &str, ops: &mut Vec<PatchOperation>) {
+    if !is_label_value(network) {
+        return;
+    }
+    let value = Value::String(network.to_owned());
+    let metadata = obj.get("metadata").and_then(Value::as_object);
+    match metadata.map(|m| m.get("labels")) {
+        // A review always carries metadata; without it there is nowhere sane to add a label.
+        None => {}
+        Some(None) | Some(Some(Value::Null)) => {
+            let mut labels = Map::new();
+            labels.insert(key.to_owned(), value);
+            let op = if metadata.is_some_and(|m| m.contains_key("labels")) {
+                replace(&["metadata", "labels"], Value::Object(labels))
+            } else {
+                add(&["metadata", "labels"], Value::Object(labels))
+            };
+            ops.push(op);
+        }
+        Some(Some(Value::Object(labels))) => match labels.get(key) {
+            Some(current) if current == &value => {}
+            Some(_) => ops.push(replace(&["metadata", "labels", key], value)),
+            None => ops.push(add(&["metadata", "labels", key], value)),
+        },
+        Some(Some(_)) => {}
+    }
+}
+
+fn pointer(tokens: &[&str]) -> PointerBuf {
+    // from_tokens escapes `~` and `/` in each token (`~0`, `~1`).
+    PointerBuf::from_tokens(tokens.iter().copied())
+}
+
+fn add(tokens: &[&str], value: Value) -> PatchOperation {
+    PatchOperation::Add(AddOperation {
+        path: pointer(tokens),
+        value,
+    })
+}
+
+fn replace(tokens: &[&str], value: Value) -> PatchOperation {
+    PatchOperation::Replace(ReplaceOperation {
+        path: pointer(tokens),
+        value,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn claim() -> Value {
+        json!({
+            "apiVersion": "k8s.cni.cncf.io/v1alpha1",
+            "kind": "IPAMClaim",
+            "metadata": {"name": "vm-a.tenantred", "namespace": "ns1", "labels": {"app": "vm-a"}},
+            "spec": {"network": "tenantred", "interface": "pod16367aacb67"},
+            "status": {"ips": ["10.128.20.8/24", "fd10:128:20::8/64"]}
+        })
+    }
+
+    fn ops_json(ops: &[PatchOperation]) -> Value {
+        serde_json::to_value(ops).expect("patch serialises")
+    }
+
+    fn applied(object: &Value, ops: &[PatchOperation]) -> Value {
+        let mut doc = object.clone();
+        json_patch::patch(&mut doc, ops).expect("patch applies");
+        doc
+    }
+
+    #[test]
+    fn leaves_a_canonical_claim_alone() {
+        assert!(patch(&claim(), true, &Defaults::default()).is_empty());
+    }
+
+    #[test]
+    fn canonicalises_ipv6_with_one_replace_per_item() {
+        let mut c = claim();
+        c["status"]["ips"] = json!(["10.128.20.8/24", "FD10:128:20:0:0:0:0:8/64"]);
+        let ops = patch(&c, false, &Defaults::default());
+        assert_eq!(
+            ops_json(&ops),
+            json!([{"op": "replace", "path": "/status/ips/1", "value": "fd10:128:20::8/64"}])
+        );
+    }
+
+    #[test]
+    fn leaves_ambiguous_and_invalid_addresses_for_validation() {
+        let mut c = claim();
+        c["status"]["ips"] = json!(["010.1.2.3", "::ffff:1.2.3.4", "winner", 5]);
+        assert!(patch(&c, false, &Defaults::default()).is_empty());
+    }
+
+    #[test]
+    fn adds_empty_ips_to_a_status_without_them() {
+        let mut c = claim();
+        c["status"] = json!({"ownerPod": {"name": "p"}});
+        let ops = patch(&c, false, &Defaults::default());
+        assert_eq!(ops_json(&ops), json!([{"op": "add", "path": "/status/ips", "value": []}]));
+    }
+
+    #[test]
+    fn canonicalises_ip_requests_on_create_only() {
+        let mut c = claim();
+        c["spec"]["ipRequests"] = json!(["2001:DB8::5/64"]);
+        assert_eq!(patch(&c, true, &Defaults::default()).len(), 1);
+        assert!(patch(&c, false, &Defaults::default()).is_empty());
+    }
+
+    #[test]
+    fn fills_missing_interface_on_create_when_configured() {
+        let mut c = claim();
+        c["spec"].as_object_mut().unwrap().remove("interface");
+        let d = Defaults {
+            default_interface: Some("net1".into()),
+            ..Defaults::default()
+        };
+        assert_eq!(
+            ops_json(&patch(&c, true, &d)),
+            json!([{"op": "add", "path": "/spec/interface", "value": "net1"}])
+        );
+        assert!(patch(&c, false, &d).is_empty(), "never on UPDATE");
+        assert!(patch(&c, true, &Defaults::default()).is_empty(), "off by default");
+    }
+
+    #[test]
+    fn sets_network_label_with_escaped_key() {
+        let d = Defaults {
+            network_label: Some("k8s.cni.cncf.io/network".into()),
+            ..Defaults::default()
+        };
+        let ops = patch(&claim(), true, &d);
+        assert_eq!(
+            ops_json(&ops),
+            json!([{"op": "add", "path": "/metadata/labels/k8s.cni.cncf.io~1network", "value": "tenantred"}])
+        );
+        let patched = applied(&claim(), &ops);
+        assert_eq!(patched["metadata"]["labels"]["k8s.cni.cncf.io/network"], "tenantred");
+        assert!(patch(&patched, true, &d).is_empty(), "idempotent");
+    }
+
+    #[test]
+    fn escapes_tilde_in_label_keys() {
+        let mut c = claim();
+        c["metadata"]["labels"] = json!({});
+        let ops = vec![add(&["metadata", "labels", "a~b/c"], json!("x"))];
+        assert_eq!(ops_json(&ops)[0]["path"], "/metadata/labels/a~0b~1c");
+    }
+
+    #[test]
+    fn adds_labels_map_when_missing() {
+        let mut c = claim();
+        c["metadata"].as_object_mut().unwrap().remove("labels");
+        let d = Defaults {
+            network_label: Some("network".into()),
+            ..Defaults::default()
+        };
+        let ops = patch(&c, true, &d);
+        assert_eq!(
+            ops_json(&ops),
+            json!([{"op": "add", "path": "/metadata/labels", "value": {"network": "tenantred"}}])
+        );
+    }
+
+    #[test]
+    fn skips_network_label_when_network_is_not_a_label_value() {
+        let mut c = claim();
+        c["spec"]["network"] = json!("net.");
+        let d = Defaults {
+            network_label: Some("network".into()),
+            ..Defaults::default()
+        };
+        assert!(patch(&c, true, &d).is_empty());
+        c["spec"]["network"] = json!("n".repeat(64));
+        assert!(patch(&c, true, &d).is_empty());
+    }
+
+    #[test]
+    fn replaces_a_stale_network_label() {
+        let mut c = claim();
+        c["metadata"]["labels"]["network"] = json!("old");
+        let d = Defaults {
+            network_label: Some("network".into()),
+            ..Defaults::default()
+        };
+        assert_eq!(
+            ops_json(&patch(&c, false, &d)),
+            json!([{"op": "replace", "path": "/metadata/labels/network", "value": "tenantred"}])
+        );
+    }
+
+    #[test]
+    fn keeps_fields_the_types_do_not_model() {
+        let mut c = claim();
+        c["metadata"]["annotations"] = json!({"example.com/unknown": "kept"});
+        c["status"]["futureField"] = json!({"nested": [1, 2]});
+        c["status"]["ips"] = json!(["2001:DB8::1"]);
+        let patched = applied(&c, &patch(&c, false, &Defaults::default()));
+        assert_eq!(patched["status"]["futureField"], c["status"]["futureField"]);
+        assert_eq!(patched["metadata"]["annotations"], c["metadata"]["annotations"]);
+        assert_eq!(patched["status"]["ips"], json!(["2001:db8::1"]));
+    }
+
+    #[test]
+    fn refuses_bad_label_keys_and_interfaces_at_start_up() {
+        for bad in ["", "-a", "a/", "/a", "A_/b", "Example.com/a", &"a".repeat(64)] {
+            let d = Defaults {
+                network_label: Some(bad.to_string()),
+                ..Defaults::default()
+            };
+            assert!(d.check().is_err(), "{bad:?}");
+        }
+        for good in ["network", "k8s.cni.cncf.io/network", "a.b_c-d"] {
+            let d = Defaults {
+                network_label: Some(good.to_string()),
+                ..Defaults::default()
+            };
+            assert_eq!(d.check(), Ok(()), "{good:?}");
+        }
+        for bad in ["", ".", "eth:0", "a very long interface name"] {
+            let d = Defaults {
+                default_interface: Some(bad.to_string()),
+                ..Defaults::default()
+            };
+            assert!(d.check().is_err(), "{bad:?}");
+        }
+    }
+}
