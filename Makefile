@@ -45,7 +45,7 @@ fmt: ## Format the code.
 .PHONY: golden
 golden: ## Rewrite the golden responses of tests/fixtures (review the diff before committing).
 	python3 tests/fixtures/generate.py
-	UPDATE_GOLDEN=1 $(CARGO) test --test golden
+	UPDATE_GOLDEN=1 $(CARGO) test --test golden -- --test-threads=1
 
 ##@ Verification
 

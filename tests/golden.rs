@@ -7,7 +7,9 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use base64::Engine as _;
 use ipamclaim_webhook::admission::{self, FieldValidation, Options, Webhook};
+use ipamclaim_webhook::defaulting::Defaults;
 use serde_json::Value;
 
 /// The smallest corpus this suite accepts, so that it can never pass on an empty directory.
@@ -31,7 +33,48 @@ fn setup(dir: &str) -> (Webhook, Options) {
     } else {
         FieldValidation::Strict
     };
-    (webhook, Options { field_validation })
+    let defaults = if dir == "mutate-defaults" {
+        Defaults {
+            default_interface: Some("net1".to_owned()),
+            network_label: Some("k8s.cni.cncf.io/network".to_owned()),
+        }
+    } else {
+        Defaults::default()
+    };
+    (
+        webhook,
+        Options {
+            field_validation,
+            defaults,
+        },
+    )
+}
+
+/// The JSON Patch of a response, decoded from base64, if it carries one.
+fn response_patch(response: &Value) -> Option<json_patch::Patch> {
+    let b64 = response.pointer("/response/patch")?.as_str()?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .expect("patch is base64");
+    Some(serde_json::from_slice(&bytes).expect("patch is an RFC 6902 JSON Patch"))
+}
+
+/// The request's object with the response's patch applied.
+fn apply(request: &Value, patch: &json_patch::Patch) -> Value {
+    let mut object = request
+        .pointer("/request/object")
+        .cloned()
+        .expect("a patched request has an object");
+    json_patch::patch(&mut object, patch).expect("the patch applies to the request's object");
+    object
+}
+
+/// The same review, carrying `object` instead (as the API server sends after a mutation).
+fn resend(request: &Value, object: Value, uid: &str) -> Vec<u8> {
+    let mut again = request.clone();
+    again["request"]["object"] = object;
+    again["request"]["uid"] = Value::String(uid.to_owned());
+    serde_json::to_vec(&again).expect("serialise")
 }
 
 /// Every `(request, expected response)` pair, with the directory it lives in.
@@ -77,10 +120,38 @@ fn every_fixture_gets_its_golden_response() {
         let reviewed = admission::review(&body, webhook, &options)
             .unwrap_or_else(|e| panic!("{}: not answerable: {e}", request.display()));
         let got: Value = serde_json::from_slice(&reviewed.body).expect("response is JSON");
+        let patched_path = PathBuf::from(
+            response
+                .to_string_lossy()
+                .replace(".response.json", ".patched.json"),
+        );
+        let patched = response_patch(&got).map(|p| {
+            let request: Value = serde_json::from_slice(&body).expect("request is JSON");
+            apply(&request, &p)
+        });
         if update {
             let text = serde_json::to_string_pretty(&got).expect("pretty") + "\n";
             fs::write(response, text).expect("write golden response");
+            match &patched {
+                Some(p) => {
+                    let text = serde_json::to_string_pretty(p).expect("pretty") + "\n";
+                    fs::write(&patched_path, text).expect("write golden patched object");
+                }
+                None => {
+                    let _ = fs::remove_file(&patched_path);
+                }
+            }
             continue;
+        }
+        let expected_patched: Option<Value> = fs::read(&patched_path)
+            .ok()
+            .map(|b| serde_json::from_slice(&b).expect("golden patched object is JSON"));
+        if patched != expected_patched {
+            failures.push(format!(
+                "{}: patched object differs from {}",
+                request.display(),
+                patched_path.display()
+            ));
         }
         let expected: Value = match fs::read(response) {
             Ok(bytes) => serde_json::from_slice(&bytes).expect("golden response is JSON"),
@@ -111,8 +182,13 @@ fn every_fixture_gets_its_golden_response() {
 fn every_response_has_a_request() {
     let requests: Vec<PathBuf> = pairs().into_iter().map(|(_, _, resp)| resp).collect();
     for entry in walk(&fixtures_dir()) {
-        if entry.to_string_lossy().ends_with(".response.json") {
+        let name = entry.to_string_lossy();
+        if name.ends_with(".response.json") {
             assert!(requests.contains(&entry), "orphan golden file {}", entry.display());
+        }
+        if name.ends_with(".patched.json") {
+            let response = PathBuf::from(name.replace(".patched.json", ".response.json"));
+            assert!(requests.contains(&response), "orphan golden file {}", entry.display());
         }
     }
 }
@@ -141,4 +217,61 @@ fn validating_responses_never_carry_a_patch() {
         assert!(v.pointer("/response/patch").is_none(), "{}", response.display());
         assert!(v.pointer("/response/patchType").is_none(), "{}", response.display());
     }
+}
+
+// Reinvocation safety: the patched object, sent again, yields no patch.
+#[test]
+fn mutating_is_idempotent_over_every_mutate_fixture() {
+    let mut patched_fixtures = 0;
+    for (dir, request_path, _) in pairs() {
+        let (webhook, options) = setup(&dir);
+        if webhook != Webhook::Mutate {
+            continue;
+        }
+        let body = fs::read(&request_path).expect("read");
+        let first = admission::review(&body, webhook, &options).expect("answerable");
+        let first: Value = serde_json::from_slice(&first.body).expect("json");
+        assert_eq!(first.pointer("/response/allowed"), Some(&Value::Bool(true)), "{}", request_path.display());
+        let Some(patch) = response_patch(&first) else { continue };
+        patched_fixtures += 1;
+        let request: Value = serde_json::from_slice(&body).expect("json");
+        let again = resend(&request, apply(&request, &patch), "again");
+        let second = admission::review(&again, webhook, &options).expect("answerable");
+        let second: Value = serde_json::from_slice(&second.body).expect("json");
+        assert!(
+            second.pointer("/response/patch").is_none(),
+            "{}: a second pass patched again: {second}",
+            request_path.display()
+        );
+    }
+    assert!(patched_fixtures >= 5, "only {patched_fixtures} mutate fixtures carry a patch");
+}
+
+// The API server runs /mutate, applies the patch, then /validate on the result.
+#[test]
+fn mutate_then_validate_admits_non_canonical_ipv6_in_canonical_form() {
+    let path = fixtures_dir().join("mutate/status-ips-non-canonical-ipv6.request.json");
+    let body = fs::read(&path).expect("fixture");
+    let options = Options::default();
+
+    let denied = admission::review(&body, Webhook::Validate, &options).expect("answerable");
+    let denied: Value = serde_json::from_slice(&denied.body).expect("json");
+    assert_eq!(denied["response"]["allowed"], false, "unpatched, it is denied");
+
+    let mutated = admission::review(&body, Webhook::Mutate, &options).expect("answerable");
+    let mutated: Value = serde_json::from_slice(&mutated.body).expect("json");
+    let request: Value = serde_json::from_slice(&body).expect("json");
+    let patched = apply(&request, &response_patch(&mutated).expect("a patch"));
+    assert_eq!(patched["status"]["ips"][1], "fd10:128:20::8/64");
+
+    let validated = admission::review(&resend(&request, patched, "v"), Webhook::Validate, &options)
+        .expect("answerable");
+    let validated: Value = serde_json::from_slice(&validated.body).expect("json");
+    assert_eq!(validated["response"]["allowed"], true, "{validated}");
+
+    // The in-process chain (what replay runs) agrees, and carries the patch.
+    let chained = admission::review(&body, Webhook::Chain, &options).expect("answerable");
+    let chained: Value = serde_json::from_slice(&chained.body).expect("json");
+    assert_eq!(chained["response"]["allowed"], true, "{chained}");
+    assert_eq!(chained["response"]["patch"], mutated["response"]["patch"]);
 }
