@@ -34,9 +34,6 @@ pub enum Webhook {
     Validate,
     /// `POST /mutate`: the defaults, as a JSON Patch.
     Mutate,
-    /// What the API server does with both: mutate, then validate the patched object. The
-    /// response carries the patch and the validation verdict (used by `replay`).
-    Chain,
 }
 
 /// What to do with unknown and duplicate fields (the API server's `fieldValidation` directive).
@@ -252,7 +249,11 @@ pub fn review(body: &[u8], webhook: Webhook, opts: &Options) -> Result<Reviewed,
     }
     match envelope.kind.as_deref() {
         Some("AdmissionReview") => {}
-        other => return Err(RequestError::WrongKind(other.unwrap_or_default().to_owned())),
+        other => {
+            return Err(RequestError::WrongKind(
+                other.unwrap_or_default().to_owned(),
+            ))
+        }
     }
     let request = envelope.request.ok_or(RequestError::NoRequest)?;
     let uid = match request.uid.as_deref() {
@@ -358,59 +359,32 @@ fn judge(request: &RequestIn<'_>, uid: &str, webhook: Webhook, opts: &Options) -
 
     match webhook {
         Webhook::Validate => validate(uid, raw, old_raw, opts),
-        Webhook::Mutate => mutate(uid, raw, operation == "CREATE", opts).response,
-        Webhook::Chain => {
-            let mutated = mutate(uid, raw, operation == "CREATE", opts);
-            let Some(patched) = mutated.patched.as_ref() else {
-                return validate(uid, raw, old_raw, opts);
-            };
-            let mut response = validate_value(uid, raw, patched.clone(), old_raw, opts);
-            response.patch = mutated.response.patch;
-            response.patch_type = mutated.response.patch_type;
-            response
-        }
+        Webhook::Mutate => mutate(uid, raw, operation == "CREATE", opts),
     }
-}
-
-/// The answer of `/mutate`, and the patched object when the patch changes anything.
-struct Mutated {
-    response: Response,
-    patched: Option<Value>,
 }
 
 /// The `/mutate` answer: allowed, with the defaults as a JSON Patch when anything changes.
 /// It never denies a decodable review; an object it cannot read is left to validation.
-fn mutate(uid: &str, raw: &RawValue, create: bool, opts: &Options) -> Mutated {
+fn mutate(uid: &str, raw: &RawValue, create: bool, opts: &Options) -> Response {
     let mut response = Response::allow(uid);
     let Ok(object) = serde_json::from_str::<Value>(raw.get()) else {
-        return Mutated {
-            response,
-            patched: None,
-        };
+        return response;
     };
     let ops = defaulting::patch(&object, create, &opts.defaults);
     if ops.is_empty() {
-        return Mutated {
-            response,
-            patched: None,
-        };
+        return response;
     }
+    // Applying the patch to its own object proves it well-formed before the API server sees it.
     let mut patched = object;
     if json_patch::patch(&mut patched, &ops).is_err() {
         // A patch that does not apply to its own object is a bug: refuse rather than send it.
         let msg = "internal error: the defaults do not apply to the object; refused (fail closed)";
-        return Mutated {
-            response: Response::deny(uid, failure(500, "InternalError", msg.to_owned())),
-            patched: None,
-        };
+        return Response::deny(uid, failure(500, "InternalError", msg.to_owned()));
     }
     let bytes = serde_json::to_vec(&ops).unwrap_or_default();
     response.patch = Some(base64::engine::general_purpose::STANDARD.encode(bytes));
     response.patch_type = Some("JSONPatch".to_owned());
-    Mutated {
-        response,
-        patched: Some(patched),
-    }
+    response
 }
 
 /// Denies with 400 a review for any resource other than IPAMClaim `k8s.cni.cncf.io/v1alpha1`.
@@ -431,9 +405,8 @@ fn wrong_resource(request: &RequestIn<'_>) -> Option<Status> {
         (_, Some(r)) => format!("resource {}", gvk_text(&r.group, &r.version, &r.resource)),
         _ => "a request without kind".to_owned(),
     };
-    let msg = format!(
-        "this webhook admits only {KIND} {GROUP}/{VERSION} (resource {PLURAL}), not {got}"
-    );
+    let msg =
+        format!("this webhook admits only {KIND} {GROUP}/{VERSION} (resource {PLURAL}), not {got}");
     Some(failure(400, "BadRequest", msg))
 }
 
@@ -459,22 +432,6 @@ fn validate(uid: &str, raw: &RawValue, old_raw: Option<&RawValue>, opts: &Option
         }
     };
     judge_object(uid, object, old_raw, warnings)
-}
-
-/// `/validate` on an object already changed by `/mutate` (the chain): the strict field check
-/// runs on the raw bytes as sent, the rules on the patched object.
-fn validate_value(
-    uid: &str,
-    raw: &RawValue,
-    patched: Value,
-    old_raw: Option<&RawValue>,
-    opts: &Options,
-) -> Response {
-    let warnings = match strict_fields(uid, raw, opts) {
-        Ok(warnings) => warnings,
-        Err(denied) => return *denied,
-    };
-    judge_object(uid, patched, old_raw, warnings)
 }
 
 /// The rules of DESIGN §4 on a decoded object, with the warnings gathered so far.
@@ -532,7 +489,10 @@ fn strict_fields(uid: &str, raw: &RawValue, opts: &Options) -> Result<Vec<String
             "{KIND} in version \"{VERSION}\" cannot be handled as a {KIND}: strict decoding error: {}",
             texts.join(", ")
         );
-        return Err(Box::new(Response::deny(uid, failure(400, "BadRequest", msg))));
+        return Err(Box::new(Response::deny(
+            uid,
+            failure(400, "BadRequest", msg),
+        )));
     }
     Ok(texts.into_iter().map(shorten).collect())
 }

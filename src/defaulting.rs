@@ -60,7 +60,9 @@ impl Defaults {
                 || name.len() > 15
                 || name == "."
                 || name == ".."
-                || name.chars().any(|c| c == '/' || c == ':' || c.is_whitespace());
+                || name
+                    .chars()
+                    .any(|c| c == '/' || c == ':' || c.is_whitespace());
             if bad {
                 return Err(DefaultsError::Interface { name: name.clone() });
             }
@@ -75,7 +77,9 @@ fn check_label_key(key: &str) -> Result<(), &'static str> {
         Some((prefix, name)) => {
             if prefix.is_empty() || prefix.len() > LABEL_PREFIX_MAX || !is_dns1123_subdomain(prefix)
             {
-                return Err("the prefix must be a lowercase DNS subdomain of at most 253 characters");
+                return Err(
+                    "the prefix must be a lowercase DNS subdomain of at most 253 characters",
+                );
             }
             name
         }
@@ -112,7 +116,9 @@ pub fn patch(object: &Value, create: bool, defaults: &Defaults) -> Vec<PatchOper
                 Some(_) => {}
             }
         }
-        if let Some(requests) = spec.and_then(|s| s.get("ipRequests")).and_then(Value::as_array)
+        if let Some(requests) = spec
+            .and_then(|s| s.get("ipRequests"))
+            .and_then(Value::as_array)
         {
             canonicalise(requests, "spec", "ipRequests", &mut ops);
         }
@@ -124,14 +130,13 @@ pub fn patch(object: &Value, create: bool, defaults: &Defaults) -> Vec<PatchOper
         }
     }
 
-    match obj.get("status") {
-        Some(Value::Object(status)) => match status.get("ips") {
+    if let Some(Value::Object(status)) = obj.get("status") {
+        match status.get("ips") {
             None => ops.push(add(&["status", "ips"], Value::Array(Vec::new()))),
             Some(Value::Null) => ops.push(replace(&["status", "ips"], Value::Array(Vec::new()))),
             Some(Value::Array(ips)) => canonicalise(ips, "status", "ips", &mut ops),
             Some(_) => {}
-        },
-        _ => {}
+        }
     }
     ops
 }
@@ -253,7 +258,10 @@ mod tests {
         let mut c = claim();
         c["status"] = json!({"ownerPod": {"name": "p"}});
         let ops = patch(&c, false, &Defaults::default());
-        assert_eq!(ops_json(&ops), json!([{"op": "add", "path": "/status/ips", "value": []}]));
+        assert_eq!(
+            ops_json(&ops),
+            json!([{"op": "add", "path": "/status/ips", "value": []}])
+        );
     }
 
     #[test]
@@ -277,7 +285,10 @@ mod tests {
             json!([{"op": "add", "path": "/spec/interface", "value": "net1"}])
         );
         assert!(patch(&c, false, &d).is_empty(), "never on UPDATE");
-        assert!(patch(&c, true, &Defaults::default()).is_empty(), "off by default");
+        assert!(
+            patch(&c, true, &Defaults::default()).is_empty(),
+            "off by default"
+        );
     }
 
     #[test]
@@ -292,7 +303,10 @@ mod tests {
             json!([{"op": "add", "path": "/metadata/labels/k8s.cni.cncf.io~1network", "value": "tenantred"}])
         );
         let patched = applied(&claim(), &ops);
-        assert_eq!(patched["metadata"]["labels"]["k8s.cni.cncf.io/network"], "tenantred");
+        assert_eq!(
+            patched["metadata"]["labels"]["k8s.cni.cncf.io/network"],
+            "tenantred"
+        );
         assert!(patch(&patched, true, &d).is_empty(), "idempotent");
     }
 
@@ -354,13 +368,24 @@ mod tests {
         c["status"]["ips"] = json!(["2001:DB8::1"]);
         let patched = applied(&c, &patch(&c, false, &Defaults::default()));
         assert_eq!(patched["status"]["futureField"], c["status"]["futureField"]);
-        assert_eq!(patched["metadata"]["annotations"], c["metadata"]["annotations"]);
+        assert_eq!(
+            patched["metadata"]["annotations"],
+            c["metadata"]["annotations"]
+        );
         assert_eq!(patched["status"]["ips"], json!(["2001:db8::1"]));
     }
 
     #[test]
     fn refuses_bad_label_keys_and_interfaces_at_start_up() {
-        for bad in ["", "-a", "a/", "/a", "A_/b", "Example.com/a", &"a".repeat(64)] {
+        for bad in [
+            "",
+            "-a",
+            "a/",
+            "/a",
+            "A_/b",
+            "Example.com/a",
+            &"a".repeat(64),
+        ] {
             let d = Defaults {
                 network_label: Some(bad.to_string()),
                 ..Defaults::default()

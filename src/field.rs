@@ -188,7 +188,12 @@ impl FieldError {
     pub fn type_invalid(path: Path, actual: &serde_json::Value, expected: &str) -> Self {
         let actual = json_type_name(actual);
         let detail = format!("{path} in body must be of type {expected}: \"{actual}\"");
-        Self::new(ErrorType::TypeInvalid, path, BadValue::Str(actual.to_owned()), detail)
+        Self::new(
+            ErrorType::TypeInvalid,
+            path,
+            BadValue::Str(actual.to_owned()),
+            detail,
+        )
     }
 
     /// A repeated value that must be unique (`field.Duplicate`).
@@ -303,9 +308,7 @@ pub fn go_quote(s: &str) -> String {
             '\u{c}' => out.push_str("\\f"),
             '\u{b}' => out.push_str("\\v"),
             c if is_go_printable(c) => out.push(c),
-            c if (c as u32) < 0x80 => {
-                out.push_str(&format!("\\x{:02x}", c as u32))
-            }
+            c if (c as u32) < 0x80 => out.push_str(&format!("\\x{:02x}", c as u32)),
             c if (c as u32) < 0x10000 => out.push_str(&format!("\\u{:04x}", c as u32)),
             c => out.push_str(&format!("\\U{:08x}", c as u32)),
         }
@@ -396,7 +399,11 @@ impl ErrorList {
         let message = if self.is_empty() {
             format!("{qualified} {} is invalid", go_quote(name))
         } else {
-            format!("{qualified} {} is invalid: {}", go_quote(name), self.aggregate())
+            format!(
+                "{qualified} {} is invalid: {}",
+                go_quote(name),
+                self.aggregate()
+            )
         };
         let causes = self
             .0
@@ -465,16 +472,15 @@ mod tests {
     #[test]
     fn renders_too_long_without_value() {
         let e = FieldError::too_long(Path::new("spec").child("interface"), 15);
-        assert_eq!(e.to_string(), "spec.interface: Too long: must have at most 15 bytes");
+        assert_eq!(
+            e.to_string(),
+            "spec.interface: Too long: must have at most 15 bytes"
+        );
     }
 
     #[test]
     fn renders_not_supported_with_quoted_choices() {
-        let e = FieldError::not_supported(
-            Path::new("s"),
-            "Maybe",
-            &["True", "False", "Unknown"],
-        );
+        let e = FieldError::not_supported(Path::new("s"), "Maybe", &["True", "False", "Unknown"]);
         assert_eq!(
             e.to_string(),
             "s: Unsupported value: \"Maybe\": supported values: \"True\", \"False\", \"Unknown\""
@@ -510,7 +516,10 @@ mod tests {
 
     #[test]
     fn builds_new_invalid_status() {
-        let errs = ErrorList(vec![FieldError::required(Path::new("spec").child("network"), "")]);
+        let errs = ErrorList(vec![FieldError::required(
+            Path::new("spec").child("network"),
+            "",
+        )]);
         let st = errs.to_invalid_status("k8s.cni.cncf.io", "IPAMClaim", "c1");
         assert_eq!(st.code, 422);
         assert_eq!(st.reason, "Invalid");

@@ -1,4 +1,7 @@
 use kube::CustomResourceExt;
 fn main() {
-    println!("{}", yaml_serde::to_string(&ipamclaim_webhook::types::IPAMClaim::crd()).unwrap());
+    println!(
+        "{}",
+        yaml_serde::to_string(&ipamclaim_webhook::types::IPAMClaim::crd()).unwrap()
+    );
 }

@@ -62,7 +62,12 @@ pub struct OwnerPod {
 #[serde(rename_all = "camelCase")]
 pub struct Condition {
     /// Type of condition in CamelCase or in foo.example.com/CamelCase.
-    #[schemars(length(max = 316), regex(pattern = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$"))]
+    #[schemars(
+        length(max = 316),
+        regex(
+            pattern = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$"
+        )
+    )]
     pub r#type: String,
     /// Status of the condition, one of True, False, Unknown.
     pub status: ConditionStatus,
@@ -74,7 +79,10 @@ pub struct Condition {
     #[schemars(extend("format" = "date-time"))]
     pub last_transition_time: String,
     /// A programmatic identifier for the reason of the last transition, in CamelCase.
-    #[schemars(length(min = 1, max = 1024), regex(pattern = r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$"))]
+    #[schemars(
+        length(min = 1, max = 1024),
+        regex(pattern = r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$")
+    )]
     pub reason: String,
     /// A human readable message about the transition.
     #[serde(default)]

@@ -74,7 +74,11 @@ pub fn validate_object(object: &Value) -> ErrorList {
     match present(obj, "status") {
         None => {}
         Some(Value::Object(status)) => validate_status(status, &mut errs),
-        Some(other) => errs.push(FieldError::type_invalid(Path::new("status"), other, "object")),
+        Some(other) => errs.push(FieldError::type_invalid(
+            Path::new("status"),
+            other,
+            "object",
+        )),
     }
     errs
 }
@@ -156,7 +160,11 @@ fn validate_metadata(obj: &Map<String, Value>, errs: &mut ErrorList) {
         // A generateName is a prefix: its trailing dash is fine, the suffix comes later.
         let prefix = generate_name.strip_suffix('-').unwrap_or(generate_name);
         for msg in dns1123_subdomain(prefix) {
-            errs.push(FieldError::invalid(path.child("generateName"), generate_name, msg));
+            errs.push(FieldError::invalid(
+                path.child("generateName"),
+                generate_name,
+                msg,
+            ));
         }
     }
     if name.is_empty() {
@@ -242,7 +250,11 @@ fn validate_interface_name(name: &str, path: &Path, errs: &mut ErrorList) {
         errs.push(FieldError::too_long(path.clone(), INTERFACE_NAME_MAX_BYTES));
     }
     if name == "." || name == ".." {
-        errs.push(FieldError::invalid(path.clone(), name, "interface name is . or .."));
+        errs.push(FieldError::invalid(
+            path.clone(),
+            name,
+            "interface name is . or ..",
+        ));
     }
     if name
         .chars()
@@ -259,7 +271,11 @@ fn validate_interface_name(name: &str, path: &Path, errs: &mut ErrorList) {
 /// `spec.ipRequests`: at most two interface addresses, of different IP families.
 fn validate_ip_requests(requests: &[Value], path: &Path, errs: &mut ErrorList) {
     if requests.len() > IP_REQUESTS_MAX {
-        errs.push(FieldError::too_many(path.clone(), requests.len(), IP_REQUESTS_MAX));
+        errs.push(FieldError::too_many(
+            path.clone(),
+            requests.len(),
+            IP_REQUESTS_MAX,
+        ));
     }
     let addresses = validate_address_list(requests, path, errs);
     let mut seen_family: Option<(usize, bool)> = None;
@@ -274,7 +290,10 @@ fn validate_ip_requests(requests: &[Value], path: &Path, errs: &mut ErrorList) {
             Some((first, v4)) if v4 == address.is_ipv4() => errs.push(FieldError::invalid(
                 path.index(i),
                 requests[i].as_str().unwrap_or_default(),
-                format!("must be of a different IP family than {}", path.index(first)),
+                format!(
+                    "must be of a different IP family than {}",
+                    path.index(first)
+                ),
             )),
             Some(_) => {}
             None => seen_family = Some((i, address.is_ipv4())),
@@ -312,7 +331,11 @@ fn validate_address_list(
                 (None, remember(&mut seen_ips, canonical.ip))
             }
             Err(e) => {
-                errs.push(FieldError::invalid(item_path.clone(), value.as_str(), e.to_string()));
+                errs.push(FieldError::invalid(
+                    item_path.clone(),
+                    value.as_str(),
+                    e.to_string(),
+                ));
                 (None, remember(&mut seen_invalid, value.as_str()))
             }
         };
@@ -382,7 +405,10 @@ fn validate_conditions(conditions: &[Value], path: &Path, errs: &mut ErrorList) 
             Text::Str(t) => {
                 let p = item_path.child("type");
                 if t.chars().count() > CONDITION_TYPE_MAX {
-                    errs.push(FieldError::too_long_max_length(p.clone(), CONDITION_TYPE_MAX));
+                    errs.push(FieldError::too_long_max_length(
+                        p.clone(),
+                        CONDITION_TYPE_MAX,
+                    ));
                 }
                 if !is_qualified_condition_type(t) {
                     errs.push(pattern_error(&p, t, CONDITION_TYPE_PATTERN));
@@ -395,13 +421,9 @@ fn validate_conditions(conditions: &[Value], path: &Path, errs: &mut ErrorList) 
 
         match string_field(cond, "status", &item_path, errs) {
             Text::Absent => errs.push(FieldError::required(item_path.child("status"), "")),
-            Text::Str(s) if !CONDITION_STATUSES.contains(&s) => {
-                errs.push(FieldError::not_supported(
-                    item_path.child("status"),
-                    s,
-                    &CONDITION_STATUSES,
-                ))
-            }
+            Text::Str(s) if !CONDITION_STATUSES.contains(&s) => errs.push(
+                FieldError::not_supported(item_path.child("status"), s, &CONDITION_STATUSES),
+            ),
             Text::Str(_) | Text::WrongType => {}
         }
 
@@ -413,7 +435,10 @@ fn validate_conditions(conditions: &[Value], path: &Path, errs: &mut ErrorList) 
             Text::Str(r) => {
                 let p = item_path.child("reason");
                 if r.chars().count() > CONDITION_REASON_MAX {
-                    errs.push(FieldError::too_long_max_length(p.clone(), CONDITION_REASON_MAX));
+                    errs.push(FieldError::too_long_max_length(
+                        p.clone(),
+                        CONDITION_REASON_MAX,
+                    ));
                 }
                 if !is_condition_reason(r) {
                     errs.push(pattern_error(&p, r, CONDITION_REASON_PATTERN));
@@ -437,7 +462,10 @@ fn validate_conditions(conditions: &[Value], path: &Path, errs: &mut ErrorList) 
             )),
             Text::Str(t) if !is_rfc3339(t) => {
                 let p = item_path.child("lastTransitionTime");
-                let detail = format!("{p} in body must be of type date-time: {}", crate::field::go_quote(t));
+                let detail = format!(
+                    "{p} in body must be of type date-time: {}",
+                    crate::field::go_quote(t)
+                );
                 errs.push(FieldError::invalid(p, t, detail));
             }
             Text::Str(_) | Text::WrongType => {}
@@ -698,7 +726,10 @@ mod tests {
     }
 
     fn messages(object: &Value) -> Vec<String> {
-        validate_object(object).iter().map(ToString::to_string).collect()
+        validate_object(object)
+            .iter()
+            .map(ToString::to_string)
+            .collect()
     }
 
     fn assert_clean(object: &Value) {
@@ -727,7 +758,9 @@ mod tests {
         let c = json!({"metadata": {"name": "Bad_Name"}, "spec": {}, "status": {}});
         let msgs = messages(&c);
         assert_eq!(msgs.len(), 4, "{msgs:?}");
-        assert!(msgs[0].starts_with("metadata.name: Invalid value: \"Bad_Name\": a lowercase RFC 1123 subdomain"));
+        assert!(msgs[0].starts_with(
+            "metadata.name: Invalid value: \"Bad_Name\": a lowercase RFC 1123 subdomain"
+        ));
         assert_eq!(msgs[1], "spec.network: Required value");
         assert_eq!(msgs[2], "spec.interface: Required value");
         assert_eq!(msgs[3], "status.ips: Required value");
@@ -756,13 +789,19 @@ mod tests {
         set(&mut c, "/metadata/generateName", json!("VM-"));
         let msgs = messages(&c);
         assert_eq!(msgs.len(), 1);
-        assert!(msgs[0].starts_with("metadata.generateName: Invalid value: \"VM-\": a lowercase RFC 1123"));
+        assert!(msgs[0]
+            .starts_with("metadata.generateName: Invalid value: \"VM-\": a lowercase RFC 1123"));
     }
 
     #[test]
     fn rejects_uppercase_name() {
         let msgs = messages(&with("/metadata/name", json!("VM-a")));
-        assert_eq!(msgs, vec![format!("metadata.name: Invalid value: \"VM-a\": {DNS1123_SUBDOMAIN_MSG}")]);
+        assert_eq!(
+            msgs,
+            vec![format!(
+                "metadata.name: Invalid value: \"VM-a\": {DNS1123_SUBDOMAIN_MSG}"
+            )]
+        );
     }
 
     #[test]
@@ -777,13 +816,21 @@ mod tests {
         let name = format!("{}.{}", "a".repeat(63), "b".repeat(190));
         let msgs = messages(&with("/metadata/name", json!(name)));
         assert_eq!(msgs.len(), 1);
-        assert!(msgs[0].ends_with(": must be no more than 253 characters"), "{}", msgs[0]);
+        assert!(
+            msgs[0].ends_with(": must be no more than 253 characters"),
+            "{}",
+            msgs[0]
+        );
     }
 
     #[test]
     fn rejects_name_with_empty_label_or_edge_dash() {
         for bad in ["a..b", ".a", "a.", "-a", "a-", "a_b"] {
-            assert_eq!(messages(&with("/metadata/name", json!(bad))).len(), 1, "{bad}");
+            assert_eq!(
+                messages(&with("/metadata/name", json!(bad))).len(),
+                1,
+                "{bad}"
+            );
         }
     }
 
@@ -805,7 +852,10 @@ mod tests {
     #[test]
     fn rejects_missing_and_empty_network() {
         assert_one(&without("/spec/network"), "spec.network: Required value");
-        assert_one(&with("/spec/network", json!("")), "spec.network: Required value");
+        assert_one(
+            &with("/spec/network", json!("")),
+            "spec.network: Required value",
+        );
     }
 
     #[test]
@@ -828,7 +878,10 @@ mod tests {
         for bad in ["-net", "_net", ".net", "net work", "net/1", "nét", "net:1"] {
             assert_one(
                 &with("/spec/network", json!(bad)),
-                &format!("spec.network: Invalid value: {}: {NETWORK_NAME_MSG}", crate::field::go_quote(bad)),
+                &format!(
+                    "spec.network: Invalid value: {}: {NETWORK_NAME_MSG}",
+                    crate::field::go_quote(bad)
+                ),
             );
         }
     }
@@ -837,8 +890,14 @@ mod tests {
 
     #[test]
     fn rejects_missing_and_empty_interface() {
-        assert_one(&without("/spec/interface"), "spec.interface: Required value");
-        assert_one(&with("/spec/interface", json!("")), "spec.interface: Required value");
+        assert_one(
+            &without("/spec/interface"),
+            "spec.interface: Required value",
+        );
+        assert_one(
+            &with("/spec/interface", json!("")),
+            "spec.interface: Required value",
+        );
     }
 
     #[test]
@@ -880,7 +939,16 @@ mod tests {
 
     #[test]
     fn rejects_interface_with_slash_colon_or_whitespace() {
-        for bad in ["eth/0", "eth:0", "eth 0", "eth\t0", "eth\u{a0}0", "eth\u{2003}0", "eth\u{3000}0", "eth\u{85}0"] {
+        for bad in [
+            "eth/0",
+            "eth:0",
+            "eth 0",
+            "eth\t0",
+            "eth\u{a0}0",
+            "eth\u{2003}0",
+            "eth\u{3000}0",
+            "eth\u{85}0",
+        ] {
             let msgs = messages(&with("/spec/interface", json!(bad)));
             assert_eq!(msgs.len(), 1, "{bad:?}: {msgs:?}");
             assert!(
@@ -900,7 +968,10 @@ mod tests {
 
     #[test]
     fn accepts_dual_stack_ip_requests() {
-        assert_clean(&with("/spec/ipRequests", json!(["10.0.0.5/24", "fd00::5/64"])));
+        assert_clean(&with(
+            "/spec/ipRequests",
+            json!(["10.0.0.5/24", "fd00::5/64"]),
+        ));
         assert_clean(&with("/spec/ipRequests", json!([])));
         assert_clean(&with("/spec/ipRequests", json!(["10.0.0.5/24"])));
     }
@@ -919,7 +990,10 @@ mod tests {
             "/spec/ipRequests",
             json!(["10.0.0.5/24", "fd00::5/64", "10.0.0.7/24"]),
         ));
-        assert_eq!(msgs[0], "spec.ipRequests: Too many: 3: must have at most 2 items");
+        assert_eq!(
+            msgs[0],
+            "spec.ipRequests: Too many: 3: must have at most 2 items"
+        );
     }
 
     #[test]
@@ -943,7 +1017,10 @@ mod tests {
 
     #[test]
     fn rejects_the_upstream_example_ips() {
-        let msgs = messages(&with("/status/ips", json!(["winner", "winner", "chicken", "dinner"])));
+        let msgs = messages(&with(
+            "/status/ips",
+            json!(["winner", "winner", "chicken", "dinner"]),
+        ));
         let invalid = |i: usize, v: &str| {
             format!("status.ips[{i}]: Invalid value: \"{v}\": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)")
         };
@@ -993,14 +1070,28 @@ mod tests {
 
     #[test]
     fn rejects_ambiguous_and_malformed_addresses() {
-        for bad in ["::ffff:1.2.3.4", "010.1.2.3", "10.1.2.3/024", "fe80::1%eth0", "10.1.2.3/33", "2001:db8::1/129"] {
-            assert_eq!(messages(&with("/status/ips", json!([bad]))).len(), 1, "{bad}");
+        for bad in [
+            "::ffff:1.2.3.4",
+            "010.1.2.3",
+            "10.1.2.3/024",
+            "fe80::1%eth0",
+            "10.1.2.3/33",
+            "2001:db8::1/129",
+        ] {
+            assert_eq!(
+                messages(&with("/status/ips", json!([bad]))).len(),
+                1,
+                "{bad}"
+            );
         }
     }
 
     #[test]
     fn accepts_host_and_full_prefixes() {
-        assert_clean(&with("/status/ips", json!(["10.1.2.3/32", "2001:db8::1/128", "10.1.2.4", "2001:db8::2"])));
+        assert_clean(&with(
+            "/status/ips",
+            json!(["10.1.2.3/32", "2001:db8::1/128", "10.1.2.4", "2001:db8::2"]),
+        ));
     }
 
     #[test]
@@ -1027,7 +1118,11 @@ mod tests {
             assert_clean(&with("/status/conditions/0/reason", json!(ok)));
         }
         for bad in ["1A", "A:", "A,", "_A"] {
-            assert_eq!(messages(&with("/status/conditions/0/reason", json!(bad))).len(), 1, "{bad}");
+            assert_eq!(
+                messages(&with("/status/conditions/0/reason", json!(bad))).len(),
+                1,
+                "{bad}"
+            );
         }
     }
 
@@ -1058,12 +1153,15 @@ mod tests {
         let msgs = messages(&with("/status/conditions/0/type", json!("IPs Allocated")));
         assert_eq!(msgs.len(), 1);
         assert!(msgs[0].contains("in body should match"), "{msgs:?}");
-        assert_clean(&with("/status/conditions/0/type", json!("k8s.cni.cncf.io/IPsAllocated")));
+        assert_clean(&with(
+            "/status/conditions/0/type",
+            json!("k8s.cni.cncf.io/IPsAllocated"),
+        ));
     }
 
     #[test]
     fn rejects_condition_type_over_316_characters() {
-        let t = format!("{}", "A".repeat(317));
+        let t = "A".repeat(317);
         assert_one(
             &with("/status/conditions/0/type", json!(t)),
             "status.conditions[0].type: Too long: may not be longer than 316",
@@ -1076,7 +1174,10 @@ mod tests {
             &with("/status/conditions/0/reason", json!("A".repeat(1025))),
             "status.conditions[0].reason: Too long: may not be longer than 1024",
         );
-        assert_clean(&with("/status/conditions/0/message", json!("m".repeat(32768))));
+        assert_clean(&with(
+            "/status/conditions/0/message",
+            json!("m".repeat(32768)),
+        ));
         assert_one(
             &with("/status/conditions/0/message", json!("m".repeat(32769))),
             "status.conditions[0].message: Too long: may not be longer than 32768",
@@ -1093,10 +1194,23 @@ mod tests {
 
     #[test]
     fn accepts_rfc3339_times_and_rejects_impossible_dates() {
-        for ok in ["2026-11-26T23:00:00Z", "2026-11-26T23:00:00.123456Z", "2024-02-29T00:00:00+01:00", "2026-11-26t23:00:00z"] {
+        for ok in [
+            "2026-11-26T23:00:00Z",
+            "2026-11-26T23:00:00.123456Z",
+            "2024-02-29T00:00:00+01:00",
+            "2026-11-26t23:00:00z",
+        ] {
             assert!(is_rfc3339(ok), "{ok}");
         }
-        for bad in ["2026-02-29T00:00:00Z", "2026-13-01T00:00:00Z", "2026-11-26 23:00:00Z", "2026-11-26T24:00:00Z", "2026-11-26T23:00:00", "2026-11-26T23:00:00.Z", "2026-11-26T23:00:00+0100"] {
+        for bad in [
+            "2026-02-29T00:00:00Z",
+            "2026-13-01T00:00:00Z",
+            "2026-11-26 23:00:00Z",
+            "2026-11-26T24:00:00Z",
+            "2026-11-26T23:00:00",
+            "2026-11-26T23:00:00.Z",
+            "2026-11-26T23:00:00+0100",
+        ] {
             assert!(!is_rfc3339(bad), "{bad}");
         }
     }
@@ -1113,9 +1227,15 @@ mod tests {
     #[test]
     fn rejects_duplicate_condition_type() {
         let mut c = claim();
-        let cond = c.pointer("/status/conditions/0").cloned().expect("condition");
+        let cond = c
+            .pointer("/status/conditions/0")
+            .cloned()
+            .expect("condition");
         set(&mut c, "/status/conditions/1", cond);
-        assert_one(&c, "status.conditions[1].type: Duplicate value: \"IPsAllocated\"");
+        assert_one(
+            &c,
+            "status.conditions[1].type: Duplicate value: \"IPsAllocated\"",
+        );
     }
 
     // --- UPDATE: immutability and ratcheting ---
@@ -1126,7 +1246,10 @@ mod tests {
         let new = with("/spec/network", json!("blue"));
         let v = validate(&new, Some(&old));
         let msgs: Vec<String> = v.errors.iter().map(ToString::to_string).collect();
-        assert_eq!(msgs, vec!["spec.network: Invalid value: \"blue\": field is immutable"]);
+        assert_eq!(
+            msgs,
+            vec!["spec.network: Invalid value: \"blue\": field is immutable"]
+        );
     }
 
     #[test]

@@ -1,0 +1,889 @@
+"""Offline checks of manifests/ (DESIGN §8): nothing here needs a cluster or a network.
+
+1. the base and both overlays render with `kubectl kustomize`;
+2. every rendered built-in object validates against Kubernetes' OpenAPI schemas in strict mode
+   (kubernetes-validate) for the oldest and the newest Kubernetes versions we support;
+3. the samples validate against the generated CRD's openAPIV3Schema, and replay to their
+   expected verdicts once the binary has `replay`;
+4. manifests/base/crd.yaml is exactly what `ipamclaim-webhook crd` prints;
+5. the rendered output keeps the webhook settings and the restricted pod security of DESIGN §8,
+   and every policy rule is shown to fail on a manifest that breaks it.
+
+Run through tests/manifests/run.sh (it prepares the virtualenv). The last line printed is
+`N passed, N failed[, N skipped]`; the exit status is non-zero on any failure.
+"""
+
+import base64
+import copy
+import datetime
+import difflib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+
+import jsonschema
+import kubernetes_validate
+import yaml
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+MANIFESTS = os.path.join(ROOT, "manifests")
+SAMPLES = os.path.join(MANIFESTS, "samples")
+CRD_FILE = os.path.join(MANIFESTS, "base", "crd.yaml")
+BIN = os.path.join(ROOT, os.environ.get("BIN", "target/debug/ipamclaim-webhook"))
+
+# The oldest Kubernetes we claim (the captured fixtures come from a 1.28 API server) and the
+# newest whose schemas kubernetes-validate bundles.
+KUBERNETES_VERSIONS = ("1.28", "1.37")
+
+NAMESPACE = "ipamclaim-webhook"
+SERVICE = "ipamclaim-webhook"
+TLS_SECRET = "ipamclaim-webhook-tls"
+GROUP = "k8s.cni.cncf.io"
+WEBHOOK_PORT = 8443
+PROBE_PORT = 8080
+MAX_TIMEOUT_SECONDS = 10
+
+# Custom resources have no schema in kubernetes-validate: skipped there by name, never by
+# accident (any other kind without a schema is a failure).
+CUSTOM_KINDS = {("cert-manager.io/v1", "Issuer"), ("cert-manager.io/v1", "Certificate")}
+RBAC_KINDS = {"Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"}
+CLUSTER_SCOPED = {
+    "Namespace",
+    "CustomResourceDefinition",
+    "ValidatingWebhookConfiguration",
+    "MutatingWebhookConfiguration",
+    "ClusterRole",
+    "ClusterRoleBinding",
+}
+
+
+# === rendering ===
+
+
+def kustomize(path):
+    """Renders a kustomization; returns (documents, error text or None)."""
+    run = subprocess.run(["kubectl", "kustomize", path], capture_output=True, text=True)
+    if run.returncode != 0:
+        return None, f"kubectl kustomize {path} failed: {run.stderr.strip()}"
+    return [d for d in yaml.safe_load_all(run.stdout) if d], None
+
+
+def make_certs(out):
+    """A throwaway CA and serving certificate in `out`: from `ipamclaim-webhook certs` when the
+    binary has it, else from openssl. Never inside the repository."""
+    run = subprocess.run([BIN, "certs", "--out", out], capture_output=True, text=True)
+    if run.returncode == 0 and all(
+        os.path.isfile(os.path.join(out, f)) for f in ("ca.crt", "tls.crt", "tls.key")
+    ):
+        return "ipamclaim-webhook certs"
+    if shutil.which("openssl") is None:
+        raise RuntimeError("neither `ipamclaim-webhook certs` nor openssl can make test certificates")
+    dns = f"{SERVICE}.{NAMESPACE}.svc"
+
+    def openssl(*args):
+        subprocess.run(["openssl", *args], cwd=out, check=True, capture_output=True)
+
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.crt", "-days", "1",
+            "-subj", "/CN=ipamclaim-webhook test CA")
+    openssl("req", *ec, "-keyout", "tls.key", "-out", "tls.csr", "-subj", f"/CN={dns}")
+    with open(os.path.join(out, "san.ext"), "w") as f:
+        f.write(f"subjectAltName=DNS:{dns},DNS:{dns}.cluster.local\n")
+    openssl("x509", "-req", "-in", "tls.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+            "-CAcreateserial", "-days", "1", "-out", "tls.crt", "-extfile", "san.ext")
+    return "openssl"
+
+
+class Rendered:
+    """Everything rendered once per run: the base, both overlays, and the self-signed overlay
+    prepared in a throwaway copy of manifests/ (so no key ever lands in the repository)."""
+
+    tmp = None
+    docs = {}
+    errors = {}
+    ca_pem = None
+    leaf_pem = None
+    cert_source = None
+
+    @classmethod
+    def setup(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="ipamclaim-manifests-")
+        for name in ("base", "cert-manager"):
+            path = os.path.join(MANIFESTS, "base" if name == "base" else f"overlays/{name}")
+            cls.docs[name], cls.errors[name] = kustomize(path)
+        try:
+            certs = os.path.join(cls.tmp, "certs")
+            os.mkdir(certs)
+            cls.cert_source = make_certs(certs)
+            with open(os.path.join(certs, "ca.crt")) as f:
+                cls.ca_pem = f.read()
+            with open(os.path.join(certs, "tls.crt")) as f:
+                cls.leaf_pem = f.read()
+            copy_dir = cls.fresh_copy("prepared")
+            overlay = os.path.join(copy_dir, "overlays", "self-signed")
+            run = subprocess.run([os.path.join(overlay, "prepare.sh"), certs],
+                                 capture_output=True, text=True)
+            if run.returncode != 0:
+                raise RuntimeError(f"prepare.sh failed: {run.stderr.strip()}")
+            cls.docs["self-signed"], cls.errors["self-signed"] = kustomize(overlay)
+        except (RuntimeError, OSError, subprocess.CalledProcessError) as e:
+            cls.docs["self-signed"], cls.errors["self-signed"] = None, str(e)
+
+    @classmethod
+    def fresh_copy(cls, name):
+        """A copy of manifests/ without anything prepare.sh writes (as in a fresh clone)."""
+        dest = os.path.join(cls.tmp, name)
+        shutil.copytree(MANIFESTS, dest, ignore=shutil.ignore_patterns(
+            "cabundle-patch.yaml", "*.crt", "*.key", "*.pem"))
+        return dest
+
+    @classmethod
+    def teardown(cls):
+        if cls.tmp:
+            shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    @classmethod
+    def get(cls, test, name):
+        if cls.docs.get(name) is None:
+            test.fail(f"{name} did not render: {cls.errors.get(name)}")
+        return cls.docs[name]
+
+
+def setUpModule():
+    Rendered.setup()
+
+
+def tearDownModule():
+    Rendered.teardown()
+
+
+# === 1. rendering ===
+
+
+class RenderTest(unittest.TestCase):
+    def assert_renders(self, name, kinds):
+        docs = Rendered.get(self, name)
+        have = {d["kind"] for d in docs}
+        self.assertFalse(set(kinds) - have, f"{name} lacks {sorted(set(kinds) - have)}")
+
+    BASE_KINDS = ("Namespace", "CustomResourceDefinition", "ServiceAccount", "Deployment",
+                  "PodDisruptionBudget", "Service", "NetworkPolicy",
+                  "ValidatingWebhookConfiguration", "MutatingWebhookConfiguration")
+
+    def test_base_renders(self):
+        self.assert_renders("base", self.BASE_KINDS)
+
+    def test_cert_manager_overlay_renders(self):
+        self.assert_renders("cert-manager", self.BASE_KINDS + ("Issuer", "Certificate"))
+
+    def test_self_signed_overlay_renders(self):
+        self.assert_renders("self-signed", self.BASE_KINDS + ("Secret",))
+
+    def test_self_signed_overlay_refuses_to_render_unprepared(self):
+        # Without prepare.sh there is no Secret and no caBundle: rendering must fail, not
+        # produce webhooks that the API server cannot call.
+        overlay = os.path.join(Rendered.fresh_copy("unprepared"), "overlays", "self-signed")
+        docs, _ = kustomize(overlay)
+        self.assertIsNone(docs, "the self-signed overlay rendered without prepare.sh")
+
+    def test_prepare_refuses_a_certificate_not_signed_by_the_ca(self):
+        # A caBundle that does not vouch for the serving certificate is the classic
+        # "x509: certificate signed by unknown authority" outage.
+        if shutil.which("openssl") is None:
+            self.skipTest("openssl is needed to make a second CA")
+        certs = os.path.join(Rendered.tmp, "mismatched")
+        os.mkdir(certs)
+        make_certs(certs)
+        other = os.path.join(Rendered.tmp, "other-ca")
+        os.mkdir(other)
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:P-256", "-nodes", "-keyout", "ca.key", "-out",
+                        "ca.crt", "-days", "1", "-subj", "/CN=another CA"],
+                       cwd=other, check=True, capture_output=True)
+        shutil.copy(os.path.join(other, "ca.crt"), os.path.join(certs, "ca.crt"))
+        overlay = os.path.join(Rendered.fresh_copy("mismatch-copy"), "overlays", "self-signed")
+        run = subprocess.run([os.path.join(overlay, "prepare.sh"), certs],
+                             capture_output=True, text=True)
+        self.assertNotEqual(run.returncode, 0, "prepare.sh accepted a leaf from another CA")
+        self.assertFalse(os.path.exists(os.path.join(overlay, "cabundle-patch.yaml")))
+
+    def test_generated_certificates_and_patch_are_git_ignored(self):
+        git = shutil.which("git")
+        inside = git and subprocess.run([git, "-C", ROOT, "rev-parse", "--is-inside-work-tree"],
+                                        capture_output=True).returncode == 0
+        if not inside:
+            self.skipTest("not a git work tree")
+        overlay = "manifests/overlays/self-signed"
+        for path in (f"{overlay}/certs/tls.key", f"{overlay}/certs/tls.crt",
+                     f"{overlay}/certs/ca.crt", f"{overlay}/cabundle-patch.yaml"):
+            run = subprocess.run([git, "-C", ROOT, "check-ignore", "-q", "--no-index", path])
+            self.assertEqual(run.returncode, 0, f"{path} is not git-ignored")
+        # And nothing that git would pick up under manifests/ holds a private key.
+        files = subprocess.run([git, "-C", ROOT, "ls-files", "-co", "--exclude-standard",
+                                "manifests"], capture_output=True, text=True, check=True)
+        for path in files.stdout.split():
+            full = os.path.join(ROOT, path)
+            if os.path.isfile(full):
+                with open(full, errors="replace") as f:
+                    self.assertNotIn("PRIVATE KEY", f.read(), f"{path} holds a private key")
+
+
+# === 2. Kubernetes schemas ===
+
+
+def schema_failures(docs, version):
+    """Validates each built-in object strictly; returns (failures, skipped custom kinds)."""
+    failures, skipped = [], []
+    for d in docs:
+        key = (d.get("apiVersion"), d.get("kind"))
+        name = f"{d.get('kind')}/{d.get('metadata', {}).get('name')}"
+        if key in CUSTOM_KINDS:
+            skipped.append(name)
+            continue
+        try:
+            kubernetes_validate.validate(d, version, strict=True)
+        except kubernetes_validate.ValidationError as e:
+            path = ".".join(str(p) for p in e.path)
+            failures.append(f"{name} against {version}: {path}: {e.message}")
+        except kubernetes_validate.SchemaNotFoundError as e:
+            failures.append(f"{name}: {e.message} (a custom kind? list it in CUSTOM_KINDS)")
+    return failures, skipped
+
+
+class KubernetesSchemaTest(unittest.TestCase):
+    def test_bundled_schemas_include_the_versions_we_support(self):
+        bundled = {kubernetes_validate.utils.major_minor(v)
+                   for v in kubernetes_validate.utils.all_versions()}
+        for version in KUBERNETES_VERSIONS:
+            self.assertIn(version, bundled)
+
+    def test_catches_an_unknown_field(self):
+        # Strict mode is what makes this check worth having: prove it bites.
+        dep = next(d for d in Rendered.get(self, "base") if d["kind"] == "Deployment")
+        dep = copy.deepcopy(dep)
+        dep["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["httpGet"]["pth"] = "/"
+        failures, _ = schema_failures([dep], KUBERNETES_VERSIONS[0])
+        self.assertTrue(failures)
+
+
+def add_schema_tests():
+    for overlay in ("base", "cert-manager", "self-signed"):
+        for version in KUBERNETES_VERSIONS:
+            def test(self, overlay=overlay, version=version):
+                failures, skipped = schema_failures(Rendered.get(self, overlay), version)
+                self.assertEqual(failures, [])
+                if overlay == "cert-manager":
+                    self.assertTrue(skipped, "cert-manager objects were expected and skipped")
+            name = f"test_{overlay.replace('-', '_')}_validates_strictly_against_{version.replace('.', '_')}"
+            setattr(KubernetesSchemaTest, name, test)
+
+
+add_schema_tests()
+
+
+# === 3. samples ===
+
+
+def load_crd():
+    with open(CRD_FILE) as f:
+        return yaml.safe_load(f)
+
+
+def crd_version_schema(crd):
+    (version,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1alpha1"]
+    return version["schema"]["openAPIV3Schema"]
+
+
+def to_json_schema(node):
+    """Translates a structural OpenAPI v3 schema to JSON Schema: `nullable` becomes a null
+    type, integer formats go, and objects with declared properties reject undeclared ones (the
+    API server would prune them silently: in a sample that is a typo)."""
+    if isinstance(node, list):
+        return [to_json_schema(n) for n in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: to_json_schema(v) for k, v in node.items()
+           if not k.startswith("x-kubernetes-") and k != "nullable"}
+    if out.get("format") in ("int32", "int64"):
+        del out["format"]
+    if node.get("nullable") and "type" in out:
+        out["type"] = [out["type"], "null"]
+    if "properties" in node and not node.get("x-kubernetes-preserve-unknown-fields"):
+        out.setdefault("additionalProperties", False)
+    return out
+
+
+def sample_validator(crd):
+    schema = to_json_schema(crd_version_schema(crd))
+    # Every object also has apiVersion, kind and metadata, which the CRD schema leaves implicit.
+    schema["properties"].update({
+        "apiVersion": {"const": f"{GROUP}/v1alpha1"},
+        "kind": {"const": crd["spec"]["names"]["kind"]},
+        "metadata": {"type": "object", "required": ["name"],
+                     "properties": {"name": {"type": "string"}}},
+    })
+    schema["required"] = sorted(set(schema.get("required", [])) | {"apiVersion", "kind", "metadata"})
+    checker = jsonschema.FormatChecker(formats=())
+
+    @checker.checks("date-time", raises=ValueError)
+    def date_time(value):  # RFC 3339, as metav1.Time
+        if not isinstance(value, str):
+            return True
+        if not re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)", value):
+            raise ValueError(f"{value!r} is not RFC 3339")
+        datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return True
+
+    return jsonschema.Draft7Validator(schema, format_checker=checker)
+
+
+def sample_errors(validator, path):
+    with open(path) as f:
+        docs = [d for d in yaml.safe_load_all(f) if d]
+    if len(docs) != 1:
+        return [f"expected one object, found {len(docs)}"]
+    return [f"{'.'.join(str(p) for p in e.absolute_path) or '(root)'}: {e.message}"
+            for e in validator.iter_errors(docs[0])]
+
+
+def expected_verdicts():
+    """expected.txt: `SAMPLE allowed|denied [FIELD]` per line; FIELD is a path the denial
+    must name."""
+    verdicts = {}
+    with open(os.path.join(SAMPLES, "expected.txt")) as f:
+        for line in f:
+            line = line.split("#", 1)[0].strip()
+            if line:
+                sample, verdict, *field = line.split()
+                verdicts[sample] = (verdict, field[0] if field else None)
+    return verdicts
+
+
+def replay_available():
+    # A binary without the subcommand may fail, or (while the CLI is being built) ignore its
+    # arguments: only a usage text naming `replay` counts.
+    run = subprocess.run([BIN, "replay", "--help"], capture_output=True, text=True)
+    return run.returncode == 0 and re.search(r"(?i)usage:.*\breplay\b", run.stdout) is not None
+
+
+class SampleTest(unittest.TestCase):
+    def test_every_sample_has_an_expected_verdict(self):
+        verdicts = expected_verdicts()
+        files = sorted(f for f in os.listdir(SAMPLES) if f.endswith((".yaml", ".yml")))
+        self.assertEqual(sorted(verdicts), files)
+        for sample, (verdict, _) in verdicts.items():
+            self.assertIn(verdict, ("allowed", "denied"), sample)
+        self.assertIn("allowed", [v for v, _ in verdicts.values()])
+        self.assertIn("denied", [v for v, _ in verdicts.values()])
+
+    def test_samples_validate_against_the_crd_schema(self):
+        # Valid and invalid alike: the invalid samples are what only the webhook can catch
+        # (the CRD schema says "array of strings" and "string").
+        validator = sample_validator(load_crd())
+        for sample in sorted(expected_verdicts()):
+            with self.subTest(sample=sample):
+                self.assertEqual(sample_errors(validator, os.path.join(SAMPLES, sample)), [])
+
+    def test_crd_schema_check_catches_a_bad_sample(self):
+        validator = sample_validator(load_crd())
+        bad = os.path.join(Rendered.tmp, "bad-sample.yaml")
+        with open(bad, "w") as f:
+            f.write(f"apiVersion: {GROUP}/v1alpha1\nkind: IPAMClaim\nmetadata: {{name: x}}\n"
+                    "spec: {network: n, interfaces: eth0}\n"
+                    "status: {ips: [], conditions: [{type: A, status: Maybe, reason: R,"
+                    " lastTransitionTime: yesterday}]}\n")
+        errors = " ".join(sample_errors(validator, bad))
+        for expected in ("interfaces", "'interface' is a required property", "Maybe", "yesterday"):
+            self.assertIn(expected, errors)
+
+    def test_samples_replay_to_their_expected_verdicts(self):
+        if not replay_available():
+            self.skipTest(f"{BIN} has no replay command yet")
+        for sample, (verdict, field) in sorted(expected_verdicts().items()):
+            with self.subTest(sample=sample):
+                run = subprocess.run([BIN, "replay", "--output", "json",
+                                      os.path.join(SAMPLES, sample)],
+                                     capture_output=True, text=True)
+                self.assertIn(run.returncode, (0, 1), f"replay failed: {run.stderr.strip()}")
+                self.assertEqual("allowed" if run.returncode == 0 else "denied", verdict,
+                                 run.stdout + run.stderr)
+                if field:
+                    self.assertIn(field, run.stdout)
+
+
+# === 4. CRD drift ===
+
+
+class CrdDriftTest(unittest.TestCase):
+    def test_crd_yaml_is_what_the_binary_prints(self):
+        run = subprocess.run([BIN, "crd"], capture_output=True)
+        self.assertEqual(run.returncode, 0, f"{BIN} crd failed: {run.stderr.decode()}")
+        with open(CRD_FILE, "rb") as f:
+            committed = f.read()
+        if committed != run.stdout:
+            diff = "".join(difflib.unified_diff(
+                committed.decode().splitlines(True), run.stdout.decode().splitlines(True),
+                "manifests/base/crd.yaml", f"{os.path.relpath(BIN, ROOT)} crd"))
+            self.fail(f"manifests/base/crd.yaml has drifted; run `make manifests`\n{diff[:4000]}")
+
+
+# === 5. policy ===
+
+
+def find(docs, kind):
+    return [d for d in docs if d.get("kind") == kind]
+
+
+def matches(selector, labels):
+    return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
+
+
+def arg_value(args, flag):
+    for i, a in enumerate(args):
+        if a == flag and i + 1 < len(args):
+            return args[i + 1]
+        if a.startswith(flag + "="):
+            return a.split("=", 1)[1]
+    return None
+
+
+def port_of(listen):
+    return int(listen.rsplit(":", 1)[1]) if listen else None
+
+
+def webhook_violations(docs, overlay, ca_pem=None):
+    """The admission settings of DESIGN §8; returns what breaks them."""
+    bad = []
+    services = {(s["metadata"].get("namespace"), s["metadata"]["name"]): s
+                for s in find(docs, "Service")}
+    for kind, path in (("ValidatingWebhookConfiguration", "/validate"),
+                       ("MutatingWebhookConfiguration", "/mutate")):
+        configs = find(docs, kind)
+        if len(configs) != 1:
+            bad.append(f"expected one {kind}, found {len(configs)}")
+            continue
+        config = configs[0]
+        hooks = config.get("webhooks") or []
+        if not hooks:
+            bad.append(f"{kind} has no webhooks")
+        annotations = config["metadata"].get("annotations") or {}
+        inject = annotations.get("cert-manager.io/inject-ca-from")
+        if overlay == "cert-manager":
+            ca_certs = [c for c in find(docs, "Certificate")
+                        if c["spec"].get("isCA") and
+                        inject == f"{c['metadata'].get('namespace')}/{c['metadata']['name']}"]
+            if not ca_certs:
+                bad.append(f"{kind}: inject-ca-from {inject!r} does not name a CA Certificate")
+        elif inject:
+            bad.append(f"{kind}: unexpected inject-ca-from in {overlay}")
+        for h in hooks:
+            where = f"{kind} {h.get('name')}"
+            if h.get("admissionReviewVersions") != ["v1", "v1beta1"]:
+                bad.append(f"{where}: admissionReviewVersions {h.get('admissionReviewVersions')}")
+            for field, want in (("sideEffects", "None"), ("failurePolicy", "Fail"),
+                                ("matchPolicy", "Equivalent")):
+                if h.get(field) != want:
+                    bad.append(f"{where}: {field} {h.get(field)!r}, want {want!r}")
+            timeout = h.get("timeoutSeconds")
+            if not isinstance(timeout, int) or not 1 <= timeout <= MAX_TIMEOUT_SECONDS:
+                bad.append(f"{where}: timeoutSeconds {timeout!r}, want 1..{MAX_TIMEOUT_SECONDS}")
+            if kind.startswith("Mutating") and h.get("reinvocationPolicy") != "IfNeeded":
+                bad.append(f"{where}: reinvocationPolicy {h.get('reinvocationPolicy')!r}")
+            rules = h.get("rules") or []
+            covered = set()
+            for r in rules:
+                if r.get("apiGroups") != [GROUP] or r.get("apiVersions") != ["v1alpha1"]:
+                    bad.append(f"{where}: rule for {r.get('apiGroups')} {r.get('apiVersions')}")
+                if r.get("scope") != "Namespaced":
+                    bad.append(f"{where}: rule scope {r.get('scope')!r}")
+                if set(r.get("resources") or []) - {"ipamclaims", "ipamclaims/status"}:
+                    bad.append(f"{where}: rule matches more than IPAMClaims: {r.get('resources')}")
+                covered |= {(op, res) for op in r.get("operations") or []
+                            for res in r.get("resources") or []}
+            want = {(op, res) for op in ("CREATE", "UPDATE")
+                    for res in ("ipamclaims", "ipamclaims/status")}
+            if covered != want:
+                bad.append(f"{where}: rules cover {sorted(covered)}, want {sorted(want)}")
+            cc = h.get("clientConfig") or {}
+            svc = cc.get("service") or {}
+            if "url" in cc:
+                bad.append(f"{where}: clientConfig.url instead of the Service")
+            if svc.get("path") != path or svc.get("port") != 443:
+                bad.append(f"{where}: service path {svc.get('path')!r} port {svc.get('port')!r}")
+            if (svc.get("namespace"), svc.get("name")) not in services:
+                bad.append(f"{where}: no Service {svc.get('namespace')}/{svc.get('name')}")
+            bundle = cc.get("caBundle")
+            if overlay == "self-signed":
+                if not bundle:
+                    bad.append(f"{where}: no caBundle")
+                elif ca_pem is not None and base64.b64decode(bundle).decode() != ca_pem:
+                    bad.append(f"{where}: caBundle is not the CA's ca.crt")
+            elif bundle:
+                bad.append(f"{where}: a caBundle in {overlay} (cainjector or the overlay sets it)")
+    return bad
+
+
+def cert_manager_violations(docs):
+    bad = []
+    certs = {c["metadata"]["name"]: c for c in find(docs, "Certificate")}
+    issuers = {i["metadata"]["name"]: i for i in find(docs, "Issuer")}
+    serving = [c for c in certs.values() if c["spec"].get("secretName") == TLS_SECRET]
+    if len(serving) != 1:
+        return [f"expected one Certificate writing {TLS_SECRET}, found {len(serving)}"]
+    spec = serving[0]["spec"]
+    want = {f"{SERVICE}.{NAMESPACE}.svc", f"{SERVICE}.{NAMESPACE}.svc.cluster.local"}
+    if not want <= set(spec.get("dnsNames") or []):
+        bad.append(f"serving Certificate dnsNames {spec.get('dnsNames')}, want {sorted(want)}")
+    if not spec.get("renewBefore") or not spec.get("duration"):
+        bad.append("serving Certificate without duration/renewBefore")
+    if spec.get("isCA"):
+        bad.append("the serving Certificate is a CA")
+    issuer = issuers.get(spec.get("issuerRef", {}).get("name"))
+    ca_secret = issuer and issuer["spec"].get("ca", {}).get("secretName")
+    ca_cert = [c for c in certs.values()
+               if c["spec"].get("isCA") and c["spec"].get("secretName") == ca_secret]
+    if not ca_cert:
+        bad.append("the serving Certificate is not issued by a CA Issuer backed by a CA Certificate")
+    return bad
+
+
+def pod_violations(docs):
+    """Replicas, disruption budget, spread, restricted Pod Security, probes and shutdown."""
+    bad = []
+    deployments = find(docs, "Deployment")
+    if len(deployments) != 1:
+        return [f"expected one Deployment, found {len(deployments)}"]
+    dep = deployments[0]
+    spec = dep["spec"]
+    pod = spec["template"]["spec"]
+    labels = spec["template"]["metadata"].get("labels") or {}
+    replicas = spec.get("replicas", 1)
+    if replicas < 2:
+        bad.append(f"replicas {replicas}, want at least 2")
+    if (spec.get("strategy", {}).get("rollingUpdate") or {}).get("maxUnavailable") not in (0, "0%"):
+        bad.append("a rollout may take a ready replica away first (maxUnavailable is not 0)")
+
+    pdbs = [p for p in find(docs, "PodDisruptionBudget")
+            if matches(p["spec"].get("selector", {}).get("matchLabels"), labels)]
+    if not pdbs:
+        bad.append("no PodDisruptionBudget selects the webhook pods")
+    for p in pdbs:
+        min_available = p["spec"].get("minAvailable")
+        if not isinstance(min_available, int) or not 1 <= min_available < replicas:
+            bad.append(f"PodDisruptionBudget minAvailable {min_available!r}: want 1..replicas-1")
+
+    spread = [t for t in pod.get("topologySpreadConstraints") or []
+              if t.get("topologyKey") == "kubernetes.io/hostname"
+              and matches(t.get("labelSelector", {}).get("matchLabels"), labels)]
+    if not spread:
+        bad.append("no topologySpreadConstraint over kubernetes.io/hostname for the webhook pods")
+
+    if pod.get("automountServiceAccountToken") is not False:
+        bad.append("pod automountServiceAccountToken is not false")
+    accounts = {a["metadata"]["name"]: a for a in find(docs, "ServiceAccount")}
+    account = accounts.get(pod.get("serviceAccountName"))
+    if account is None:
+        bad.append(f"pod serviceAccountName {pod.get('serviceAccountName')!r} is not rendered")
+    elif account.get("automountServiceAccountToken") is not False:
+        bad.append("ServiceAccount automountServiceAccountToken is not false")
+    for field in ("hostNetwork", "hostPID", "hostIPC"):
+        if pod.get(field):
+            bad.append(f"pod {field}")
+    for v in pod.get("volumes") or []:
+        if "hostPath" in v:
+            bad.append(f"hostPath volume {v['name']}")
+
+    psc = pod.get("securityContext") or {}
+    if psc.get("runAsNonRoot") is not True:
+        bad.append("pod runAsNonRoot is not true")
+    containers = pod.get("containers") or []
+    if len(containers) != 1:
+        bad.append(f"expected one container, found {len(containers)}")
+    for c in containers + (pod.get("initContainers") or []):
+        where = f"container {c['name']}"
+        csc = c.get("securityContext") or {}
+        for field, want in (("runAsUser", 65532), ("runAsGroup", 65532)):
+            if csc.get(field, psc.get(field)) != want:
+                bad.append(f"{where}: {field} {csc.get(field, psc.get(field))!r}, want {want}")
+        if csc.get("runAsNonRoot", psc.get("runAsNonRoot")) is not True:
+            bad.append(f"{where}: runAsNonRoot is not true")
+        seccomp = (csc.get("seccompProfile") or psc.get("seccompProfile") or {}).get("type")
+        if seccomp != "RuntimeDefault":
+            bad.append(f"{where}: seccompProfile {seccomp!r}, want RuntimeDefault")
+        if csc.get("allowPrivilegeEscalation") is not False:
+            bad.append(f"{where}: allowPrivilegeEscalation is not false")
+        if csc.get("readOnlyRootFilesystem") is not True:
+            bad.append(f"{where}: readOnlyRootFilesystem is not true")
+        if csc.get("privileged"):
+            bad.append(f"{where}: privileged")
+        caps = csc.get("capabilities") or {}
+        if "ALL" not in (caps.get("drop") or []) or caps.get("add"):
+            bad.append(f"{where}: capabilities {caps}, want drop [ALL] and no add")
+        res = c.get("resources") or {}
+        for part, keys in (("requests", ("cpu", "memory")), ("limits", ("memory",))):
+            missing = [k for k in keys if k not in (res.get(part) or {})]
+            if missing:
+                bad.append(f"{where}: no resources.{part} {missing}")
+
+    if not containers:
+        return bad
+    c = containers[0]
+    args = c.get("args") or []
+    ports = {p.get("name"): p.get("containerPort") for p in c.get("ports") or []}
+    if not args or args[0] != "serve":
+        bad.append(f"args {args[:1]}, want serve first")
+    if ports.get("webhook") != WEBHOOK_PORT or port_of(arg_value(args, "--listen")) != WEBHOOK_PORT:
+        bad.append(f"webhook port {ports.get('webhook')} / --listen {arg_value(args, '--listen')}")
+    if ports.get("probes") != PROBE_PORT or port_of(arg_value(args, "--probe-listen")) != PROBE_PORT:
+        bad.append(f"probe port {ports.get('probes')} / --probe-listen {arg_value(args, '--probe-listen')}")
+    for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
+        get = (c.get(probe) or {}).get("httpGet") or {}
+        if get.get("path") != path or get.get("port") not in ("probes", PROBE_PORT) \
+                or get.get("scheme", "HTTP") != "HTTP":
+            bad.append(f"{probe} {get}, want HTTP {path} on the probe port")
+    mounts = {m["mountPath"]: m for m in c.get("volumeMounts") or []}
+    tls = mounts.get("/tls")
+    volumes = {v["name"]: v for v in pod.get("volumes") or []}
+    if not tls or not tls.get("readOnly") or \
+            (volumes.get(tls["name"], {}).get("secret") or {}).get("secretName") != TLS_SECRET:
+        bad.append(f"Secret {TLS_SECRET} is not mounted read-only at /tls")
+    for flag, want in (("--tls-cert", "/tls/tls.crt"), ("--tls-key", "/tls/tls.key")):
+        if arg_value(args, flag) != want:
+            bad.append(f"{flag} {arg_value(args, flag)!r}, want {want}")
+    shutdown = arg_value(args, "--shutdown-timeout")
+    grace = pod.get("terminationGracePeriodSeconds", 30)
+    if shutdown is None or not grace > int(shutdown):
+        bad.append(f"terminationGracePeriodSeconds {grace} is not longer than --shutdown-timeout {shutdown}")
+    return bad
+
+
+def cluster_violations(docs):
+    """Namespace, Service, NetworkPolicy, and no RBAC at all."""
+    bad = []
+    for d in docs:
+        if d["kind"] in RBAC_KINDS:
+            bad.append(f"RBAC object {d['kind']}/{d['metadata']['name']}: the webhook needs none")
+        ns = d["metadata"].get("namespace")
+        if d["kind"] not in CLUSTER_SCOPED and ns != NAMESPACE:
+            bad.append(f"{d['kind']}/{d['metadata']['name']} in namespace {ns!r}")
+    if [n["metadata"]["name"] for n in find(docs, "Namespace")] != [NAMESPACE]:
+        bad.append(f"expected the Namespace {NAMESPACE}")
+    deployments = find(docs, "Deployment")
+    labels = deployments[0]["spec"]["template"]["metadata"].get("labels", {}) if deployments else {}
+    svc = [s for s in find(docs, "Service") if s["metadata"]["name"] == SERVICE]
+    if not svc:
+        bad.append(f"no Service {SERVICE}")
+    else:
+        spec = svc[0]["spec"]
+        if not matches(spec.get("selector"), labels):
+            bad.append("the Service does not select the webhook pods")
+        if not any(p.get("port") == 443 and p.get("targetPort") in ("webhook", WEBHOOK_PORT)
+                   for p in spec.get("ports") or []):
+            bad.append("the Service has no port 443 to the webhook port")
+    policies = [p for p in find(docs, "NetworkPolicy")
+                if matches(p["spec"].get("podSelector", {}).get("matchLabels"), labels)]
+    if not policies:
+        bad.append("no NetworkPolicy selects the webhook pods")
+    for p in policies:
+        if "Ingress" not in (p["spec"].get("policyTypes") or []):
+            bad.append("the NetworkPolicy does not restrict ingress")
+        for rule in p["spec"].get("ingress") or []:
+            ports = rule.get("ports") or []
+            if not ports:
+                bad.append("a NetworkPolicy ingress rule admits every port")
+            for port in ports:
+                if port.get("port") not in (WEBHOOK_PORT, PROBE_PORT, "webhook", "probes") \
+                        or "endPort" in port:
+                    bad.append(f"the NetworkPolicy admits port {port}")
+    return bad
+
+
+def policy_violations(docs, overlay, ca_pem=None):
+    bad = webhook_violations(docs, overlay, ca_pem) + pod_violations(docs) + cluster_violations(docs)
+    if overlay == "cert-manager":
+        bad += cert_manager_violations(docs)
+    if overlay == "self-signed":
+        secrets = [s for s in find(docs, "Secret") if s["metadata"]["name"] == TLS_SECRET]
+        if not secrets or secrets[0].get("type") != "kubernetes.io/tls" \
+                or not {"tls.crt", "tls.key"} <= set(secrets[0].get("data") or {}):
+            bad.append(f"no kubernetes.io/tls Secret named exactly {TLS_SECRET}")
+    return bad
+
+
+class PolicyTest(unittest.TestCase):
+    def assert_policy(self, overlay):
+        docs = Rendered.get(self, overlay)
+        self.assertEqual(policy_violations(docs, overlay, Rendered.ca_pem), [])
+
+    def test_base_keeps_the_policy(self):
+        self.assert_policy("base")
+
+    def test_cert_manager_overlay_keeps_the_policy(self):
+        self.assert_policy("cert-manager")
+
+    def test_self_signed_overlay_keeps_the_policy(self):
+        self.assert_policy("self-signed")
+
+    def test_self_signed_ca_bundle_is_the_ca_not_the_leaf(self):
+        docs = Rendered.get(self, "self-signed")
+        for kind in ("ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"):
+            for h in find(docs, kind)[0]["webhooks"]:
+                bundle = base64.b64decode(h["clientConfig"]["caBundle"]).decode()
+                self.assertEqual(bundle, Rendered.ca_pem)
+                self.assertNotEqual(bundle, Rendered.leaf_pem)
+
+
+def at(doc, *path):
+    for p in path:
+        doc = doc[p]
+    return doc
+
+
+def kind_of(docs, kind):
+    return next(d for d in docs if d["kind"] == kind)
+
+
+def pod_of(docs):
+    return at(kind_of(docs, "Deployment"), "spec", "template", "spec")
+
+
+def container_of(docs):
+    return pod_of(docs)["containers"][0]
+
+
+def validating(docs):
+    return kind_of(docs, "ValidatingWebhookConfiguration")["webhooks"][0]
+
+
+def mutating(docs):
+    return kind_of(docs, "MutatingWebhookConfiguration")["webhooks"][0]
+
+
+def set_arg(docs, flag, value):
+    args = container_of(docs)["args"]
+    args[args.index(flag) + 1] = value
+
+
+# Each loosening someone might try, applied to the rendered output: the policy must catch all.
+LOOSENINGS = {
+    "failurePolicy Ignore": lambda d: validating(d).update(failurePolicy="Ignore"),
+    "mutating sideEffects Some": lambda d: mutating(d).update(sideEffects="Some"),
+    "matchPolicy Exact": lambda d: validating(d).update(matchPolicy="Exact"),
+    "only v1 reviews": lambda d: mutating(d).update(admissionReviewVersions=["v1"]),
+    "timeout 30s": lambda d: validating(d).update(timeoutSeconds=30),
+    "no UPDATE": lambda d: validating(d)["rules"][0].update(operations=["CREATE"]),
+    "no status subresource": lambda d: mutating(d)["rules"][0].update(resources=["ipamclaims"]),
+    "matches pods too": lambda d: validating(d)["rules"][0]["resources"].append("pods"),
+    "reinvocationPolicy Never": lambda d: mutating(d).update(reinvocationPolicy="Never"),
+    "wrong path": lambda d: mutating(d)["clientConfig"]["service"].update(path="/validate"),
+    "one replica": lambda d: kind_of(d, "Deployment")["spec"].update(replicas=1),
+    "no PDB": lambda d: d.remove(kind_of(d, "PodDisruptionBudget")),
+    "PDB blocks every drain": lambda d: kind_of(d, "PodDisruptionBudget")["spec"].update(minAvailable=2),
+    "no spread": lambda d: pod_of(d).pop("topologySpreadConstraints"),
+    "a ClusterRole": lambda d: d.append({"apiVersion": "rbac.authorization.k8s.io/v1",
+                                         "kind": "ClusterRole", "metadata": {"name": "x"}}),
+    "pod token mounted": lambda d: pod_of(d).update(automountServiceAccountToken=True),
+    "account token mounted": lambda d: kind_of(d, "ServiceAccount").update(automountServiceAccountToken=True),
+    "root user": lambda d: pod_of(d)["securityContext"].update(runAsUser=0),
+    "container runs as root": lambda d: container_of(d)["securityContext"].update(runAsNonRoot=False),
+    "writable root": lambda d: container_of(d)["securityContext"].update(readOnlyRootFilesystem=False),
+    "privilege escalation": lambda d: container_of(d)["securityContext"].update(allowPrivilegeEscalation=True),
+    "NET_ADMIN": lambda d: container_of(d)["securityContext"]["capabilities"].update(add=["NET_ADMIN"]),
+    "keeps capabilities": lambda d: container_of(d)["securityContext"]["capabilities"].update(drop=[]),
+    "unconfined seccomp": lambda d: (pod_of(d)["securityContext"].update(seccompProfile={"type": "Unconfined"}),
+                                     container_of(d)["securityContext"].pop("seccompProfile")),
+    "no memory limit": lambda d: container_of(d)["resources"].pop("limits"),
+    "liveness on the webhook port": lambda d: container_of(d)["livenessProbe"]["httpGet"].update(port="webhook"),
+    "grace shorter than shutdown": lambda d: set_arg(d, "--shutdown-timeout", "30"),
+    "hostNetwork": lambda d: pod_of(d).update(hostNetwork=True),
+    "NetworkPolicy admits every port": lambda d: kind_of(d, "NetworkPolicy")["spec"]["ingress"].append({}),
+    "NetworkPolicy admits port 22": lambda d: kind_of(d, "NetworkPolicy")["spec"]["ingress"][0]["ports"].append({"port": 22}),
+    "Service to the probe port": lambda d: kind_of(d, "Service")["spec"]["ports"][0].update(targetPort="probes"),
+}
+
+
+class PolicyCanFailTest(unittest.TestCase):
+    """Every rule of the policy is shown to catch the loosening it exists for."""
+
+    def test_each_loosening_is_caught(self):
+        docs = Rendered.get(self, "base")
+        for name, loosen in LOOSENINGS.items():
+            with self.subTest(loosening=name):
+                broken = copy.deepcopy(docs)
+                loosen(broken)
+                self.assertTrue(policy_violations(broken, "base"), f"{name} went unnoticed")
+
+    def test_cert_manager_without_injection_is_caught(self):
+        docs = copy.deepcopy(Rendered.get(self, "cert-manager"))
+        kind_of(docs, "MutatingWebhookConfiguration")["metadata"]["annotations"].clear()
+        self.assertTrue(policy_violations(docs, "cert-manager"))
+        docs = copy.deepcopy(Rendered.get(self, "cert-manager"))
+        kind_of(docs, "ValidatingWebhookConfiguration")["metadata"]["annotations"][
+            "cert-manager.io/inject-ca-from"] = f"{NAMESPACE}/ipamclaim-webhook-serving"
+        self.assertTrue(policy_violations(docs, "cert-manager"), "injecting the leaf went unnoticed")
+
+    def test_self_signed_with_the_leaf_as_ca_bundle_is_caught(self):
+        docs = copy.deepcopy(Rendered.get(self, "self-signed"))
+        validating(docs)["clientConfig"]["caBundle"] = base64.b64encode(
+            Rendered.leaf_pem.encode()).decode()
+        self.assertTrue(policy_violations(docs, "self-signed", Rendered.ca_pem))
+
+
+# === runner ===
+
+
+class CountingResult(unittest.TextTestResult):
+    """Counts tests, not subtests: a test with a failing subtest is one failure."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.failed_ids = set()
+
+    def _mark(self, test):
+        self.failed_ids.add(getattr(test, "test_case", test).id())
+
+    def addFailure(self, test, err):
+        super().addFailure(test, err)
+        self._mark(test)
+
+    def addError(self, test, err):
+        super().addError(test, err)
+        self._mark(test)
+
+    def addSubTest(self, test, subtest, err):
+        super().addSubTest(test, subtest, err)
+        if err is not None:
+            self._mark(test)
+
+
+def main():
+    suite = unittest.defaultTestLoader.loadTestsFromModule(sys.modules[__name__])
+    if len(sys.argv) > 1:  # run.sh WORD...: only the tests whose id holds one of the words
+        def flatten(s):
+            for t in s:
+                yield from (flatten(t) if isinstance(t, unittest.TestSuite) else [t])
+        suite = unittest.TestSuite(t for t in flatten(suite)
+                                   if any(w in t.id() for w in sys.argv[1:]))
+    # One stream, so that the closing line really comes last.
+    runner = unittest.TextTestRunner(stream=sys.stdout, verbosity=2, resultclass=CountingResult)
+    print(f"kubernetes-validate {kubernetes_validate.__version__}; Kubernetes "
+          f"{', '.join(KUBERNETES_VERSIONS)}; binary {os.path.relpath(BIN, ROOT)}", flush=True)
+    result = runner.run(suite)
+    # Errors in setUpModule are not per test: count them as failures too.
+    failed = len(result.failed_ids)
+    skipped = len(result.skipped)
+    passed = result.testsRun - failed - skipped
+    if Rendered.cert_source:
+        print(f"(self-signed overlay rendered with certificates from {Rendered.cert_source})")
+    line = f"{passed} passed, {failed} failed"
+    print(line + (f", {skipped} skipped" if skipped else ""), flush=True)
+    return 0 if failed == 0 and result.wasSuccessful() else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
