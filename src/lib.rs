@@ -5,6 +5,7 @@ pub mod admission;
 pub mod defaulting;
 pub mod field;
 pub mod ip;
+pub mod replay;
 pub mod strict;
 pub mod types;
 pub mod validation;

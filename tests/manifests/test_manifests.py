@@ -528,8 +528,40 @@ def webhook_violations(docs, overlay, ca_pem=None):
     return bad
 
 
-def cert_manager_violations(docs):
+# cert-manager.io/v1 fields we may use: kubernetes-validate has no schema for custom resources,
+# so a typo here (`renewbefore`) would otherwise reach the cluster unnoticed.
+CERT_MANAGER_FIELDS = {
+    "Certificate": {
+        "": {"secretName", "secretTemplate", "commonName", "dnsNames", "ipAddresses", "uris",
+             "emailAddresses", "subject", "literalSubject", "duration", "renewBefore",
+             "renewBeforePercentage", "privateKey", "usages", "issuerRef", "isCA",
+             "revisionHistoryLimit", "keystores", "additionalOutputFormats",
+             "encodeUsagesInRequest", "nameConstraints", "otherNames", "signatureAlgorithm"},
+        "privateKey": {"algorithm", "size", "encoding", "rotationPolicy"},
+        "issuerRef": {"name", "kind", "group"},
+    },
+    "Issuer": {"": {"selfSigned", "ca", "acme", "vault", "venafi"},
+               "ca": {"secretName", "crlDistributionPoints", "ocspServers",
+                      "issuingCertificateURLs"}},
+}
+
+
+def cert_manager_field_violations(docs):
     bad = []
+    for d in docs:
+        fields = CERT_MANAGER_FIELDS.get(d["kind"]) if d.get("apiVersion") == "cert-manager.io/v1" else None
+        if fields is None:
+            continue
+        for part, known in fields.items():
+            node = d.get("spec") or {}
+            node = node.get(part) or {} if part else node
+            for key in set(node) - known:
+                bad.append(f"{d['kind']}/{d['metadata']['name']}: unknown field spec.{part + '.' if part else ''}{key}")
+    return bad
+
+
+def cert_manager_violations(docs):
+    bad = cert_manager_field_violations(docs)
     certs = {c["metadata"]["name"]: c for c in find(docs, "Certificate")}
     issuers = {i["metadata"]["name"]: i for i in find(docs, "Issuer")}
     serving = [c for c in certs.values() if c["spec"].get("secretName") == TLS_SECRET]
@@ -826,6 +858,12 @@ class PolicyCanFailTest(unittest.TestCase):
         kind_of(docs, "ValidatingWebhookConfiguration")["metadata"]["annotations"][
             "cert-manager.io/inject-ca-from"] = f"{NAMESPACE}/ipamclaim-webhook-serving"
         self.assertTrue(policy_violations(docs, "cert-manager"), "injecting the leaf went unnoticed")
+
+    def test_cert_manager_field_typo_is_caught(self):
+        docs = copy.deepcopy(Rendered.get(self, "cert-manager"))
+        cert = next(c for c in find(docs, "Certificate") if not c["spec"].get("isCA"))
+        cert["spec"]["renewbefore"] = cert["spec"].pop("renewBefore")
+        self.assertTrue(policy_violations(docs, "cert-manager"))
 
     def test_self_signed_with_the_leaf_as_ca_bundle_is_caught(self):
         docs = copy.deepcopy(Rendered.get(self, "self-signed"))
