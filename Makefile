@@ -55,5 +55,7 @@ lint: ## cargo fmt --check and clippy with -D warnings.
 	$(CARGO) clippy --all-targets -- -D warnings
 
 .PHONY: test
-test: lint ## Lint, then run every test (unit, golden fixtures, integration over TLS).
+test: lint test-manifests ## Lint, then run every test (unit, golden fixtures, TLS integration, manifests).
 	$(CARGO) test --all-targets
+
+include mk/deploy.mk

@@ -1,0 +1,305 @@
+//! The command line: subcommands and flags, and how `serve` flags become the server's config.
+
+use std::io::IsTerminal as _;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use ipamclaim_webhook::admission::FieldValidation;
+use ipamclaim_webhook::certs::CertsOptions;
+use ipamclaim_webhook::server::{self, ServeConfig};
+use ipamclaim_webhook::tls::TlsFiles;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::EnvFilter;
+
+/// Log filter when `RUST_LOG` is unset: rustls is noisy at WARN under load (every client that
+/// drops a handshake), so only its errors are kept.
+const DEFAULT_LOG_FILTER: &str = "info,rustls=error";
+
+/// Kubernetes admission webhook (validating and mutating) for IPAMClaim (k8s.cni.cncf.io/v1alpha1).
+#[derive(Debug, Parser)]
+#[command(name = "ipamclaim-webhook", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTPS admission server.
+    Serve(ServeArgs),
+    /// Write a development CA and serving certificate (ca.crt, tls.crt, tls.key).
+    Certs(CertsArgs),
+    /// Print the IPAMClaim CustomResourceDefinition generated from the Rust types, as YAML.
+    Crd,
+}
+
+/// Flags of `serve`; each can also be set by the environment variable shown.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address of the TLS admission listener.
+    #[arg(long, env = "IPAMCLAIM_WEBHOOK_LISTEN", default_value_t = server::DEFAULT_LISTEN)]
+    pub listen: SocketAddr,
+
+    /// PEM certificate chain of the serving certificate, leaf first.
+    #[arg(
+        long,
+        env = "IPAMCLAIM_WEBHOOK_TLS_CERT",
+        default_value = "certs/tls.crt"
+    )]
+    pub tls_cert: PathBuf,
+
+    /// PEM private key of the serving certificate.
+    #[arg(
+        long,
+        env = "IPAMCLAIM_WEBHOOK_TLS_KEY",
+        default_value = "certs/tls.key"
+    )]
+    pub tls_key: PathBuf,
+
+    /// PEM CA certificate(s): require client certificates signed by them.
+    #[arg(long, env = "IPAMCLAIM_WEBHOOK_CLIENT_CA")]
+    pub client_ca: Option<PathBuf>,
+
+    /// Address of the plain-HTTP listener for /healthz and /readyz.
+    #[arg(long, env = "IPAMCLAIM_WEBHOOK_PROBE_LISTEN", default_value_t = server::DEFAULT_PROBE_LISTEN)]
+    pub probe_listen: SocketAddr,
+
+    /// What to do with unknown and duplicate fields of the object.
+    #[arg(
+        long,
+        env = "IPAMCLAIM_WEBHOOK_FIELD_VALIDATION",
+        value_enum,
+        default_value_t = FieldValidationArg::Strict
+    )]
+    pub field_validation: FieldValidationArg,
+
+    /// Largest request body accepted, in bytes; larger ones get 413.
+    #[arg(long, env = "IPAMCLAIM_WEBHOOK_MAX_BODY_BYTES", default_value_t = server::DEFAULT_MAX_BODY_BYTES)]
+    pub max_body_bytes: usize,
+
+    /// Seconds in-flight requests get to finish after SIGTERM.
+    #[arg(
+        long,
+        env = "IPAMCLAIM_WEBHOOK_SHUTDOWN_TIMEOUT",
+        value_name = "SECONDS",
+        default_value_t = server::DEFAULT_SHUTDOWN_TIMEOUT.as_secs()
+    )]
+    pub shutdown_timeout: u64,
+
+    /// Log line format.
+    #[arg(long, env = "IPAMCLAIM_WEBHOOK_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Offer HTTP/2 (ALPN h2) besides HTTP/1.1. Off by default: the API server calls webhooks
+    /// over HTTP/1.1, and HTTP/2 adds the rapid-reset attack surface.
+    #[arg(
+        long,
+        env = "IPAMCLAIM_WEBHOOK_ENABLE_HTTP2",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub enable_http2: bool,
+
+    /// Worker threads [default: number of CPUs].
+    #[arg(long, env = "IPAMCLAIM_WEBHOOK_WORKERS", value_parser = clap::value_parser!(u16).range(1..))]
+    pub workers: Option<u16>,
+}
+
+/// The `--field-validation` directive, spelled as the API server spells it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum FieldValidationArg {
+    /// Deny unknown and duplicate fields (400 BadRequest).
+    #[value(name = "Strict")]
+    Strict,
+    /// Admit, with one warning per unknown or duplicate field.
+    #[value(name = "Warn")]
+    Warn,
+    /// Ignore unknown and duplicate fields.
+    #[value(name = "Ignore")]
+    Ignore,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// One JSON object per line.
+    Json,
+    /// Human-readable text.
+    Text,
+}
+
+/// Flags of `certs`.
+#[derive(Debug, Args)]
+pub struct CertsArgs {
+    /// Directory to write ca.crt, tls.crt and tls.key into (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+
+    /// DNS name of the serving certificate (repeatable). Without --dns and --ip: localhost and
+    /// the in-cluster names of service ipamclaim-webhook in namespace ipamclaim-webhook.
+    #[arg(long = "dns", value_name = "NAME")]
+    pub dns: Vec<String>,
+
+    /// IP address of the serving certificate (repeatable). Without --dns and --ip: 127.0.0.1.
+    #[arg(long = "ip", value_name = "ADDR")]
+    pub ip: Vec<IpAddr>,
+}
+
+/// Why logging could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum LoggingError {
+    /// `RUST_LOG` is not a valid filter.
+    #[error("invalid RUST_LOG filter")]
+    Filter(#[source] tracing_subscriber::filter::ParseError),
+    /// A global subscriber was already installed.
+    #[error("cannot install the log subscriber")]
+    Init(#[source] tracing_subscriber::util::TryInitError),
+}
+
+// === impl ServeArgs ===
+
+impl ServeArgs {
+    /// The server config these flags describe.
+    pub fn config(&self) -> ServeConfig {
+        // Starting from the library's defaults keeps settings that have no flag yet (and the
+        // pipeline options that later issues add) at their defaults.
+        let mut cfg = ServeConfig::new(TlsFiles {
+            cert: self.tls_cert.clone(),
+            key: self.tls_key.clone(),
+            client_ca: self.client_ca.clone(),
+        });
+        cfg.listen = self.listen;
+        cfg.probe_listen = self.probe_listen;
+        cfg.enable_http2 = self.enable_http2;
+        cfg.admission.field_validation = self.field_validation.into();
+        cfg.max_body_bytes = self.max_body_bytes;
+        cfg.shutdown_timeout = Duration::from_secs(self.shutdown_timeout);
+        if let Some(workers) = self.workers {
+            cfg.workers = workers.into();
+        }
+        cfg
+    }
+}
+
+// === impl FieldValidationArg ===
+
+impl From<FieldValidationArg> for FieldValidation {
+    fn from(arg: FieldValidationArg) -> Self {
+        match arg {
+            FieldValidationArg::Strict => FieldValidation::Strict,
+            FieldValidationArg::Warn => FieldValidation::Warn,
+            FieldValidationArg::Ignore => FieldValidation::Ignore,
+        }
+    }
+}
+
+// === impl CertsArgs ===
+
+impl CertsArgs {
+    /// What to put in the serving certificate.
+    pub fn options(&self) -> CertsOptions {
+        CertsOptions {
+            dns: self.dns.clone(),
+            ips: self.ip.clone(),
+        }
+    }
+}
+
+/// Installs the global log subscriber: `RUST_LOG` if set, else [`DEFAULT_LOG_FILTER`]; logs
+/// go to stderr so that stdout stays for command output.
+pub fn init_logging(format: LogFormat) -> Result<(), LoggingError> {
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(spec) if !spec.trim().is_empty() => {
+            EnvFilter::try_new(spec).map_err(LoggingError::Filter)?
+        }
+        _ => EnvFilter::new(DEFAULT_LOG_FILTER),
+    };
+    // Colour only for a person at a terminal, never into a log collector.
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    let registry = tracing_subscriber::registry().with(filter);
+    match format {
+        LogFormat::Json => registry.with(fmt.json().flatten_event(true)).try_init(),
+        LogFormat::Text => registry.with(fmt).try_init(),
+    }
+    .map_err(LoggingError::Init)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn serve_defaults_match_the_design() {
+        let cli = Cli::try_parse_from(["ipamclaim-webhook", "serve"]).expect("parse");
+        let Command::Serve(args) = cli.command else {
+            panic!("not serve");
+        };
+        let cfg = args.config();
+        assert_eq!(cfg.listen.to_string(), "0.0.0.0:8443");
+        assert_eq!(cfg.probe_listen.to_string(), "0.0.0.0:8080");
+        assert_eq!(cfg.max_body_bytes, 7_340_032);
+        assert_eq!(cfg.admission.field_validation, FieldValidation::Strict);
+        assert!(!cfg.enable_http2);
+        assert!(cfg.tls.client_ca.is_none());
+        assert!(cfg.workers >= 1);
+        assert_eq!(args.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn serve_flags_are_parsed() {
+        let cli = Cli::try_parse_from([
+            "ipamclaim-webhook",
+            "serve",
+            "--listen",
+            "127.0.0.1:9443",
+            "--field-validation",
+            "Warn",
+            "--enable-http2",
+            "--workers",
+            "3",
+            "--client-ca",
+            "ca.crt",
+            "--log-format",
+            "json",
+        ])
+        .expect("parse");
+        let Command::Serve(args) = cli.command else {
+            panic!("not serve");
+        };
+        let cfg = args.config();
+        assert_eq!(cfg.listen.to_string(), "127.0.0.1:9443");
+        assert_eq!(cfg.admission.field_validation, FieldValidation::Warn);
+        assert!(cfg.enable_http2);
+        assert_eq!(cfg.workers, 3);
+        assert_eq!(cfg.tls.client_ca, Some(PathBuf::from("ca.crt")));
+        assert_eq!(args.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn zero_workers_is_refused() {
+        assert!(Cli::try_parse_from(["ipamclaim-webhook", "serve", "--workers", "0"]).is_err());
+    }
+
+    #[test]
+    fn field_validation_is_spelled_as_kubernetes_does() {
+        assert!(Cli::try_parse_from([
+            "ipamclaim-webhook",
+            "serve",
+            "--field-validation",
+            "strict"
+        ])
+        .is_err());
+    }
+}

@@ -1,0 +1,639 @@
+//! The HTTPS admission server: routes, body limits, probes and graceful shutdown around
+//! [`admission::review`].
+//!
+//! The TLS listener is assembled from actix-server, actix-tls and actix-http rather than with
+//! `HttpServer::bind_rustls_0_23`, because that one always puts `h2` first in the ALPN list
+//! whatever the rustls config says, and HTTP/2 must stay off unless `--enable-http2` is given.
+//!
+//! Known limit: on a graceful stop, idle HTTP/1.1 connections close at once, but actix-http's
+//! HTTP/2 dispatcher ignores the signal, so an idle h2 connection (only with `--enable-http2`)
+//! holds the stop until `shutdown_timeout`.
+
+use std::future::Future;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_http::{HttpServiceBuilder, KeepAlive, Protocol, Request, Response};
+use actix_service::{map_config, Service, ServiceFactory, ServiceFactoryExt as _};
+use actix_tls::accept::rustls_0_23::{Acceptor, TlsStream};
+use actix_tls::accept::TlsError as AcceptError;
+use actix_web::body::BoxBody;
+use actix_web::dev::{AppConfig, Server, ServerHandle};
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::rt::net::TcpStream;
+use actix_web::web::{self, Bytes};
+use actix_web::{guard, App, HttpRequest, HttpResponse};
+use tokio::task::JoinHandle;
+use tracing::{debug, error, info, warn};
+
+use crate::admission::{self, Webhook};
+use crate::tls::{self, TlsError, TlsFiles};
+
+/// Default address of the TLS admission listener.
+pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 8443);
+/// Default address of the plain-HTTP probe listener.
+pub const DEFAULT_PROBE_LISTEN: SocketAddr =
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 8080);
+/// Default body limit: 7 MiB, as controller-runtime's webhook server.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 7 * 1024 * 1024;
+/// Default time in-flight requests get to finish after SIGTERM; below the 30 s of a pod's
+/// default `terminationGracePeriodSeconds`.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(25);
+
+/// Time a client has to send the request head; a slow client cannot hold a connection slot
+/// longer than this before its first request.
+const CLIENT_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// Time a client has to acknowledge the close of its connection.
+const CLIENT_DISCONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// Time a client has to finish the TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Idle time before a kept-alive connection is closed. The API server reuses connections, so
+/// reuse saves a handshake per review; idle connections are closed at once on shutdown.
+const KEEP_ALIVE: Duration = Duration::from_secs(30);
+/// Connections each worker serves at once; beyond it the listeners stop accepting.
+const MAX_CONNECTIONS_PER_WORKER: usize = 1024;
+
+const JSON: &str = "application/json";
+const TEXT: &str = "text/plain; charset=utf-8";
+
+/// Everything `serve` needs to run.
+#[derive(Clone, Debug)]
+pub struct ServeConfig {
+    /// Address of the TLS admission listener (port 0 picks a free port).
+    pub listen: SocketAddr,
+    /// Address of the plain-HTTP probe listener (port 0 picks a free port).
+    pub probe_listen: SocketAddr,
+    /// Certificate, key and optional client CA.
+    pub tls: TlsFiles,
+    /// Offer `h2` by ALPN on the TLS listener.
+    pub enable_http2: bool,
+    /// Settings of the admission pipeline.
+    pub admission: admission::Options,
+    /// Largest request body accepted; larger ones get 413.
+    pub max_body_bytes: usize,
+    /// Time in-flight requests get to finish once shutdown starts (whole seconds).
+    pub shutdown_timeout: Duration,
+    /// Worker threads (at least 1).
+    pub workers: usize,
+}
+
+/// Why the server could not start or stopped abnormally.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The certificate, key or client CA could not be loaded.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// The signal handlers could not be installed.
+    #[error("cannot install the SIGTERM/SIGINT handlers")]
+    Signal(#[source] io::Error),
+    /// `start` was called outside a Tokio runtime.
+    #[error("the server must be started from within a Tokio runtime")]
+    NoRuntime,
+    /// The server failed while running.
+    #[error("server failed")]
+    Run(#[source] io::Error),
+    /// The server task panicked or was cancelled.
+    #[error("server task ended abnormally")]
+    Task(#[source] tokio::task::JoinError),
+}
+
+/// A started server: its bound addresses, a handle to stop it, and its task.
+#[derive(Debug)]
+pub struct Running {
+    addr: SocketAddr,
+    probe_addr: SocketAddr,
+    handle: Handle,
+    task: JoinHandle<io::Result<()>>,
+}
+
+/// Stops a running server, and tells whether it still reports ready.
+#[derive(Clone)]
+pub struct Handle {
+    server: ServerHandle,
+    readiness: Readiness,
+}
+
+/// Whether `/readyz` reports ready; false once shutdown has begun.
+#[derive(Clone, Debug)]
+struct Readiness(Arc<AtomicBool>);
+
+/// What every request handler shares.
+struct State {
+    options: admission::Options,
+    max_body_bytes: usize,
+    readiness: Readiness,
+}
+
+/// Runs the server until SIGTERM or SIGINT, then shuts it down gracefully.
+///
+/// On the signal `/readyz` fails at once, both listeners stop accepting, and in-flight
+/// requests get `shutdown_timeout` to finish.
+pub async fn run(cfg: ServeConfig) -> Result<(), ServerError> {
+    // Installed before the listeners open, so that an early SIGTERM is a graceful stop and
+    // never the default action (immediate death).
+    let mut sigterm = signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut sigint = signal(tokio::signal::unix::SignalKind::interrupt())?;
+
+    let running = start(cfg)?;
+    let handle = running.handle();
+    let on_signal = tokio::spawn(async move {
+        let name = tokio::select! {
+            _ = sigterm.recv() => "SIGTERM",
+            _ = sigint.recv() => "SIGINT",
+        };
+        info!(signal = name, "shutting down");
+        handle.shutdown().await;
+    });
+    let result = running.wait().await;
+    on_signal.abort();
+    if result.is_ok() {
+        info!("stopped");
+    }
+    result
+}
+
+fn signal(
+    kind: tokio::signal::unix::SignalKind,
+) -> Result<tokio::signal::unix::Signal, ServerError> {
+    tokio::signal::unix::signal(kind).map_err(ServerError::Signal)
+}
+
+/// Loads TLS, binds both listeners and starts serving in the background.
+///
+/// Must be called from within a Tokio runtime (an actix `System` is one). Installs no signal
+/// handler: stop it with [`Handle::shutdown`].
+pub fn start(cfg: ServeConfig) -> Result<Running, ServerError> {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return Err(ServerError::NoRuntime);
+    }
+    let tls_config = tls::server_config(&cfg.tls, cfg.enable_http2)?;
+    let (listener, addr) = bind(cfg.listen)?;
+    let (probe_listener, probe_addr) = bind(cfg.probe_listen)?;
+
+    let readiness = Readiness::new();
+    let state = web::Data::new(State {
+        options: cfg.admission.clone(),
+        max_body_bytes: cfg.max_body_bytes,
+        readiness: readiness.clone(),
+    });
+    let workers = cfg.workers.max(1);
+
+    let builder = Server::build()
+        .workers(workers)
+        .max_concurrent_connections(MAX_CONNECTIONS_PER_WORKER)
+        .shutdown_timeout(cfg.shutdown_timeout.as_secs())
+        .disable_signals();
+    // Resolves when a graceful stop begins: connections then close once idle instead of
+    // waiting out their keep-alive, so shutdown does not take longer than in-flight work.
+    let graceful = builder.graceful_shutdown_signal();
+
+    let https = {
+        let state = state.clone();
+        let graceful = graceful.clone();
+        move || {
+            let graceful = graceful.clone();
+            let app = App::new()
+                .app_data(state.clone())
+                .configure(webhook_routes)
+                .configure(probe_routes)
+                .default_service(web::to(not_found));
+            let http = http_builder(addr, true, move || {
+                let graceful = graceful.clone();
+                async move { graceful.notified().await }
+            })
+            .finish(map_config(app, app_config));
+            let mut acceptor = Acceptor::new(tls_config.clone());
+            acceptor.set_handshake_timeout(TLS_HANDSHAKE_TIMEOUT);
+            acceptor
+                .map_err(AcceptError::into_service_error)
+                .map(|io: TlsStream<TcpStream>| {
+                    // The protocol is what ALPN settled on; `h2` can only have been chosen if
+                    // the config offered it.
+                    let protocol = match io.get_ref().1.alpn_protocol() {
+                        Some(tls::ALPN_H2) => Protocol::Http2,
+                        _ => Protocol::Http1,
+                    };
+                    let peer = io.get_ref().0.peer_addr().ok();
+                    (io, protocol, peer)
+                })
+                .and_then(http.map_err(AcceptError::Service))
+                .map_err(|e| debug!(error = %e, "TLS connection ended with an error"))
+        }
+    };
+    let probes = move || {
+        let graceful = graceful.clone();
+        let app = App::new()
+            .app_data(state.clone())
+            .configure(probe_routes)
+            .default_service(web::to(not_found));
+        http_builder(probe_addr, false, move || {
+            let graceful = graceful.clone();
+            async move { graceful.notified().await }
+        })
+        .finish(map_config(app, app_config))
+        .tcp()
+        .map_err(|e| debug!(error = %e, "probe connection ended with an error"))
+    };
+
+    let server = builder
+        .listen("ipamclaim-webhook-https", listener, https)
+        .map_err(|source| ServerError::Bind { addr, source })?
+        .listen("ipamclaim-webhook-probes", probe_listener, probes)
+        .map_err(|source| ServerError::Bind {
+            addr: probe_addr,
+            source,
+        })?
+        .run();
+    let handle = Handle {
+        server: server.handle(),
+        readiness,
+    };
+    info!(
+        listen = %addr,
+        probe_listen = %probe_addr,
+        http2 = cfg.enable_http2,
+        cert = %cfg.tls.cert.display(),
+        client_auth = cfg.tls.client_ca.is_some(),
+        workers,
+        max_body_bytes = cfg.max_body_bytes,
+        "serving"
+    );
+    Ok(Running {
+        addr,
+        probe_addr,
+        handle,
+        task: tokio::spawn(server),
+    })
+}
+
+fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), ServerError> {
+    let bind_err = |source| ServerError::Bind { addr, source };
+    let listener = TcpListener::bind(addr).map_err(bind_err)?;
+    let local = listener.local_addr().map_err(bind_err)?;
+    Ok((listener, local))
+}
+
+/// The actix-web app config. Only URL generation reads it, and nothing here generates URLs.
+fn app_config(_: ()) -> AppConfig {
+    AppConfig::default()
+}
+
+/// The HTTP settings both listeners share.
+fn http_builder<T, S, F, Fut>(
+    local_addr: SocketAddr,
+    secure: bool,
+    on_shutdown: F,
+) -> HttpServiceBuilder<T, S>
+where
+    S: ServiceFactory<Request, Config = ()>,
+    S::Error: Into<Response<BoxBody>> + 'static,
+    S::InitError: std::fmt::Debug,
+    <S::Service as Service<Request>>::Future: 'static,
+    F: Fn() -> Fut + 'static,
+    Fut: Future<Output = ()> + 'static,
+{
+    let builder = HttpServiceBuilder::default()
+        .keep_alive(KeepAlive::Timeout(KEEP_ALIVE))
+        .client_request_timeout(CLIENT_REQUEST_TIMEOUT)
+        .client_disconnect_timeout(CLIENT_DISCONNECT_TIMEOUT)
+        .local_addr(local_addr)
+        .graceful_shutdown_signal(on_shutdown);
+    if secure {
+        builder.secure()
+    } else {
+        builder
+    }
+}
+
+// === impl ServeConfig ===
+
+impl ServeConfig {
+    /// The defaults of `serve`, with the given TLS files.
+    pub fn new(tls: TlsFiles) -> Self {
+        ServeConfig {
+            listen: DEFAULT_LISTEN,
+            probe_listen: DEFAULT_PROBE_LISTEN,
+            tls,
+            enable_http2: false,
+            admission: admission::Options::default(),
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            workers: default_workers(),
+        }
+    }
+}
+
+/// One worker per CPU the process may use.
+pub fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
+// === impl Running ===
+
+impl Running {
+    /// The bound address of the TLS listener.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The bound address of the plain-HTTP probe listener.
+    pub fn probe_addr(&self) -> SocketAddr {
+        self.probe_addr
+    }
+
+    /// A handle to stop the server.
+    pub fn handle(&self) -> Handle {
+        self.handle.clone()
+    }
+
+    /// Waits until the server has stopped.
+    pub async fn wait(self) -> Result<(), ServerError> {
+        match self.task.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(ServerError::Run(e)),
+            Err(e) => Err(ServerError::Task(e)),
+        }
+    }
+}
+
+// === impl Handle ===
+
+impl Handle {
+    /// Fails `/readyz` at once, stops accepting connections on both listeners, and resolves
+    /// once in-flight requests have finished or the shutdown timeout has passed.
+    pub async fn shutdown(&self) {
+        self.readiness.shutting_down();
+        self.server.stop(true).await;
+    }
+
+    /// Whether `/readyz` reports ready.
+    pub fn is_ready(&self) -> bool {
+        self.readiness.is_ready()
+    }
+}
+
+impl std::fmt::Debug for Handle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handle")
+            .field("ready", &self.is_ready())
+            .finish_non_exhaustive()
+    }
+}
+
+// === impl Readiness ===
+
+impl Readiness {
+    fn new() -> Self {
+        Readiness(Arc::new(AtomicBool::new(true)))
+    }
+
+    fn is_ready(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+
+    fn shutting_down(&self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
+/// `/validate` and `/mutate`: POST only.
+fn webhook_routes(cfg: &mut web::ServiceConfig) {
+    for (path, webhook) in [
+        ("/validate", Webhook::Validate),
+        ("/mutate", Webhook::Mutate),
+    ] {
+        cfg.service(
+            web::resource(path)
+                .route(web::post().to(
+                    move |req: HttpRequest, payload: web::Payload, state: web::Data<State>| {
+                        admit(webhook, req, payload, state)
+                    },
+                ))
+                .default_service(web::to(|| async { method_not_allowed("POST") })),
+        );
+    }
+}
+
+/// `/healthz` and `/readyz`: GET and HEAD.
+fn probe_routes(cfg: &mut web::ServiceConfig) {
+    let get_or_head = || guard::Any(guard::Get()).or(guard::Head());
+    cfg.service(
+        web::resource("/healthz")
+            .route(web::route().guard(get_or_head()).to(healthz))
+            .default_service(web::to(|| async { method_not_allowed("GET, HEAD") })),
+    )
+    .service(
+        web::resource("/readyz")
+            .route(web::route().guard(get_or_head()).to(readyz))
+            .default_service(web::to(|| async { method_not_allowed("GET, HEAD") })),
+    );
+}
+
+async fn healthz() -> HttpResponse {
+    plain(StatusCode::OK, "ok")
+}
+
+async fn readyz(state: web::Data<State>) -> HttpResponse {
+    if state.readiness.is_ready() {
+        plain(StatusCode::OK, "ok")
+    } else {
+        plain(StatusCode::SERVICE_UNAVAILABLE, "shutting down")
+    }
+}
+
+async fn not_found(req: HttpRequest) -> HttpResponse {
+    debug!(method = %req.method(), path = req.path(), "no such route");
+    plain(StatusCode::NOT_FOUND, "not found")
+}
+
+fn method_not_allowed(allow: &'static str) -> HttpResponse {
+    HttpResponse::MethodNotAllowed()
+        .insert_header((header::ALLOW, allow))
+        .content_type(TEXT)
+        .body("method not allowed\n")
+}
+
+fn plain(status: StatusCode, text: &str) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type(TEXT)
+        .body(format!("{text}\n"))
+}
+
+/// Answers one AdmissionReview: the HTTP checks, then the pure pipeline.
+async fn admit(
+    webhook: Webhook,
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<State>,
+) -> HttpResponse {
+    let started = Instant::now();
+    let webhook_name = match webhook {
+        Webhook::Validate => "validate",
+        Webhook::Mutate => "mutate",
+    };
+    // The media type comes first: a body of the wrong type is not read at all.
+    if !is_json(req.headers().get(header::CONTENT_TYPE)) {
+        warn!(
+            webhook = webhook_name,
+            status = 415,
+            content_type = ?req.headers().get(header::CONTENT_TYPE),
+            "request refused: Content-Type is not application/json"
+        );
+        return plain(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Content-Type must be application/json",
+        );
+    }
+    let body = match read_body(&req, payload, state.max_body_bytes).await {
+        Ok(body) => body,
+        Err(BodyError::TooLarge) => {
+            warn!(
+                webhook = webhook_name,
+                status = 413,
+                limit = state.max_body_bytes,
+                "request refused: body too large"
+            );
+            return plain(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &format!(
+                    "request body exceeds the limit of {} bytes",
+                    state.max_body_bytes
+                ),
+            );
+        }
+        Err(BodyError::Read(e)) => {
+            warn!(webhook = webhook_name, status = 400, error = %e, "request refused: body unreadable");
+            return plain(StatusCode::BAD_REQUEST, "request body could not be read");
+        }
+    };
+
+    match admission::review(&body, webhook, &state.options) {
+        Ok(reviewed) => {
+            let s = &reviewed.summary;
+            let duration_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+            info!(
+                uid = %s.uid,
+                namespace = %s.namespace,
+                name = %s.name,
+                operation = %s.operation,
+                subresource = %s.sub_resource,
+                webhook = webhook_name,
+                allowed = s.allowed,
+                code = s.code,
+                causes = s.causes.len(),
+                warnings = s.warnings,
+                duration_us,
+                "review"
+            );
+            if s.panicked {
+                error!(uid = %s.uid, webhook = webhook_name, "judging panicked: denied with code 500");
+            }
+            HttpResponse::Ok().content_type(JSON).body(reviewed.body)
+        }
+        Err(e) => {
+            warn!(webhook = webhook_name, status = 400, reason = %e, "request refused: malformed review");
+            plain(StatusCode::BAD_REQUEST, &e.to_string())
+        }
+    }
+}
+
+/// Whether a `Content-Type` is `application/json`, parameters such as `charset` allowed.
+fn is_json(content_type: Option<&HeaderValue>) -> bool {
+    let Some(value) = content_type.and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or_default().trim();
+    essence.eq_ignore_ascii_case(JSON)
+}
+
+enum BodyError {
+    TooLarge,
+    Read(actix_web::Error),
+}
+
+/// Reads the body, refusing it as soon as it is known to exceed `max`: from `Content-Length`
+/// before reading anything, otherwise (chunked, HTTP/2) while streaming.
+async fn read_body(
+    req: &HttpRequest,
+    payload: web::Payload,
+    max: usize,
+) -> Result<Bytes, BodyError> {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|len| len > max as u64) {
+        return Err(BodyError::TooLarge);
+    }
+    match payload.to_bytes_limited(max).await {
+        Ok(Ok(body)) => Ok(body),
+        Ok(Err(e)) => Err(BodyError::Read(e)),
+        Err(_) => Err(BodyError::TooLarge),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::test::{call_service, init_service, TestRequest};
+
+    fn state() -> web::Data<State> {
+        web::Data::new(State {
+            options: admission::Options::default(),
+            max_body_bytes: 64,
+            readiness: Readiness::new(),
+        })
+    }
+
+    #[test]
+    fn json_content_type_allows_parameters_and_any_case() {
+        let ok = |s: &'static str| is_json(Some(&HeaderValue::from_static(s)));
+        assert!(ok("application/json"));
+        assert!(ok("application/json; charset=utf-8"));
+        assert!(ok("Application/JSON;charset=UTF-8"));
+        assert!(!ok("text/plain"));
+        assert!(!ok("application/jsonx"));
+        assert!(!ok("application/json-patch+json"));
+        assert!(!is_json(None));
+    }
+
+    #[actix_web::test]
+    async fn readyz_fails_once_shutdown_begins() {
+        let state = state();
+        let readiness = state.readiness.clone();
+        let app = init_service(App::new().app_data(state).configure(probe_routes)).await;
+        let ready = call_service(&app, TestRequest::get().uri("/readyz").to_request()).await;
+        assert_eq!(ready.status(), StatusCode::OK);
+        readiness.shutting_down();
+        let draining = call_service(&app, TestRequest::get().uri("/readyz").to_request()).await;
+        assert_eq!(draining.status(), StatusCode::SERVICE_UNAVAILABLE);
+        // Liveness is unaffected: the process is healthy, only leaving.
+        let live = call_service(&app, TestRequest::get().uri("/healthz").to_request()).await;
+        assert_eq!(live.status(), StatusCode::OK);
+    }
+
+    #[actix_web::test]
+    async fn wrong_method_names_the_allowed_one() {
+        let app = init_service(App::new().app_data(state()).configure(webhook_routes)).await;
+        let resp = call_service(&app, TestRequest::get().uri("/mutate").to_request()).await;
+        assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(
+            resp.headers().get(header::ALLOW).map(|v| v.as_bytes()),
+            Some(&b"POST"[..])
+        );
+    }
+}

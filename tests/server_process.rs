@@ -1,0 +1,266 @@
+//! The real binary: graceful SIGTERM under load, start-up errors, `certs` and `crd`.
+
+mod common;
+
+use std::fs;
+use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use ipamclaim_webhook::certs::{self, CertsOptions};
+
+const SHUTDOWN_TIMEOUT_SECS: u64 = 10;
+const BURST: usize = 48;
+
+fn bin() -> PathBuf {
+    assert_cmd::cargo::cargo_bin("ipamclaim-webhook")
+}
+
+/// A port that was free a moment ago.
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
+    listener.local_addr().expect("local addr").port()
+}
+
+/// Waits for the child to exit, for at most `limit`.
+async fn wait_exit(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return Some(status);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn read_log(path: &Path) -> String {
+    fs::read_to_string(path).unwrap_or_default()
+}
+
+/// Kills the child if a test fails half-way, so that no server outlives the test.
+struct Reaper(Child);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+#[tokio::test]
+async fn sigterm_lets_in_flight_reviews_finish_and_exits_zero() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let certs = certs::generate(&CertsOptions::default()).expect("certs");
+    certs.write_to(dir.path()).expect("write certs");
+    let log = dir.path().join("server.log");
+    let (port, probe_port) = (free_port(), free_port());
+    let child = Command::new(bin())
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["--probe-listen", &format!("127.0.0.1:{probe_port}")])
+        .arg("--tls-cert")
+        .arg(dir.path().join(certs::CERT_FILE))
+        .arg("--tls-key")
+        .arg(dir.path().join(certs::KEY_FILE))
+        .args(["--shutdown-timeout", &SHUTDOWN_TIMEOUT_SECS.to_string()])
+        .args(["--workers", "2", "--log-format", "json"])
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(&log).expect("log file"))
+        .spawn()
+        .expect("spawn the server");
+    let mut child = Reaper(child);
+    let pid = child.0.id();
+
+    // Ready when /healthz answers on the probe port.
+    let plain = plain_client();
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if let Some(status) = child.0.try_wait().expect("try_wait") {
+            panic!("server exited early ({status}):\n{}", read_log(&log));
+        }
+        let url = format!("http://127.0.0.1:{probe_port}/healthz");
+        if let Ok(resp) = plain.get(url).send().await {
+            if resp.status() == 200 {
+                break;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "server never became healthy:\n{}",
+            read_log(&log)
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+
+    let url = format!("https://127.0.0.1:{port}/validate?timeout=5s");
+    let client = client(tls_client(
+        &certs.ca_pem,
+        &[b"http/1.1"],
+        &[&rustls::version::TLS13, &rustls::version::TLS12],
+        None,
+    ));
+    let first = review("before-sigterm", "admission.k8s.io/v1");
+    assert_answers(&post_json(&client, &url, first.clone()).await, &first);
+
+    // A burst of concurrent reviews; SIGTERM goes out as soon as the first is answered, while
+    // the others are still in flight.
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel();
+    let tasks: Vec<_> = (0..BURST)
+        .map(|i| {
+            let client = client.clone();
+            let url = url.clone();
+            let done = done_tx.clone();
+            tokio::spawn(async move {
+                let body = review(&format!("burst-{i}"), "admission.k8s.io/v1");
+                let sent = client
+                    .post(&url)
+                    .header("Content-Type", "application/json")
+                    .body(body.clone())
+                    .send()
+                    .await;
+                let reply = match sent {
+                    Ok(resp) => Some(Reply::read(resp).await),
+                    // Refused or reset once the listener has closed: never answered, never wrong.
+                    Err(_) => None,
+                };
+                let _ = done.send(());
+                (body, reply)
+            })
+        })
+        .collect();
+    drop(done_tx);
+    tokio::time::timeout(PATIENCE, done_rx.recv())
+        .await
+        .expect("a burst review finishes");
+    let kill = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(kill.success(), "kill -TERM {pid} failed");
+
+    let mut answered = 0;
+    for task in tasks {
+        let (body, reply) = tokio::time::timeout(PATIENCE, task)
+            .await
+            .expect("burst request ends")
+            .expect("burst task");
+        if let Some(reply) = reply {
+            assert_answers(&reply, &body);
+            answered += 1;
+        }
+    }
+    assert!(answered >= 1, "no review of the burst was answered");
+
+    let limit = Duration::from_secs(SHUTDOWN_TIMEOUT_SECS) + PATIENCE;
+    let status = wait_exit(&mut child.0, limit)
+        .await
+        .unwrap_or_else(|| panic!("server still running after SIGTERM:\n{}", read_log(&log)));
+    let log_text = read_log(&log);
+    assert!(status.success(), "exit status {status}:\n{log_text}");
+    assert!(
+        log_text.contains("SIGTERM"),
+        "no shutdown line:\n{log_text}"
+    );
+    assert!(
+        log_text.contains(r#""message":"review""#),
+        "no review log line:\n{log_text}"
+    );
+    // Logs never carry key material or whole objects.
+    assert!(!log_text.contains("PRIVATE KEY"));
+    assert!(
+        !log_text.contains("managedFields"),
+        "object logged:\n{log_text}"
+    );
+}
+
+#[test]
+fn serve_with_a_missing_certificate_fails_naming_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing = dir.path().join("missing.crt");
+    let output = Command::new(bin())
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--probe-listen",
+            "127.0.0.1:0",
+        ])
+        .arg("--tls-cert")
+        .arg(&missing)
+        .arg("--tls-key")
+        .arg(dir.path().join("missing.key"))
+        .output()
+        .expect("run serve");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&missing.display().to_string()),
+        "stderr: {stderr}"
+    );
+}
+
+#[test]
+fn certs_writes_ca_cert_and_private_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("certs");
+    let output = Command::new(bin())
+        .args(["certs", "--out"])
+        .arg(&out)
+        .args(["--dns", "webhook.example.test", "--ip", "127.0.0.1"])
+        .output()
+        .expect("run certs");
+    assert!(output.status.success(), "{output:?}");
+    for name in [certs::CA_FILE, certs::CERT_FILE, certs::KEY_FILE] {
+        assert!(out.join(name).is_file(), "{name} missing");
+    }
+    let mode = fs::metadata(out.join(certs::KEY_FILE))
+        .expect("stat key")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "tls.key mode {mode:o}");
+    let printed = [output.stdout, output.stderr].concat();
+    assert!(
+        !String::from_utf8_lossy(&printed).contains("PRIVATE KEY"),
+        "key material printed"
+    );
+    let key = fs::read_to_string(out.join(certs::KEY_FILE)).expect("read key");
+    assert!(key.contains("BEGIN PRIVATE KEY"));
+}
+
+#[test]
+fn certs_into_an_unusable_directory_fails_naming_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("a-file");
+    fs::write(&file, "").expect("write");
+    let output = Command::new(bin())
+        .args(["certs", "--out"])
+        .arg(&file)
+        .output()
+        .expect("run certs");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("a-file"), "stderr: {stderr}");
+}
+
+#[test]
+fn crd_prints_the_custom_resource_definition() {
+    let output = Command::new(bin()).arg("crd").output().expect("run crd");
+    assert!(output.status.success(), "{output:?}");
+    let yaml = String::from_utf8(output.stdout).expect("UTF-8");
+    for needle in [
+        "kind: CustomResourceDefinition",
+        "plural: ipamclaims",
+        "status: {}",
+    ] {
+        assert!(yaml.contains(needle), "{needle:?} missing from:\n{yaml}");
+    }
+}
