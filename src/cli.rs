@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use ipamclaim_webhook::admission::FieldValidation;
 use ipamclaim_webhook::certs::CertsOptions;
+use ipamclaim_webhook::defaulting::{Defaults, DefaultsError};
 use ipamclaim_webhook::server::{self, ServeConfig};
 use ipamclaim_webhook::tls::TlsFiles;
 use tracing_subscriber::layer::SubscriberExt as _;
@@ -36,6 +37,96 @@ pub enum Command {
     Certs(CertsArgs),
     /// Print the IPAMClaim CustomResourceDefinition generated from the Rust types, as YAML.
     Crd,
+    /// Run admission over payload files (or stdin) without a cluster: exit 0 when every review
+    /// is allowed, 1 when one is denied, 2 when an input cannot be read, parsed or sent.
+    Replay(ReplayArgs),
+}
+
+/// The opt-in defaults of the mutating webhook, shared by `serve` and `replay`.
+#[derive(Debug, Args, Clone)]
+pub struct DefaultsArgs {
+    /// Fill a missing spec.interface with NAME on CREATE.
+    #[arg(long, env = "IPAMCLAIM_WEBHOOK_DEFAULT_INTERFACE", value_name = "NAME")]
+    pub default_interface: Option<String>,
+
+    /// Set label KEY to spec.network when that is a valid label value.
+    #[arg(long, env = "IPAMCLAIM_WEBHOOK_NETWORK_LABEL", value_name = "KEY")]
+    pub network_label: Option<String>,
+}
+
+// === impl DefaultsArgs ===
+
+impl DefaultsArgs {
+    /// The defaults these flags describe, refused when a flag's value is unusable.
+    pub fn defaults(&self) -> Result<Defaults, DefaultsError> {
+        let defaults = Defaults {
+            default_interface: self.default_interface.clone(),
+            network_label: self.network_label.clone(),
+        };
+        defaults.check()?;
+        Ok(defaults)
+    }
+}
+
+/// Which webhook(s) `replay` runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ReplayWebhook {
+    /// The validating webhook only.
+    Validate,
+    /// The mutating webhook only.
+    Mutate,
+    /// Mutate, then validate the patched object, as the API server does.
+    Chain,
+}
+
+/// How `replay` prints its results.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ReplayOutput {
+    /// One AdmissionReview response per input document, one per line.
+    Json,
+    /// One line per document with its verdict, causes and warnings indented below.
+    Text,
+}
+
+/// Flags of `replay`.
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// Files or directories (recursively: .json, .ndjson, .yaml, .yml); stdin when none or `-`.
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+
+    /// Which webhook(s) to run.
+    #[arg(long, value_enum, default_value_t = ReplayWebhook::Chain)]
+    pub webhook: ReplayWebhook,
+
+    /// Output format [default: text on a terminal, json otherwise].
+    #[arg(long, value_enum)]
+    pub output: Option<ReplayOutput>,
+
+    /// Send each review to a running webhook at this URL (e.g. https://localhost:8443)
+    /// instead of judging it in process.
+    #[arg(long, value_name = "URL", requires = "ca")]
+    pub server: Option<String>,
+
+    /// CA certificate (PEM) to trust for --server.
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<PathBuf>,
+
+    /// Client certificate (PEM) to present to --server.
+    #[arg(long, value_name = "FILE", requires = "client_key")]
+    pub client_cert: Option<PathBuf>,
+
+    /// Private key (PEM) of --client-cert.
+    #[arg(long, value_name = "FILE", requires = "client_cert")]
+    pub client_key: Option<PathBuf>,
+
+    /// What to do with unknown and duplicate fields of the object.
+    #[arg(long, value_enum, default_value_t = FieldValidationArg::Strict)]
+    pub field_validation: FieldValidationArg,
+
+    /// The mutating webhook's defaults.
+    #[command(flatten)]
+    pub defaults: DefaultsArgs,
 }
 
 /// Flags of `serve`; each can also be set by the environment variable shown.
@@ -104,6 +195,18 @@ pub struct ServeArgs {
     )]
     pub enable_http2: bool,
 
+    /// The mutating webhook's defaults.
+    #[command(flatten)]
+    pub defaults: DefaultsArgs,
+
+    /// Write each denied AdmissionReview into DIR, for `replay` to reproduce later.
+    #[arg(long, env = "IPAMCLAIM_WEBHOOK_RECORD_DENIED", value_name = "DIR")]
+    pub record_denied: Option<PathBuf>,
+
+    /// How many recorded reviews DIR keeps; the oldest are removed first.
+    #[arg(long, env = "IPAMCLAIM_WEBHOOK_RECORD_DENIED_MAX", value_name = "N", default_value_t = ipamclaim_webhook::record::DEFAULT_MAX_FILES)]
+    pub record_denied_max: usize,
+
     /// Worker threads [default: number of CPUs].
     #[arg(long, env = "IPAMCLAIM_WEBHOOK_WORKERS", value_parser = clap::value_parser!(u16).range(1..))]
     pub workers: Option<u16>,
@@ -163,8 +266,8 @@ pub enum LoggingError {
 // === impl ServeArgs ===
 
 impl ServeArgs {
-    /// The server config these flags describe.
-    pub fn config(&self) -> ServeConfig {
+    /// The server config these flags describe; an unusable default is refused.
+    pub fn config(&self) -> Result<ServeConfig, DefaultsError> {
         // Starting from the library's defaults keeps settings that have no flag yet (and the
         // pipeline options that later issues add) at their defaults.
         let mut cfg = ServeConfig::new(TlsFiles {
@@ -176,12 +279,15 @@ impl ServeArgs {
         cfg.probe_listen = self.probe_listen;
         cfg.enable_http2 = self.enable_http2;
         cfg.admission.field_validation = self.field_validation.into();
+        cfg.admission.defaults = self.defaults.defaults()?;
+        cfg.record_denied = self.record_denied.clone();
+        cfg.record_denied_max = self.record_denied_max;
         cfg.max_body_bytes = self.max_body_bytes;
         cfg.shutdown_timeout = Duration::from_secs(self.shutdown_timeout);
         if let Some(workers) = self.workers {
             cfg.workers = workers.into();
         }
-        cfg
+        Ok(cfg)
     }
 }
 
@@ -246,7 +352,7 @@ mod tests {
         let Command::Serve(args) = cli.command else {
             panic!("not serve");
         };
-        let cfg = args.config();
+        let cfg = args.config().expect("valid config");
         assert_eq!(cfg.listen.to_string(), "0.0.0.0:8443");
         assert_eq!(cfg.probe_listen.to_string(), "0.0.0.0:8080");
         assert_eq!(cfg.max_body_bytes, 7_340_032);
@@ -278,13 +384,46 @@ mod tests {
         let Command::Serve(args) = cli.command else {
             panic!("not serve");
         };
-        let cfg = args.config();
+        let cfg = args.config().expect("valid config");
         assert_eq!(cfg.listen.to_string(), "127.0.0.1:9443");
         assert_eq!(cfg.admission.field_validation, FieldValidation::Warn);
         assert!(cfg.enable_http2);
         assert_eq!(cfg.workers, 3);
         assert_eq!(cfg.tls.client_ca, Some(PathBuf::from("ca.crt")));
         assert_eq!(args.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn mutate_defaults_are_parsed_and_checked() {
+        let parse = |extra: &[&str]| {
+            let mut argv = vec!["ipamclaim-webhook", "serve"];
+            argv.extend_from_slice(extra);
+            let Command::Serve(args) = Cli::try_parse_from(argv).expect("parse").command else {
+                panic!("not serve");
+            };
+            args.config()
+        };
+        let cfg = parse(&[
+            "--default-interface",
+            "net1",
+            "--network-label",
+            "k8s.cni.cncf.io/network",
+        ])
+        .expect("valid defaults");
+        assert_eq!(
+            cfg.admission.defaults.default_interface.as_deref(),
+            Some("net1")
+        );
+        assert_eq!(
+            cfg.admission.defaults.network_label.as_deref(),
+            Some("k8s.cni.cncf.io/network")
+        );
+        assert!(parse(&["--network-label", "not a key"]).is_err());
+        assert!(parse(&["--default-interface", "eth0:1"]).is_err());
+        assert_eq!(
+            parse(&[]).expect("defaults").admission.defaults,
+            Defaults::default()
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod certs;
 pub mod defaulting;
 pub mod field;
 pub mod ip;
+pub mod record;
 pub mod replay;
 pub mod server;
 pub mod strict;

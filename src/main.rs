@@ -7,30 +7,38 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Parser as _;
-use ipamclaim_webhook::{certs, server, types::IPAMClaim};
+use std::io::{IsTerminal as _, Write as _};
+
+use ipamclaim_webhook::{admission, certs, replay, server, types::IPAMClaim};
 use kube::CustomResourceExt as _;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, ReplayArgs, ReplayOutput, ReplayWebhook};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // For replay, a setup failure (a bad --ca, say) is "could not be sent": status 2.
+    let failure = match cli.command {
+        Command::Replay(_) => ExitCode::from(2),
+        _ => ExitCode::FAILURE,
+    };
     match run(cli.command) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(err) => {
             eprintln!("error: {err:#}");
-            ExitCode::FAILURE
+            failure
         }
     }
 }
 
-fn run(command: Command) -> anyhow::Result<()> {
+fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Serve(args) => {
             cli::init_logging(args.log_format)?;
-            let cfg = args.config();
+            let cfg = args.config()?;
             actix_web::rt::System::new()
                 .block_on(server::run(cfg))
-                .context("serve")
+                .context("serve")?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Certs(args) => {
             let generated = certs::generate(&args.options())?;
@@ -42,13 +50,67 @@ fn run(command: Command) -> anyhow::Result<()> {
                 certs::KEY_FILE,
                 args.out.display()
             );
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
+        Command::Replay(args) => replay(args),
         Command::Crd => {
             let yaml = yaml_serde::to_string(&IPAMClaim::crd())
                 .context("cannot serialise the CustomResourceDefinition")?;
             print!("{yaml}");
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `replay`: every input judged, results on stdout, errors and a summary on stderr, and the
+/// exit status 0 (all allowed), 1 (one denied) or 2 (one could not be read, parsed or sent).
+fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
+    let options = admission::Options {
+        field_validation: args.field_validation.into(),
+        defaults: args.defaults.defaults()?,
+    };
+    let mut transport: Box<dyn replay::Transport> = match (&args.server, &args.ca) {
+        (Some(url), Some(ca)) => {
+            let client = args.client_cert.as_deref().zip(args.client_key.as_deref());
+            Box::new(replay::Remote::new(url, ca, client)?)
+        }
+        _ => Box::new(replay::InProcess { options }),
+    };
+    let mode = match args.webhook {
+        ReplayWebhook::Validate => replay::Mode::Validate,
+        ReplayWebhook::Mutate => replay::Mode::Mutate,
+        ReplayWebhook::Chain => replay::Mode::Chain,
+    };
+    let output = args.output.unwrap_or(if std::io::stdout().is_terminal() {
+        ReplayOutput::Text
+    } else {
+        ReplayOutput::Json
+    });
+
+    let (docs, input_errors) = replay::read_inputs(&args.paths, &mut std::io::stdin().lock());
+    for e in &input_errors {
+        eprintln!("error: {}: {}", e.source, e.message);
+    }
+    let outcomes = replay::run(&docs, mode, transport.as_mut());
+
+    let mut stdout = std::io::stdout().lock();
+    for (outcome, doc) in outcomes.iter().zip(&docs) {
+        if let Err(e) = &outcome.answer {
+            eprintln!("error: {} document {}: {e}", outcome.source, outcome.index);
+        }
+        let text = match output {
+            ReplayOutput::Json => replay::json_line(outcome).map(|l| l + "\n"),
+            ReplayOutput::Text => Some(replay::text_lines(outcome, Some(doc))),
+        };
+        if let Some(text) = text {
+            stdout
+                .write_all(text.as_bytes())
+                .context("cannot write to stdout")?;
+        }
+    }
+    stdout.flush().context("cannot write to stdout")?;
+
+    let tally = replay::Tally::of(&outcomes, input_errors.len());
+    eprintln!("{}", tally.summary());
+    Ok(ExitCode::from(tally.exit_code()))
 }

@@ -530,7 +530,7 @@ impl Tally {
 
     /// 0 when every review was allowed, 1 when one was denied, 2 when an input could not be
     /// read, parsed or sent (2 wins over 1).
-    pub fn exit_code(&self) -> i32 {
+    pub fn exit_code(&self) -> u8 {
         if self.errors > 0 {
             2
         } else if self.denied > 0 {

@@ -12,6 +12,7 @@
 use std::future::Future;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,6 +32,7 @@ use tokio::task::JoinHandle;
 use tracing::{debug, error, info, warn};
 
 use crate::admission::{self, Webhook};
+use crate::record::{self, RecordError, Recorder};
 use crate::tls::{self, TlsError, TlsFiles};
 
 /// Default address of the TLS admission listener.
@@ -79,6 +81,10 @@ pub struct ServeConfig {
     pub shutdown_timeout: Duration,
     /// Worker threads (at least 1).
     pub workers: usize,
+    /// `--record-denied`: where to write denied reviews, if anywhere.
+    pub record_denied: Option<PathBuf>,
+    /// `--record-denied-max`: how many recorded reviews to keep.
+    pub record_denied_max: usize,
 }
 
 /// Why the server could not start or stopped abnormally.
@@ -105,6 +111,9 @@ pub enum ServerError {
     /// The server failed while running.
     #[error("server failed")]
     Run(#[source] io::Error),
+    /// The `--record-denied` directory cannot be used.
+    #[error(transparent)]
+    Record(#[from] RecordError),
     /// The server task panicked or was cancelled.
     #[error("server task ended abnormally")]
     Task(#[source] tokio::task::JoinError),
@@ -133,6 +142,7 @@ struct Readiness(Arc<AtomicBool>);
 /// What every request handler shares.
 struct State {
     options: admission::Options,
+    recorder: Option<Recorder>,
     max_body_bytes: usize,
     readiness: Readiness,
 }
@@ -184,8 +194,13 @@ pub fn start(cfg: ServeConfig) -> Result<Running, ServerError> {
     let (probe_listener, probe_addr) = bind(cfg.probe_listen)?;
 
     let readiness = Readiness::new();
+    let recorder = match &cfg.record_denied {
+        Some(dir) => Some(Recorder::start(dir, cfg.record_denied_max)?),
+        None => None,
+    };
     let state = web::Data::new(State {
         options: cfg.admission.clone(),
+        recorder,
         max_body_bytes: cfg.max_body_bytes,
         readiness: readiness.clone(),
     });
@@ -332,6 +347,8 @@ impl ServeConfig {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             workers: default_workers(),
+            record_denied: None,
+            record_denied_max: record::DEFAULT_MAX_FILES,
         }
     }
 }
@@ -538,6 +555,9 @@ async fn admit(
                 duration_us,
                 "review"
             );
+            if let Some(recorder) = state.recorder.as_ref().filter(|_| !s.allowed) {
+                recorder.record(&s.uid, &body);
+            }
             if s.panicked {
                 error!(uid = %s.uid, webhook = webhook_name, "judging panicked: denied with code 500");
             }
@@ -594,6 +614,7 @@ mod tests {
     fn state() -> web::Data<State> {
         web::Data::new(State {
             options: admission::Options::default(),
+            recorder: None,
             max_body_bytes: 64,
             readiness: Readiness::new(),
         })
