@@ -1,0 +1,418 @@
+//! `ipamclaim-webhook replay` driven as a user drives it: the real binary, real files, stdin,
+//! and a real server over TLS for `--server` and `--record-denied`.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+use common::{fixtures_dir, post_json, TestServer, PATIENCE};
+
+const VALID: &str = "apiVersion: k8s.cni.cncf.io/v1alpha1
+kind: IPAMClaim
+metadata:
+  name: vm-a.tenantred
+  namespace: ns1
+spec:
+  network: tenantred
+  interface: pod16367aacb67
+";
+
+fn invalid() -> String {
+    VALID.replace("pod16367aacb67", "a-very-long-interface")
+}
+
+fn replay() -> Command {
+    let mut cmd = Command::cargo_bin("ipamclaim-webhook").expect("binary");
+    cmd.arg("replay");
+    cmd
+}
+
+fn json_lines(out: &Output) -> Vec<Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line is JSON"))
+        .collect()
+}
+
+fn allowed(v: &Value) -> bool {
+    v.pointer("/response/allowed")
+        .and_then(Value::as_bool)
+        .expect("allowed")
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent).expect("mkdir");
+    }
+    fs::write(&path, text).expect("write");
+    path
+}
+
+/// Every `*.request.json` of the fixture corpus, sorted.
+fn fixture_requests() -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![fixtures_dir()];
+    while let Some(dir) = stack.pop() {
+        for entry in fs::read_dir(dir).expect("read dir") {
+            let p = entry.expect("entry").path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.to_string_lossy().ends_with(".request.json") {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+// --- exit status ---
+
+#[test]
+fn exits_0_when_every_review_is_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(dir.path(), "ok.yaml", VALID);
+    let out = replay()
+        .args(["--output", "json"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("1 allowed, 0 denied, 0 errors"));
+}
+
+#[test]
+fn exits_1_when_a_review_is_denied() {
+    let dir = tempfile::tempdir().unwrap();
+    let ok = write(dir.path(), "ok.yaml", VALID);
+    let bad = write(dir.path(), "bad.yaml", &invalid());
+    let out = replay()
+        .args(["--output", "json"])
+        .arg(&ok)
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let lines = json_lines(&out);
+    assert_eq!(
+        lines.iter().map(allowed).collect::<Vec<_>>(),
+        vec![true, false]
+    );
+}
+
+#[test]
+fn exits_2_for_an_unreadable_file_and_still_processes_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let ok = write(dir.path(), "ok.yaml", VALID);
+    let bad = write(dir.path(), "bad.yaml", &invalid());
+    let missing = dir.path().join("missing.yaml");
+    let broken = write(dir.path(), "broken.json", "{\"kind\": ");
+    let out = replay()
+        .args(["--output", "json"])
+        .arg(&ok)
+        .arg(&missing)
+        .arg(&broken)
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "2 wins over 1: {out:?}");
+    assert_eq!(
+        json_lines(&out).len(),
+        2,
+        "both readable documents were judged"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("missing.yaml"), "{stderr}");
+    assert!(stderr.contains("broken.json document 1"), "{stderr}");
+    assert!(stderr.contains("1 allowed, 1 denied, 2 errors"), "{stderr}");
+}
+
+// --- input forms ---
+
+#[test]
+fn reads_an_admission_review_file() {
+    let f = fixtures_dir().join("validate/captured-08-validate-update.request.json");
+    let out = replay()
+        .args(["--output", "json", "--webhook", "validate"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let lines = json_lines(&out);
+    assert_eq!(lines.len(), 1);
+    let request: Value = serde_json::from_slice(&fs::read(&f).unwrap()).unwrap();
+    assert_eq!(lines[0]["response"]["uid"], request["request"]["uid"]);
+}
+
+#[test]
+fn answers_a_v1beta1_review_in_v1beta1() {
+    let f = fixtures_dir().join("validate/v1beta1-create-valid.request.json");
+    let out = replay()
+        .args(["--output", "json"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(
+        json_lines(&out)[0]["apiVersion"],
+        "admission.k8s.io/v1beta1"
+    );
+}
+
+#[test]
+fn reads_json_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let claim = |iface: &str| {
+        format!(
+            r#"{{"apiVersion":"k8s.cni.cncf.io/v1alpha1","kind":"IPAMClaim","metadata":{{"name":"a"}},"spec":{{"network":"n","interface":"{iface}"}}}}"#
+        )
+    };
+    let f = write(
+        dir.path(),
+        "claims.ndjson",
+        &format!("{}\n{}\n", claim("eth0"), claim("eth:0")),
+    );
+    let out = replay()
+        .args(["--output", "json"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let lines = json_lines(&out);
+    assert_eq!(
+        lines.iter().map(allowed).collect::<Vec<_>>(),
+        vec![true, false]
+    );
+}
+
+#[test]
+fn reads_multi_document_yaml_of_bare_claims() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(
+        dir.path(),
+        "claims.yaml",
+        &format!("{VALID}---\n{}", invalid()),
+    );
+    let out = replay()
+        .args(["--output", "text"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("claims.yaml#1 ns1/vm-a.tenantred CREATE ALLOWED"),
+        "{text}"
+    );
+    assert!(text.contains("claims.yaml#2 ns1/vm-a.tenantred CREATE DENIED\n  spec.interface: Too long: must have at most 15 bytes"), "{text}");
+}
+
+#[test]
+fn reads_stdin_when_no_path_is_given() {
+    let out = replay()
+        .args(["--output", "json"])
+        .write_stdin(invalid())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(json_lines(&out).len(), 1);
+}
+
+#[test]
+fn walks_a_directory_tree_reading_known_endings_only() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "a/one.yaml", VALID);
+    write(dir.path(), "a/b/two.yml", VALID);
+    let review = fs::read_to_string(
+        fixtures_dir().join("validate/captured-02-validate-create.request.json"),
+    )
+    .unwrap();
+    write(dir.path(), "a/b/c/three.json", &review);
+    write(dir.path(), "a/notes.txt", "not a claim");
+    let out = replay()
+        .args(["--output", "json"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(json_lines(&out).len(), 3);
+}
+
+#[test]
+fn finds_a_duplicate_key_in_yaml_and_in_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = write(
+        dir.path(),
+        "dup.yaml",
+        &VALID.replace(
+            "  network: tenantred\n",
+            "  network: tenantred\n  network: blue\n",
+        ),
+    );
+    let json = fixtures_dir().join("validate/strict-duplicate-network.request.json");
+    for f in [yaml, json] {
+        let out = replay()
+            .args(["--output", "json"])
+            .arg(&f)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{}", f.display());
+        let line = &json_lines(&out)[0];
+        let msg = line["response"]["status"]["message"].as_str().unwrap();
+        assert!(msg.contains("duplicate field \"spec.network\""), "{msg}");
+    }
+}
+
+#[test]
+fn chain_reports_the_patch_with_the_verdict() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(
+        dir.path(),
+        "v6.yaml",
+        &format!("{VALID}status:\n  ips: [\"FD10:128:20::8/64\"]\n"),
+    );
+    let out = replay()
+        .args(["--output", "text"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(
+            r#"patch: [{"op":"replace","path":"/status/ips/0","value":"fd10:128:20::8/64"}]"#
+        ),
+        "{text}"
+    );
+    let out = replay()
+        .args(["--output", "json", "--webhook", "validate"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "validate alone denies the non-canonical text"
+    );
+}
+
+#[test]
+fn names_the_file_and_document_of_an_unreadable_document() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(
+        dir.path(),
+        "mixed.yaml",
+        &format!("{VALID}---\nkind: Pod\napiVersion: v1\n"),
+    );
+    let out = replay()
+        .args(["--output", "json"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("mixed.yaml document 2: document is a Pod"),
+        "{stderr}"
+    );
+}
+
+// --- against a running server ---
+
+fn replay_json(args: &[&str], files: &[PathBuf]) -> Output {
+    replay()
+        .args(["--output", "json"])
+        .args(args)
+        .args(files)
+        .output()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn server_output_is_byte_identical_to_in_process_on_the_fixture_corpus() {
+    let server = TestServer::start(|_| {});
+    let ca = server.dir.path().join("ca.crt");
+    let url = server.url("");
+    let files = fixture_requests();
+    assert!(
+        files.len() >= 40,
+        "fixture corpus too small: {}",
+        files.len()
+    );
+    for webhook in ["validate", "mutate", "chain"] {
+        let (files, ca, url) = (files.clone(), ca.clone(), url.clone());
+        let (local, remote) = tokio::task::spawn_blocking(move || {
+            let local = replay_json(&["--webhook", webhook], &files);
+            let ca = ca.to_string_lossy().into_owned();
+            let remote = replay_json(
+                &["--webhook", webhook, "--server", &url, "--ca", &ca],
+                &files,
+            );
+            (local, remote)
+        })
+        .await
+        .unwrap();
+        assert_eq!(local.status.code(), remote.status.code(), "{webhook}");
+        assert!(!local.stdout.is_empty());
+        assert!(
+            local.stdout == remote.stdout,
+            "{webhook}: --server output differs from in-process"
+        );
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_recorded_denial_replays_to_the_same_verdict() {
+    let record = tempfile::tempdir().unwrap();
+    let record_dir = record.path().to_path_buf();
+    let server = TestServer::start(|cfg| cfg.record_denied = Some(record_dir.clone()));
+    let request =
+        fs::read(fixtures_dir().join("validate/status-ips-winner-chicken-dinner.request.json"))
+            .unwrap();
+    let reply = post_json(&server.client(), &server.url("/validate"), request).await;
+    assert_eq!(reply.status, 200);
+    let answered = reply.json();
+    assert_eq!(answered["response"]["allowed"], false);
+    // An allowed review is not recorded.
+    let ok = fs::read(fixtures_dir().join("validate/create-valid-minimal.request.json")).unwrap();
+    post_json(&server.client(), &server.url("/validate"), ok).await;
+
+    let deadline = Instant::now() + PATIENCE;
+    let files = loop {
+        let files: Vec<PathBuf> = fs::read_dir(&record_dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .collect();
+        if !files.is_empty() || Instant::now() > deadline {
+            break files;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(files.len(), 1, "exactly the denied review is recorded");
+
+    let out = tokio::task::spawn_blocking(move || {
+        replay()
+            .args(["--output", "json", "--webhook", "validate"])
+            .arg(&record_dir)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        json_lines(&out),
+        vec![answered],
+        "replay gives the very answer the server gave"
+    );
+    server.stop().await;
+}
