@@ -64,6 +64,34 @@ impl std::str::FromStr for FieldValidation {
     }
 }
 
+/// What `/validate` does with a review it would deny (rollout safety).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Enforcement {
+    /// Deny it.
+    #[default]
+    Deny,
+    /// Allow it, with the causes as warnings.
+    Warn,
+    /// Allow it, with the verdict and causes as audit annotations.
+    Audit,
+}
+
+// === impl Enforcement ===
+
+impl std::str::FromStr for Enforcement {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "Deny" => Ok(Enforcement::Deny),
+            "Warn" => Ok(Enforcement::Warn),
+            "Audit" => Ok(Enforcement::Audit),
+            other => Err(format!(
+                "unknown enforcement {other:?}: expected Deny, Warn or Audit"
+            )),
+        }
+    }
+}
+
 /// Settings of the admission pipeline shared by `serve` and `replay`.
 #[derive(Clone, Debug, Default)]
 pub struct Options {
@@ -71,6 +99,8 @@ pub struct Options {
     pub field_validation: FieldValidation,
     /// The opt-in defaults of the mutating webhook.
     pub defaults: Defaults,
+    /// Deny what is invalid, or only report it (`Warn`, `Audit`).
+    pub enforcement: Enforcement,
 }
 
 /// A request that cannot be judged at all: the front end answers it with a 400 and a short
@@ -126,6 +156,8 @@ pub struct Summary {
     pub warnings: usize,
     /// Whether judging panicked (answered as a 500 denial).
     pub panicked: bool,
+    /// Whether the review was invalid but admitted under `--enforcement Warn|Audit`.
+    pub would_deny: bool,
 }
 
 /// The envelope of an incoming AdmissionReview; the objects stay raw so that the strict field
@@ -196,6 +228,10 @@ pub struct Response {
     /// Warnings for the requesting client.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// Whether a denial is a verdict on the object's content (which `--enforcement` may
+    /// soften) rather than a refusal of a request that cannot be judged (which it never does).
+    #[serde(skip)]
+    verdict: bool,
 }
 
 // === impl Response ===
@@ -210,6 +246,7 @@ impl Response {
             patch_type: None,
             audit_annotations: None,
             warnings: Vec::new(),
+            verdict: false,
         }
     }
 
@@ -219,6 +256,50 @@ impl Response {
             status: Some(status),
             ..Response::allow(uid)
         }
+    }
+
+    /// A denial because of what the object holds (invalid values, unknown or duplicate fields).
+    fn deny_verdict(uid: &str, status: Status) -> Self {
+        Response {
+            verdict: true,
+            ..Response::deny(uid, status)
+        }
+    }
+
+    /// Under `Warn` or `Audit`, admits a verdict denial and reports its causes instead.
+    /// Returns whether it did.
+    fn enforce(&mut self, enforcement: Enforcement) -> bool {
+        if self.allowed || !self.verdict || enforcement == Enforcement::Deny {
+            return false;
+        }
+        let Some(status) = self.status.take() else {
+            return false;
+        };
+        let causes: Vec<String> = match &status.details {
+            Some(d) if !d.causes.is_empty() => d
+                .causes
+                .iter()
+                .map(|c| format!("{}: {}", c.field, c.message))
+                .collect(),
+            _ => vec![status.message.clone()],
+        };
+        self.allowed = true;
+        match enforcement {
+            Enforcement::Deny => {}
+            Enforcement::Warn => {
+                let mut warnings: Vec<String> = causes.into_iter().map(shorten).collect();
+                warnings.append(&mut self.warnings);
+                self.warnings = warnings;
+            }
+            Enforcement::Audit => {
+                let mut annotations = std::collections::BTreeMap::new();
+                annotations.insert("verdict".to_owned(), "would-deny".to_owned());
+                annotations.insert("code".to_owned(), status.code.to_string());
+                annotations.insert("causes".to_owned(), causes.join("; "));
+                self.audit_annotations = Some(annotations);
+            }
+        }
+        true
     }
 }
 
@@ -271,7 +352,7 @@ pub fn review(body: &[u8], webhook: Webhook, opts: &Options) -> Result<Reviewed,
     };
 
     let judged = catch_unwind(AssertUnwindSafe(|| judge(&request, &uid, webhook, opts)));
-    let response = match judged {
+    let mut response = match judged {
         Ok(response) => response,
         Err(_) => {
             summary.panicked = true;
@@ -287,8 +368,6 @@ pub fn review(body: &[u8], webhook: Webhook, opts: &Options) -> Result<Reviewed,
         }
     };
 
-    summary.allowed = response.allowed;
-    summary.warnings = response.warnings.len();
     if let Some(status) = response.status.as_ref().filter(|_| !response.allowed) {
         summary.code = status.code;
         summary.causes = match &status.details {
@@ -296,6 +375,9 @@ pub fn review(body: &[u8], webhook: Webhook, opts: &Options) -> Result<Reviewed,
             _ => vec![status.reason.clone()],
         };
     }
+    summary.would_deny = response.enforce(opts.enforcement);
+    summary.allowed = response.allowed;
+    summary.warnings = response.warnings.len();
     if summary.name.is_empty() {
         summary.name = object_name(request.object.or(request.old_object)).unwrap_or_default();
     }
@@ -465,7 +547,7 @@ fn judge_object(
         .pointer("/metadata/name")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    let mut response = Response::deny(uid, invalid(&verdict.errors, name));
+    let mut response = Response::deny_verdict(uid, invalid(&verdict.errors, name));
     response.warnings = warnings;
     response
 }
@@ -489,7 +571,7 @@ fn strict_fields(uid: &str, raw: &RawValue, opts: &Options) -> Result<Vec<String
             "{KIND} in version \"{VERSION}\" cannot be handled as a {KIND}: strict decoding error: {}",
             texts.join(", ")
         );
-        return Err(Box::new(Response::deny(
+        return Err(Box::new(Response::deny_verdict(
             uid,
             failure(400, "BadRequest", msg),
         )));

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use ipamclaim_webhook::admission::FieldValidation;
+use ipamclaim_webhook::admission::{Enforcement, FieldValidation};
 use ipamclaim_webhook::certs::CertsOptions;
 use ipamclaim_webhook::defaulting::{Defaults, DefaultsError};
 use ipamclaim_webhook::server::{self, ServeConfig};
@@ -124,9 +124,39 @@ pub struct ReplayArgs {
     #[arg(long, value_enum, default_value_t = FieldValidationArg::Strict)]
     pub field_validation: FieldValidationArg,
 
+    /// Deny what is invalid, or only report it.
+    #[arg(long, value_enum, default_value_t = EnforcementArg::Deny)]
+    pub enforcement: EnforcementArg,
+
     /// The mutating webhook's defaults.
     #[command(flatten)]
     pub defaults: DefaultsArgs,
+}
+
+/// `--enforcement`: what `/validate` does with a review it would deny.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum EnforcementArg {
+    /// Deny it.
+    #[value(name = "Deny")]
+    Deny,
+    /// Allow it, returning the causes as warnings.
+    #[value(name = "Warn")]
+    Warn,
+    /// Allow it, recording verdict and causes in auditAnnotations.
+    #[value(name = "Audit")]
+    Audit,
+}
+
+// === impl EnforcementArg ===
+
+impl From<EnforcementArg> for Enforcement {
+    fn from(arg: EnforcementArg) -> Self {
+        match arg {
+            EnforcementArg::Deny => Enforcement::Deny,
+            EnforcementArg::Warn => Enforcement::Warn,
+            EnforcementArg::Audit => Enforcement::Audit,
+        }
+    }
 }
 
 /// Flags of `serve`; each can also be set by the environment variable shown.
@@ -194,6 +224,11 @@ pub struct ServeArgs {
         value_parser = clap::builder::BoolishValueParser::new()
     )]
     pub enable_http2: bool,
+
+    /// Deny what is invalid (Deny), or admit it and report the causes as warnings (Warn) or
+    /// audit annotations (Audit): roll out in Warn or Audit, watch, then enforce.
+    #[arg(long, env = "IPAMCLAIM_WEBHOOK_ENFORCEMENT", value_enum, default_value_t = EnforcementArg::Deny)]
+    pub enforcement: EnforcementArg,
 
     /// The mutating webhook's defaults.
     #[command(flatten)]
@@ -280,6 +315,7 @@ impl ServeArgs {
         cfg.enable_http2 = self.enable_http2;
         cfg.admission.field_validation = self.field_validation.into();
         cfg.admission.defaults = self.defaults.defaults()?;
+        cfg.admission.enforcement = self.enforcement.into();
         cfg.record_denied = self.record_denied.clone();
         cfg.record_denied_max = self.record_denied_max;
         cfg.max_body_bytes = self.max_body_bytes;

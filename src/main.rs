@@ -68,6 +68,7 @@ fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let options = admission::Options {
         field_validation: args.field_validation.into(),
         defaults: args.defaults.defaults()?,
+        enforcement: args.enforcement.into(),
     };
     let mut transport: Box<dyn replay::Transport> = match (&args.server, &args.ca) {
         (Some(url), Some(ca)) => {

@@ -8,7 +8,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
-use ipamclaim_webhook::admission::{self, FieldValidation, Options, Webhook};
+use ipamclaim_webhook::admission::{self, Enforcement, FieldValidation, Options, Webhook};
 use ipamclaim_webhook::defaulting::Defaults;
 use serde_json::Value;
 
@@ -41,11 +41,19 @@ fn setup(dir: &str) -> (Webhook, Options) {
     } else {
         Defaults::default()
     };
+    let enforcement = if dir.ends_with("enforcement-warn") {
+        Enforcement::Warn
+    } else if dir.ends_with("enforcement-audit") {
+        Enforcement::Audit
+    } else {
+        Enforcement::Deny
+    };
     (
         webhook,
         Options {
             field_validation,
             defaults,
+            enforcement,
         },
     )
 }
