@@ -88,30 +88,38 @@ fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         ReplayOutput::Json
     });
 
-    let (docs, input_errors) = replay::read_inputs(&args.paths, &mut std::io::stdin().lock());
-    for e in &input_errors {
-        eprintln!("error: {}: {}", e.source, e.message);
-    }
-    let outcomes = replay::run(&docs, mode, transport.as_mut());
-
-    let mut stdout = std::io::stdout().lock();
-    for (outcome, doc) in outcomes.iter().zip(&docs) {
+    let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut tally = replay::Tally::default();
+    let mut write_error: Option<std::io::Error> = None;
+    replay::visit_inputs(&args.paths, &mut std::io::stdin().lock(), &mut |input| {
+        let doc = match input {
+            replay::Input::Error(e) => {
+                eprintln!("error: {}: {}", e.source, e.message);
+                tally.errors += 1;
+                return;
+            }
+            replay::Input::Document(doc) => doc,
+        };
+        let outcome = replay::run_one(&doc, mode, transport.as_mut());
+        tally.add(&outcome);
         if let Err(e) = &outcome.answer {
             eprintln!("error: {} document {}: {e}", outcome.source, outcome.index);
         }
         let text = match output {
-            ReplayOutput::Json => replay::json_line(outcome).map(|l| l + "\n"),
-            ReplayOutput::Text => Some(replay::text_lines(outcome, Some(doc))),
+            ReplayOutput::Json => replay::json_line(&outcome).map(|l| l + "\n"),
+            ReplayOutput::Text => Some(replay::text_lines(&outcome, Some(&doc))),
         };
-        if let Some(text) = text {
-            stdout
-                .write_all(text.as_bytes())
-                .context("cannot write to stdout")?;
+        if let (Some(text), None) = (text, &write_error) {
+            if let Err(e) = stdout.write_all(text.as_bytes()) {
+                write_error = Some(e);
+            }
         }
+    });
+    if let Some(e) = write_error {
+        return Err(e).context("cannot write to stdout");
     }
     stdout.flush().context("cannot write to stdout")?;
 
-    let tally = replay::Tally::of(&outcomes, input_errors.len());
     eprintln!("{}", tally.summary());
     Ok(ExitCode::from(tally.exit_code()))
 }

@@ -195,49 +195,71 @@ impl Transport for Remote {
     }
 }
 
-/// Reads every input: files, directories (recursively, `.json`, `.ndjson`, `.yaml`, `.yml`),
-/// or stdin when `paths` is empty or a path is `-`.
-pub fn read_inputs(paths: &[PathBuf], stdin: &mut dyn Read) -> (Vec<Document>, Vec<InputError>) {
-    let mut docs = Vec::new();
-    let mut errors = Vec::new();
+/// One thing read from the inputs: a document, or an input that could not be read.
+#[derive(Debug, Clone)]
+pub enum Input {
+    /// A document, ready to judge (or holding why it could not be parsed).
+    Document(Document),
+    /// A path that could not be read at all.
+    Error(InputError),
+}
+
+/// Reads every input in order, handing each document to `visit` as soon as its file is read,
+/// so that memory holds one file at a time: files, directories (recursively, `.json`,
+/// `.ndjson`, `.yaml`, `.yml`), or stdin when `paths` is empty or a path is `-`.
+pub fn visit_inputs(paths: &[PathBuf], stdin: &mut dyn Read, visit: &mut dyn FnMut(Input)) {
     if paths.is_empty() {
-        read_stdin(stdin, &mut docs, &mut errors);
+        read_stdin(stdin, visit);
     }
     for path in paths {
         if path.as_os_str() == "-" {
-            read_stdin(stdin, &mut docs, &mut errors);
+            read_stdin(stdin, visit);
             continue;
         }
         let mut files = Vec::new();
         if let Err(message) = collect_files(path, &mut files) {
-            errors.push(InputError {
+            visit(Input::Error(InputError {
                 source: path.display().to_string(),
                 message,
-            });
+            }));
             continue;
         }
         for file in files {
             let source = file.display().to_string();
             match std::fs::read(&file) {
-                Ok(bytes) => docs.extend(documents(&source, &bytes, format_of(&file, &bytes))),
-                Err(e) => errors.push(InputError {
+                Ok(bytes) => documents(&source, &bytes, format_of(&file, &bytes))
+                    .into_iter()
+                    .for_each(|d| visit(Input::Document(d))),
+                Err(e) => visit(Input::Error(InputError {
                     source,
                     message: format!("cannot read: {e}"),
-                }),
+                })),
             }
         }
     }
+}
+
+/// Every input at once (see [`visit_inputs`]).
+pub fn read_inputs(paths: &[PathBuf], stdin: &mut dyn Read) -> (Vec<Document>, Vec<InputError>) {
+    let mut docs = Vec::new();
+    let mut errors = Vec::new();
+    visit_inputs(paths, stdin, &mut |input| match input {
+        Input::Document(d) => docs.push(d),
+        Input::Error(e) => errors.push(e),
+    });
     (docs, errors)
 }
 
-fn read_stdin(stdin: &mut dyn Read, docs: &mut Vec<Document>, errors: &mut Vec<InputError>) {
+fn read_stdin(stdin: &mut dyn Read, visit: &mut dyn FnMut(Input)) {
     let mut bytes = Vec::new();
     match stdin.read_to_end(&mut bytes) {
-        Ok(_) => docs.extend(documents("-", &bytes, sniff(&bytes))),
-        Err(e) => errors.push(InputError {
+        Ok(_) => documents("-", &bytes, sniff(&bytes))
+            .into_iter()
+            .for_each(|d| visit(Input::Document(d))),
+        Err(e) => visit(Input::Error(InputError {
             source: "-".to_owned(),
             message: format!("cannot read stdin: {e}"),
-        }),
+        })),
     }
 }
 
@@ -483,18 +505,23 @@ impl Outcome {
     }
 }
 
+/// Runs one document through `mode` on `transport`.
+pub fn run_one(doc: &Document, mode: Mode, transport: &mut dyn Transport) -> Outcome {
+    Outcome {
+        source: doc.source.clone(),
+        index: doc.index,
+        answer: match &doc.review {
+            Ok(review) => judge(review, mode, transport),
+            Err(e) => Err(e.clone()),
+        },
+    }
+}
+
 /// Runs every document through `mode` on `transport`; every document is processed, whatever
 /// happened to the ones before it.
 pub fn run(docs: &[Document], mode: Mode, transport: &mut dyn Transport) -> Vec<Outcome> {
     docs.iter()
-        .map(|doc| Outcome {
-            source: doc.source.clone(),
-            index: doc.index,
-            answer: match &doc.review {
-                Ok(review) => judge(review, mode, transport),
-                Err(e) => Err(e.clone()),
-            },
-        })
+        .map(|doc| run_one(doc, mode, transport))
         .collect()
 }
 
@@ -518,14 +545,17 @@ impl Tally {
             errors: input_errors,
             ..Tally::default()
         };
-        for o in outcomes {
-            match o.allowed() {
-                Some(true) => t.allowed += 1,
-                Some(false) => t.denied += 1,
-                None => t.errors += 1,
-            }
-        }
+        outcomes.iter().for_each(|o| t.add(o));
         t
+    }
+
+    /// Counts one outcome.
+    pub fn add(&mut self, outcome: &Outcome) {
+        match outcome.allowed() {
+            Some(true) => self.allowed += 1,
+            Some(false) => self.denied += 1,
+            None => self.errors += 1,
+        }
     }
 
     /// 0 when every review was allowed, 1 when one was denied, 2 when an input could not be
