@@ -5,7 +5,7 @@
 //! running webhook over HTTPS), and the answers are printed as JSON lines or text.
 
 use std::fmt::Write as _;
-use std::io::Read;
+use std::io::{BufRead as _, Read};
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
@@ -209,11 +209,11 @@ pub enum Input {
 /// `.ndjson`, `.yaml`, `.yml`), or stdin when `paths` is empty or a path is `-`.
 pub fn visit_inputs(paths: &[PathBuf], stdin: &mut dyn Read, visit: &mut dyn FnMut(Input)) {
     if paths.is_empty() {
-        read_stdin(stdin, visit);
+        read_source("-", None, stdin, visit);
     }
     for path in paths {
         if path.as_os_str() == "-" {
-            read_stdin(stdin, visit);
+            read_source("-", None, stdin, visit);
             continue;
         }
         let mut files = Vec::new();
@@ -226,10 +226,8 @@ pub fn visit_inputs(paths: &[PathBuf], stdin: &mut dyn Read, visit: &mut dyn FnM
         }
         for file in files {
             let source = file.display().to_string();
-            match std::fs::read(&file) {
-                Ok(bytes) => documents(&source, &bytes, format_of(&file, &bytes))
-                    .into_iter()
-                    .for_each(|d| visit(Input::Document(d))),
+            match std::fs::File::open(&file) {
+                Ok(mut f) => read_source(&source, format_of(&file), &mut f, visit),
                 Err(e) => visit(Input::Error(InputError {
                     source,
                     message: format!("cannot read: {e}"),
@@ -250,16 +248,46 @@ pub fn read_inputs(paths: &[PathBuf], stdin: &mut dyn Read) -> (Vec<Document>, V
     (docs, errors)
 }
 
-fn read_stdin(stdin: &mut dyn Read, visit: &mut dyn FnMut(Input)) {
-    let mut bytes = Vec::new();
-    match stdin.read_to_end(&mut bytes) {
-        Ok(_) => documents("-", &bytes, sniff(&bytes))
-            .into_iter()
-            .for_each(|d| visit(Input::Document(d))),
-        Err(e) => visit(Input::Error(InputError {
-            source: "-".to_owned(),
-            message: format!("cannot read stdin: {e}"),
-        })),
+/// Reads one source (a file or stdin) document by document. JSON is streamed, so a large
+/// one-document-per-line file is never held whole; YAML is read whole (its documents are small).
+fn read_source(
+    source: &str,
+    format: Option<Format>,
+    reader: &mut dyn Read,
+    visit: &mut dyn FnMut(Input),
+) {
+    let mut reader = std::io::BufReader::with_capacity(64 * 1024, reader);
+    let format = match format {
+        Some(f) => f,
+        None => match reader.fill_buf() {
+            Ok(head) => sniff(head),
+            Err(e) => {
+                visit(Input::Error(InputError {
+                    source: source.to_owned(),
+                    message: format!("cannot read: {e}"),
+                }));
+                return;
+            }
+        },
+    };
+    let mut index = 0;
+    let mut emit = |raw: Result<Vec<u8>, String>| {
+        index += 1;
+        visit(Input::Document(Document {
+            source: source.to_owned(),
+            index,
+            review: raw.and_then(|raw| to_review(raw, source, index)),
+        }));
+    };
+    match format {
+        Format::Json => json_documents(&mut reader, &mut emit),
+        Format::Yaml => {
+            let mut bytes = Vec::new();
+            match reader.read_to_end(&mut bytes) {
+                Ok(_) => yaml_documents(&bytes, &mut emit),
+                Err(e) => emit(Err(format!("cannot read: {e}"))),
+            }
+        }
     }
 }
 
@@ -298,11 +326,12 @@ enum Format {
     Yaml,
 }
 
-fn format_of(path: &Path, bytes: &[u8]) -> Format {
+/// The format a file's ending names; None when the content must tell.
+fn format_of(path: &Path) -> Option<Format> {
     match path.extension().and_then(|e| e.to_str()) {
-        Some("json" | "ndjson") => Format::Json,
-        Some("yaml" | "yml") => Format::Yaml,
-        _ => sniff(bytes),
+        Some("json" | "ndjson") => Some(Format::Json),
+        Some("yaml" | "yml") => Some(Format::Yaml),
+        _ => None,
     }
 }
 
@@ -314,74 +343,72 @@ fn sniff(bytes: &[u8]) -> Format {
     }
 }
 
-/// Splits a source into documents and turns each into a review body.
-fn documents(source: &str, bytes: &[u8], format: Format) -> Vec<Document> {
-    let raws: Vec<Result<String, String>> = match format {
-        Format::Json => json_documents(bytes),
-        Format::Yaml => yaml_documents(bytes),
-    };
-    raws.into_iter()
-        .enumerate()
-        .map(|(i, raw)| Document {
-            source: source.to_owned(),
-            index: i + 1,
-            review: raw.and_then(|raw| to_review(&raw, source, i + 1)),
-        })
-        .collect()
-}
-
 /// JSON documents one after another, each kept as its exact text (duplicate keys included).
-fn json_documents(bytes: &[u8]) -> Vec<Result<String, String>> {
-    let mut out = Vec::new();
-    let mut stream = serde_json::Deserializer::from_slice(bytes).into_iter::<&RawValue>();
-    for item in stream.by_ref() {
+fn json_documents(reader: &mut dyn Read, emit: &mut dyn FnMut(Result<Vec<u8>, String>)) {
+    let stream = serde_json::Deserializer::from_reader(reader).into_iter::<Box<RawValue>>();
+    for item in stream {
         match item {
-            Ok(raw) => out.push(Ok(raw.get().to_owned())),
+            Ok(raw) => emit(Ok(Box::<str>::from(raw).into_string().into_bytes())),
             Err(e) => {
                 // The rest of the stream cannot be trusted after a syntax error.
-                out.push(Err(format!("not valid JSON: {e}")));
+                emit(Err(format!("not valid JSON: {e}")));
                 break;
             }
         }
     }
-    out
 }
 
 /// YAML documents, each turned into JSON text key by key so that a duplicate key survives for
 /// the strict field check instead of being merged away.
-fn yaml_documents(bytes: &[u8]) -> Vec<Result<String, String>> {
+fn yaml_documents(bytes: &[u8], emit: &mut dyn FnMut(Result<Vec<u8>, String>)) {
     let text = match std::str::from_utf8(bytes) {
         Ok(t) => t,
-        Err(e) => return vec![Err(format!("not valid UTF-8: {e}"))],
+        Err(e) => return emit(Err(format!("not valid UTF-8: {e}"))),
     };
-    let mut out = Vec::new();
     for doc in yaml_serde::Deserializer::from_str(text) {
         let mut json = Vec::new();
         let mut ser = serde_json::Serializer::new(&mut json);
         match serde_transcode::transcode(doc, &mut ser) {
             Ok(()) if json == b"null" => {} // an empty document (a trailing `---`)
-            Ok(()) => out.push(String::from_utf8(json).map_err(|e| e.to_string())),
+            Ok(()) => emit(Ok(json)),
             Err(e) => {
-                out.push(Err(format!("not valid YAML: {e}")));
+                emit(Err(format!("not valid YAML: {e}")));
                 break;
             }
         }
     }
-    out
 }
 
 /// A document as a review body: an AdmissionReview as it is; a bare IPAMClaim as a CREATE in
 /// its namespace (or `default`) with a uid derived from where it was read.
-fn to_review(raw: &str, source: &str, index: usize) -> Result<Vec<u8>, String> {
-    let value: Value =
-        serde_json::from_str(raw).map_err(|e| format!("not a JSON document: {e}"))?;
-    let kind = value
-        .get("kind")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    match kind {
-        "AdmissionReview" => Ok(raw.as_bytes().to_vec()),
-        crate::types::KIND => Ok(wrap_claim(raw, &value, source, index).into_bytes()),
+fn to_review(raw: Vec<u8>, source: &str, index: usize) -> Result<Vec<u8>, String> {
+    // Only the kind (and a claim's name and namespace) is needed here: the pipeline reads the
+    // rest, so the document is skimmed rather than decoded whole.
+    #[derive(serde::Deserialize)]
+    struct Meta {
+        #[serde(default)]
+        name: String,
+        #[serde(default)]
+        namespace: String,
+    }
+    #[derive(serde::Deserialize)]
+    struct Head {
+        #[serde(default)]
+        kind: String,
+        metadata: Option<Meta>,
+    }
+    let head: Head =
+        serde_json::from_slice(&raw).map_err(|e| format!("not a JSON document: {e}"))?;
+    match head.kind.as_str() {
+        "AdmissionReview" => Ok(raw),
+        crate::types::KIND => {
+            let meta = head.metadata.unwrap_or(Meta {
+                name: String::new(),
+                namespace: String::new(),
+            });
+            let raw = String::from_utf8(raw).map_err(|e| format!("not valid UTF-8: {e}"))?;
+            Ok(wrap_claim(&raw, &meta.name, &meta.namespace, source, index).into_bytes())
+        }
         "" => Err("document has no kind: expected an AdmissionReview or an IPAMClaim".to_owned()),
         other => Err(format!(
             "document is a {other}: expected an AdmissionReview or an IPAMClaim"
@@ -389,12 +416,11 @@ fn to_review(raw: &str, source: &str, index: usize) -> Result<Vec<u8>, String> {
     }
 }
 
-fn wrap_claim(raw: &str, value: &Value, source: &str, index: usize) -> String {
-    let text = |p: &str| value.pointer(p).and_then(Value::as_str).unwrap_or_default();
-    let name = text("/metadata/name");
-    let namespace = match text("/metadata/namespace") {
-        "" => "default",
-        ns => ns,
+fn wrap_claim(raw: &str, name: &str, namespace: &str, source: &str, index: usize) -> String {
+    let namespace = if namespace.is_empty() {
+        "default"
+    } else {
+        namespace
     };
     let uid = replay_uid(source, index);
     let q = |s: &str| Value::String(s.to_owned()).to_string();
@@ -675,7 +701,21 @@ spec:
 ";
 
     fn docs(bytes: &str, format: Format) -> Vec<Document> {
-        documents("test", bytes.as_bytes(), format)
+        docs_from("test", bytes, format)
+    }
+
+    fn docs_from(source: &str, bytes: &str, format: Format) -> Vec<Document> {
+        let mut out = Vec::new();
+        read_source(
+            source,
+            Some(format),
+            &mut bytes.as_bytes(),
+            &mut |i| match i {
+                Input::Document(d) => out.push(d),
+                Input::Error(e) => panic!("{e:?}"),
+            },
+        );
+        out
     }
 
     fn verdict(doc: &Document, mode: Mode) -> Value {
@@ -704,7 +744,7 @@ spec:
         let rb: Value = serde_json::from_slice(b[0].review.as_ref().unwrap()).unwrap();
         assert_eq!(ra["request"]["namespace"], "default");
         assert_eq!(ra["request"]["uid"], rb["request"]["uid"]);
-        let other = documents("other", yaml.as_bytes(), Format::Yaml);
+        let other = docs_from("other", &yaml, Format::Yaml);
         let ro: Value = serde_json::from_slice(other[0].review.as_ref().unwrap()).unwrap();
         assert_ne!(ra["request"]["uid"], ro["request"]["uid"]);
     }
