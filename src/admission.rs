@@ -322,6 +322,18 @@ fn failure(code: u16, reason: &str, message: String) -> Status {
 /// front ends report as HTTP 400. Everything else, including an internal failure while judging,
 /// is an answer: the webhook fails closed with `allowed: false` and code 500, never open.
 pub fn review(body: &[u8], webhook: Webhook, opts: &Options) -> Result<Reviewed, RequestError> {
+    review_with(body, webhook, opts, judge)
+}
+
+/// The judging step, as a parameter so that tests can prove a failing judge fails closed.
+type Judge = fn(&RequestIn<'_>, &str, Webhook, &Options) -> Response;
+
+fn review_with(
+    body: &[u8],
+    webhook: Webhook,
+    opts: &Options,
+    judge: Judge,
+) -> Result<Reviewed, RequestError> {
     let envelope: ReviewIn<'_> =
         serde_json::from_slice(body).map_err(|e| RequestError::NotAReview(e.to_string()))?;
     let api_version = envelope.api_version.unwrap_or_default();
@@ -591,4 +603,82 @@ fn shorten(mut warning: String) -> String {
         warning = cut + "...";
     }
     warning
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REVIEW: &str = r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u1","kind":{"group":"k8s.cni.cncf.io","version":"v1alpha1","kind":"IPAMClaim"},"resource":{"group":"k8s.cni.cncf.io","version":"v1alpha1","resource":"ipamclaims"},"operation":"CREATE","userInfo":{},"object":{"metadata":{"name":"a"},"spec":{"network":"n","interface":"eth0"}}}}"#;
+
+    fn panicking_judge(_: &RequestIn<'_>, _: &str, _: Webhook, _: &Options) -> Response {
+        panic!("a bug while judging");
+    }
+
+    #[test]
+    fn a_panic_while_judging_is_denied_with_500_not_admitted() {
+        let reviewed = review_with(
+            REVIEW.as_bytes(),
+            Webhook::Validate,
+            &Options::default(),
+            panicking_judge,
+        )
+        .expect("still answered");
+        assert!(reviewed.summary.panicked);
+        let v: Value = serde_json::from_slice(&reviewed.body).unwrap();
+        assert_eq!(v["response"]["uid"], "u1");
+        assert_eq!(v["response"]["allowed"], false);
+        assert_eq!(v["response"]["status"]["code"], 500);
+    }
+
+    #[test]
+    fn enforcement_never_softens_an_internal_failure() {
+        let opts = Options {
+            enforcement: Enforcement::Warn,
+            ..Options::default()
+        };
+        let reviewed = review_with(REVIEW.as_bytes(), Webhook::Validate, &opts, panicking_judge)
+            .expect("still answered");
+        assert!(!reviewed.summary.allowed);
+    }
+
+    #[test]
+    fn refuses_bodies_that_cannot_be_answered() {
+        let opts = Options::default();
+        let cases = [
+            ("not json", "not a valid AdmissionReview"),
+            ("{}", "apiVersion"),
+            (
+                r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}"#,
+                "no request",
+            ),
+            (
+                r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"operation":"CREATE"}}"#,
+                "no uid",
+            ),
+            (
+                r#"{"apiVersion":"admission.k8s.io/v1","kind":"Pod","request":{"uid":"x"}}"#,
+                "not AdmissionReview",
+            ),
+        ];
+        for (body, expected) in cases {
+            let err = review(body.as_bytes(), Webhook::Validate, &opts).unwrap_err();
+            assert!(err.to_string().contains(expected), "{body}: {err}");
+        }
+    }
+
+    #[test]
+    fn validating_answers_never_carry_a_patch_even_when_defaults_apply() {
+        let body = REVIEW.replace(
+            r#""interface":"eth0"}"#,
+            r#""interface":"eth0"},"status":{}"#,
+        );
+        let reviewed = review(body.as_bytes(), Webhook::Validate, &Options::default()).unwrap();
+        let v: Value = serde_json::from_slice(&reviewed.body).unwrap();
+        assert!(v["response"].get("patch").is_none());
+        assert!(v["response"].get("patchType").is_none());
+        let mutated = review(body.as_bytes(), Webhook::Mutate, &Options::default()).unwrap();
+        let m: Value = serde_json::from_slice(&mutated.body).unwrap();
+        assert_eq!(m["response"]["patchType"], "JSONPatch");
+    }
 }
