@@ -344,16 +344,46 @@ fn sniff(bytes: &[u8]) -> Format {
 }
 
 /// JSON documents one after another, each kept as its exact text (duplicate keys included).
+///
+/// The reader is consumed in chunks parsed from memory (serde_json parses a slice several times
+/// faster than a reader), keeping only the unfinished tail of a chunk: memory stays bounded by
+/// the chunk size and the largest document, however long the file.
 fn json_documents(reader: &mut dyn Read, emit: &mut dyn FnMut(Result<Vec<u8>, String>)) {
-    let stream = serde_json::Deserializer::from_reader(reader).into_iter::<Box<RawValue>>();
-    for item in stream {
-        match item {
-            Ok(raw) => emit(Ok(Box::<str>::from(raw).into_string().into_bytes())),
-            Err(e) => {
-                // The rest of the stream cannot be trusted after a syntax error.
-                emit(Err(format!("not valid JSON: {e}")));
-                break;
+    const CHUNK: u64 = 4 * 1024 * 1024;
+    let mut buf: Vec<u8> = Vec::new();
+    let mut at_end = false;
+    loop {
+        if !at_end {
+            match reader.take(CHUNK).read_to_end(&mut buf) {
+                Ok(0) => at_end = true,
+                Ok(_) => {}
+                Err(e) => return emit(Err(format!("cannot read: {e}"))),
             }
+        }
+        let mut stream = serde_json::Deserializer::from_slice(&buf).into_iter::<&RawValue>();
+        let mut consumed = 0;
+        loop {
+            match stream.next() {
+                Some(Ok(raw)) => {
+                    emit(Ok(raw.get().as_bytes().to_vec()));
+                    consumed = stream.byte_offset();
+                }
+                // Only whitespace is left.
+                None => {
+                    consumed = buf.len();
+                    break;
+                }
+                // A document cut by the chunk boundary: read on.
+                Some(Err(e)) if e.is_eof() && !at_end => break,
+                Some(Err(e)) => {
+                    // The rest of the stream cannot be trusted after a syntax error.
+                    return emit(Err(format!("not valid JSON: {e}")));
+                }
+            }
+        }
+        buf.drain(..consumed);
+        if at_end && buf.is_empty() {
+            return;
         }
     }
 }
@@ -780,6 +810,20 @@ spec:
         assert_eq!(d.len(), 2);
         let v = verdict(&d[1], Mode::Validate);
         assert_eq!(v["response"]["status"]["code"], 400);
+    }
+
+    #[test]
+    fn reads_documents_cut_by_the_chunk_boundary() {
+        // Large enough to span several 4 MiB chunks, with documents straddling the borders.
+        let line = format!(
+            "{{\"kind\":\"IPAMClaim\",\"metadata\":{{\"name\":\"a\",\"annotations\":{{\"pad\":\"{}\"}}}}}}\n",
+            "x".repeat(300_001)
+        );
+        let text = line.repeat(30);
+        let d = docs(&text, Format::Json);
+        assert_eq!(d.len(), 30);
+        assert!(d.iter().all(|d| d.review.is_ok()));
+        assert_eq!(d[29].index, 30);
     }
 
     #[test]
