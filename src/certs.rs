@@ -115,6 +115,14 @@ pub struct ClientCert {
     pub key_pem: String,
 }
 
+/// A serving certificate and its key, as PEM text.
+pub struct ServingPair {
+    /// The serving certificate (leaf only).
+    pub cert_pem: String,
+    /// Its PKCS#8 private key.
+    pub key_pem: String,
+}
+
 /// Makes a new development CA and a serving certificate signed by it, with ECDSA P-256 keys.
 pub fn generate(opts: &CertsOptions) -> Result<DevCerts, CertsError> {
     let ca = new_ca()?;
@@ -150,6 +158,18 @@ impl DevCerts {
         Ok(())
     }
 
+    /// Signs a new serving certificate, with a new key, with this CA, as a renewal does:
+    /// whatever trusts the CA (the webhook configurations' `caBundle`) trusts it too.
+    pub fn renew(&self, opts: &CertsOptions) -> Result<ServingPair, CertsError> {
+        let (cert_pem, key_pem) = sign_leaf(
+            &self.ca,
+            serving_params(opts)?,
+            ExtendedKeyUsagePurpose::ServerAuth,
+            "serving certificate",
+        )?;
+        Ok(ServingPair { cert_pem, key_pem })
+    }
+
     /// Signs a client certificate (EKU clientAuth) for `common_name` with this CA, for
     /// servers started with `--client-ca`.
     pub fn client(&self, common_name: &str) -> Result<ClientCert, CertsError> {
@@ -175,6 +195,17 @@ impl fmt::Debug for DevCerts {
             .field("cert_pem", &self.cert_pem)
             .field("key_pem", &"<redacted>")
             .finish_non_exhaustive()
+    }
+}
+
+// === impl ServingPair ===
+
+impl fmt::Debug for ServingPair {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServingPair")
+            .field("cert_pem", &self.cert_pem)
+            .field("key_pem", &"<redacted>")
+            .finish()
     }
 }
 

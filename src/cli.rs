@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use ipamclaim_webhook::admission::{Enforcement, FieldValidation};
 use ipamclaim_webhook::certs::CertsOptions;
 use ipamclaim_webhook::defaulting::{Defaults, DefaultsError};
+use ipamclaim_webhook::duration;
 use ipamclaim_webhook::server::{self, ServeConfig};
 use ipamclaim_webhook::tls::TlsFiles;
 use tracing_subscriber::layer::SubscriberExt as _;
@@ -203,7 +204,8 @@ pub struct ServeArgs {
     #[arg(long, env = "IPAMCLAIM_WEBHOOK_MAX_BODY_BYTES", default_value_t = server::DEFAULT_MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
 
-    /// Seconds in-flight requests get to finish after SIGTERM.
+    /// Seconds in-flight requests get to finish once the listeners close after SIGTERM.
+    /// Keep --shutdown-delay plus this below the pod's terminationGracePeriodSeconds.
     #[arg(
         long,
         env = "IPAMCLAIM_WEBHOOK_SHUTDOWN_TIMEOUT",
@@ -211,6 +213,60 @@ pub struct ServeArgs {
         default_value_t = server::DEFAULT_SHUTDOWN_TIMEOUT.as_secs()
     )]
     pub shutdown_timeout: u64,
+
+    /// After SIGTERM, keep accepting connections this long while /readyz already fails, until
+    /// the endpoint's removal has reached every API server (a second signal cuts it short).
+    #[arg(
+        long,
+        env = "IPAMCLAIM_WEBHOOK_SHUTDOWN_DELAY",
+        value_name = "DURATION",
+        value_parser = duration::parse_flag,
+        default_value = "5s"
+    )]
+    pub shutdown_delay: Duration,
+
+    /// Time a client has to send each request head; slower connections are closed.
+    #[arg(
+        long,
+        env = "IPAMCLAIM_WEBHOOK_HEADER_TIMEOUT",
+        value_name = "DURATION",
+        value_parser = positive_duration,
+        default_value = "5s"
+    )]
+    pub header_timeout: Duration,
+
+    /// Longest time to read a request body and judge it (408 when the body is late); the API
+    /// server's ?timeout= shortens it for each call.
+    #[arg(
+        long,
+        env = "IPAMCLAIM_WEBHOOK_REQUEST_TIMEOUT",
+        value_name = "DURATION",
+        value_parser = positive_duration,
+        default_value = "30s"
+    )]
+    pub request_timeout: Duration,
+
+    /// Connections open at once, over all workers; beyond it new ones wait in the listen
+    /// backlog until one closes.
+    #[arg(
+        long,
+        env = "IPAMCLAIM_WEBHOOK_MAX_CONNECTIONS",
+        value_name = "N",
+        value_parser = clap::value_parser!(u32).range(1..),
+        default_value_t = 1024
+    )]
+    pub max_connections: u32,
+
+    /// How often the certificate, key and client CA files are checked for changes (a changed
+    /// pair is loaded without a restart; a broken one is logged and the old one kept).
+    #[arg(
+        long,
+        env = "IPAMCLAIM_WEBHOOK_TLS_RELOAD_INTERVAL",
+        value_name = "DURATION",
+        value_parser = positive_duration,
+        default_value = "10s"
+    )]
+    pub tls_reload_interval: Duration,
 
     /// Log line format.
     #[arg(long, env = "IPAMCLAIM_WEBHOOK_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -320,6 +376,11 @@ impl ServeArgs {
         cfg.record_denied_max = self.record_denied_max;
         cfg.max_body_bytes = self.max_body_bytes;
         cfg.shutdown_timeout = Duration::from_secs(self.shutdown_timeout);
+        cfg.shutdown_delay = self.shutdown_delay;
+        cfg.header_timeout = self.header_timeout;
+        cfg.request_timeout = self.request_timeout;
+        cfg.max_connections = self.max_connections as usize;
+        cfg.tls_reload_interval = self.tls_reload_interval;
         if let Some(workers) = self.workers {
             cfg.workers = workers.into();
         }
@@ -348,6 +409,14 @@ impl CertsArgs {
             dns: self.dns.clone(),
             ips: self.ip.clone(),
         }
+    }
+}
+
+/// A duration flag that must not be zero (a zero timeout or interval would refuse or spin).
+fn positive_duration(text: &str) -> Result<Duration, String> {
+    match duration::parse_flag(text)? {
+        d if d.is_zero() => Err("must be longer than zero".to_owned()),
+        d => Ok(d),
     }
 }
 
@@ -397,6 +466,51 @@ mod tests {
         assert!(cfg.tls.client_ca.is_none());
         assert!(cfg.workers >= 1);
         assert_eq!(args.log_format, LogFormat::Text);
+        assert_eq!(cfg.shutdown_timeout, Duration::from_secs(20));
+        assert_eq!(cfg.shutdown_delay, Duration::from_secs(5));
+        assert_eq!(cfg.header_timeout, Duration::from_secs(5));
+        assert_eq!(cfg.request_timeout, Duration::from_secs(30));
+        assert_eq!(cfg.max_connections, 1024);
+        assert_eq!(cfg.tls_reload_interval, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn hardening_flags_take_seconds_or_durations() {
+        let cli = Cli::try_parse_from([
+            "ipamclaim-webhook",
+            "serve",
+            "--shutdown-delay",
+            "0",
+            "--header-timeout",
+            "2",
+            "--request-timeout",
+            "1500ms",
+            "--max-connections",
+            "64",
+            "--tls-reload-interval",
+            "1m",
+        ])
+        .expect("parse");
+        let Command::Serve(args) = cli.command else {
+            panic!("not serve");
+        };
+        let cfg = args.config().expect("valid config");
+        assert_eq!(cfg.shutdown_delay, Duration::ZERO);
+        assert_eq!(cfg.header_timeout, Duration::from_secs(2));
+        assert_eq!(cfg.request_timeout, Duration::from_millis(1500));
+        assert_eq!(cfg.max_connections, 64);
+        assert_eq!(cfg.tls_reload_interval, Duration::from_secs(60));
+        for (flag, value) in [
+            ("--tls-reload-interval", "0"),
+            ("--header-timeout", "0s"),
+            ("--request-timeout", "soon"),
+            ("--max-connections", "0"),
+        ] {
+            assert!(
+                Cli::try_parse_from(["ipamclaim-webhook", "serve", flag, value]).is_err(),
+                "{flag} {value} accepted"
+            );
+        }
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! The HTTPS admission server: routes, body limits, probes and graceful shutdown around
-//! [`admission::review`].
+//! The HTTPS admission server: routes, body and time limits, probes, metrics and graceful
+//! shutdown around [`admission::review`].
 //!
 //! The TLS listener is assembled from actix-server, actix-tls and actix-http rather than with
 //! `HttpServer::bind_rustls_0_23`, because that one always puts `h2` first in the ALPN list
@@ -7,7 +7,8 @@
 //!
 //! Known limit: on a graceful stop, idle HTTP/1.1 connections close at once, but actix-http's
 //! HTTP/2 dispatcher ignores the signal, so an idle h2 connection (only with `--enable-http2`)
-//! holds the stop until `shutdown_timeout`.
+//! holds the stop until `shutdown_timeout`. The probe listener shares the workers' connection
+//! limit: a flood that fills every slot of the TLS listener also delays probes.
 
 use std::future::Future;
 use std::io;
@@ -15,8 +16,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
+use actix_http::ConnectionType;
 use actix_http::{HttpServiceBuilder, KeepAlive, Protocol, Request, Response};
 use actix_service::{map_config, Service, ServiceFactory, ServiceFactoryExt as _};
 use actix_tls::accept::rustls_0_23::{Acceptor, TlsStream};
@@ -32,7 +34,11 @@ use tokio::task::JoinHandle;
 use tracing::{debug, error, info, warn};
 
 use crate::admission::{self, Webhook};
+use crate::duration;
+use crate::head_timeout::{self, HeadTimed, Phase};
+use crate::metrics::{self, Metrics};
 use crate::record::{self, RecordError, Recorder};
+use crate::reload::{self, CertStore, Reloader, Watch};
 use crate::tls::{self, TlsError, TlsFiles};
 
 /// Default address of the TLS admission listener.
@@ -42,13 +48,27 @@ pub const DEFAULT_PROBE_LISTEN: SocketAddr =
     SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 8080);
 /// Default body limit: 7 MiB, as controller-runtime's webhook server.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 7 * 1024 * 1024;
-/// Default time in-flight requests get to finish after SIGTERM; below the 30 s of a pod's
-/// default `terminationGracePeriodSeconds`.
-pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(25);
+/// Default time in-flight requests get to finish after SIGTERM (once the shutdown delay has
+/// passed); with [`DEFAULT_SHUTDOWN_DELAY`], below the 30 s of a pod's default
+/// `terminationGracePeriodSeconds`.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(20);
+/// Default time the server keeps accepting connections after SIGTERM while `/readyz` already
+/// fails: the endpoint's removal takes a moment to reach every API server and kube-proxy, and
+/// until then new reviews still arrive.
+pub const DEFAULT_SHUTDOWN_DELAY: Duration = Duration::from_secs(5);
+/// Default time a client has to send each request head (a slow client cannot hold a
+/// connection by trickling it).
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default longest time to read a request body and judge it; the API server's `?timeout=`
+/// shortens it. 30 s is the longest `timeoutSeconds` a webhook configuration may have, so the
+/// server never gives up before the API server does.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default limit of connections open at once over all workers; beyond it the listeners stop
+/// accepting until one closes.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 
-/// Time a client has to send the request head; a slow client cannot hold a connection slot
-/// longer than this before its first request.
-const CLIENT_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// The reload interval is never shorter than this, whatever the config says: a zero would spin.
+const MIN_RELOAD_INTERVAL: Duration = Duration::from_millis(10);
 /// Time a client has to acknowledge the close of its connection.
 const CLIENT_DISCONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// Time a client has to finish the TLS handshake.
@@ -56,8 +76,6 @@ const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Idle time before a kept-alive connection is closed. The API server reuses connections, so
 /// reuse saves a handshake per review; idle connections are closed at once on shutdown.
 const KEEP_ALIVE: Duration = Duration::from_secs(30);
-/// Connections each worker serves at once; beyond it the listeners stop accepting.
-const MAX_CONNECTIONS_PER_WORKER: usize = 1024;
 
 const JSON: &str = "application/json";
 const TEXT: &str = "text/plain; charset=utf-8";
@@ -77,8 +95,18 @@ pub struct ServeConfig {
     pub admission: admission::Options,
     /// Largest request body accepted; larger ones get 413.
     pub max_body_bytes: usize,
-    /// Time in-flight requests get to finish once shutdown starts (whole seconds).
+    /// Time in-flight requests get to finish once the listeners close (whole seconds).
     pub shutdown_timeout: Duration,
+    /// Time between the start of a shutdown (readiness fails) and the listeners closing.
+    pub shutdown_delay: Duration,
+    /// Time a client has to send each request head.
+    pub header_timeout: Duration,
+    /// Longest time to read a body and judge it; `?timeout=` may shorten it per request.
+    pub request_timeout: Duration,
+    /// Connections open at once, over all workers.
+    pub max_connections: usize,
+    /// Time between two looks at the certificate, key and client CA files.
+    pub tls_reload_interval: Duration,
     /// Worker threads (at least 1).
     pub workers: usize,
     /// `--record-denied`: where to write denied reviews, if anywhere.
@@ -117,6 +145,9 @@ pub enum ServerError {
     /// The server task panicked or was cancelled.
     #[error("server task ended abnormally")]
     Task(#[source] tokio::task::JoinError),
+    /// The thread that reloads the TLS files could not be started.
+    #[error("cannot start the TLS reload thread")]
+    Watch(#[source] io::Error),
 }
 
 /// A started server: its bound addresses, a handle to stop it, and its task.
@@ -133,6 +164,7 @@ pub struct Running {
 pub struct Handle {
     server: ServerHandle,
     readiness: Readiness,
+    shutdown_delay: Duration,
 }
 
 /// Whether `/readyz` reports ready; false once shutdown has begun.
@@ -144,13 +176,17 @@ struct State {
     options: admission::Options,
     recorder: Option<Recorder>,
     max_body_bytes: usize,
+    request_timeout: Duration,
     readiness: Readiness,
+    certs: Arc<CertStore>,
+    metrics: Arc<Metrics>,
 }
 
 /// Runs the server until SIGTERM or SIGINT, then shuts it down gracefully.
 ///
-/// On the signal `/readyz` fails at once, both listeners stop accepting, and in-flight
-/// requests get `shutdown_timeout` to finish.
+/// On the signal `/readyz` fails at once; the listeners keep accepting for `shutdown_delay`
+/// (a second signal cuts it short), then stop, and in-flight requests get `shutdown_timeout`
+/// to finish.
 pub async fn run(cfg: ServeConfig) -> Result<(), ServerError> {
     // Installed before the listeners open, so that an early SIGTERM is a graceful stop and
     // never the default action (immediate death).
@@ -164,8 +200,20 @@ pub async fn run(cfg: ServeConfig) -> Result<(), ServerError> {
             _ = sigterm.recv() => "SIGTERM",
             _ = sigint.recv() => "SIGINT",
         };
-        info!(signal = name, "shutting down");
-        handle.shutdown().await;
+        let delay = handle.shutdown_delay;
+        info!(
+            signal = name,
+            delay_ms = millis(delay),
+            "shutting down: not ready, still accepting during the shutdown delay"
+        );
+        handle.readiness.shutting_down();
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = sigterm.recv() => info!(signal = "SIGTERM", "shutdown delay cut short"),
+            _ = sigint.recv() => info!(signal = "SIGINT", "shutdown delay cut short"),
+        }
+        info!("no longer accepting connections; draining in-flight requests");
+        handle.server.stop(true).await;
     });
     let result = running.wait().await;
     on_signal.abort();
@@ -189,7 +237,10 @@ pub fn start(cfg: ServeConfig) -> Result<Running, ServerError> {
     if tokio::runtime::Handle::try_current().is_err() {
         return Err(ServerError::NoRuntime);
     }
-    let tls_config = tls::server_config(&cfg.tls, cfg.enable_http2)?;
+    let metrics = Arc::new(Metrics::new());
+    let reloader = Reloader::load(cfg.tls.clone(), metrics.clone())?;
+    let tls_config = reloader.server_config(cfg.enable_http2)?;
+    let certs = reloader.cert_store();
     let (listener, addr) = bind(cfg.listen)?;
     let (probe_listener, probe_addr) = bind(cfg.probe_listen)?;
 
@@ -202,13 +253,19 @@ pub fn start(cfg: ServeConfig) -> Result<Running, ServerError> {
         options: cfg.admission.clone(),
         recorder,
         max_body_bytes: cfg.max_body_bytes,
+        request_timeout: cfg.request_timeout,
         readiness: readiness.clone(),
+        certs,
+        metrics,
     });
     let workers = cfg.workers.max(1);
+    // actix limits connections per worker; the flag is the total, as an operator counts it.
+    let per_worker = cfg.max_connections.div_ceil(workers).max(1);
+    let header_timeout = cfg.header_timeout;
 
     let builder = Server::build()
         .workers(workers)
-        .max_concurrent_connections(MAX_CONNECTIONS_PER_WORKER)
+        .max_concurrent_connections(per_worker)
         .shutdown_timeout(cfg.shutdown_timeout.as_secs())
         .disable_signals();
     // Resolves when a graceful stop begins: connections then close once idle instead of
@@ -222,27 +279,31 @@ pub fn start(cfg: ServeConfig) -> Result<Running, ServerError> {
             let graceful = graceful.clone();
             let app = App::new()
                 .app_data(state.clone())
+                .wrap_fn(head_timeout::track)
                 .configure(webhook_routes)
                 .configure(probe_routes)
                 .default_service(web::to(not_found));
-            let http = http_builder(addr, true, move || {
+            let http = http_builder(addr, true, header_timeout, move || {
                 let graceful = graceful.clone();
                 async move { graceful.notified().await }
+            })
+            .on_connect_ext(|io: &HeadTimed<TlsStream<TcpStream>>, data| {
+                data.insert(io.phase());
             })
             .finish(map_config(app, app_config));
             let mut acceptor = Acceptor::new(tls_config.clone());
             acceptor.set_handshake_timeout(TLS_HANDSHAKE_TIMEOUT);
             acceptor
                 .map_err(AcceptError::into_service_error)
-                .map(|io: TlsStream<TcpStream>| {
+                .map(move |io: TlsStream<TcpStream>| {
                     // The protocol is what ALPN settled on; `h2` can only have been chosen if
                     // the config offered it.
-                    let protocol = match io.get_ref().1.alpn_protocol() {
-                        Some(tls::ALPN_H2) => Protocol::Http2,
-                        _ => Protocol::Http1,
+                    let (protocol, phase) = match io.get_ref().1.alpn_protocol() {
+                        Some(tls::ALPN_H2) => (Protocol::Http2, Phase::off()),
+                        _ => (Protocol::Http1, Phase::default()),
                     };
                     let peer = io.get_ref().0.peer_addr().ok();
-                    (io, protocol, peer)
+                    (HeadTimed::new(io, header_timeout, phase), protocol, peer)
                 })
                 .and_then(http.map_err(AcceptError::Service))
                 .map_err(|e| debug!(error = %e, "TLS connection ended with an error"))
@@ -253,8 +314,9 @@ pub fn start(cfg: ServeConfig) -> Result<Running, ServerError> {
         let app = App::new()
             .app_data(state.clone())
             .configure(probe_routes)
+            .configure(metrics_routes)
             .default_service(web::to(not_found));
-        http_builder(probe_addr, false, move || {
+        http_builder(probe_addr, false, header_timeout, move || {
             let graceful = graceful.clone();
             async move { graceful.notified().await }
         })
@@ -275,7 +337,12 @@ pub fn start(cfg: ServeConfig) -> Result<Running, ServerError> {
     let handle = Handle {
         server: server.handle(),
         readiness,
+        shutdown_delay: cfg.shutdown_delay,
     };
+    let reload_interval = cfg.tls_reload_interval.max(MIN_RELOAD_INTERVAL);
+    let watch: Watch = reloader
+        .watch(reload_interval)
+        .map_err(ServerError::Watch)?;
     info!(
         listen = %addr,
         probe_listen = %probe_addr,
@@ -283,15 +350,28 @@ pub fn start(cfg: ServeConfig) -> Result<Running, ServerError> {
         cert = %cfg.tls.cert.display(),
         client_auth = cfg.tls.client_ca.is_some(),
         workers,
+        max_connections = per_worker * workers,
         max_body_bytes = cfg.max_body_bytes,
+        header_timeout_ms = millis(cfg.header_timeout),
+        request_timeout_ms = millis(cfg.request_timeout),
+        tls_reload_interval_ms = millis(reload_interval),
         "serving"
     );
     Ok(Running {
         addr,
         probe_addr,
         handle,
-        task: tokio::spawn(server),
+        task: tokio::spawn(async move {
+            let result = server.await;
+            // The files are watched for as long as the server runs, and no longer.
+            drop(watch);
+            result
+        }),
     })
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), ServerError> {
@@ -310,6 +390,7 @@ fn app_config(_: ()) -> AppConfig {
 fn http_builder<T, S, F, Fut>(
     local_addr: SocketAddr,
     secure: bool,
+    header_timeout: Duration,
     on_shutdown: F,
 ) -> HttpServiceBuilder<T, S>
 where
@@ -322,7 +403,8 @@ where
 {
     let builder = HttpServiceBuilder::default()
         .keep_alive(KeepAlive::Timeout(KEEP_ALIVE))
-        .client_request_timeout(CLIENT_REQUEST_TIMEOUT)
+        // The first request's head; `HeadTimed` bounds the heads of the requests after it.
+        .client_request_timeout(header_timeout)
         .client_disconnect_timeout(CLIENT_DISCONNECT_TIMEOUT)
         .local_addr(local_addr)
         .graceful_shutdown_signal(on_shutdown);
@@ -346,6 +428,11 @@ impl ServeConfig {
             admission: admission::Options::default(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            shutdown_delay: DEFAULT_SHUTDOWN_DELAY,
+            header_timeout: DEFAULT_HEADER_TIMEOUT,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            tls_reload_interval: reload::DEFAULT_RELOAD_INTERVAL,
             workers: default_workers(),
             record_denied: None,
             record_denied_max: record::DEFAULT_MAX_FILES,
@@ -389,10 +476,14 @@ impl Running {
 // === impl Handle ===
 
 impl Handle {
-    /// Fails `/readyz` at once, stops accepting connections on both listeners, and resolves
-    /// once in-flight requests have finished or the shutdown timeout has passed.
+    /// Fails `/readyz` at once, keeps accepting for the shutdown delay, then stops accepting
+    /// connections on both listeners, and resolves once in-flight requests have finished or
+    /// the shutdown timeout has passed.
     pub async fn shutdown(&self) {
         self.readiness.shutting_down();
+        if !self.shutdown_delay.is_zero() {
+            tokio::time::sleep(self.shutdown_delay).await;
+        }
         self.server.stop(true).await;
     }
 
@@ -464,11 +555,34 @@ async fn healthz() -> HttpResponse {
 }
 
 async fn readyz(state: web::Data<State>) -> HttpResponse {
-    if state.readiness.is_ready() {
-        plain(StatusCode::OK, "ok")
-    } else {
+    if !state.readiness.is_ready() {
         plain(StatusCode::SERVICE_UNAVAILABLE, "shutting down")
+    } else if !state.certs.usable_at(SystemTime::now()) {
+        // Handshakes would fail at every careful client: take this replica out of the Service
+        // until a renewed certificate is reloaded.
+        plain(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the serving certificate has expired",
+        )
+    } else {
+        plain(StatusCode::OK, "ok")
     }
+}
+
+/// `/metrics` (probe listener only): GET and HEAD.
+fn metrics_routes(cfg: &mut web::ServiceConfig) {
+    let get_or_head = || guard::Any(guard::Get()).or(guard::Head());
+    cfg.service(
+        web::resource("/metrics")
+            .route(web::route().guard(get_or_head()).to(render_metrics))
+            .default_service(web::to(|| async { method_not_allowed("GET, HEAD") })),
+    );
+}
+
+async fn render_metrics(state: web::Data<State>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(metrics::CONTENT_TYPE)
+        .body(state.metrics.render())
 }
 
 async fn not_found(req: HttpRequest) -> HttpResponse {
@@ -497,9 +611,16 @@ async fn admit(
     state: web::Data<State>,
 ) -> HttpResponse {
     let started = Instant::now();
+    let _in_flight = state.metrics.in_flight();
     let webhook_name = match webhook {
         Webhook::Validate => "validate",
         Webhook::Mutate => "mutate",
+    };
+    let refuse = |status: StatusCode, text: &str| {
+        state
+            .metrics
+            .refused(webhook_name, status.as_u16(), started.elapsed());
+        plain(status, text)
     };
     // The media type comes first: a body of the wrong type is not read at all.
     if !is_json(req.headers().get(header::CONTENT_TYPE)) {
@@ -509,21 +630,41 @@ async fn admit(
             content_type = ?req.headers().get(header::CONTENT_TYPE),
             "request refused: Content-Type is not application/json"
         );
-        return plain(
+        return refuse(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "Content-Type must be application/json",
         );
     }
-    let body = match read_body(&req, payload, state.max_body_bytes).await {
-        Ok(body) => body,
-        Err(BodyError::TooLarge) => {
+    let budget = request_budget(req.query_string(), state.request_timeout);
+    let read = tokio::time::timeout(budget, read_body(&req, payload, state.max_body_bytes));
+    let body = match read.await {
+        Ok(Ok(body)) => body,
+        Err(_) => {
+            warn!(
+                webhook = webhook_name,
+                status = 408,
+                budget_ms = millis(budget),
+                "request refused: body not received within the request deadline"
+            );
+            // The rest of the body may still be on its way: the connection cannot carry
+            // another request.
+            let mut response = refuse(
+                StatusCode::REQUEST_TIMEOUT,
+                "request body not received within the request deadline",
+            );
+            response
+                .head_mut()
+                .set_connection_type(ConnectionType::Close);
+            return response;
+        }
+        Ok(Err(BodyError::TooLarge)) => {
             warn!(
                 webhook = webhook_name,
                 status = 413,
                 limit = state.max_body_bytes,
                 "request refused: body too large"
             );
-            return plain(
+            return refuse(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 &format!(
                     "request body exceeds the limit of {} bytes",
@@ -531,16 +672,16 @@ async fn admit(
                 ),
             );
         }
-        Err(BodyError::Read(e)) => {
+        Ok(Err(BodyError::Read(e))) => {
             warn!(webhook = webhook_name, status = 400, error = %e, "request refused: body unreadable");
-            return plain(StatusCode::BAD_REQUEST, "request body could not be read");
+            return refuse(StatusCode::BAD_REQUEST, "request body could not be read");
         }
     };
 
     match admission::review(&body, webhook, &state.options) {
         Ok(reviewed) => {
             let s = &reviewed.summary;
-            let duration_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+            let elapsed = started.elapsed();
             info!(
                 uid = %s.uid,
                 namespace = %s.namespace,
@@ -549,10 +690,12 @@ async fn admit(
                 subresource = %s.sub_resource,
                 webhook = webhook_name,
                 allowed = s.allowed,
+                would_deny = s.would_deny,
                 code = s.code,
-                causes = s.causes.len(),
+                causes = %cause_types(&s.causes),
+                cause_count = s.causes.len(),
                 warnings = s.warnings,
-                duration_us,
+                duration_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
                 "review"
             );
             if let Some(recorder) = state.recorder.as_ref().filter(|_| !s.allowed) {
@@ -561,13 +704,53 @@ async fn admit(
             if s.panicked {
                 error!(uid = %s.uid, webhook = webhook_name, "judging panicked: denied with code 500");
             }
+            if elapsed > budget {
+                // The caller stopped waiting; an answer now would be read as if it were on time
+                // by a client that ignores its own deadline.
+                warn!(
+                    uid = %s.uid,
+                    webhook = webhook_name,
+                    status = 504,
+                    budget_ms = millis(budget),
+                    "answer ready after the request deadline: not sent"
+                );
+                return refuse(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "the review could not be answered within the request deadline",
+                );
+            }
+            state.metrics.review(webhook_name, s, elapsed);
             HttpResponse::Ok().content_type(JSON).body(reviewed.body)
         }
         Err(e) => {
             warn!(webhook = webhook_name, status = 400, reason = %e, "request refused: malformed review");
-            plain(StatusCode::BAD_REQUEST, &e.to_string())
+            refuse(StatusCode::BAD_REQUEST, &e.to_string())
         }
     }
+}
+
+/// The distinct cause types of a denial, in order, joined by commas: at most a handful of
+/// names, whatever the object holds.
+fn cause_types(causes: &[String]) -> String {
+    let mut seen: Vec<&str> = Vec::new();
+    for cause in causes {
+        if !seen.contains(&cause.as_str()) {
+            seen.push(cause);
+        }
+    }
+    seen.join(",")
+}
+
+/// How long reading the body and judging may take: the `timeout` query parameter the API
+/// server appends (its own deadline for this call, as a Go duration such as `10s`), capped by
+/// `max`. A missing, zero or unreadable parameter leaves `max`.
+fn request_budget(query: &str, max: Duration) -> Duration {
+    query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("timeout="))
+        .and_then(duration::parse_go)
+        .filter(|t| !t.is_zero())
+        .map_or(max, |t| t.min(max))
 }
 
 /// Whether a `Content-Type` is `application/json`, parameters such as `charset` allowed.
@@ -611,13 +794,32 @@ mod tests {
     use super::*;
     use actix_web::test::{call_service, init_service, TestRequest};
 
-    fn state() -> web::Data<State> {
+    fn state_expiring_at(not_after: Option<i64>) -> web::Data<State> {
+        let dev = crate::certs::generate(&Default::default()).expect("certs");
+        let provider = tls::provider();
+        let path = std::path::Path::new("test");
+        let mut cert = tls::serving_cert(
+            dev.cert_pem.as_bytes(),
+            path,
+            dev.key_pem.as_bytes(),
+            path,
+            &provider,
+        )
+        .expect("serving cert");
+        cert.not_after = not_after;
         web::Data::new(State {
             options: admission::Options::default(),
             recorder: None,
             max_body_bytes: 64,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
             readiness: Readiness::new(),
+            certs: Arc::new(CertStore::new(cert)),
+            metrics: Arc::new(Metrics::new()),
         })
+    }
+
+    fn state() -> web::Data<State> {
+        state_expiring_at(None)
     }
 
     #[test]
@@ -645,6 +847,49 @@ mod tests {
         // Liveness is unaffected: the process is healthy, only leaving.
         let live = call_service(&app, TestRequest::get().uri("/healthz").to_request()).await;
         assert_eq!(live.status(), StatusCode::OK);
+    }
+
+    #[actix_web::test]
+    async fn readyz_fails_once_the_certificate_has_expired() {
+        let app = init_service(
+            App::new()
+                .app_data(state_expiring_at(Some(1_000_000_000)))
+                .configure(probe_routes),
+        )
+        .await;
+        let resp = call_service(&app, TestRequest::get().uri("/readyz").to_request()).await;
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let live = call_service(&app, TestRequest::get().uri("/healthz").to_request()).await;
+        assert_eq!(live.status(), StatusCode::OK);
+    }
+
+    #[test]
+    fn budget_follows_the_api_servers_timeout_capped_by_the_maximum() {
+        let max = Duration::from_secs(30);
+        assert_eq!(request_budget("timeout=10s", max), Duration::from_secs(10));
+        assert_eq!(
+            request_budget("dryRun=All&timeout=500ms", max),
+            Duration::from_millis(500)
+        );
+        assert_eq!(request_budget("timeout=1m", max), max);
+        assert_eq!(request_budget("timeout=0s", max), max);
+        assert_eq!(request_budget("timeout=soon", max), max);
+        assert_eq!(request_budget("", max), max);
+    }
+
+    #[test]
+    fn cause_types_are_listed_once_in_order() {
+        let causes = [
+            "FieldValueInvalid",
+            "FieldValueDuplicate",
+            "FieldValueInvalid",
+        ]
+        .map(String::from);
+        assert_eq!(
+            cause_types(&causes),
+            "FieldValueInvalid,FieldValueDuplicate"
+        );
+        assert_eq!(cause_types(&[]), "");
     }
 
     #[actix_web::test]

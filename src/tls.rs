@@ -1,4 +1,5 @@
-//! TLS for the admission listener: PEM certificate and key loading, and the rustls server config.
+//! TLS for the admission listener: PEM certificate, key and client CA loading (from files or
+//! from bytes already read), certificate expiry, and the rustls server config.
 //!
 //! Everything here uses the `ring` provider explicitly: `ServerConfig::builder()` would pick a
 //! process-wide default and panic when more than one provider is linked in.
@@ -7,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustls::crypto::CryptoProvider;
-use rustls::server::{ResolvesServerCert, WebPkiClientVerifier};
+use rustls::server::danger::ClientCertVerifier;
+use rustls::server::{NoServerSessionStorage, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::{CertifiedKey, SingleCertAndKey};
 use rustls::version::{TLS12, TLS13};
 use rustls::{RootCertStore, ServerConfig};
@@ -105,6 +107,15 @@ pub enum TlsError {
         #[source]
         source: rustls::server::VerifierBuilderError,
     },
+    /// A new certificate is already past its `notAfter` (refused on reload, where the
+    /// certificate in use is better than an expired one).
+    #[error("certificate in {} expired at {not_after} (seconds since the Unix epoch)", .path.display())]
+    Expired {
+        /// The certificate file.
+        path: PathBuf,
+        /// Its `notAfter`.
+        not_after: i64,
+    },
     /// rustls refused the protocol versions (a bug: both are compiled in).
     #[error("TLS protocol configuration rejected")]
     Protocol(#[source] rustls::Error),
@@ -112,16 +123,27 @@ pub enum TlsError {
 
 /// Resolves the serving certificate for each handshake.
 ///
-/// It is a trait object so that a resolver that re-reads the files when they change can take
-/// the place of the fixed one without touching the listener.
+/// It is a trait object so that a resolver that re-reads the files when they change (see
+/// [`crate::reload`]) can take the place of the fixed one without touching the listener.
 pub type CertResolver = Arc<dyn ResolvesServerCert>;
+
+/// A serving certificate with its key, checked to belong together, and when it expires.
+#[derive(Debug, Clone)]
+pub struct ServingCert {
+    /// The chain and signing key rustls serves.
+    pub key: Arc<CertifiedKey>,
+    /// The leaf's `notAfter`, in seconds since the Unix epoch; `None` when the leaf cannot be
+    /// parsed as X.509 (rustls serves it all the same; clients will judge it).
+    pub not_after: Option<i64>,
+}
 
 /// The `ring` crypto provider, shared by every config built here.
 pub fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// Builds the rustls server config of the admission listener from `files`.
+/// Builds the rustls server config of the admission listener from `files`, with a fixed
+/// certificate (the server itself uses [`crate::reload`] instead, which swaps it on renewal).
 ///
 /// TLS 1.2 and 1.3 only; ALPN `http/1.1`, and `h2` first when `enable_http2`. With a client
 /// CA, every client must present a certificate signed by it; without one, none is requested.
@@ -129,34 +151,39 @@ pub fn server_config(files: &TlsFiles, enable_http2: bool) -> Result<ServerConfi
     let provider = provider();
     let key = load_certified_key(&files.cert, &files.key, &provider)?;
     let resolver: CertResolver = Arc::new(SingleCertAndKey::from(key));
-    server_config_with_resolver(resolver, files.client_ca.as_deref(), enable_http2, provider)
+    let verifier = match &files.client_ca {
+        Some(path) => Some(client_verifier(&read_file(path)?, path, provider.clone())?),
+        None => None,
+    };
+    server_config_with_resolver(resolver, verifier, enable_http2, provider)
 }
 
-/// Builds the server config around any certificate resolver.
+/// Builds the server config around any certificate resolver and, for mutual TLS, any client
+/// certificate verifier.
 pub fn server_config_with_resolver(
     resolver: CertResolver,
-    client_ca: Option<&Path>,
+    client_verifier: Option<Arc<dyn ClientCertVerifier>>,
     enable_http2: bool,
     provider: Arc<CryptoProvider>,
 ) -> Result<ServerConfig, TlsError> {
-    let builder = ServerConfig::builder_with_provider(provider.clone())
+    let builder = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&TLS12, &TLS13])
         .map_err(TlsError::Protocol)?;
-    let builder = match client_ca {
-        Some(path) => {
-            let roots = load_roots(path)?;
-            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
-                .build()
-                .map_err(|source| TlsError::ClientVerifier {
-                    path: path.to_owned(),
-                    source,
-                })?;
-            builder.with_client_cert_verifier(verifier)
-        }
+    let mutual = client_verifier.is_some();
+    let builder = match client_verifier {
+        Some(verifier) => builder.with_client_cert_verifier(verifier),
         None => builder.with_no_client_auth(),
     };
     let mut config = builder.with_cert_resolver(resolver);
     config.alpn_protocols = alpn_protocols(enable_http2);
+    if mutual {
+        // A resumed session carries the client identity verified when it began, without
+        // verifying it again: after the client CA is rotated (a compromised CA removed), a
+        // resumption would still let its certificates in. The API server keeps its connections
+        // alive, so full handshakes are rare and resumption saves little.
+        config.session_storage = Arc::new(NoServerSessionStorage {});
+        config.send_tls13_tickets = 0;
+    }
     Ok(config)
 }
 
@@ -175,8 +202,22 @@ pub fn load_certified_key(
     key: &Path,
     provider: &CryptoProvider,
 ) -> Result<CertifiedKey, TlsError> {
-    let chain = load_certs(cert)?;
-    let key_der = load_key(key)?;
+    let cert_pem = read_file(cert)?;
+    let key_pem = read_file(key)?;
+    certified_key(&cert_pem, cert, &key_pem, key, provider)
+}
+
+/// Parses a certificate chain and its private key from PEM bytes read from `cert` and `key`
+/// (named in errors), and checks that they belong together.
+pub fn certified_key(
+    cert_pem: &[u8],
+    cert: &Path,
+    key_pem: &[u8],
+    key: &Path,
+    provider: &CryptoProvider,
+) -> Result<CertifiedKey, TlsError> {
+    let chain = parse_certs(cert_pem, cert)?;
+    let key_der = parse_key(key_pem, key)?;
     let signing_key = provider
         .key_provider
         .load_private_key(key_der)
@@ -198,10 +239,77 @@ pub fn load_certified_key(
     }
 }
 
+/// [`certified_key`] with the leaf's expiry.
+pub fn serving_cert(
+    cert_pem: &[u8],
+    cert: &Path,
+    key_pem: &[u8],
+    key: &Path,
+    provider: &CryptoProvider,
+) -> Result<ServingCert, TlsError> {
+    let certified = certified_key(cert_pem, cert, key_pem, key, provider)?;
+    let not_after = certified.end_entity_cert().ok().and_then(not_after);
+    Ok(ServingCert {
+        key: Arc::new(certified),
+        not_after,
+    })
+}
+
+/// The `notAfter` of a DER certificate, in seconds since the Unix epoch.
+pub fn not_after(cert: &CertificateDer<'_>) -> Option<i64> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
+    Some(parsed.validity().not_after.timestamp())
+}
+
 /// Reads every `CERTIFICATE` block of a PEM file; at least one is required.
 pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let certs = CertificateDer::pem_file_iter(path)
-        .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
+    parse_certs(&read_file(path)?, path)
+}
+
+/// Reads the first private key block of a PEM file.
+pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    parse_key(&read_file(path)?, path)
+}
+
+/// Builds the verifier of client certificates from the PEM CA certificates read from `path`.
+///
+/// No CA names are hinted to clients (an empty `certificate_authorities` list): the verifier
+/// may be swapped on a CA rotation while the hints are borrowed for a whole handshake, and an
+/// empty list tells a client to present the certificate it has, which Go's crypto/tls (the API
+/// server) and rustls both do.
+pub fn client_verifier(
+    ca_pem: &[u8],
+    path: &Path,
+    provider: Arc<CryptoProvider>,
+) -> Result<Arc<dyn ClientCertVerifier>, TlsError> {
+    let mut roots = RootCertStore::empty();
+    for cert in parse_certs(ca_pem, path)? {
+        roots.add(cert).map_err(|source| TlsError::BadClientCa {
+            path: path.to_owned(),
+            source,
+        })?;
+    }
+    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+        .clear_root_hint_subjects()
+        .build()
+        .map_err(|source| TlsError::ClientVerifier {
+            path: path.to_owned(),
+            source,
+        })
+}
+
+/// Reads a whole file, naming it on failure.
+pub fn read_file(path: &Path) -> Result<Vec<u8>, TlsError> {
+    std::fs::read(path).map_err(|source| TlsError::Read {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Every `CERTIFICATE` block of PEM bytes read from `path`; at least one is required.
+fn parse_certs(pem: &[u8], path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let certs = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
         .map_err(|e| pem_error(path, e))?;
     if certs.is_empty() {
         return Err(TlsError::NoCertificate {
@@ -211,26 +319,14 @@ pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError>
     Ok(certs)
 }
 
-/// Reads the first private key block of a PEM file.
-pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
-    PrivateKeyDer::from_pem_file(path).map_err(|e| match e {
+/// The first private key block of PEM bytes read from `path`.
+fn parse_key(pem: &[u8], path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    PrivateKeyDer::from_pem_slice(pem).map_err(|e| match e {
         pem::Error::NoItemsFound => TlsError::NoKey {
             path: path.to_owned(),
         },
         e => pem_error(path, e),
     })
-}
-
-/// Reads the trust anchors for client certificates.
-fn load_roots(path: &Path) -> Result<RootCertStore, TlsError> {
-    let mut roots = RootCertStore::empty();
-    for cert in load_certs(path)? {
-        roots.add(cert).map_err(|source| TlsError::BadClientCa {
-            path: path.to_owned(),
-            source,
-        })?;
-    }
-    Ok(roots)
 }
 
 fn pem_error(path: &Path, e: pem::Error) -> TlsError {

@@ -70,6 +70,8 @@ async fn sigterm_lets_in_flight_reviews_finish_and_exits_zero() {
         .arg("--tls-key")
         .arg(dir.path().join(certs::KEY_FILE))
         .args(["--shutdown-timeout", &SHUTDOWN_TIMEOUT_SECS.to_string()])
+        // The delay has its own test below; here the drain is what is tested.
+        .args(["--shutdown-delay", "0"])
         .args(["--workers", "2", "--log-format", "json"])
         .env_remove("RUST_LOG")
         .stdin(Stdio::null())
@@ -179,6 +181,151 @@ async fn sigterm_lets_in_flight_reviews_finish_and_exits_zero() {
     assert!(
         !log_text.contains("managedFields"),
         "object logged:\n{log_text}"
+    );
+}
+
+/// Polls `/healthz` on the probe port until it answers 200.
+async fn wait_healthy(child: &mut Child, probe_port: u16, log: &Path) {
+    let plain = plain_client();
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            panic!("server exited early ({status}):\n{}", read_log(log));
+        }
+        let url = format!("http://127.0.0.1:{probe_port}/healthz");
+        if let Ok(resp) = plain.get(url).send().await {
+            if resp.status() == 200 {
+                return;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "server never became healthy:\n{}",
+            read_log(log)
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+#[tokio::test]
+async fn sigterm_fails_readiness_but_keeps_serving_for_the_shutdown_delay() {
+    const DELAY: Duration = Duration::from_secs(2);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tls_dir = dir.path().join("tls");
+    fs::create_dir(&tls_dir).expect("tls dir");
+    let certs = certs::generate(&CertsOptions::default()).expect("certs");
+    let mut volume = SecretVolume::create(
+        &tls_dir,
+        &[
+            (certs::CERT_FILE, certs.cert_pem.as_bytes()),
+            (certs::KEY_FILE, certs.key_pem.as_bytes()),
+        ],
+    );
+    let log = dir.path().join("server.log");
+    let (port, probe_port) = (free_port(), free_port());
+    let child = Command::new(bin())
+        .arg("serve")
+        .env("IPAMCLAIM_WEBHOOK_LISTEN", format!("127.0.0.1:{port}"))
+        .env(
+            "IPAMCLAIM_WEBHOOK_PROBE_LISTEN",
+            format!("127.0.0.1:{probe_port}"),
+        )
+        .env("IPAMCLAIM_WEBHOOK_TLS_CERT", tls_dir.join(certs::CERT_FILE))
+        .env("IPAMCLAIM_WEBHOOK_TLS_KEY", tls_dir.join(certs::KEY_FILE))
+        .env("IPAMCLAIM_WEBHOOK_SHUTDOWN_DELAY", "2s")
+        .env("IPAMCLAIM_WEBHOOK_SHUTDOWN_TIMEOUT", "5")
+        .env("IPAMCLAIM_WEBHOOK_TLS_RELOAD_INTERVAL", "100ms")
+        .args(["--workers", "1", "--log-format", "json"])
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(&log).expect("log file"))
+        .spawn()
+        .expect("spawn the server");
+    let mut child = Reaper(child);
+    let pid = child.0.id();
+    wait_healthy(&mut child.0, probe_port, &log).await;
+
+    let url = format!("https://127.0.0.1:{port}/validate?timeout=5s");
+    let fresh_client = || {
+        client(tls_client(
+            &certs.ca_pem,
+            &[b"http/1.1"],
+            &[&rustls::version::TLS13, &rustls::version::TLS12],
+            None,
+        ))
+    };
+    // A denial, for the log line's causes.
+    let mut invalid: serde_json::Value =
+        serde_json::from_slice(&review("denied-uid", "admission.k8s.io/v1")).expect("JSON");
+    invalid["request"]["object"]["spec"]["interface"] = "eth0:bad".into();
+    let invalid = serde_json::to_vec(&invalid).expect("serialise");
+    let reply = post_json(&fresh_client(), &url, invalid.clone()).await;
+    assert_eq!(
+        assert_answers(&reply, &invalid)["response"]["allowed"],
+        false
+    );
+
+    // A renewal, for the reload log line.
+    let renewed = certs.renew(&CertsOptions::default()).expect("renew");
+    volume.update(&[
+        (certs::CERT_FILE, renewed.cert_pem.as_bytes()),
+        (certs::KEY_FILE, renewed.key_pem.as_bytes()),
+    ]);
+    let deadline = Instant::now() + PATIENCE;
+    while !read_log(&log).contains("serving certificate reloaded") {
+        assert!(Instant::now() < deadline, "no reload:\n{}", read_log(&log));
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+
+    let kill = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(kill.success(), "kill -TERM {pid} failed");
+    let signalled = Instant::now();
+    let plain = plain_client();
+    let readyz = format!("http://127.0.0.1:{probe_port}/readyz");
+    loop {
+        let status = plain.get(&readyz).send().await.expect("readyz").status();
+        if status == 503 {
+            break;
+        }
+        assert!(
+            signalled.elapsed() < DELAY / 2,
+            "still ready {:?} after SIGTERM",
+            signalled.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Endpoints are not yet updated everywhere: new connections are still served.
+    let late = review("after-sigterm-uid", "admission.k8s.io/v1");
+    let reply = post_json(&fresh_client(), &url, late.clone()).await;
+    assert_answers(&reply, &late);
+    assert!(
+        signalled.elapsed() < DELAY,
+        "the delay was over before the check"
+    );
+
+    let status = wait_exit(&mut child.0, DELAY + PATIENCE)
+        .await
+        .unwrap_or_else(|| panic!("server still running after SIGTERM:\n{}", read_log(&log)));
+    let exited = signalled.elapsed();
+    let log_text = read_log(&log);
+    assert!(status.success(), "exit status {status}:\n{log_text}");
+    assert!(exited >= DELAY, "exited after {exited:?}, before the delay");
+    for needle in [
+        r#""causes":"FieldValueInvalid""#,
+        r#""would_deny":false"#,
+        r#""message":"serving certificate reloaded""#,
+        "tls.key",
+    ] {
+        assert!(log_text.contains(needle), "{needle} missing:\n{log_text}");
+    }
+    assert!(!log_text.contains("PRIVATE KEY"), "key material logged");
+    assert!(
+        !log_text.contains(renewed.key_pem.lines().nth(1).unwrap_or("-")),
+        "key material logged"
     );
 }
 

@@ -74,6 +74,8 @@ pub fn test_config(dir: &Path) -> ServeConfig {
     cfg.probe_listen = "127.0.0.1:0".parse().expect("addr");
     cfg.workers = 1;
     cfg.shutdown_timeout = Duration::from_secs(5);
+    // Tests stop servers often: no waiting for endpoint removal that no one propagates.
+    cfg.shutdown_delay = Duration::ZERO;
     cfg
 }
 
@@ -85,6 +87,11 @@ impl TestServer {
         certs.write_to(dir.path()).expect("write certs");
         let mut cfg = test_config(dir.path());
         tweak(&mut cfg);
+        TestServer::start_with(certs, dir, cfg)
+    }
+
+    /// Starts a server with `cfg`, whose files are in `dir` and were made from `certs`.
+    pub fn start_with(certs: DevCerts, dir: TempDir, cfg: ServeConfig) -> TestServer {
         let running = server::start(cfg).expect("server starts");
         TestServer {
             addr: running.addr(),
@@ -114,6 +121,22 @@ impl TestServer {
             &[&TLS13, &TLS12],
             None,
         ))
+    }
+
+    /// A handle on the running server.
+    pub fn handle(&self) -> Handle {
+        self.handle.clone()
+    }
+
+    /// `GET /metrics` on the probe listener: the Prometheus text.
+    pub async fn metrics(&self) -> String {
+        let resp = plain_client()
+            .get(self.probe_url("/metrics"))
+            .send()
+            .await
+            .expect("GET /metrics");
+        assert_eq!(resp.status().as_u16(), 200);
+        resp.text().await.expect("metrics text")
     }
 
     /// Stops the server gracefully and checks that it stopped cleanly.
@@ -334,4 +357,84 @@ pub fn padded_review(len: usize) -> Vec<u8> {
     assert!(body.len() <= len, "review alone is {} bytes", body.len());
     body.resize(len, b' ');
     body
+}
+
+/// The value of one series (`name{labels}` exactly as rendered) in Prometheus text.
+pub fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|value| value.trim().parse().ok())
+}
+
+/// The DER of the certificate a fresh TLS connection to `addr` is served (no session cache, so
+/// never a resumption), trusting `ca_pem`. Blocking.
+pub fn peer_certificate(addr: SocketAddr, ca_pem: &str) -> Result<Vec<u8>, String> {
+    let config = tls_client(ca_pem, &[b"http/1.1"], &[&TLS13, &TLS12], None);
+    let mut conn = ClientConnection::new(Arc::new(config), ServerName::from(addr.ip()))
+        .map_err(|e| e.to_string())?;
+    let mut tcp = TcpStream::connect(addr).map_err(|e| e.to_string())?;
+    tcp.set_read_timeout(Some(PATIENCE))
+        .map_err(|e| e.to_string())?;
+    while conn.is_handshaking() {
+        conn.complete_io(&mut tcp).map_err(|e| e.to_string())?;
+    }
+    conn.peer_certificates()
+        .and_then(|chain| chain.first())
+        .map(|leaf| leaf.as_ref().to_vec())
+        .ok_or_else(|| "no peer certificate".to_owned())
+}
+
+/// The DER of the first certificate in PEM text.
+pub fn der_of(pem: &str) -> Vec<u8> {
+    CertificateDer::from_pem_slice(pem.as_bytes())
+        .expect("certificate PEM")
+        .as_ref()
+        .to_vec()
+}
+
+/// A directory laid out as the kubelet lays out a Secret volume: the files are symlinks
+/// `NAME -> ..data/NAME`, `..data` is a symlink to a timestamped directory, and an update
+/// writes a new timestamped directory and renames a `..data_tmp` symlink over `..data`, then
+/// removes the old directory (the kubelet's AtomicWriter).
+pub struct SecretVolume {
+    root: PathBuf,
+    generation: u32,
+}
+
+impl SecretVolume {
+    /// Lays out `files` (name, contents) under `root`, which must exist.
+    pub fn create(root: &Path, files: &[(&str, &[u8])]) -> SecretVolume {
+        let mut volume = SecretVolume {
+            root: root.to_owned(),
+            generation: 0,
+        };
+        volume.update(files);
+        for (name, _) in files {
+            std::os::unix::fs::symlink(Path::new("..data").join(name), root.join(name))
+                .expect("file symlink");
+        }
+        volume
+    }
+
+    /// Replaces every file at once, as a Secret update does.
+    pub fn update(&mut self, files: &[(&str, &[u8])]) {
+        self.generation += 1;
+        let dir_name = format!(
+            "..2026_11_27_00_00_{:02}.{}",
+            self.generation,
+            std::process::id()
+        );
+        let dir = self.root.join(&dir_name);
+        std::fs::create_dir(&dir).expect("timestamped dir");
+        for (name, contents) in files {
+            std::fs::write(dir.join(name), contents).expect("write secret file");
+        }
+        let old = std::fs::read_link(self.root.join("..data")).ok();
+        let tmp = self.root.join("..data_tmp");
+        std::os::unix::fs::symlink(&dir_name, &tmp).expect("..data_tmp symlink");
+        std::fs::rename(&tmp, self.root.join("..data")).expect("swap ..data");
+        if let Some(old) = old {
+            std::fs::remove_dir_all(self.root.join(old)).expect("remove old dir");
+        }
+    }
 }

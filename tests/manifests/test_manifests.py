@@ -688,9 +688,12 @@ def pod_violations(docs):
         if arg_value(args, flag) != want:
             bad.append(f"{flag} {arg_value(args, flag)!r}, want {want}")
     shutdown = arg_value(args, "--shutdown-timeout")
+    # The server keeps accepting for --shutdown-delay (default 5 s) before it starts draining.
+    delay = (arg_value(args, "--shutdown-delay") or "5").removesuffix("s")
     grace = pod.get("terminationGracePeriodSeconds", 30)
-    if shutdown is None or not grace > int(shutdown):
-        bad.append(f"terminationGracePeriodSeconds {grace} is not longer than --shutdown-timeout {shutdown}")
+    if shutdown is None or not delay.isdigit() or not grace > int(delay) + int(shutdown):
+        bad.append(f"terminationGracePeriodSeconds {grace} is not longer than --shutdown-delay "
+                   f"{delay} plus --shutdown-timeout {shutdown}")
     return bad
 
 
@@ -832,6 +835,7 @@ LOOSENINGS = {
     "no memory limit": lambda d: container_of(d)["resources"].pop("limits"),
     "liveness on the webhook port": lambda d: container_of(d)["livenessProbe"]["httpGet"].update(port="webhook"),
     "grace shorter than shutdown": lambda d: set_arg(d, "--shutdown-timeout", "30"),
+    "grace shorter than delay plus shutdown": lambda d: set_arg(d, "--shutdown-delay", "10"),
     "hostNetwork": lambda d: pod_of(d).update(hostNetwork=True),
     "NetworkPolicy admits every port": lambda d: kind_of(d, "NetworkPolicy")["spec"]["ingress"].append({}),
     "NetworkPolicy admits port 22": lambda d: kind_of(d, "NetworkPolicy")["spec"]["ingress"][0]["ports"].append({"port": 22}),
