@@ -160,6 +160,29 @@ pub struct Summary {
     pub would_deny: bool,
 }
 
+/// Decodes `T` only from a JSON object: serde's derived structs also accept an array of their
+/// fields in order, which no API server sends and which must not be judged as a review.
+struct MapOnly<T>(T);
+
+// === impl MapOnly ===
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for MapOnly<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Objects<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Objects<T> {
+            type Value = T;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+            }
+        }
+        d.deserialize_map(Objects(std::marker::PhantomData))
+            .map(MapOnly)
+    }
+}
+
 /// The envelope of an incoming AdmissionReview; the objects stay raw so that the strict field
 /// check sees the exact bytes (duplicate keys are lost once decoded).
 #[derive(Deserialize)]
@@ -169,7 +192,7 @@ struct ReviewIn<'a> {
     #[serde(default)]
     kind: Option<String>,
     #[serde(borrow, default)]
-    request: Option<RequestIn<'a>>,
+    request: Option<MapOnly<RequestIn<'a>>>,
 }
 
 #[derive(Deserialize)]
@@ -334,7 +357,7 @@ fn review_with(
     opts: &Options,
     judge: Judge,
 ) -> Result<Reviewed, RequestError> {
-    let envelope: ReviewIn<'_> =
+    let MapOnly(envelope): MapOnly<ReviewIn<'_>> =
         serde_json::from_slice(body).map_err(|e| RequestError::NotAReview(e.to_string()))?;
     let api_version = envelope.api_version.unwrap_or_default();
     if api_version != ADMISSION_V1 && api_version != ADMISSION_V1BETA1 {
@@ -348,7 +371,7 @@ fn review_with(
             ))
         }
     }
-    let request = envelope.request.ok_or(RequestError::NoRequest)?;
+    let MapOnly(request) = envelope.request.ok_or(RequestError::NoRequest)?;
     let uid = match request.uid.as_deref() {
         Some(uid) if !uid.is_empty() => uid.to_owned(),
         _ => return Err(RequestError::NoUid),
@@ -577,7 +600,17 @@ fn strict_fields(uid: &str, raw: &RawValue, opts: &Options) -> Result<Vec<String
     if issues.is_empty() {
         return Ok(Vec::new());
     }
-    let texts: Vec<String> = issues.iter().map(ToString::to_string).collect();
+    let texts: Vec<String> = issues
+        .iter()
+        .map(|issue| {
+            // An unknown key can be megabytes long: name it, but not whole.
+            let text = issue.to_string();
+            match crate::field::clip(&text, 2 * crate::field::MAX_ECHOED_BYTES) {
+                (whole, false) => whole.to_owned(),
+                (head, true) => format!("{head}... ({} bytes, truncated)", text.len()),
+            }
+        })
+        .collect();
     if opts.field_validation == FieldValidation::Strict {
         let msg = format!(
             "{KIND} in version \"{VERSION}\" cannot be handled as a {KIND}: strict decoding error: {}",

@@ -6,6 +6,30 @@ use std::fmt;
 use kube::core::response::{StatusCause, StatusDetails, StatusSummary};
 use kube::core::Status;
 
+/// Longest value (in bytes) echoed in an error; longer ones are cut, so that a huge invalid
+/// value never makes a huge answer (the API server cuts webhook messages anyway).
+pub const MAX_ECHOED_BYTES: usize = 256;
+
+/// `text` cut to at most `max` bytes on a character boundary, and whether it was cut.
+pub fn clip(text: &str, max: usize) -> (&str, bool) {
+    if text.len() <= max {
+        return (text, false);
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    (&text[..end], true)
+}
+
+/// Go's `%q` of `text`, cut to [`MAX_ECHOED_BYTES`] with a note of the full length.
+pub fn quote_clipped(text: &str) -> String {
+    match clip(text, MAX_ECHOED_BYTES) {
+        (whole, false) => go_quote(whole),
+        (head, true) => format!("{}... ({} bytes, truncated)", go_quote(head), text.len()),
+    }
+}
+
 /// A path to a field of an object, as Kubernetes prints it: `status.ips[2]`, `metadata.labels[app]`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Path(String);
@@ -253,14 +277,19 @@ impl FieldError {
                 BadValue::Omit => {}
                 BadValue::Str(v) => {
                     s.push_str(": ");
-                    s.push_str(&go_quote(v));
+                    s.push_str(&quote_clipped(v));
                 }
                 BadValue::Int(i) => s.push_str(&format!(": {i}")),
                 BadValue::Float(f) => s.push_str(&format!(": {f}")),
                 BadValue::Bool(b) => s.push_str(&format!(": {b}")),
                 BadValue::Json(j) => {
                     s.push_str(": ");
-                    s.push_str(j);
+                    match clip(j, MAX_ECHOED_BYTES) {
+                        (whole, false) => s.push_str(whole),
+                        (head, true) => {
+                            s.push_str(&format!("{head}... ({} bytes, truncated)", j.len()))
+                        }
+                    }
                 }
                 BadValue::Null => s.push_str(": \"null\""),
             }
@@ -397,11 +426,11 @@ impl ErrorList {
             format!("{kind}.{group}")
         };
         let message = if self.is_empty() {
-            format!("{qualified} {} is invalid", go_quote(name))
+            format!("{qualified} {} is invalid", quote_clipped(name))
         } else {
             format!(
                 "{qualified} {} is invalid: {}",
-                go_quote(name),
+                quote_clipped(name),
                 self.aggregate()
             )
         };
@@ -421,7 +450,7 @@ impl ErrorList {
             metadata: None,
             reason: "Invalid".to_owned(),
             details: Some(StatusDetails {
-                name: name.to_owned(),
+                name: clip(name, MAX_ECHOED_BYTES).0.to_owned(),
                 group: group.to_owned(),
                 kind: kind.to_owned(),
                 uid: String::new(),
@@ -499,6 +528,24 @@ mod tests {
         assert_eq!(go_quote("é"), "\"é\"");
         assert_eq!(go_quote("\u{1}"), "\"\\x01\"");
         assert_eq!(go_quote("a\u{a0}b"), "\"a\\u00a0b\"");
+    }
+
+    #[test]
+    fn cuts_huge_values_but_not_ordinary_ones() {
+        let ordinary = "x".repeat(MAX_ECHOED_BYTES);
+        let e = FieldError::invalid(Path::new("spec").child("network"), ordinary.as_str(), "bad");
+        assert_eq!(e.body(), format!("Invalid value: \"{ordinary}\": bad"));
+        let huge = format!("é{}", "x".repeat(5 * 1024 * 1024));
+        let e = FieldError::invalid(Path::new("spec").child("network"), huge.as_str(), "bad");
+        let body = e.body();
+        assert!(body.len() < 400, "{}", body.len());
+        assert!(
+            body.ends_with(&format!("... ({} bytes, truncated): bad", huge.len())),
+            "{body}"
+        );
+        let status = ErrorList(vec![e]).to_invalid_status("g", "K", &huge);
+        assert!(status.message.len() < 1000, "{}", status.message.len());
+        assert!(status.details.unwrap().name.len() <= MAX_ECHOED_BYTES);
     }
 
     #[test]

@@ -1328,12 +1328,11 @@ async fn slow_and_silent_clients_are_closed_by_the_server() {
 
 // === findings: DESIGN says otherwise; these fail until the pipeline is fixed ===
 
-/// FINDING: an invalid value is echoed whole in `status.message` and again in each cause, so a
+/// Regression (was a finding): an invalid value was echoed whole in `status.message` and again in each cause, so a
 /// 5 MiB value gives an answer of 10 MiB or more (30 MiB for `metadata.name`, which is echoed
 /// in the `"<name>" is invalid` prefix too). Kubernetes cuts webhook messages anyway; the answer
 /// should stay small, e.g. by truncating echoed values as apimachinery does for long values.
 #[test]
-#[ignore = "FINDING: huge invalid values are echoed whole in the answer"]
 fn huge_invalid_values_are_not_echoed_whole() {
     let huge = "x".repeat(HUGE);
     let cases = [
@@ -1368,11 +1367,10 @@ fn huge_invalid_values_are_not_echoed_whole() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
-/// FINDING: the envelope decoder (serde's derived `Deserialize`) also accepts a JSON array of
+/// Regression (was a finding): the envelope decoder (serde's derived `Deserialize`) also accepts a JSON array of
 /// the fields in declaration order, so `["admission.k8s.io/v1", "AdmissionReview", {...}]` is
 /// judged and answered 200 instead of refused with 400 as a body that is not an AdmissionReview.
 #[test]
-#[ignore = "FINDING: a positional JSON array is accepted as an AdmissionReview"]
 fn positional_array_is_not_an_admission_review() {
     let real: Value =
         serde_json::from_slice(&review(CASE_UID, "admission.k8s.io/v1")).expect("JSON");
