@@ -60,3 +60,4 @@ test: lint ## Lint, then run every test (unit, golden fixtures, TLS integration,
 	$(MAKE) --no-print-directory test-manifests
 
 include mk/deploy.mk
+include mk/bench.mk

@@ -1,10 +1,27 @@
-//! Criterion benchmarks of the admission pipeline: review bytes in, review bytes out.
+//! Criterion benchmarks of the admission pipeline: review bytes in, review bytes out, and of
+//! its parts (strict field walk, decoding, validation, defaulting), to show where time goes.
+//!
+//! `cargo bench --bench pipeline` measures; `cargo test --benches` runs each case once.
 
 use std::hint::black_box;
 use std::path::Path;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use ipamclaim_webhook::admission::{review, Options, Webhook};
+use ipamclaim_webhook::defaulting::{self, Defaults};
+use ipamclaim_webhook::{strict, validation};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::Value;
+
+/// A typical review: the CREATE of a valid claim.
+const CREATE: &str = "validate/captured-02-validate-create.request.json";
+/// The typical review: a status UPDATE with dual-stack addresses and a condition.
+const STATUS_UPDATE: &str = "validate/captured-04-validate-update-status.request.json";
+/// A denial with several causes (invalid and duplicate addresses).
+const DENIED: &str = "validate/status-ips-winner-chicken-dinner.request.json";
+/// A mutate whose answer carries a patch (non-canonical IPv6 addresses).
+const MUTATE_PATCH: &str = "mutate/status-ips-non-canonical-ipv6.request.json";
 
 fn fixture(name: &str) -> Vec<u8> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -13,35 +30,93 @@ fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// The same document without the whitespace outside strings: the fixtures are pretty-printed,
+/// while the API server sends compact JSON.
+fn compact(json: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(json.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for &b in json {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+        } else if b == b'"' {
+            in_string = true;
+        } else if b.is_ascii_whitespace() {
+            continue;
+        }
+        out.push(b);
+    }
+    out
+}
+
+/// The raw `request.object` and `request.oldObject` of a review, as the pipeline sees them.
+struct Objects {
+    object: String,
+    old_object: Option<String>,
+}
+
+fn objects(body: &[u8]) -> Objects {
+    #[derive(Deserialize)]
+    struct Review<'a> {
+        #[serde(borrow)]
+        request: Request<'a>,
+    }
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Request<'a> {
+        #[serde(borrow)]
+        object: &'a RawValue,
+        #[serde(borrow, default)]
+        old_object: Option<&'a RawValue>,
+    }
+    let review: Review<'_> = serde_json::from_slice(body).expect("fixture is a review");
+    Objects {
+        object: review.request.object.get().to_owned(),
+        old_object: review.request.old_object.map(|r| r.get().to_owned()),
+    }
+}
+
+/// Bytes in, bytes out: what one HTTP request costs the pipeline.
 fn pipeline(c: &mut Criterion) {
     let options = Options::default();
     let cases = [
-        (
-            "validate_create_valid",
-            Webhook::Validate,
-            "validate/captured-02-validate-create.request.json",
-        ),
+        ("validate_create_valid", Webhook::Validate, CREATE),
         (
             "validate_status_update_dual_stack",
             Webhook::Validate,
-            "validate/captured-04-validate-update-status.request.json",
+            STATUS_UPDATE,
         ),
         (
-            "validate_denied_several_causes",
+            "validate_status_update_compact",
             Webhook::Validate,
-            "validate/status-ips-winner-chicken-dinner.request.json",
+            STATUS_UPDATE,
         ),
+        ("validate_denied_several_causes", Webhook::Validate, DENIED),
+        ("mutate_with_patch", Webhook::Mutate, MUTATE_PATCH),
         (
-            "mutate_with_patch",
+            "mutate_status_update_no_patch",
             Webhook::Mutate,
-            "mutate/status-ips-non-canonical-ipv6.request.json",
+            STATUS_UPDATE,
         ),
     ];
     let mut group = c.benchmark_group("pipeline");
     for (name, webhook, file) in cases {
-        let body = fixture(file);
+        let mut body = fixture(file);
+        if name.ends_with("_compact") {
+            body = compact(&body);
+        }
         // Fail the bench rather than time an error path by mistake.
-        review(&body, webhook, &options).expect("fixture is answerable");
+        let reviewed = review(&body, webhook, &options).expect("fixture is answerable");
+        let expect_allowed = name != "validate_denied_several_causes";
+        assert_eq!(reviewed.summary.allowed, expect_allowed, "{name}");
+        if name == "mutate_with_patch" {
+            let text = String::from_utf8_lossy(&reviewed.body);
+            assert!(text.contains("\"patch\""), "{name} answers a patch");
+        }
         group.throughput(Throughput::Bytes(body.len() as u64));
         group.bench_function(name, |b| {
             b.iter(|| review(black_box(&body), webhook, &options).expect("answered"))
@@ -50,5 +125,61 @@ fn pipeline(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, pipeline);
+/// The parts of `/validate` on the typical status update, and the validation and status
+/// rendering of the denied one, to see where the time of a review goes.
+fn parts(c: &mut Criterion) {
+    let body = fixture(STATUS_UPDATE);
+    let Objects { object, old_object } = objects(&body);
+    let old_object = old_object.expect("status update has an oldObject");
+    let object_value: Value = serde_json::from_str(&object).expect("object decodes");
+    let old_value: Value = serde_json::from_str(&old_object).expect("oldObject decodes");
+
+    let mut group = c.benchmark_group("parts");
+    // Only the raw captures of `object` and `oldObject`, the bulk of the pipeline's envelope.
+    group.bench_function("decode_envelope_raw", |b| {
+        b.iter(|| objects(black_box(&body)))
+    });
+    group.bench_function("strict_check_object", |b| {
+        b.iter(|| strict::check(black_box(object.as_bytes())).expect("well-formed"))
+    });
+    group.bench_function("decode_object_value", |b| {
+        b.iter(|| serde_json::from_str::<Value>(black_box(&object)).expect("decodes"))
+    });
+    group.bench_function("decode_object_kept", |b| {
+        b.iter(|| validation::decode(black_box(&object)).expect("decodes"))
+    });
+    group.bench_function("decode_old_object_kept", |b| {
+        b.iter(|| validation::decode(black_box(&old_object)).expect("decodes"))
+    });
+    group.bench_function("validate_update_parsed", |b| {
+        b.iter(|| validation::validate(black_box(&object_value), Some(black_box(&old_value))))
+    });
+    group.bench_function("validate_object_parsed", |b| {
+        b.iter(|| validation::validate_object(black_box(&object_value)))
+    });
+    let defaults = Defaults::default();
+    group.bench_function("defaulting_patch_parsed", |b| {
+        b.iter(|| defaulting::patch(black_box(&object_value), false, &defaults))
+    });
+
+    let denied = objects(&fixture(DENIED));
+    let denied_value: Value = serde_json::from_str(&denied.object).expect("object decodes");
+    let denied_old: Option<Value> = denied
+        .old_object
+        .as_deref()
+        .map(|o| serde_json::from_str(o).expect("oldObject decodes"));
+    group.bench_function("validate_denied_parsed", |b| {
+        b.iter(|| validation::validate(black_box(&denied_value), denied_old.as_ref()))
+    });
+    let errors = validation::validate(&denied_value, denied_old.as_ref()).errors;
+    assert!(errors.len() > 1, "the denied fixture has several causes");
+    group.bench_function("denied_status_render", |b| {
+        b.iter(|| {
+            black_box(&errors).to_invalid_status("k8s.cni.cncf.io", "IPAMClaim", "vm-a.tenantred")
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, pipeline, parts);
 criterion_main!(benches);

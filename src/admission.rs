@@ -484,7 +484,8 @@ fn judge(request: &RequestIn<'_>, uid: &str, webhook: Webhook, opts: &Options) -
 /// It never denies a decodable review; an object it cannot read is left to validation.
 fn mutate(uid: &str, raw: &RawValue, create: bool, opts: &Options) -> Response {
     let mut response = Response::allow(uid);
-    let Ok(object) = serde_json::from_str::<Value>(raw.get()) else {
+    // Defaulting reads and patches only members that `decode` keeps.
+    let Ok(object) = validation::decode(raw.get()) else {
         return response;
     };
     let ops = defaulting::patch(&object, create, &opts.defaults);
@@ -541,7 +542,7 @@ fn validate(uid: &str, raw: &RawValue, old_raw: Option<&RawValue>, opts: &Option
         Ok(warnings) => warnings,
         Err(denied) => return *denied,
     };
-    let object: Value = match serde_json::from_str(raw.get()) {
+    let object: Value = match validation::decode(raw.get()) {
         Ok(v) => v,
         Err(e) => {
             let msg = format!("request.object cannot be decoded: {e}");
@@ -562,7 +563,7 @@ fn judge_object(
         let msg = "request.object must be a JSON object".to_owned();
         return Response::deny(uid, failure(400, "BadRequest", msg));
     }
-    let old: Option<Value> = match old_raw.map(|r| serde_json::from_str(r.get())) {
+    let old: Option<Value> = match old_raw.map(|r| validation::decode(r.get())) {
         None => None,
         Some(Ok(v)) => Some(v),
         Some(Err(e)) => {

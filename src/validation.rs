@@ -1,7 +1,13 @@
 //! Validation of IPAMClaim objects: every rule of the behaviour contract, errors collected
-//! (never only the first), spec immutability and ratcheting on UPDATE.
+//! (never only the first), spec immutability and ratcheting on UPDATE, and the decoding of the
+//! members the rules read.
 
-use serde_json::{Map, Value};
+use std::borrow::Cow;
+use std::cell::Cell;
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Number, Value};
 
 use crate::field::{BadValue, ErrorList, FieldError, Path};
 use crate::ip::{self, AddressError};
@@ -627,23 +633,32 @@ fn immutable(path: Path, new_value: Option<&Value>) -> FieldError {
 /// unchanged, since Kubernetes does not correlate the items of an atomic list.
 fn is_unchanged(error: &FieldError, object: &Value, old: &Value, old_errors: &ErrorList) -> bool {
     let path = error.path.as_str();
-    for list in ["status.ips", "spec.ipRequests"] {
-        if path == list || path.starts_with(&format!("{list}[")) {
-            let pointer = format!("/{}", list.replace('.', "/"));
-            if object.pointer(&pointer) != old.pointer(&pointer) {
-                return false;
-            }
+    // Plain lookups rather than JSON pointers: this runs once per error of a denied review.
+    for (parent, list) in [("status", "ips"), ("spec", "ipRequests")] {
+        let in_list = path
+            .strip_prefix(parent)
+            .and_then(|rest| rest.strip_prefix('.'))
+            .and_then(|rest| rest.strip_prefix(list))
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('['));
+        if in_list && member(object, parent, list) != member(old, parent, list) {
+            return false;
         }
     }
     let Some(old_path) = correlate_condition(path, object, old) else {
         return false;
     };
+    let mut old_detail = None;
     old_errors.iter().any(|o| {
         o.path.as_str() == old_path
             && o.kind == error.kind
             && o.value == error.value
-            && o.detail == error.detail.replace(path, &old_path)
+            && o.detail == *old_detail.get_or_insert_with(|| error.detail.replace(path, &old_path))
     })
+}
+
+/// `value[parent][field]`, what the JSON pointer `/parent/field` finds.
+fn member<'v>(value: &'v Value, parent: &str, field: &str) -> Option<&'v Value> {
+    value.get(parent)?.get(field)
 }
 
 /// Maps a path under `status.conditions[i]` of the new object to the old object's condition
@@ -662,6 +677,241 @@ fn correlate_condition(path: &str, object: &Value, old: &Value) -> Option<String
         .iter()
         .position(|c| c.get("type") == Some(cond_type))?;
     Some(format!("{PREFIX}{old_index}]{tail}"))
+}
+
+// === Decoding ===
+
+/// serde_json's private marker key: an object whose first key is this one decodes as raw JSON
+/// text rather than as an object. [`decode`] leaves any input holding it to serde_json itself.
+const RAW_VALUE_MARKER: &str = "$serde_json::private::RawValue";
+
+/// Decodes an object's JSON text for [`validate`] and for defaulting, with exactly the result
+/// and the errors of `serde_json::from_str::<Value>`, except that members no rule reads are
+/// checked but not kept.
+///
+/// Every rule reads `metadata.name`, `metadata.generateName`, `metadata.labels`, `spec` and
+/// `status`, nothing else; building the rest (`managedFields` above all, most of a real object)
+/// into maps and strings was the largest cost of a review. A rule that starts reading another
+/// member must add it to `Kept::keeps`. Skipped members go through the same parser calls as a
+/// full decode, so the same bytes fail with the same error at the same place: numbers out of
+/// range, nesting deeper than serde_json's limit, bad escapes.
+pub fn decode(text: &str) -> serde_json::Result<Value> {
+    let marker = Cell::new(false);
+    let mut de = serde_json::Deserializer::from_str(text);
+    let decoded = Kept {
+        metadata: false,
+        marker: &marker,
+    }
+    .deserialize(&mut de)
+    .and_then(|value| de.end().map(|()| value));
+    if marker.get() {
+        return serde_json::from_str(text);
+    }
+    decoded
+}
+
+/// Decodes a value whole, except the unread members of the object or of its `metadata`.
+#[derive(Clone, Copy)]
+struct Kept<'m> {
+    /// Whether this is `metadata` (otherwise the object itself).
+    metadata: bool,
+    /// Set when the raw-value marker turns up, to fall back to a full decode.
+    marker: &'m Cell<bool>,
+}
+
+// === impl Kept ===
+
+impl Kept<'_> {
+    fn keeps(self, key: &str) -> bool {
+        if self.metadata {
+            matches!(key, "name" | "generateName" | "labels")
+        } else {
+            matches!(key, "metadata" | "spec" | "status")
+        }
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Kept<'_> {
+    type Value = Value;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+// Everything but an object decodes as `Value`'s own visitor does.
+impl<'de> Visitor<'de> for Kept<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any valid JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut kept = Map::new();
+        while let Some(key) = map.next_key_seed(Key(self.marker))? {
+            if !self.keeps(&key) {
+                map.next_value_seed(Skip(self.marker))?;
+                continue;
+            }
+            let value = if key == "metadata" {
+                map.next_value_seed(Kept {
+                    metadata: true,
+                    ..self
+                })?
+            } else {
+                map.next_value()?
+            };
+            // The last of two equal keys wins, as in a full decode.
+            kept.insert(key.into_owned(), value);
+        }
+        Ok(Value::Object(kept))
+    }
+}
+
+/// An object key, borrowed unless it had escapes.
+struct Key<'m>(&'m Cell<bool>);
+
+impl<'de> DeserializeSeed<'de> for Key<'_> {
+    type Value = Cow<'de, str>;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Key<'_> {
+    type Value = Cow<'de, str>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        marker_check(self.0, v)?;
+        Ok(Cow::Borrowed(v))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        marker_check(self.0, v)?;
+        Ok(Cow::Owned(v.to_owned()))
+    }
+}
+
+/// Stops the trimmed decode at serde_json's raw-value marker, for [`decode`] to start over.
+fn marker_check<E: de::Error>(marker: &Cell<bool>, key: &str) -> Result<(), E> {
+    if key == RAW_VALUE_MARKER {
+        marker.set(true);
+        return Err(E::custom("raw value marker: decoded whole instead"));
+    }
+    Ok(())
+}
+
+/// Reads a value through the same parser calls as a full decode, and keeps nothing.
+#[derive(Clone, Copy)]
+struct Skip<'m>(&'m Cell<bool>);
+
+impl<'de> DeserializeSeed<'de> for Skip<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Skip<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any valid JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(self)?.is_some() {}
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while map.next_key_seed(KeySkip(self.0))?.is_some() {
+            map.next_value_seed(self)?;
+        }
+        Ok(())
+    }
+}
+
+/// An object key that is only checked for the marker, never kept.
+struct KeySkip<'m>(&'m Cell<bool>);
+
+impl<'de> DeserializeSeed<'de> for KeySkip<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeySkip<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
+        marker_check(self.0, v)
+    }
 }
 
 #[cfg(test)]
@@ -1329,5 +1579,123 @@ mod tests {
     fn does_not_ratchet_on_create() {
         let v = validate(&with("/spec/interface", json!("eth:0")), None);
         assert_eq!(v.errors.len(), 1);
+    }
+    /// What [`decode`] must give: the full decode with only the members rules read.
+    fn kept_part_of(full: Value) -> Value {
+        let Value::Object(mut obj) = full else {
+            return full;
+        };
+        obj.retain(|k, _| matches!(k.as_str(), "metadata" | "spec" | "status"));
+        if let Some(Value::Object(meta)) = obj.get_mut("metadata") {
+            meta.retain(|k, _| matches!(k.as_str(), "name" | "generateName" | "labels"));
+        }
+        Value::Object(obj)
+    }
+
+    fn assert_decodes_like_full(text: &str) {
+        let full = serde_json::from_str::<Value>(text).map_err(|e| e.to_string());
+        let trimmed = decode(text).map_err(|e| e.to_string());
+        assert_eq!(trimmed, full.map(kept_part_of), "{text}");
+    }
+
+    fn fixture_objects(dir: &std::path::Path, out: &mut Vec<(String, Option<String>)>) {
+        for entry in std::fs::read_dir(dir).expect("read fixtures") {
+            let path = entry.expect("fixture entry").path();
+            if path.is_dir() {
+                fixture_objects(&path, out);
+                continue;
+            }
+            if !path.to_string_lossy().ends_with(".request.json") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).expect("read fixture");
+            let Ok(review) = serde_json::from_str::<Value>(&text) else {
+                continue;
+            };
+            let object = review.pointer("/request/object").map(Value::to_string);
+            let old = review.pointer("/request/oldObject").map(Value::to_string);
+            if let Some(object) = object {
+                out.push((object, old));
+            }
+        }
+    }
+
+    #[test]
+    fn decode_judges_every_fixture_like_a_full_decode() {
+        let mut objects = Vec::new();
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        fixture_objects(&dir, &mut objects);
+        assert!(
+            objects.len() > 50,
+            "found {} fixture objects",
+            objects.len()
+        );
+        for (object, old) in &objects {
+            assert_decodes_like_full(object);
+            let full = |t: &str| serde_json::from_str::<Value>(t).expect("decodes");
+            let trimmed = |t: &str| decode(t).expect("decodes");
+            assert_eq!(
+                validate(&trimmed(object), old.as_deref().map(trimmed).as_ref()),
+                validate(&full(object), old.as_deref().map(full).as_ref()),
+                "{object}"
+            );
+        }
+    }
+
+    #[test]
+    fn decode_keeps_the_last_of_duplicate_keys() {
+        assert_decodes_like_full(r#"{"spec":{"network":"a"},"spec":{"network":"b"}}"#);
+        assert_decodes_like_full(r#"{"metadata":{"name":"a","name":"b"},"metadata":7}"#);
+        assert_decodes_like_full(r#"{"metadata":{"name":"a"},"metadata":{"uid":"u"}}"#);
+    }
+
+    #[test]
+    fn decode_keeps_values_that_are_not_objects_whole() {
+        for text in [
+            "[1,2,{\"a\":[true,null,-1,2.5e3]}]",
+            "\"text\"",
+            "null",
+            "-12",
+            r#"{"metadata":[{"x":1},"y",1.5]}"#,
+            r#"{"metadata":"name"}"#,
+            r#"{"metadata":null,"spec":null}"#,
+        ] {
+            assert_decodes_like_full(text);
+        }
+    }
+
+    // Regression: skipped members must fail exactly where a full decode fails.
+    #[test]
+    fn decode_fails_in_skipped_members_like_a_full_decode() {
+        let deep = format!(
+            r#"{{"metadata":{{"annotations":{{"a":{}{}}}}}}}"#,
+            "[".repeat(200),
+            "]".repeat(200)
+        );
+        for text in [
+            r#"{"metadata":{"managedFields":[{"x":1e999}]},"spec":{}}"#,
+            r#"{"apiVersion":-1e400}"#,
+            r#"{"metadata":{"annotations":{"a":"\ud800"}}}"#,
+            r#"{"metadata":{"annotations":{"a":"\x"}}}"#,
+            r#"{"metadata":{"uid":"u"}} trailing"#,
+            r#"{"metadata":{"uid":"u""#,
+            r#"{"kind":tru}"#,
+            deep.as_str(),
+        ] {
+            assert_decodes_like_full(text);
+        }
+    }
+
+    #[test]
+    fn decode_leaves_the_raw_value_marker_to_serde_json() {
+        for text in [
+            r#"{"$serde_json::private::RawValue":"{\"spec\":{\"network\":\"n\"},\"uid\":1}"}"#,
+            r#"{"metadata":{"annotations":{"$serde_json::private::RawValue":1}}}"#,
+            r#"{"metadata":{"$serde_json::private::RawValue":"{}"}}"#,
+            r#"{"kind":{"\u0024serde_json::private::RawValue":"[1]"}}"#,
+        ] {
+            let full = serde_json::from_str::<Value>(text).map_err(|e| e.to_string());
+            assert_eq!(decode(text).map_err(|e| e.to_string()), full, "{text}");
+        }
     }
 }

@@ -1,0 +1,182 @@
+//! Bench-only floor for `make bench-load`: the webhook's HTTPS stack answering `POST /validate`
+//! with a constant AdmissionReview, without judging anything.
+//!
+//! The load harness runs it beside the real server in the same run, so that the ratio
+//! product / floor shows what the admission pipeline (and its bookkeeping: metrics, the review
+//! log line) costs on top of TLS and HTTP. It is an example, never a route of the product.
+//!
+//! The listener is assembled the way `src/server.rs` assembles it: actix-server with the same
+//! connection limit, actix-tls's rustls acceptor with the config of the library's
+//! [`Reloader`] (the resolver that follows certificate reloads), the protocol that ALPN chose,
+//! the same [`HeadTimed`] stream and [`head_timeout::track`] middleware, the same actix-http
+//! timeouts, and the body read under the same limit and deadline. Keep the two in step when
+//! the server's stack changes.
+
+#![forbid(unsafe_code)]
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_http::{HttpServiceBuilder, KeepAlive, Protocol, Request, Response};
+use actix_service::{map_config, Service, ServiceFactory, ServiceFactoryExt as _};
+use actix_tls::accept::rustls_0_23::{Acceptor, TlsStream};
+use actix_tls::accept::TlsError as AcceptError;
+use actix_web::body::BoxBody;
+use actix_web::dev::{AppConfig, Server};
+use actix_web::rt::net::TcpStream;
+use actix_web::web::{self, Bytes};
+use actix_web::{App, HttpResponse};
+use anyhow::Context as _;
+use clap::Parser;
+use ipamclaim_webhook::head_timeout::{self, HeadTimed, Phase};
+use ipamclaim_webhook::metrics::Metrics;
+use ipamclaim_webhook::reload::Reloader;
+use ipamclaim_webhook::server::{
+    default_workers, DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_REQUEST_TIMEOUT,
+};
+use ipamclaim_webhook::tls::{self, TlsFiles};
+use tracing_subscriber::EnvFilter;
+
+// The same values as the private constants of `src/server.rs`.
+const CLIENT_DISCONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+const KEEP_ALIVE: Duration = Duration::from_secs(30);
+
+/// What the product answers to the review the load run sends
+/// (`tests/fixtures/validate/captured-04-validate-update-status.request.json`), byte for byte.
+const ANSWER: &str = r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":"9c442e93-e4fa-471a-90f7-e6fdc939aa61","allowed":true}}"#;
+
+/// The webhook's HTTPS stack with a constant answer (bench-only).
+#[derive(Debug, Parser)]
+struct Args {
+    /// Address of the TLS listener.
+    #[arg(long, default_value = "127.0.0.1:8443")]
+    listen: SocketAddr,
+    /// Address of the plain-HTTP listener for /healthz.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    probe_listen: SocketAddr,
+    /// PEM certificate chain.
+    #[arg(long)]
+    tls_cert: PathBuf,
+    /// PEM private key.
+    #[arg(long)]
+    tls_key: PathBuf,
+    /// Offer HTTP/2 by ALPN.
+    #[arg(long)]
+    enable_http2: bool,
+    /// Worker threads [default: number of CPUs].
+    #[arg(long)]
+    workers: Option<usize>,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    // A subscriber as the product has, so that filtered-out events cost the same in both.
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .try_init()
+        .map_err(|e| anyhow::anyhow!("cannot install the log subscriber: {e}"))?;
+    actix_web::rt::System::new().block_on(serve(args))
+}
+
+async fn serve(args: Args) -> anyhow::Result<()> {
+    let files = TlsFiles {
+        cert: args.tls_cert,
+        key: args.tls_key,
+        client_ca: None,
+    };
+    let reloader = Reloader::load(files, Arc::new(Metrics::new()))?;
+    let tls_config = reloader.server_config(args.enable_http2)?;
+    let listener = TcpListener::bind(args.listen).context("bind the TLS listener")?;
+    let addr = listener.local_addr()?;
+    let probe_listener = TcpListener::bind(args.probe_listen).context("bind the probe listener")?;
+    let probe_addr = probe_listener.local_addr()?;
+    let workers = args.workers.unwrap_or_else(default_workers).max(1);
+
+    let https = move || {
+        let app = App::new()
+            .wrap_fn(head_timeout::track)
+            .service(web::resource("/validate").route(web::post().to(answer)))
+            .default_service(web::to(HttpResponse::NotFound));
+        let http = http_builder(addr)
+            .secure()
+            .on_connect_ext(|io: &HeadTimed<TlsStream<TcpStream>>, data| {
+                data.insert(io.phase());
+            })
+            .finish(map_config(app, |_: ()| AppConfig::default()));
+        let mut acceptor = Acceptor::new(tls_config.clone());
+        acceptor.set_handshake_timeout(TLS_HANDSHAKE_TIMEOUT);
+        acceptor
+            .map_err(AcceptError::into_service_error)
+            .map(|io: TlsStream<TcpStream>| {
+                let (protocol, phase) = match io.get_ref().1.alpn_protocol() {
+                    Some(tls::ALPN_H2) => (Protocol::Http2, Phase::off()),
+                    _ => (Protocol::Http1, Phase::default()),
+                };
+                // Same as the product: TCP_NODELAY on every accepted socket.
+                let _ = io.get_ref().0.set_nodelay(true);
+                let peer = io.get_ref().0.peer_addr().ok();
+                (
+                    HeadTimed::new(io, DEFAULT_HEADER_TIMEOUT, phase),
+                    protocol,
+                    peer,
+                )
+            })
+            .and_then(http.map_err(AcceptError::Service))
+            .map_err(|_| ())
+    };
+    let probes = move || {
+        let app = App::new()
+            .route("/healthz", web::get().to(|| async { "ok\n" }))
+            .default_service(web::to(HttpResponse::NotFound));
+        http_builder(probe_addr)
+            .finish(map_config(app, |_: ()| AppConfig::default()))
+            .tcp()
+            .map_err(|_| ())
+    };
+    Server::build()
+        .workers(workers)
+        .max_concurrent_connections(DEFAULT_MAX_CONNECTIONS.div_ceil(workers).max(1))
+        // Stopped by the harness between runs: idle HTTP/2 connections need not hold it.
+        .shutdown_timeout(1)
+        .listen("floor-https", listener, https)?
+        .listen("floor-probes", probe_listener, probes)?
+        .run()
+        .await
+        .context("floor server")
+}
+
+fn http_builder<T, S>(local_addr: SocketAddr) -> HttpServiceBuilder<T, S>
+where
+    S: ServiceFactory<Request, Config = ()>,
+    S::Error: Into<Response<BoxBody>> + 'static,
+    S::InitError: std::fmt::Debug,
+    <S::Service as Service<Request>>::Future: 'static,
+{
+    HttpServiceBuilder::default()
+        .keep_alive(KeepAlive::Timeout(KEEP_ALIVE))
+        .client_request_timeout(DEFAULT_HEADER_TIMEOUT)
+        .client_disconnect_timeout(CLIENT_DISCONNECT_TIMEOUT)
+        .local_addr(local_addr)
+}
+
+/// Reads the body under the product's limit and deadline, as the product does, then answers
+/// the constant.
+async fn answer(payload: web::Payload) -> HttpResponse {
+    let read = tokio::time::timeout(
+        DEFAULT_REQUEST_TIMEOUT,
+        payload.to_bytes_limited(DEFAULT_MAX_BODY_BYTES),
+    );
+    match read.await {
+        Ok(Ok(Ok(_))) => HttpResponse::Ok()
+            .content_type("application/json")
+            .body(Bytes::from_static(ANSWER.as_bytes())),
+        Ok(Ok(Err(_))) => HttpResponse::BadRequest().finish(),
+        Ok(Err(_)) => HttpResponse::PayloadTooLarge().finish(),
+        Err(_) => HttpResponse::RequestTimeout().finish(),
+    }
+}

@@ -1,0 +1,212 @@
+#!/usr/bin/env bash
+# Load benchmark of the HTTPS admission server against a floor (the same server stack answering
+# a constant AdmissionReview without judging: examples/floor_server.rs), in one run.
+#
+# For HTTP/1.1 keep-alive and HTTP/2 it drives POST /validate with the typical status-update
+# review with h2load (Debian's nghttp2-client, installed if missing): saturation rounds that
+# alternate product and floor, then fixed rates at FRACTIONS of the product's saturation for
+# both. It reports requests/s, latency p50/p99/p99.9, idle and peak RSS, start-up time, and
+# writes OUT/results.md, OUT/results.jsonl and the plot OUT/latency.svg.
+#
+# Knobs (environment): DURATION (s per measured run, default 8), WARMUP (s, 2), ROUNDS (3),
+# FRACTIONS ("0.1 0.25 0.5 0.75 0.9"), CONNS (HTTP/1.1 connections at saturation, 32), H2_CONNS
+# (4) and H2_STREAMS (8 per connection), RATE_CONNS (connections at a fixed rate, 4: h2load
+# paces each connection with its own timer and the timers fire together, so every tick is a
+# burst of RATE_CONNS requests), WORKERS (server worker threads, 1), PIN (1: server on the last
+# CPU, h2load on the first, when there are two or more), STARTS (extra start-up samples, 5),
+# OUT (target/bench-load), PROTOCOLS ("h1 h2"), CARGO (cargo).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CARGO=${CARGO:-cargo}
+DURATION=${DURATION:-8}
+WARMUP=${WARMUP:-2}
+ROUNDS=${ROUNDS:-3}
+FRACTIONS=${FRACTIONS:-0.1 0.25 0.5 0.75 0.9}
+CONNS=${CONNS:-32}
+H2_CONNS=${H2_CONNS:-4}
+H2_STREAMS=${H2_STREAMS:-8}
+RATE_CONNS=${RATE_CONNS:-4}
+WORKERS=${WORKERS:-1}
+PIN=${PIN:-1}
+STARTS=${STARTS:-5}
+OUT=${OUT:-target/bench-load}
+PROTOCOLS=${PROTOCOLS:-h1 h2}
+BODY=tests/fixtures/validate/captured-04-validate-update-status.request.json
+HELPER=scripts/bench_load.py
+
+say() { printf '\n== %s\n' "$*" >&2; }
+
+# --- tools -------------------------------------------------------------------------------------
+if ! command -v h2load >/dev/null 2>&1; then
+  say "installing h2load (nghttp2-client)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq nghttp2-client >/dev/null
+fi
+command -v python3 >/dev/null 2>&1 || { echo "python3 is required" >&2; exit 1; }
+
+say "building the release server and the floor"
+"$CARGO" build --release --bin ipamclaim-webhook --example floor_server
+PRODUCT_BIN=target/release/ipamclaim-webhook
+FLOOR_BIN=target/release/examples/floor_server
+
+# --- pinning -----------------------------------------------------------------------------------
+SERVER_CPU=() LOADGEN_CPU=()
+ncpu=$(nproc)
+if [[ $PIN == 1 && $ncpu -ge 2 ]] && command -v taskset >/dev/null 2>&1; then
+  SERVER_CPU=(taskset -c "$((ncpu - 1))")
+  LOADGEN_CPU=(taskset -c 0)
+fi
+
+# --- scratch space, certificates, cleanup ------------------------------------------------------
+tmp=$(mktemp -d)
+mkdir -p "$OUT/logs"
+results="$OUT/results.jsonl"
+: >"$results"
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+"$PRODUCT_BIN" certs --out "$tmp/certs" 2>/dev/null
+
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+proc_field() { # PID FIELD: a kB value from /proc/PID/status
+  local key value _
+  while read -r key value _; do
+    if [[ $key == "$2:" ]]; then echo "$value"; return; fi
+  done <"/proc/$1/status"
+}
+
+cpu_ticks() { # PID: user + system clock ticks
+  local stat
+  read -r stat <"/proc/$1/stat"
+  stat=${stat##*) }
+  awk '{print $12 + $13}' <<<"$stat"
+}
+
+stop() { # PID: SIGTERM, then wait until it is gone (it is not this shell's child)
+  kill -TERM "$1" 2>/dev/null || return 0
+  for _ in $(seq 1 200); do
+    [[ -e /proc/$1 ]] || return 0
+    [[ $(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) == Z ]] && return 0
+    sleep 0.05
+  done
+  kill -KILL "$1" 2>/dev/null || true
+}
+
+# start SERVER PROTO: starts it on fresh ports; sets PID, PORT; records start-up and idle RSS.
+start() {
+  local server=$1 proto=$2 h2=() bin
+  PORT=$(free_port)
+  local probe
+  probe=$(free_port)
+  [[ $proto == h2 ]] && h2=(--enable-http2)
+  if [[ $server == product ]]; then
+    bin=(env RUST_LOG=warn "${SERVER_CPU[@]}" "$PRODUCT_BIN" serve --shutdown-delay 0 --shutdown-timeout 2)
+  else
+    bin=(env RUST_LOG=warn "${SERVER_CPU[@]}" "$FLOOR_BIN")
+  fi
+  local out
+  out=$(python3 "$HELPER" start "$OUT/logs/$server-$proto.log" "$probe" -- \
+    "${bin[@]}" --listen "127.0.0.1:$PORT" --probe-listen "127.0.0.1:$probe" \
+    --tls-cert "$tmp/certs/tls.crt" --tls-key "$tmp/certs/tls.key" \
+    --workers "$WORKERS" "${h2[@]}")
+  PID=${out% *}
+  local startup=${out#* }
+  PIDS+=("$PID")
+  sleep 0.3
+  local idle
+  idle=$(proc_field "$PID" VmRSS)
+  printf '{"kind":"server","server":"%s","proto":"%s","startup_ms":%s,"idle_rss_kib":%s}\n' \
+    "$server" "$proto" "$startup" "$idle" >>"$results"
+  echo "$server ($proto): pid $PID, ready in $startup ms, idle RSS $idle KiB" >&2
+}
+
+# load PROTO PORT SECONDS LOGFILE [h2load options...]: one h2load run against /validate, at
+# saturation, or at a fixed rate when the options hold --rps.
+load() {
+  local proto=$1 port=$2 seconds=$3 log=$4
+  shift 4
+  local conn=(-c "$CONNS" -m 1 --h1)
+  [[ $proto == h2 ]] && conn=(-c "$H2_CONNS" -m "$H2_STREAMS")
+  if [[ "$*" == *--rps* ]]; then
+    conn=(-c "$RATE_CONNS" -m 1 --h1)
+    [[ $proto == h2 ]] && conn=(-c "$RATE_CONNS" -m "$H2_STREAMS")
+  fi
+  "${LOADGEN_CPU[@]}" h2load -t 1 "${conn[@]}" -D "$seconds" \
+    -d "$BODY" -H 'content-type: application/json' --log-file "$log" "$@" \
+    "https://127.0.0.1:$port/validate?timeout=10s"
+}
+
+# measure SERVER PROTO PID PORT MODE FRACTION OFFERED [h2load options...]
+measure() {
+  local server=$1 proto=$2 pid=$3 port=$4 mode=$5 fraction=$6 offered=$7
+  shift 7
+  local stem="$tmp/$server-$proto-$mode-$fraction"
+  load "$proto" "$port" "$WARMUP" /dev/null "$@" >/dev/null
+  local before after
+  before=$(cpu_ticks "$pid")
+  load "$proto" "$port" "$DURATION" "$stem.log" "$@" >"$stem.out"
+  after=$(cpu_ticks "$pid")
+  local stats cpu
+  stats=$(python3 "$HELPER" h2load "$stem.out" "$stem.log")
+  cpu=$(awk -v a="$after" -v b="$before" -v d="$DURATION" -v hz="$(getconf CLK_TCK)" \
+    'BEGIN {printf "%.3f", (a - b) / hz / d}')
+  printf '{"kind":"run","server":"%s","proto":"%s","mode":"%s","fraction":%s,"offered":%s,"server_cpu":%s,%s\n' \
+    "$server" "$proto" "$mode" "$fraction" "$offered" "$cpu" "${stats#\{}" >>"$results"
+  echo "  $server $proto $mode ${offered:+offered $offered }$stats cpu $cpu" >&2
+  LAST_RPS=$(python3 -c 'import json, sys; print(json.loads(sys.argv[1])["rps"])' "$stats")
+}
+
+for proto in $PROTOCOLS; do
+  say "$proto: starting product and floor"
+  start product "$proto"
+  p_pid=$PID p_port=$PORT
+  start floor "$proto"
+  f_pid=$PID f_port=$PORT
+
+  say "$proto: saturation, $ROUNDS rounds alternating product and floor"
+  sat=()
+  for round in $(seq 1 "$ROUNDS"); do
+    measure product "$proto" "$p_pid" "$p_port" saturation 1 null
+    sat+=("$LAST_RPS")
+    measure floor "$proto" "$f_pid" "$f_port" saturation 1 null
+  done
+  product_sat=$(printf '%s\n' "${sat[@]}" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}')
+
+  say "$proto: fixed rates, fractions of the product's saturation ($product_sat req/s)"
+  for fraction in $FRACTIONS; do
+    offered=$(awk -v s="$product_sat" -v f="$fraction" 'BEGIN {printf "%.0f", s * f}')
+    per_client=$(awk -v o="$offered" -v c="$RATE_CONNS" 'BEGIN {printf "%.1f", o / c}')
+    measure product "$proto" "$p_pid" "$p_port" rate "$fraction" "$offered" --rps="$per_client"
+    measure floor "$proto" "$f_pid" "$f_port" rate "$fraction" "$offered" --rps="$per_client"
+  done
+
+  for pair in "product $p_pid" "floor $f_pid"; do
+    set -- $pair
+    peak=$(proc_field "$2" VmHWM)
+    printf '{"kind":"peak","server":"%s","proto":"%s","peak_rss_kib":%s}\n' \
+      "$1" "$proto" "$peak" >>"$results"
+    echo "$1 ($proto): peak RSS (VmHWM) $peak KiB" >&2
+    stop "$2"
+  done
+done
+
+say "start-up: $STARTS more starts of each"
+for _ in $(seq 1 "$STARTS"); do
+  for server in product floor; do
+    start "$server" startup
+    stop "$PID"
+  done
+done
+
+say "results"
+python3 "$HELPER" report "$results" "$OUT/results.md" "$OUT/latency.svg"
+echo >&2
+echo "wrote $OUT/results.md, $OUT/results.jsonl and $OUT/latency.svg" >&2
