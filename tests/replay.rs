@@ -33,6 +33,11 @@ fn replay() -> Command {
     cmd
 }
 
+/// `replay ARGS PATH`, run to completion.
+fn run(args: &[&str], path: &Path) -> Output {
+    replay().args(args).arg(path).output().expect("replay runs")
+}
+
 fn json_lines(out: &Output) -> Vec<Value> {
     String::from_utf8_lossy(&out.stdout)
         .lines()
@@ -79,11 +84,7 @@ fn fixture_requests() -> Vec<PathBuf> {
 fn exits_0_when_every_review_is_allowed() {
     let dir = tempfile::tempdir().unwrap();
     let f = write(dir.path(), "ok.yaml", VALID);
-    let out = replay()
-        .args(["--output", "json"])
-        .arg(&f)
-        .output()
-        .unwrap();
+    let out = run(&["--output", "json"], &f);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("1 allowed, 0 denied, 0 errors"));
 }
@@ -139,11 +140,7 @@ fn exits_2_for_an_unreadable_file_and_still_processes_the_others() {
 #[test]
 fn reads_an_admission_review_file() {
     let f = fixtures_dir().join("validate/captured-08-validate-update.request.json");
-    let out = replay()
-        .args(["--output", "json", "--webhook", "validate"])
-        .arg(&f)
-        .output()
-        .unwrap();
+    let out = run(&["--output", "json", "--webhook", "validate"], &f);
     assert_eq!(out.status.code(), Some(1));
     let lines = json_lines(&out);
     assert_eq!(lines.len(), 1);
@@ -154,11 +151,7 @@ fn reads_an_admission_review_file() {
 #[test]
 fn answers_a_v1beta1_review_in_v1beta1() {
     let f = fixtures_dir().join("validate/v1beta1-create-valid.request.json");
-    let out = replay()
-        .args(["--output", "json"])
-        .arg(&f)
-        .output()
-        .unwrap();
+    let out = run(&["--output", "json"], &f);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     assert_eq!(
         json_lines(&out)[0]["apiVersion"],
@@ -179,11 +172,7 @@ fn reads_json_lines() {
         "claims.ndjson",
         &format!("{}\n{}\n", claim("eth0"), claim("eth:0")),
     );
-    let out = replay()
-        .args(["--output", "json"])
-        .arg(&f)
-        .output()
-        .unwrap();
+    let out = run(&["--output", "json"], &f);
     assert_eq!(out.status.code(), Some(1));
     let lines = json_lines(&out);
     assert_eq!(
@@ -200,11 +189,7 @@ fn reads_multi_document_yaml_of_bare_claims() {
         "claims.yaml",
         &format!("{VALID}---\n{}", invalid()),
     );
-    let out = replay()
-        .args(["--output", "text"])
-        .arg(&f)
-        .output()
-        .unwrap();
+    let out = run(&["--output", "text"], &f);
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -258,11 +243,7 @@ fn finds_a_duplicate_key_in_yaml_and_in_json() {
     );
     let json = fixtures_dir().join("validate/strict-duplicate-network.request.json");
     for f in [yaml, json] {
-        let out = replay()
-            .args(["--output", "json"])
-            .arg(&f)
-            .output()
-            .unwrap();
+        let out = run(&["--output", "json"], &f);
         assert_eq!(out.status.code(), Some(1), "{}", f.display());
         let line = &json_lines(&out)[0];
         let msg = line["response"]["status"]["message"].as_str().unwrap();
@@ -278,11 +259,7 @@ fn chain_reports_the_patch_with_the_verdict() {
         "v6.yaml",
         &format!("{VALID}status:\n  ips: [\"FD10:128:20::8/64\"]\n"),
     );
-    let out = replay()
-        .args(["--output", "text"])
-        .arg(&f)
-        .output()
-        .unwrap();
+    let out = run(&["--output", "text"], &f);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -291,11 +268,7 @@ fn chain_reports_the_patch_with_the_verdict() {
         ),
         "{text}"
     );
-    let out = replay()
-        .args(["--output", "json", "--webhook", "validate"])
-        .arg(&f)
-        .output()
-        .unwrap();
+    let out = run(&["--output", "json", "--webhook", "validate"], &f);
     assert_eq!(
         out.status.code(),
         Some(1),
@@ -311,11 +284,7 @@ fn names_the_file_and_document_of_an_unreadable_document() {
         "mixed.yaml",
         &format!("{VALID}---\nkind: Pod\napiVersion: v1\n"),
     );
-    let out = replay()
-        .args(["--output", "json"])
-        .arg(&f)
-        .output()
-        .unwrap();
+    let out = run(&["--output", "json"], &f);
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -400,11 +369,7 @@ async fn a_recorded_denial_replays_to_the_same_verdict() {
     assert_eq!(files.len(), 1, "exactly the denied review is recorded");
 
     let out = tokio::task::spawn_blocking(move || {
-        replay()
-            .args(["--output", "json", "--webhook", "validate"])
-            .arg(&record_dir)
-            .output()
-            .unwrap()
+        run(&["--output", "json", "--webhook", "validate"], &record_dir)
     })
     .await
     .unwrap();
