@@ -13,7 +13,8 @@
 //! The default case counts keep `make test` fast. A long run (see docs/robustness.md):
 //! `PROPTEST_CASES=100000 cargo test --release --test fuzz_pipeline`.
 
-use std::path::PathBuf;
+mod common;
+
 use std::sync::OnceLock;
 
 use base64::Engine as _;
@@ -25,32 +26,11 @@ use proptest::sample::Index;
 use proptest::test_runner::{FileFailurePersistence, TestCaseError};
 use serde_json::{json, Value};
 
-/// The captured AdmissionReview requests, kept outside the repository in `shared/`.
-fn payloads_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/payloads/kube-apiserver-1.28")
-}
-
 /// The captured reviews, read once; fails loudly when `shared/` is missing.
 fn captured() -> &'static [Vec<u8>] {
     static CAPTURED: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
     CAPTURED.get_or_init(|| {
-        let dir = payloads_dir();
-        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-            .unwrap_or_else(|e| panic!("cannot list the captured payloads {}: {e}", dir.display()))
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| {
-                p.extension().is_some_and(|x| x == "json")
-                    && p.file_name().is_some_and(|n| n != "request-headers.json")
-            })
-            .collect();
-        files.sort();
-        assert!(
-            files.len() >= 17,
-            "expected the 17 captured reviews in {}, found {files:?}",
-            dir.display()
-        );
-        files
+        common::captured_payloads()
             .iter()
             .map(|f| std::fs::read(f).unwrap_or_else(|e| panic!("{}: {e}", f.display())))
             .collect()

@@ -29,6 +29,28 @@ pub fn payloads_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/payloads/kube-apiserver-1.28")
 }
 
+/// The captured kube-apiserver reviews (every `*.json` but the headers file), sorted; fails
+/// loudly when fewer than the 17 captures are there, so no test passes on an empty directory.
+pub fn captured_payloads() -> Vec<PathBuf> {
+    let dir = payloads_dir();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("cannot list the captured payloads {}: {e}", dir.display()))
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.extension().is_some_and(|x| x == "json")
+                && p.file_name().is_some_and(|n| n != "request-headers.json")
+        })
+        .collect();
+    files.sort();
+    assert!(
+        files.len() >= 17,
+        "expected the 17 captured reviews in {}, found {files:?}",
+        dir.display()
+    );
+    files
+}
+
 /// The golden fixtures of this repository.
 pub fn fixtures_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
