@@ -8,14 +8,13 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use kube::core::response::StatusSummary;
 use kube::core::{GroupVersionKind, GroupVersionResource, Status};
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
 use serde_json::Value;
 
 use base64::Engine as _;
 
 use crate::defaulting::{self, Defaults};
 use crate::field::ErrorList;
-use crate::strict;
+use crate::strict::{self, PlainObject, StrictObject, Walked};
 use crate::types::{GROUP, KIND, PLURAL, VERSION};
 use crate::validation;
 
@@ -183,21 +182,23 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for MapOnly<T> {
     }
 }
 
-/// The envelope of an incoming AdmissionReview; the objects stay raw so that the strict field
-/// check sees the exact bytes (duplicate keys are lost once decoded).
+/// The envelope of an incoming AdmissionReview, decoded in one pass with its objects: `O` is
+/// how `request.object` is read ([`StrictObject`] or [`PlainObject`]), so that the strict field
+/// check sees every key as it is read (duplicate keys are lost once decoded).
 #[derive(Deserialize)]
-struct ReviewIn<'a> {
+#[serde(bound(deserialize = "O: Deserialize<'de>"))]
+struct ReviewIn<O> {
     #[serde(rename = "apiVersion", default)]
     api_version: Option<String>,
     #[serde(default)]
     kind: Option<String>,
-    #[serde(borrow, default)]
-    request: Option<MapOnly<RequestIn<'a>>>,
+    #[serde(default)]
+    request: Option<MapOnly<RequestIn<O>>>,
 }
 
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RequestIn<'a> {
+#[serde(rename_all = "camelCase", bound(deserialize = "O: Deserialize<'de>"))]
+struct RequestIn<O> {
     #[serde(default)]
     uid: Option<String>,
     kind: Option<GroupVersionKind>,
@@ -210,10 +211,56 @@ struct RequestIn<'a> {
     namespace: Option<String>,
     #[serde(default)]
     operation: Option<String>,
-    #[serde(borrow, default)]
-    object: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    old_object: Option<&'a RawValue>,
+    #[serde(default)]
+    object: Option<O>,
+    #[serde(default)]
+    old_object: Option<PlainObject>,
+}
+
+/// A request whose objects have been read.
+type Request = RequestIn<Walked>;
+
+// === impl RequestIn ===
+
+impl<O: Into<Walked>> RequestIn<O> {
+    fn walked(self) -> Request {
+        RequestIn {
+            uid: self.uid,
+            kind: self.kind,
+            resource: self.resource,
+            sub_resource: self.sub_resource,
+            name: self.name,
+            namespace: self.namespace,
+            operation: self.operation,
+            object: self.object.map(Into::into),
+            old_object: self.old_object,
+        }
+    }
+}
+
+impl From<StrictObject> for Walked {
+    fn from(object: StrictObject) -> Walked {
+        object.0
+    }
+}
+
+impl From<PlainObject> for Walked {
+    fn from(object: PlainObject) -> Walked {
+        object.0
+    }
+}
+
+/// Decodes the envelope and its objects, `request.object` as `O` says.
+fn decode_review<'de, O: Deserialize<'de> + Into<Walked>>(
+    text: &'de str,
+) -> Result<ReviewIn<Walked>, RequestError> {
+    let MapOnly(envelope): MapOnly<ReviewIn<O>> =
+        serde_json::from_str(text).map_err(|e| RequestError::NotAReview(e.to_string()))?;
+    Ok(ReviewIn {
+        api_version: envelope.api_version,
+        kind: envelope.kind,
+        request: envelope.request.map(|MapOnly(r)| MapOnly(r.walked())),
+    })
 }
 
 /// The outgoing AdmissionReview.
@@ -349,7 +396,7 @@ pub fn review(body: &[u8], webhook: Webhook, opts: &Options) -> Result<Reviewed,
 }
 
 /// The judging step, as a parameter so that tests can prove a failing judge fails closed.
-type Judge = fn(&RequestIn<'_>, &str, Webhook, &Options) -> Response;
+type Judge = fn(&Request, &str, Webhook, &Options) -> Response;
 
 fn review_with(
     body: &[u8],
@@ -357,8 +404,15 @@ fn review_with(
     opts: &Options,
     judge: Judge,
 ) -> Result<Reviewed, RequestError> {
-    let MapOnly(envelope): MapOnly<ReviewIn<'_>> =
-        serde_json::from_slice(body).map_err(|e| RequestError::NotAReview(e.to_string()))?;
+    // Invalid UTF-8 anywhere refuses the body, even in members that are skipped unread.
+    let text = std::str::from_utf8(body)
+        .map_err(|e| RequestError::NotAReview(format!("not UTF-8: {e}")))?;
+    let strict = webhook == Webhook::Validate && opts.field_validation != FieldValidation::Ignore;
+    let envelope = if strict {
+        decode_review::<StrictObject>(text)?
+    } else {
+        decode_review::<PlainObject>(text)?
+    };
     let api_version = envelope.api_version.unwrap_or_default();
     if api_version != ADMISSION_V1 && api_version != ADMISSION_V1BETA1 {
         return Err(RequestError::UnsupportedVersion(api_version));
@@ -414,7 +468,12 @@ fn review_with(
     summary.allowed = response.allowed;
     summary.warnings = response.warnings.len();
     if summary.name.is_empty() {
-        summary.name = object_name(request.object.or(request.old_object)).unwrap_or_default();
+        summary.name = object_name(
+            request
+                .object
+                .as_ref()
+                .or(request.old_object.as_ref().map(|o| &o.0)),
+        );
     }
 
     let out = ReviewOut {
@@ -434,22 +493,17 @@ fn review_with(
     Ok(Reviewed { body, summary })
 }
 
-/// The name in `metadata.name` of a raw object, if it has one.
-fn object_name(raw: Option<&RawValue>) -> Option<String> {
-    #[derive(Deserialize)]
-    struct Meta {
-        name: Option<String>,
-    }
-    #[derive(Deserialize)]
-    struct Obj {
-        metadata: Option<Meta>,
-    }
-    let obj: Obj = serde_json::from_str(raw?.get()).ok()?;
-    obj.metadata?.name
+/// The object's `metadata.name`, or nothing.
+fn object_name(object: Option<&Walked>) -> String {
+    object
+        .and_then(|o| o.value.pointer("/metadata/name"))
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// Judges a well-formed request; pure, and panics only on a bug (caught by the caller).
-fn judge(request: &RequestIn<'_>, uid: &str, webhook: Webhook, opts: &Options) -> Response {
+fn judge(request: &Request, uid: &str, webhook: Webhook, opts: &Options) -> Response {
     if let Some(status) = wrong_resource(request) {
         return Response::deny(uid, status);
     }
@@ -464,36 +518,40 @@ fn judge(request: &RequestIn<'_>, uid: &str, webhook: Webhook, opts: &Options) -
             return Response::deny(uid, failure(400, "BadRequest", msg));
         }
     }
-    let Some(raw) = request.object else {
+    let Some(object) = &request.object else {
         let msg = format!("request.object is required for {operation}");
         return Response::deny(uid, failure(400, "BadRequest", msg));
     };
-    let old_raw = request.old_object.filter(|_| operation == "UPDATE");
-    if operation == "UPDATE" && old_raw.is_none() {
+    let old = request
+        .old_object
+        .as_ref()
+        .map(|o| &o.0)
+        .filter(|_| operation == "UPDATE");
+    if operation == "UPDATE" && old.is_none() {
         let msg = "request.oldObject is required for UPDATE".to_owned();
         return Response::deny(uid, failure(400, "BadRequest", msg));
     }
 
     match webhook {
-        Webhook::Validate => validate(uid, raw, old_raw, opts),
-        Webhook::Mutate => mutate(uid, raw, operation == "CREATE", opts),
+        Webhook::Validate => validate(uid, object, old, opts),
+        Webhook::Mutate => mutate(uid, object, operation == "CREATE", opts),
     }
 }
 
 /// The `/mutate` answer: allowed, with the defaults as a JSON Patch when anything changes.
 /// It never denies a decodable review; an object it cannot read is left to validation.
-fn mutate(uid: &str, raw: &RawValue, create: bool, opts: &Options) -> Response {
+fn mutate(uid: &str, object: &Walked, create: bool, opts: &Options) -> Response {
     let mut response = Response::allow(uid);
-    // Defaulting reads and patches only members that `decode` keeps.
-    let Ok(object) = validation::decode(raw.get()) else {
+    if object.too_deep {
         return response;
-    };
-    let ops = defaulting::patch(&object, create, &opts.defaults);
+    }
+    // Defaulting reads and patches only members that the walk keeps.
+    let ops = defaulting::patch(&object.value, create, &opts.defaults);
     if ops.is_empty() {
         return response;
     }
     // Applying the patch to its own object proves it well-formed before the API server sees it.
-    let mut patched = object;
+    let mut patched = object.value.clone();
     if json_patch::patch(&mut patched, &ops).is_err() {
         // A patch that does not apply to its own object is a bug: refuse rather than send it.
         let msg = "internal error: the defaults do not apply to the object; refused (fail closed)";
@@ -506,7 +564,7 @@ fn mutate(uid: &str, raw: &RawValue, create: bool, opts: &Options) -> Response {
 }
 
 /// Denies with 400 a review for any resource other than IPAMClaim `k8s.cni.cncf.io/v1alpha1`.
-fn wrong_resource(request: &RequestIn<'_>) -> Option<Status> {
+fn wrong_resource(request: &Request) -> Option<Status> {
     let kind_ok = request
         .kind
         .as_ref()
@@ -537,42 +595,36 @@ fn gvk_text(group: &str, version: &str, kind: &str) -> String {
 }
 
 /// The `/validate` verdict on CREATE and UPDATE.
-fn validate(uid: &str, raw: &RawValue, old_raw: Option<&RawValue>, opts: &Options) -> Response {
-    let warnings = match strict_fields(uid, raw, opts) {
+fn validate(uid: &str, object: &Walked, old: Option<&Walked>, opts: &Options) -> Response {
+    for (walked, name) in [(Some(object), "object"), (old, "oldObject")] {
+        if walked.is_some_and(|w| w.too_deep) {
+            let e = strict::StrictError::TooDeep {
+                max: strict::MAX_DEPTH,
+            };
+            let msg = format!("request.{name} cannot be decoded: {e}");
+            return Response::deny(uid, failure(400, "BadRequest", msg));
+        }
+    }
+    let warnings = match strict_fields(uid, object, opts) {
         Ok(warnings) => warnings,
         Err(denied) => return *denied,
     };
-    let object: Value = match validation::decode(raw.get()) {
-        Ok(v) => v,
-        Err(e) => {
-            let msg = format!("request.object cannot be decoded: {e}");
-            return Response::deny(uid, failure(400, "BadRequest", msg));
-        }
-    };
-    judge_object(uid, object, old_raw, warnings)
+    judge_object(uid, &object.value, old.map(|o| &o.value), warnings)
 }
 
 /// The rules of DESIGN §4 on a decoded object, with the warnings gathered so far.
 fn judge_object(
     uid: &str,
-    object: Value,
-    old_raw: Option<&RawValue>,
+    object: &Value,
+    old: Option<&Value>,
     mut warnings: Vec<String>,
 ) -> Response {
     if !object.is_object() {
         let msg = "request.object must be a JSON object".to_owned();
         return Response::deny(uid, failure(400, "BadRequest", msg));
     }
-    let old: Option<Value> = match old_raw.map(|r| validation::decode(r.get())) {
-        None => None,
-        Some(Ok(v)) => Some(v),
-        Some(Err(e)) => {
-            let msg = format!("request.oldObject cannot be decoded: {e}");
-            return Response::deny(uid, failure(400, "BadRequest", msg));
-        }
-    };
 
-    let verdict = validation::validate(&object, old.as_ref());
+    let verdict = validation::validate(object, old);
     warnings.extend(verdict.ratcheted.iter().map(|e| shorten(e.to_string())));
     if verdict.errors.is_empty() {
         let mut response = Response::allow(uid);
@@ -588,17 +640,11 @@ fn judge_object(
     response
 }
 
-/// Strict field validation of the raw object: under `Strict` a denial, under `Warn` the
-/// warnings to add, under `Ignore` nothing.
-fn strict_fields(uid: &str, raw: &RawValue, opts: &Options) -> Result<Vec<String>, Box<Response>> {
-    if opts.field_validation == FieldValidation::Ignore {
-        return Ok(Vec::new());
-    }
-    let issues = strict::check(raw.get().as_bytes()).map_err(|e| {
-        let msg = format!("request.object cannot be decoded: {e}");
-        Box::new(Response::deny(uid, failure(400, "BadRequest", msg)))
-    })?;
-    if issues.is_empty() {
+/// Strict field validation of the object: under `Strict` a denial, under `Warn` the warnings
+/// to add, under `Ignore` nothing (the walk looked for no issues).
+fn strict_fields(uid: &str, object: &Walked, opts: &Options) -> Result<Vec<String>, Box<Response>> {
+    let issues = &object.issues;
+    if opts.field_validation == FieldValidation::Ignore || issues.is_empty() {
         return Ok(Vec::new());
     }
     let texts: Vec<String> = issues
@@ -645,7 +691,7 @@ mod tests {
 
     const REVIEW: &str = r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u1","kind":{"group":"k8s.cni.cncf.io","version":"v1alpha1","kind":"IPAMClaim"},"resource":{"group":"k8s.cni.cncf.io","version":"v1alpha1","resource":"ipamclaims"},"operation":"CREATE","userInfo":{},"object":{"metadata":{"name":"a"},"spec":{"network":"n","interface":"eth0"}}}}"#;
 
-    fn panicking_judge(_: &RequestIn<'_>, _: &str, _: Webhook, _: &Options) -> Response {
+    fn panicking_judge(_: &Request, _: &str, _: Webhook, _: &Options) -> Response {
         panic!("a bug while judging");
     }
 

@@ -1,13 +1,22 @@
-//! Strict field checking: unknown and duplicate keys found in the raw bytes of an IPAMClaim.
+//! Strict field checking: unknown and duplicate keys of an IPAMClaim, found in the same pass
+//! over the review that decodes the members the rules read.
 //!
 //! The API server drops an unknown field silently and keeps the last of two duplicate keys, and
-//! decoding into `serde_json::Value` loses duplicates too, so this walks the request bytes itself.
-//! The walk is iterative (an explicit stack bounded by [`MAX_DEPTH`]), allocates nothing for keys
-//! without escapes, and builds a path string only when it has something to report.
+//! decoding into `serde_json::Value` loses duplicates too, so the keys are checked while
+//! serde_json reads them, before anything is decoded. That walk is also where `request.object`
+//! and `request.oldObject` are decoded: only `metadata.name`, `metadata.generateName`,
+//! `metadata.labels`, `spec` and `status` are kept (no rule reads anything else; `managedFields`
+//! alone is most of a real object), so the review's bytes are read once, not once for the
+//! envelope, once for the keys and once per object.
 
 use std::borrow::Cow;
+use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
 use std::fmt::{self, Write as _};
+
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+use serde_json::{Map, Number, Value};
 
 /// How deeply objects and arrays may nest, counting the root object as the first level.
 pub const MAX_DEPTH: usize = 64;
@@ -33,12 +42,9 @@ pub struct Issue {
 /// The object could not be walked.
 #[derive(Debug, thiserror::Error)]
 pub enum StrictError {
-    /// Not well-formed JSON (including truncated input and invalid UTF-8 in a string).
-    #[error("malformed JSON at byte {offset}")]
-    Malformed {
-        /// Byte offset of the problem.
-        offset: usize,
-    },
+    /// Not well-formed JSON (including truncated input and invalid UTF-8), as serde_json says.
+    #[error("malformed JSON: {0}")]
+    Malformed(String),
     /// Objects and arrays nest deeper than [`MAX_DEPTH`].
     #[error("JSON nests deeper than {max} levels")]
     TooDeep {
@@ -52,7 +58,86 @@ pub enum StrictError {
 /// A top-level value that is not an object has no fields to judge and yields no issues (the
 /// decoding layer rejects it), but it must still be well-formed and within [`MAX_DEPTH`].
 pub fn check(object: &[u8]) -> Result<Vec<Issue>, StrictError> {
-    Walker::new(object).run()
+    let text = std::str::from_utf8(object).map_err(|e| StrictError::Malformed(e.to_string()))?;
+    let walked = walk(text, true).map_err(|e| StrictError::Malformed(e.to_string()))?;
+    if walked.too_deep {
+        return Err(StrictError::TooDeep { max: MAX_DEPTH });
+    }
+    Ok(walked.issues)
+}
+
+/// Reads the JSON text of an object as the admission pipeline does: the members the rules read,
+/// and with `strict` its unknown and duplicate fields. Errors are serde_json's.
+pub fn walk(text: &str, strict: bool) -> serde_json::Result<Walked> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    let walked = Walked::read(&mut de, strict)?;
+    de.end()?;
+    Ok(walked)
+}
+
+/// An object as read by the walk.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Walked {
+    /// The members the rules read (`metadata.name`, `metadata.generateName`, `metadata.labels`,
+    /// `spec`, `status`; the last of two equal keys wins), or the whole value when it is not an
+    /// object. A rule that starts reading another member must add it to [`Keep::member`].
+    pub value: Value,
+    /// Unknown and duplicate fields in document order; empty unless walked strictly.
+    pub issues: Vec<Issue>,
+    /// Whether objects and arrays nest deeper than [`MAX_DEPTH`]: `value` and `issues` are then
+    /// incomplete and must not be judged.
+    pub too_deep: bool,
+}
+
+// === impl Walked ===
+
+impl Walked {
+    /// Walks the next value of `deserializer`.
+    pub fn read<'de, D: Deserializer<'de>>(
+        deserializer: D,
+        strict: bool,
+    ) -> Result<Self, D::Error> {
+        let ctx = Ctx {
+            strict,
+            issues: RefCell::new(Vec::new()),
+            seen: RefCell::new(Vec::new()),
+            too_deep: Cell::new(false),
+        };
+        let value = Walk {
+            node: &ROOT,
+            keep: Keep::Root,
+            depth: 0,
+            path: None,
+            ctx: &ctx,
+        }
+        .deserialize(deserializer)?;
+        Ok(Walked {
+            value: value.unwrap_or(Value::Null),
+            issues: ctx.issues.into_inner(),
+            too_deep: ctx.too_deep.get(),
+        })
+    }
+}
+
+/// `request.object` of a review: walked strictly. Deserialises from a review's `object` member.
+#[derive(Debug)]
+pub struct StrictObject(pub Walked);
+
+impl<'de> Deserialize<'de> for StrictObject {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Walked::read(deserializer, true).map(StrictObject)
+    }
+}
+
+/// An object of a review whose fields are not checked (`oldObject`, the mutating webhook's
+/// object, `fieldValidation: Ignore`).
+#[derive(Debug)]
+pub struct PlainObject(pub Walked);
+
+impl<'de> Deserialize<'de> for PlainObject {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Walked::read(deserializer, false).map(PlainObject)
+    }
 }
 
 // === Schema ===
@@ -211,461 +296,343 @@ impl fmt::Display for Issue {
     }
 }
 
-// === Walker ===
+// === The walk ===
 
 /// Up to this many keys an object's duplicate check is a linear scan; beyond, a hash set.
 const LINEAR_KEYS: usize = 16;
 
-/// Which kind of container a frame is, how far it has been read, and how its current child is
-/// named in a path: all that [`Walker::step`] needs to know what may come next.
-#[derive(Debug)]
+/// Which part of a value the walk keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Keep {
+    /// Nothing: the value is only checked (or skipped).
+    Nothing,
+    /// The object: its `metadata` trimmed, `spec` and `status` whole.
+    Root,
+    /// `metadata`: `name`, `generateName` and `labels`.
+    Metadata,
+    /// All of it.
+    Whole,
+}
+
+// === impl Keep ===
+
+impl Keep {
+    /// What to keep of the member `key` of an object kept as `self`. Every rule reads only
+    /// what this keeps.
+    fn member(self, key: &str) -> Keep {
+        match self {
+            Keep::Nothing | Keep::Whole => self,
+            Keep::Root => match key {
+                "metadata" => Keep::Metadata,
+                "spec" | "status" => Keep::Whole,
+                _ => Keep::Nothing,
+            },
+            Keep::Metadata => match key {
+                "name" | "generateName" | "labels" => Keep::Whole,
+                _ => Keep::Nothing,
+            },
+        }
+    }
+
+    /// What to keep of an item of an array kept as `self`: a trimmed member that turns out
+    /// not to be an object is kept whole.
+    fn item(self) -> Keep {
+        match self {
+            Keep::Nothing => Keep::Nothing,
+            _ => Keep::Whole,
+        }
+    }
+}
+
+/// What one walk shares across its levels.
+struct Ctx<'de> {
+    /// Whether unknown and duplicate fields are looked for.
+    strict: bool,
+    issues: RefCell<Vec<Issue>>,
+    /// Keys of the open objects that a declared-field bit cannot track (map keys, unknown
+    /// keys), innermost last: one vector for the walk, so that small objects cost no
+    /// allocation of their own.
+    seen: RefCell<Vec<Cow<'de, str>>>,
+    too_deep: Cell<bool>,
+}
+
+/// One step of the path from the object's root to the value being walked, on the stack.
+struct Step<'a> {
+    parent: Option<&'a Step<'a>>,
+    label: Label<'a>,
+}
+
+/// How a step is named in a path.
 enum Label<'a> {
-    /// An object with no member read yet.
-    ObjectStart,
-    /// The key of the current member of an object (decoded, except in a skipped object).
-    Key(Cow<'a, [u8]>),
-    /// An array with no item read yet.
-    ArrayStart,
-    /// The index of the current item of an array.
+    Key(&'a str),
     Index(usize),
 }
 
-/// One open object or array.
-struct Frame<'a> {
-    /// The expected shape; [`Node::Leaf`] when the container is only being skipped.
+/// Reads one value: checks its keys against `node` (when strict), keeps what `keep` says, and
+/// returns the kept part.
+#[derive(Clone, Copy)]
+struct Walk<'a, 'de> {
+    /// The expected shape; [`Node::Leaf`] where nothing is checked.
     node: &'static Node,
-    /// Object or array, and the child being walked, so that a path can be built on demand.
-    label: Label<'a>,
-    /// Which of an [`Node::Object`]'s declared fields were seen, by index.
-    declared: u64,
-    /// Where this object's other keys start in [`Walker::seen`].
-    seen_start: usize,
-    /// Keys of a large object, once the linear scan would get slow.
-    large: Option<HashSet<Cow<'a, [u8]>>>,
-}
-
-/// The state of one `check` call.
-struct Walker<'a> {
-    bytes: &'a [u8],
-    pos: usize,
-    /// Frames of the open containers are `frames[..depth]`. Slots past `depth` are kept for
-    /// reuse: opening a container then writes its frame in place, where a push would build it
-    /// aside and copy it (and stall the CPU on store forwarding, once per container).
-    frames: Vec<Frame<'a>>,
+    keep: Keep,
+    /// How many objects and arrays enclose the value.
     depth: usize,
-    /// Keys of the open objects, innermost last; one shared vector so that small objects cost
-    /// no allocation of their own.
-    seen: Vec<Cow<'a, [u8]>>,
-    issues: Vec<Issue>,
+    path: Option<&'a Step<'a>>,
+    ctx: &'a Ctx<'de>,
 }
 
-/// Byte classes inside a string: 0 is plain, anything else needs a closer look.
-static STRING_CLASS: [u8; 256] = {
-    let mut table = [0u8; 256];
-    let mut i = 0;
-    while i < 0x20 {
-        table[i] = 1;
-        i += 1;
-    }
-    table[b'"' as usize] = 1;
-    table[b'\\' as usize] = 1;
-    let mut i = 0x80;
-    while i < 256 {
-        table[i] = 1;
-        i += 1;
-    }
-    table
-};
+// === impl Walk ===
 
-/// The end of the run of plain string bytes (not `"`, `\`, control or non-ASCII) at `pos`.
-///
-/// Strings are most of an object's bytes, so they are scanned eight bytes at a time. A special
-/// byte ends up with its high bit set: a quote or backslash is zero after the XOR and borrows
-/// when one is subtracted, a control byte borrows when 0x20 is, and a non-ASCII byte has the bit
-/// already. A borrow may also mark the byte after a special one, never one before, so the lowest
-/// mark is exact.
-#[inline]
-fn plain_run(bytes: &[u8], mut pos: usize) -> usize {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    while let Some(chunk) = bytes.get(pos..pos + 8) {
-        let Ok(chunk) = <[u8; 8]>::try_from(chunk) else {
-            break;
-        };
-        let v = u64::from_le_bytes(chunk);
-        let quote = v ^ (ONES * u64::from(b'"'));
-        let backslash = v ^ (ONES * u64::from(b'\\'));
-        let special = (quote.wrapping_sub(ONES)
-            | backslash.wrapping_sub(ONES)
-            | v.wrapping_sub(ONES * 0x20)
-            | v)
-            & HIGH;
-        if special != 0 {
-            return pos + (special.trailing_zeros() / 8) as usize;
+impl<'a, 'de> Walk<'a, 'de> {
+    /// The walk of a child value, or `None` when the child is skipped unread: nothing of it is
+    /// kept and its keys are not checked. A strict walk reads every value, so that depth and
+    /// numbers are checked throughout the object.
+    fn child(self, node: &'static Node, keep: Keep, step: &'a Step<'a>) -> Option<Self> {
+        (self.ctx.strict || keep != Keep::Nothing).then_some(Walk {
+            node,
+            keep,
+            depth: self.depth + 1,
+            path: Some(step),
+            ctx: self.ctx,
+        })
+    }
+
+    fn kept(self, value: impl FnOnce() -> Value) -> Option<Value> {
+        (self.keep != Keep::Nothing).then(value)
+    }
+
+    /// Records an issue about the member named by `step`.
+    fn report(self, kind: IssueKind, step: &Step<'_>) {
+        let mut labels = Vec::new();
+        let mut at = Some(step);
+        while let Some(s) = at {
+            labels.push(&s.label);
+            at = s.parent;
         }
-        pos += 8;
-    }
-    while pos < bytes.len() && STRING_CLASS[bytes[pos] as usize] == 0 {
-        pos += 1;
-    }
-    pos
-}
-
-fn malformed(offset: usize) -> StrictError {
-    StrictError::Malformed { offset }
-}
-
-// === impl Walker ===
-
-impl<'a> Walker<'a> {
-    fn new(bytes: &'a [u8]) -> Self {
-        Walker {
-            bytes,
-            pos: 0,
-            frames: Vec::with_capacity(16),
-            depth: 0,
-            seen: Vec::with_capacity(32),
-            issues: Vec::new(),
-        }
-    }
-
-    fn run(mut self) -> Result<Vec<Issue>, StrictError> {
-        self.value(&ROOT)?;
-        while self.depth > 0 {
-            self.step()?;
-        }
-        self.skip_ws();
-        if self.pos != self.bytes.len() {
-            return Err(malformed(self.pos));
-        }
-        Ok(self.issues)
-    }
-
-    /// Reads what follows inside the innermost container: a member, an item or its end.
-    fn step(&mut self) -> Result<(), StrictError> {
-        self.skip_ws();
-        let at = self.pos;
-        let b = self.next()?;
-        let Some(frame) = self.open_frames().last() else {
-            return Err(malformed(at));
-        };
-        match (&frame.label, b) {
-            (Label::ObjectStart | Label::Key(_), b'}')
-            | (Label::ArrayStart | Label::Index(_), b']') => {
-                self.close();
-                Ok(())
-            }
-            (Label::ObjectStart, b'"') => self.member(),
-            (Label::Key(_), b',') => {
-                self.skip_ws();
-                if self.next()? != b'"' {
-                    return Err(malformed(self.pos - 1));
-                }
-                self.member()
-            }
-            (Label::Index(_), b',') => self.item(),
-            (Label::ArrayStart, _) => {
-                self.pos = at;
-                self.item()
-            }
-            _ => Err(malformed(at)),
-        }
-    }
-
-    /// Reads one `"key": value` member; the opening quote is already consumed.
-    fn member(&mut self) -> Result<(), StrictError> {
-        let key_at = self.pos;
-        let (raw, escaped) = self.string()?;
-        self.skip_ws();
-        if self.next()? != b':' {
-            return Err(malformed(self.pos - 1));
-        }
-        let Some(frame) = self.frames[..self.depth].last_mut() else {
-            return Err(malformed(self.pos));
-        };
-        if matches!(frame.node, Node::Leaf) {
-            // Nothing inside a skipped container is reported, so its keys need no decoding.
-            frame.label = Label::Key(Cow::Borrowed(raw));
-            return self.value(&Node::Leaf);
-        }
-        let key = decode_key(raw, escaped, key_at)?;
-        let (first, declared) = match frame.node.slot(&key) {
-            // A declared field is one bit: no key list to search for most members.
-            Slot::Declared(i, node) => {
-                let bit = 1 << i;
-                let first = frame.declared & bit == 0;
-                frame.declared |= bit;
-                (first, Some(node))
-            }
-            Slot::Free => (
-                remember(frame, &mut self.seen, share(&key)),
-                Some(&Node::Free),
-            ),
-            Slot::Unknown => (remember(frame, &mut self.seen, share(&key)), None),
-        };
-        frame.label = Label::Key(key);
-        if !first {
-            self.report(IssueKind::Duplicate);
-        } else if declared.is_none() {
-            self.report(IssueKind::Unknown);
-        }
-        // The value of an unknown field is skipped whole: its children are not fields either.
-        self.value(declared.unwrap_or(&Node::Leaf))
-    }
-
-    /// Reads one array item; a separating comma is already consumed.
-    fn item(&mut self) -> Result<(), StrictError> {
-        let Some(frame) = self.frames[..self.depth].last_mut() else {
-            return Err(malformed(self.pos));
-        };
-        let node = frame.node.item();
-        frame.label = Label::Index(match frame.label {
-            Label::Index(i) => i + 1,
-            _ => 0,
-        });
-        self.value(node)
-    }
-
-    /// Reads a scalar whole, or opens a container for [`Walker::step`] to continue.
-    fn value(&mut self, node: &'static Node) -> Result<(), StrictError> {
-        self.skip_ws();
-        let Some(&b) = self.bytes.get(self.pos) else {
-            return Err(malformed(self.pos));
-        };
-        match b {
-            b'{' => return self.open(true, node),
-            b'[' => return self.open(false, node),
-            b'"' => {
-                self.pos += 1;
-                self.string()?;
-            }
-            b't' => self.literal(b"true")?,
-            b'f' => self.literal(b"false")?,
-            b'n' => self.literal(b"null")?,
-            b'-' | b'0'..=b'9' => self.number()?,
-            _ => return Err(malformed(self.pos)),
-        }
-        Ok(())
-    }
-
-    fn open(&mut self, is_object: bool, node: &'static Node) -> Result<(), StrictError> {
-        if self.depth >= MAX_DEPTH {
-            return Err(StrictError::TooDeep { max: MAX_DEPTH });
-        }
-        self.pos += 1;
-        let node = node.for_container(is_object);
-        let label = if is_object {
-            Label::ObjectStart
-        } else {
-            Label::ArrayStart
-        };
-        let seen_start = self.seen.len();
-        if let Some(frame) = self.frames.get_mut(self.depth) {
-            frame.node = node;
-            frame.label = label;
-            frame.declared = 0;
-            frame.seen_start = seen_start;
-            frame.large = None;
-        } else {
-            self.frames.push(Frame {
-                node,
-                label,
-                declared: 0,
-                seen_start,
-                large: None,
-            });
-        }
-        self.depth += 1;
-        Ok(())
-    }
-
-    fn close(&mut self) {
-        if let Some(frame) = self.open_frames().last() {
-            let seen_start = frame.seen_start;
-            self.seen.truncate(seen_start);
-            self.depth -= 1;
-        }
-    }
-
-    fn open_frames(&self) -> &[Frame<'a>] {
-        &self.frames[..self.depth]
-    }
-
-    /// Records an issue at the current position, naming it by the labels of all open frames.
-    fn report(&mut self, kind: IssueKind) {
         let mut path = String::new();
-        for (depth, frame) in self.open_frames().iter().enumerate() {
-            match &frame.label {
-                Label::ObjectStart | Label::ArrayStart => {}
+        for label in labels.into_iter().rev() {
+            match label {
                 Label::Key(key) => {
-                    if depth > 0 {
+                    if !path.is_empty() {
                         path.push('.');
                     }
-                    path.push_str(&String::from_utf8_lossy(key));
+                    path.push_str(key);
                 }
                 Label::Index(i) => {
                     let _ = write!(path, "[{i}]");
                 }
             }
         }
-        self.issues.push(Issue { kind, path });
+        self.ctx.issues.borrow_mut().push(Issue { kind, path });
     }
 
-    /// Reads the rest of a string whose opening quote is consumed; returns its raw content and
-    /// whether it holds escapes. Escapes and UTF-8 are validated as JSON requires.
-    #[inline(always)]
-    fn string(&mut self) -> Result<(&'a [u8], bool), StrictError> {
-        let bytes = self.bytes;
-        let start = self.pos;
-        let end = plain_run(bytes, start);
-        // Nearly every string is plain ASCII without escapes; keep that path small enough to
-        // inline at each call.
-        if bytes.get(end) == Some(&b'"') {
-            self.pos = end + 1;
-            return Ok((&bytes[start..end], false));
+    /// Whether the walk may open another object or array; if not, notes it.
+    fn may_open(self) -> bool {
+        if self.depth >= MAX_DEPTH {
+            self.ctx.too_deep.set(true);
+            return false;
         }
-        self.pos = end;
-        self.string_rest(start)
+        true
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Walk<'_, 'de> {
+    type Value = Option<Value>;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Walk<'_, 'de> {
+    type Value = Option<Value>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any valid JSON value")
     }
 
-    /// The rest of [`Walker::string`] from the first escape, non-ASCII or bad byte.
-    #[cold]
-    fn string_rest(&mut self, start: usize) -> Result<(&'a [u8], bool), StrictError> {
-        let bytes = self.bytes;
-        let mut escaped = false;
-        let mut ascii = true;
-        loop {
-            match bytes.get(self.pos) {
-                Some(b'"') => break,
-                Some(b'\\') => {
-                    escaped = true;
-                    self.escape()?;
+    fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(self.kept(|| Value::Bool(v)))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(self.kept(|| Value::from(v)))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(self.kept(|| Value::from(v)))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(self.kept(|| Number::from_f64(v).map_or(Value::Null, Value::Number)))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(self.kept(|| Value::String(v.to_owned())))
+    }
+
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(self.kept(|| Value::Null))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        if !self.may_open() {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            return Ok(None);
+        }
+        let node = self.node.for_container(false).item();
+        let keep = self.keep.item();
+        let mut items = self.kept(|| Value::Array(Vec::new()));
+        for index in 0.. {
+            let step = Step {
+                parent: self.path,
+                label: Label::Index(index),
+            };
+            let item = match self.child(node, keep, &step) {
+                Some(walk) => match seq.next_element_seed(walk)? {
+                    Some(item) => item,
+                    None => break,
+                },
+                None => match seq.next_element::<IgnoredAny>()? {
+                    Some(_) => None,
+                    None => break,
+                },
+            };
+            if let (Some(Value::Array(items)), Some(item)) = (&mut items, item) {
+                items.push(item);
+            }
+        }
+        Ok(items)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        if !self.may_open() {
+            while map.next_key::<IgnoredAny>()?.is_some() {
+                map.next_value::<IgnoredAny>()?;
+            }
+            return Ok(None);
+        }
+        let node = self.node.for_container(true);
+        let checks = self.ctx.strict && !matches!(node, Node::Leaf);
+        let mut kept = self.kept(|| Value::Object(Map::new()));
+        let mut keys = Keys::open(self.ctx);
+        while let Some(key) = map.next_key_seed(KeySeed)? {
+            let step = Step {
+                parent: self.path,
+                label: Label::Key(&key),
+            };
+            let mut child_node = &Node::Leaf;
+            if checks {
+                let (first, declared) = match node.slot(key.as_bytes()) {
+                    Slot::Declared(i, child) => (keys.declare(i), Some(child)),
+                    Slot::Free => (keys.remember(&key), Some(&Node::Free)),
+                    Slot::Unknown => (keys.remember(&key), None),
+                };
+                if !first {
+                    self.report(IssueKind::Duplicate, &step);
+                } else if declared.is_none() {
+                    self.report(IssueKind::Unknown, &step);
                 }
-                Some(0x80..=0xff) => {
-                    ascii = false;
-                    self.pos += 1;
-                }
-                // A raw control character, or the input ends inside the string.
-                _ => return Err(malformed(self.pos)),
+                // The value of an unknown field is not walked against any shape: its children
+                // are not fields either.
+                child_node = declared.unwrap_or(&Node::Leaf);
             }
-            self.pos = plain_run(bytes, self.pos);
-        }
-        let raw = &bytes[start..self.pos];
-        self.pos += 1;
-        if !ascii {
-            if let Err(e) = std::str::from_utf8(raw) {
-                return Err(malformed(start + e.valid_up_to()));
+            let value = match self.child(child_node, self.keep.member(&key), &step) {
+                Some(walk) => map.next_value_seed(walk)?,
+                None => map.next_value::<IgnoredAny>().map(|_| None)?,
+            };
+            if let (Some(Value::Object(kept)), Some(value)) = (&mut kept, value) {
+                // The last of two equal keys wins, as in the API server.
+                kept.insert(key.into_owned(), value);
             }
         }
-        Ok((raw, escaped))
+        keys.close();
+        Ok(kept)
+    }
+}
+
+/// The keys of one object, for its duplicate check.
+struct Keys<'a, 'de> {
+    ctx: &'a Ctx<'de>,
+    /// Which of an [`Node::Object`]'s declared fields were seen, by index.
+    declared: u64,
+    /// Where this object's other keys start in [`Ctx::seen`].
+    start: usize,
+    /// Keys of a large object, once the linear scan would get slow.
+    large: Option<HashSet<Cow<'de, str>>>,
+}
+
+// === impl Keys ===
+
+impl<'a, 'de> Keys<'a, 'de> {
+    fn open(ctx: &'a Ctx<'de>) -> Self {
+        Keys {
+            ctx,
+            declared: 0,
+            start: ctx.seen.borrow().len(),
+            large: None,
+        }
     }
 
-    /// Steps over one escape sequence at `pos`, rejecting what serde_json rejects, lone
-    /// surrogates included.
-    fn escape(&mut self) -> Result<(), StrictError> {
-        let at = self.pos;
-        match self.bytes.get(at + 1) {
-            Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => self.pos += 2,
-            Some(b'u') => {
-                let (_, len) = unicode_escape(self.bytes, at)?;
-                self.pos += len;
-            }
-            _ => return Err(malformed(at)),
-        }
-        Ok(())
+    /// Marks the declared field `i` seen; `false` if it was already.
+    fn declare(&mut self, i: usize) -> bool {
+        let bit = 1 << i;
+        let first = self.declared & bit == 0;
+        self.declared |= bit;
+        first
     }
 
-    fn literal(&mut self, word: &[u8]) -> Result<(), StrictError> {
-        if self.bytes[self.pos..].starts_with(word) {
-            self.pos += word.len();
-            Ok(())
+    /// Adds `key` to the object's keys; `false` if it was already there.
+    // A `&str` would lose the input's lifetime: the `Cow` is what lets a borrowed key be
+    // remembered without a copy.
+    #[allow(clippy::ptr_arg)]
+    fn remember(&mut self, key: &Cow<'de, str>) -> bool {
+        if let Some(large) = &mut self.large {
+            return large.insert(key.clone());
+        }
+        // Inner objects have closed by now, so this object's keys are the tail of `seen`.
+        let mut seen = self.ctx.seen.borrow_mut();
+        let mine = &seen[self.start..];
+        if mine.iter().any(|k| same_key(k.as_bytes(), key.as_bytes())) {
+            return false;
+        }
+        if mine.len() < LINEAR_KEYS {
+            seen.push(key.clone());
         } else {
-            Err(malformed(self.pos))
+            let mut large: HashSet<_> = seen.drain(self.start..).collect();
+            large.insert(key.clone());
+            self.large = Some(large);
         }
+        true
     }
 
-    /// Steps over a number with JSON's grammar: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`.
-    fn number(&mut self) -> Result<(), StrictError> {
-        if self.peek() == Some(b'-') {
-            self.pos += 1;
-        }
-        match self.peek() {
-            Some(b'0') => self.pos += 1,
-            Some(b'1'..=b'9') => self.digits(),
-            _ => return Err(malformed(self.pos)),
-        }
-        if self.peek() == Some(b'.') {
-            self.pos += 1;
-            self.some_digits()?;
-        }
-        if let Some(b'e' | b'E') = self.peek() {
-            self.pos += 1;
-            if let Some(b'+' | b'-') = self.peek() {
-                self.pos += 1;
-            }
-            self.some_digits()?;
-        }
-        Ok(())
-    }
-
-    fn some_digits(&mut self) -> Result<(), StrictError> {
-        if !matches!(self.peek(), Some(b'0'..=b'9')) {
-            return Err(malformed(self.pos));
-        }
-        self.digits();
-        Ok(())
-    }
-
-    fn digits(&mut self) {
-        while let Some(b'0'..=b'9') = self.peek() {
-            self.pos += 1;
-        }
-    }
-
-    fn skip_ws(&mut self) {
-        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
-            self.pos += 1;
-        }
-    }
-
-    fn peek(&self) -> Option<u8> {
-        self.bytes.get(self.pos).copied()
-    }
-
-    fn next(&mut self) -> Result<u8, StrictError> {
-        let b = self.peek().ok_or(malformed(self.pos))?;
-        self.pos += 1;
-        Ok(b)
+    fn close(self) {
+        self.ctx.seen.borrow_mut().truncate(self.start);
     }
 }
 
-/// Adds `key` to the keys of the innermost object; `false` if it was already there.
-#[inline]
-fn remember<'a>(frame: &mut Frame<'a>, seen: &mut Vec<Cow<'a, [u8]>>, key: Cow<'a, [u8]>) -> bool {
-    if let Some(large) = &mut frame.large {
-        return large.insert(key);
+/// An object key: borrowed from the input unless it had escapes.
+struct KeySeed;
+
+impl<'de> DeserializeSeed<'de> for KeySeed {
+    type Value = Cow<'de, str>;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_str(self)
     }
-    // The innermost object's keys are the tail of `seen`: inner objects truncate theirs on close.
-    let mine = &seen[frame.seen_start..];
-    if mine.iter().any(|k| same_key(k, &key)) {
-        return false;
-    }
-    if mine.len() < LINEAR_KEYS {
-        seen.push(key);
-    } else {
-        let mut large: HashSet<_> = seen.drain(frame.seen_start..).collect();
-        large.insert(key);
-        frame.large = Some(large);
-    }
-    true
 }
 
-/// A copy of `key` that costs nothing unless the key had escapes.
-#[inline]
-fn share<'a>(key: &Cow<'a, [u8]>) -> Cow<'a, [u8]> {
-    match key {
-        Cow::Borrowed(raw) => Cow::Borrowed(raw),
-        Cow::Owned(decoded) => Cow::Owned(decoded.clone()),
+impl<'de> Visitor<'de> for KeySeed {
+    type Value = Cow<'de, str>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(v))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v.to_owned()))
     }
 }
 
@@ -695,76 +662,6 @@ fn word(bytes: &[u8]) -> u64 {
     let mut w = [0; 8];
     w.copy_from_slice(bytes);
     u64::from_le_bytes(w)
-}
-
-/// The key as the API server sees it: borrowed when it has no escapes, decoded otherwise.
-/// `at` is the offset of the key's content, for error positions.
-fn decode_key(raw: &[u8], escaped: bool, at: usize) -> Result<Cow<'_, [u8]>, StrictError> {
-    if !escaped {
-        return Ok(Cow::Borrowed(raw));
-    }
-    let mut out = Vec::with_capacity(raw.len());
-    let mut i = 0;
-    while i < raw.len() {
-        let b = raw[i];
-        if b != b'\\' {
-            out.push(b);
-            i += 1;
-            continue;
-        }
-        let decoded = match raw.get(i + 1) {
-            Some(b'"') => b'"',
-            Some(b'\\') => b'\\',
-            Some(b'/') => b'/',
-            Some(b'b') => 0x08,
-            Some(b'f') => 0x0c,
-            Some(b'n') => b'\n',
-            Some(b'r') => b'\r',
-            Some(b't') => b'\t',
-            Some(b'u') => {
-                let (c, len) = unicode_escape(raw, i).map_err(|_| malformed(at + i))?;
-                out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
-                i += len;
-                continue;
-            }
-            // `string` validated every escape already; this is only a guard.
-            _ => return Err(malformed(at + i)),
-        };
-        out.push(decoded);
-        i += 2;
-    }
-    Ok(Cow::Owned(out))
-}
-
-/// Decodes the `\uXXXX` escape at `at` (and the low half that must follow a high surrogate);
-/// returns the character and the length of the escape text.
-fn unicode_escape(bytes: &[u8], at: usize) -> Result<(char, usize), StrictError> {
-    let first = hex4(bytes, at + 2).ok_or(malformed(at))?;
-    let (code, len) = match first {
-        0xd800..=0xdbff => {
-            if bytes.get(at + 6) != Some(&b'\\') || bytes.get(at + 7) != Some(&b'u') {
-                return Err(malformed(at));
-            }
-            let low = hex4(bytes, at + 8).ok_or(malformed(at + 6))?;
-            if !(0xdc00..=0xdfff).contains(&low) {
-                return Err(malformed(at + 6));
-            }
-            (0x10000 + ((first - 0xd800) << 10) + (low - 0xdc00), 12)
-        }
-        0xdc00..=0xdfff => return Err(malformed(at)),
-        _ => (first, 6),
-    };
-    let c = char::from_u32(code).ok_or(malformed(at))?;
-    Ok((c, len))
-}
-
-/// The value of four hex digits at `at`, if there are four.
-fn hex4(bytes: &[u8], at: usize) -> Option<u32> {
-    let digits = bytes.get(at..at + 4)?;
-    digits.iter().try_fold(0u32, |acc, &d| {
-        let v = (d as char).to_digit(16)?;
-        Some(acc << 4 | v)
-    })
 }
 
 #[cfg(test)]
@@ -1153,7 +1050,7 @@ mod tests {
         ];
         for json in cases {
             assert!(
-                matches!(check(json.as_bytes()), Err(StrictError::Malformed { .. })),
+                matches!(check(json.as_bytes()), Err(StrictError::Malformed(_))),
                 "{json:?} accepted"
             );
             // The scanner's grammar is serde_json's.
@@ -1170,7 +1067,7 @@ mod tests {
         for end in 0..bytes.len() {
             let result = check(&bytes[..end]);
             assert!(
-                matches!(result, Err(StrictError::Malformed { .. })),
+                matches!(result, Err(StrictError::Malformed(_))),
                 "prefix of {end} bytes gave {result:?}"
             );
         }
@@ -1187,7 +1084,7 @@ mod tests {
         ];
         for bytes in cases {
             assert!(
-                matches!(check(bytes), Err(StrictError::Malformed { .. })),
+                matches!(check(bytes), Err(StrictError::Malformed(_))),
                 "{bytes:?}"
             );
         }
@@ -1216,11 +1113,12 @@ mod tests {
             check(json.as_bytes()),
             Err(StrictError::TooDeep { max: MAX_DEPTH })
         ));
-        // Unclosed, as a hostile client might send it: still the depth error, not a crash.
+        // Unclosed, as a hostile client might send it: refused, not a crash. Past the limit
+        // the rest is skipped by serde_json's iterative skipper, which finds the end missing.
         let json = "{\"a\":".repeat(10_000);
         assert!(matches!(
             check(json.as_bytes()),
-            Err(StrictError::TooDeep { max: MAX_DEPTH })
+            Err(StrictError::Malformed(_))
         ));
     }
 
@@ -1285,8 +1183,9 @@ mod tests {
         };
         assert_eq!(issue.to_string(), "duplicate field \"spec.network\"");
         assert_eq!(
-            StrictError::Malformed { offset: 7 }.to_string(),
-            "malformed JSON at byte 7"
+            StrictError::Malformed("EOF while parsing a value at line 1 column 0".into())
+                .to_string(),
+            "malformed JSON: EOF while parsing a value at line 1 column 0"
         );
         assert_eq!(
             StrictError::TooDeep { max: 64 }.to_string(),
@@ -1333,7 +1232,7 @@ mod tests {
         fn walk(node: &Node) {
             match node {
                 Node::Object(fields) => {
-                    assert!(fields.len() <= 64, "one bit per field in Frame::declared");
+                    assert!(fields.len() <= 64, "one bit per field in Keys::declared");
                     fields.iter().for_each(|(_, child)| walk(child));
                 }
                 Node::List(item) => walk(item),
@@ -1527,6 +1426,172 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// What the walk must keep: the full decode with only the members rules read.
+    fn kept_part_of(full: Value) -> Value {
+        let Value::Object(mut obj) = full else {
+            return full;
+        };
+        obj.retain(|k, _| matches!(k.as_str(), "metadata" | "spec" | "status"));
+        if let Some(Value::Object(meta)) = obj.get_mut("metadata") {
+            meta.retain(|k, _| matches!(k.as_str(), "name" | "generateName" | "labels"));
+        }
+        Value::Object(obj)
+    }
+
+    /// Both walks keep what a full decode holds of the read members.
+    fn assert_keeps_like_full(text: &str) {
+        let full = serde_json::from_str::<Value>(text).expect("decodes");
+        for strict in [true, false] {
+            let walked = walk(text, strict).unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!(walked.value, kept_part_of(full.clone()), "{text}");
+            assert!(!walked.too_deep);
+        }
+    }
+
+    fn fixture_objects(dir: &std::path::Path, out: &mut Vec<(String, Option<String>)>) {
+        for entry in std::fs::read_dir(dir).expect("read fixtures") {
+            let path = entry.expect("fixture entry").path();
+            if path.is_dir() {
+                fixture_objects(&path, out);
+                continue;
+            }
+            if !path.to_string_lossy().ends_with(".request.json") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).expect("read fixture");
+            let Ok(review) = serde_json::from_str::<Value>(&text) else {
+                continue;
+            };
+            let object = review.pointer("/request/object").map(Value::to_string);
+            let old = review.pointer("/request/oldObject").map(Value::to_string);
+            if let Some(object) = object {
+                out.push((object, old));
+            }
+        }
+    }
+
+    #[test]
+    fn walk_judges_every_fixture_like_a_full_decode() {
+        use crate::validation::validate;
+        let mut objects = Vec::new();
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        fixture_objects(&dir, &mut objects);
+        assert!(
+            objects.len() > 50,
+            "found {} fixture objects",
+            objects.len()
+        );
+        for (object, old) in &objects {
+            if !matches!(serde_json::from_str::<Value>(object), Ok(Value::Object(_))) {
+                continue;
+            }
+            assert_keeps_like_full(object);
+            let full = |t: &str| serde_json::from_str::<Value>(t).expect("decodes");
+            let walked = |t: &str| walk(t, false).expect("decodes").value;
+            assert_eq!(
+                validate(&walked(object), old.as_deref().map(walked).as_ref()),
+                validate(&full(object), old.as_deref().map(full).as_ref()),
+                "{object}"
+            );
+        }
+    }
+
+    #[test]
+    fn walk_keeps_the_last_of_duplicate_keys() {
+        assert_keeps_like_full(r#"{"spec":{"network":"a"},"spec":{"network":"b"}}"#);
+        assert_keeps_like_full(r#"{"metadata":{"name":"a","name":"b"},"metadata":7}"#);
+        assert_keeps_like_full(r#"{"metadata":{"name":"a"},"metadata":{"uid":"u"}}"#);
+    }
+
+    #[test]
+    fn walk_keeps_values_that_are_not_objects_whole() {
+        for text in [
+            "[1,2,{\"a\":[true,null,-1,2.5e3]}]",
+            "\"text\"",
+            "null",
+            "-12",
+            r#"{"metadata":[{"x":1},"y",1.5]}"#,
+            r#"{"metadata":"name"}"#,
+            r#"{"metadata":null,"spec":null}"#,
+            r#"{"spec":{"a":{"b":[{"c":"\u00e9\ud83d\ude00"}]}},"status":{"ips":[]}}"#,
+        ] {
+            assert_keeps_like_full(text);
+        }
+    }
+
+    // Regression: a strict walk reads every value, so it fails wherever a full decode fails.
+    #[test]
+    fn strict_walk_fails_where_a_full_decode_fails() {
+        for text in [
+            r#"{"metadata":{"managedFields":[{"x":1e999}]},"spec":{}}"#,
+            r#"{"apiVersion":-1e400}"#,
+            r#"{"metadata":{"annotations":{"a":"\ud800"}}}"#,
+            r#"{"metadata":{"annotations":{"a":"\x"}}}"#,
+            r#"{"metadata":{"uid":"u"}} trailing"#,
+            r#"{"metadata":{"uid":"u""#,
+            r#"{"kind":tru}"#,
+        ] {
+            assert!(serde_json::from_str::<Value>(text).is_err(), "{text}");
+            assert!(walk(text, true).is_err(), "{text}");
+            assert!(check(text.as_bytes()).is_err(), "{text}");
+        }
+    }
+
+    // A plain walk (oldObject, the mutating webhook) skips the members no rule reads with
+    // serde_json's skipper: their syntax is checked, their numbers' range is not, and their
+    // nesting costs no recursion.
+    #[test]
+    fn plain_walk_checks_only_the_syntax_of_unread_members() {
+        let deep = format!(
+            r#"{{"metadata":{{"annotations":{{"a":{}{}}}}}}}"#,
+            "[".repeat(10_000),
+            "]".repeat(10_000)
+        );
+        for text in [
+            r#"{"metadata":{"managedFields":[{"x":1e999}]},"spec":{}}"#,
+            deep.as_str(),
+        ] {
+            let walked = walk(text, false).unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert!(!walked.too_deep, "{text}");
+        }
+        for text in [
+            r#"{"metadata":{"uid":"u"}} trailing"#,
+            r#"{"metadata":{"uid":"u""#,
+            r#"{"kind":tru}"#,
+            r#"{"metadata":{"annotations":{"a":"\x"}}}"#,
+        ] {
+            assert!(walk(text, false).is_err(), "{text}");
+        }
+        // What is kept is still held to the depth limit.
+        let deep_label = format!(
+            r#"{{"metadata":{{"labels":{{"a":{}{}}}}}}}"#,
+            "[".repeat(MAX_DEPTH),
+            "]".repeat(MAX_DEPTH)
+        );
+        assert!(walk(&deep_label, false).expect("well-formed").too_deep);
+    }
+
+    // serde_json gives its private raw-value key a meaning when decoding a `Value`; the walk
+    // builds its values itself, so the key is an unknown field like any other.
+    #[test]
+    fn raw_value_marker_is_an_ordinary_key() {
+        let text = r#"{"$serde_json::private::RawValue":"{\"spec\":{\"network\":\"n\"}}","metadata":{"$serde_json::private::RawValue":"{}","name":"a"}}"#;
+        let walked = walk(text, true).expect("well-formed");
+        assert_eq!(walked.value, serde_json::json!({"metadata": {"name": "a"}}));
+        assert_eq!(
+            issues(text),
+            [
+                unknown("$serde_json::private::RawValue"),
+                unknown("metadata.$serde_json::private::RawValue")
+            ]
+        );
+        let spec = r#"{"spec":{"$serde_json::private::RawValue":"[1]"}}"#;
+        assert_eq!(
+            walk(spec, false).expect("well-formed").value,
+            serde_json::json!({"spec": {"$serde_json::private::RawValue": "[1]"}})
+        );
     }
 
     proptest! {
