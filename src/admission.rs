@@ -3,10 +3,11 @@
 //! The HTTPS server and `replay` are two thin front ends on [`review`]: the same bytes in give
 //! the same bytes out, whichever front end carried them.
 
+use std::borrow::Cow;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use kube::core::response::StatusSummary;
-use kube::core::{GroupVersionKind, GroupVersionResource, Status};
+use kube::core::Status;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -185,45 +186,75 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for MapOnly<T> {
 /// The envelope of an incoming AdmissionReview, decoded in one pass with its objects: `O` is
 /// how `request.object` is read ([`StrictObject`] or [`PlainObject`]), so that the strict field
 /// check sees every key as it is read (duplicate keys are lost once decoded).
+///
+/// Strings are borrowed from the body where they hold no escapes: a review is answered
+/// without copying what it only reads.
 #[derive(Deserialize)]
-#[serde(bound(deserialize = "O: Deserialize<'de>"))]
-struct ReviewIn<O> {
-    #[serde(rename = "apiVersion", default)]
-    api_version: Option<String>,
-    #[serde(default)]
-    kind: Option<String>,
-    #[serde(default)]
-    request: Option<MapOnly<RequestIn<O>>>,
+#[serde(bound(deserialize = "'de: 'a, O: Deserialize<'de>"))]
+struct ReviewIn<'a, O> {
+    #[serde(rename = "apiVersion", default, borrow)]
+    api_version: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    request: Option<MapOnly<RequestIn<'a, O>>>,
 }
 
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase", bound(deserialize = "O: Deserialize<'de>"))]
-struct RequestIn<O> {
-    #[serde(default)]
-    uid: Option<String>,
-    kind: Option<GroupVersionKind>,
-    resource: Option<GroupVersionResource>,
-    #[serde(default)]
-    sub_resource: Option<String>,
-    #[serde(default)]
-    name: Option<String>,
-    #[serde(default)]
-    namespace: Option<String>,
-    #[serde(default)]
-    operation: Option<String>,
+#[serde(
+    rename_all = "camelCase",
+    bound(deserialize = "'de: 'a, O: Deserialize<'de>")
+)]
+struct RequestIn<'a, O> {
+    #[serde(default, borrow)]
+    uid: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    kind: Option<Gvk<'a>>,
+    #[serde(default, borrow)]
+    resource: Option<Gvr<'a>>,
+    #[serde(default, borrow)]
+    sub_resource: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    name: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    namespace: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    operation: Option<Cow<'a, str>>,
     #[serde(default)]
     object: Option<O>,
     #[serde(default)]
     old_object: Option<PlainObject>,
 }
 
+/// `request.kind`: a group, version and kind (`metav1.GroupVersionKind`).
+#[derive(Deserialize)]
+struct Gvk<'a> {
+    #[serde(borrow)]
+    group: Cow<'a, str>,
+    #[serde(borrow)]
+    version: Cow<'a, str>,
+    #[serde(borrow)]
+    kind: Cow<'a, str>,
+}
+
+/// `request.resource`: a group, version and resource (`metav1.GroupVersionResource`).
+#[derive(Deserialize)]
+struct Gvr<'a> {
+    #[serde(borrow)]
+    group: Cow<'a, str>,
+    #[serde(borrow)]
+    version: Cow<'a, str>,
+    #[serde(borrow)]
+    resource: Cow<'a, str>,
+}
+
 /// A request whose objects have been read.
-type Request = RequestIn<Walked>;
+type Request<'a> = RequestIn<'a, Walked>;
 
 // === impl RequestIn ===
 
-impl<O: Into<Walked>> RequestIn<O> {
-    fn walked(self) -> Request {
+impl<'a, O: Into<Walked>> RequestIn<'a, O> {
+    fn walked(self) -> Request<'a> {
         RequestIn {
             uid: self.uid,
             kind: self.kind,
@@ -253,8 +284,8 @@ impl From<PlainObject> for Walked {
 /// Decodes the envelope and its objects, `request.object` as `O` says.
 fn decode_review<'de, O: Deserialize<'de> + Into<Walked>>(
     text: &'de str,
-) -> Result<ReviewIn<Walked>, RequestError> {
-    let MapOnly(envelope): MapOnly<ReviewIn<O>> =
+) -> Result<ReviewIn<'de, Walked>, RequestError> {
+    let MapOnly(envelope): MapOnly<ReviewIn<'de, O>> =
         serde_json::from_str(text).map_err(|e| RequestError::NotAReview(e.to_string()))?;
     Ok(ReviewIn {
         api_version: envelope.api_version,
@@ -396,7 +427,7 @@ pub fn review(body: &[u8], webhook: Webhook, opts: &Options) -> Result<Reviewed,
 }
 
 /// The judging step, as a parameter so that tests can prove a failing judge fails closed.
-type Judge = fn(&Request, &str, Webhook, &Options) -> Response;
+type Judge = fn(&Request<'_>, &str, Webhook, &Options) -> Response;
 
 fn review_with(
     body: &[u8],
@@ -415,7 +446,7 @@ fn review_with(
     };
     let api_version = envelope.api_version.unwrap_or_default();
     if api_version != ADMISSION_V1 && api_version != ADMISSION_V1BETA1 {
-        return Err(RequestError::UnsupportedVersion(api_version));
+        return Err(RequestError::UnsupportedVersion(api_version.into_owned()));
     }
     match envelope.kind.as_deref() {
         Some("AdmissionReview") => {}
@@ -433,10 +464,14 @@ fn review_with(
 
     let mut summary = Summary {
         uid: uid.clone(),
-        namespace: request.namespace.clone().unwrap_or_default(),
-        name: request.name.clone().unwrap_or_default(),
-        operation: request.operation.clone().unwrap_or_default(),
-        sub_resource: request.sub_resource.clone().unwrap_or_default(),
+        namespace: request.namespace.as_deref().unwrap_or_default().to_owned(),
+        name: request.name.as_deref().unwrap_or_default().to_owned(),
+        operation: request.operation.as_deref().unwrap_or_default().to_owned(),
+        sub_resource: request
+            .sub_resource
+            .as_deref()
+            .unwrap_or_default()
+            .to_owned(),
         ..Summary::default()
     };
 
@@ -503,7 +538,7 @@ fn object_name(object: Option<&Walked>) -> String {
 }
 
 /// Judges a well-formed request; pure, and panics only on a bug (caught by the caller).
-fn judge(request: &Request, uid: &str, webhook: Webhook, opts: &Options) -> Response {
+fn judge(request: &Request<'_>, uid: &str, webhook: Webhook, opts: &Options) -> Response {
     if let Some(status) = wrong_resource(request) {
         return Response::deny(uid, status);
     }
@@ -564,7 +599,7 @@ fn mutate(uid: &str, object: &Walked, create: bool, opts: &Options) -> Response 
 }
 
 /// Denies with 400 a review for any resource other than IPAMClaim `k8s.cni.cncf.io/v1alpha1`.
-fn wrong_resource(request: &Request) -> Option<Status> {
+fn wrong_resource(request: &Request<'_>) -> Option<Status> {
     let kind_ok = request
         .kind
         .as_ref()
@@ -691,7 +726,7 @@ mod tests {
 
     const REVIEW: &str = r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u1","kind":{"group":"k8s.cni.cncf.io","version":"v1alpha1","kind":"IPAMClaim"},"resource":{"group":"k8s.cni.cncf.io","version":"v1alpha1","resource":"ipamclaims"},"operation":"CREATE","userInfo":{},"object":{"metadata":{"name":"a"},"spec":{"network":"n","interface":"eth0"}}}}"#;
 
-    fn panicking_judge(_: &Request, _: &str, _: Webhook, _: &Options) -> Response {
+    fn panicking_judge(_: &Request<'_>, _: &str, _: Webhook, _: &Options) -> Response {
         panic!("a bug while judging");
     }
 
