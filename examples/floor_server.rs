@@ -11,6 +11,10 @@
 //! the same [`HeadTimed`] stream and [`head_timeout::track`] middleware, the same actix-http
 //! timeouts, and the body read under the same limit and deadline. Keep the two in step when
 //! the server's stack changes.
+//!
+//! With `--skim` it also reads the review once with serde_json, keeping nothing, before it
+//! answers: the least that any webhook decoding the review with serde_json pays, so that the
+//! harness can show how close to the floor such a webhook could come at all.
 
 #![forbid(unsafe_code)]
 
@@ -38,6 +42,7 @@ use ipamclaim_webhook::server::{
     DEFAULT_REQUEST_TIMEOUT,
 };
 use ipamclaim_webhook::tls::{self, TlsFiles};
+use serde::de::IgnoredAny;
 use tracing_subscriber::EnvFilter;
 
 // The same values as the private constants of `src/server.rs`.
@@ -70,6 +75,9 @@ struct Args {
     /// Worker threads [default: number of CPUs].
     #[arg(long)]
     workers: Option<usize>,
+    /// Read each review once with serde_json (keeping nothing) before answering.
+    #[arg(long)]
+    skim: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -96,9 +104,11 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     let probe_listener = TcpListener::bind(args.probe_listen).context("bind the probe listener")?;
     let probe_addr = probe_listener.local_addr()?;
     let workers = args.workers.unwrap_or_else(default_workers).max(1);
+    let skim = args.skim;
 
     let https = move || {
         let app = App::new()
+            .app_data(web::Data::new(Skim(skim)))
             .wrap_fn(head_timeout::track)
             .service(web::resource("/validate").route(web::post().to(answer)))
             .default_service(web::to(HttpResponse::NotFound));
@@ -164,17 +174,25 @@ where
         .local_addr(local_addr)
 }
 
+/// Whether to read each review with serde_json before answering (`--skim`).
+struct Skim(bool);
+
 /// Reads the body under the product's limit and deadline, as the product does, then answers
 /// the constant.
-async fn answer(payload: web::Payload) -> HttpResponse {
+async fn answer(payload: web::Payload, skim: web::Data<Skim>) -> HttpResponse {
     let read = tokio::time::timeout(
         DEFAULT_REQUEST_TIMEOUT,
         payload.to_bytes_limited(DEFAULT_MAX_BODY_BYTES),
     );
     match read.await {
-        Ok(Ok(Ok(_))) => HttpResponse::Ok()
-            .content_type("application/json")
-            .body(Bytes::from_static(ANSWER.as_bytes())),
+        Ok(Ok(Ok(body))) => {
+            if skim.0 && serde_json::from_slice::<IgnoredAny>(&body).is_err() {
+                return HttpResponse::BadRequest().finish();
+            }
+            HttpResponse::Ok()
+                .content_type("application/json")
+                .body(Bytes::from_static(ANSWER.as_bytes()))
+        }
         Ok(Ok(Err(_))) => HttpResponse::BadRequest().finish(),
         Ok(Err(_)) => HttpResponse::PayloadTooLarge().finish(),
         Err(_) => HttpResponse::RequestTimeout().finish(),

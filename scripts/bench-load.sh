@@ -3,10 +3,12 @@
 # a constant AdmissionReview without judging: examples/floor_server.rs), in one run.
 #
 # For HTTP/1.1 keep-alive and HTTP/2 it drives POST /validate with the typical status-update
-# review with h2load (Debian's nghttp2-client, installed if missing): saturation rounds that
-# alternate product and floor, then fixed rates at FRACTIONS of the product's saturation for
-# both. It reports requests/s, latency p50/p99/p99.9, idle and peak RSS, start-up time, and
-# writes OUT/results.md, OUT/results.jsonl and the plot OUT/latency.svg.
+# review, compact as the API server sends it (2,980 bytes, the Content-Length of the capture),
+# with h2load (Debian's nghttp2-client, installed if missing): saturation rounds that alternate
+# product, floor and skim (the floor reading each review once with serde_json, keeping
+# nothing), then fixed rates at FRACTIONS of the product's saturation for product and floor.
+# It reports requests/s, latency p50/p99/p99.9, idle and peak RSS, start-up time, and writes
+# OUT/results.md, OUT/results.jsonl and the plot OUT/latency.svg.
 #
 # Knobs (environment): DURATION (s per measured run, default 8), WARMUP (s, 2), ROUNDS (3),
 # FRACTIONS ("0.1 0.25 0.5 0.75 0.9"), CONNS (HTTP/1.1 connections at saturation, 32), H2_CONNS
@@ -32,7 +34,7 @@ PIN=${PIN:-1}
 STARTS=${STARTS:-5}
 OUT=${OUT:-target/bench-load}
 PROTOCOLS=${PROTOCOLS:-h1 h2}
-BODY=tests/fixtures/validate/captured-04-validate-update-status.request.json
+REVIEW=tests/fixtures/validate/captured-04-validate-update-status.request.json
 HELPER=scripts/bench_load.py
 
 say() { printf '\n== %s\n' "$*" >&2; }
@@ -71,6 +73,10 @@ cleanup() {
 }
 trap cleanup EXIT
 "$PRODUCT_BIN" certs --out "$tmp/certs" 2>/dev/null
+# The fixture is pretty-printed for reading; the API server sends compact JSON.
+BODY=$tmp/review.json
+python3 -c 'import json, sys; json.dump(json.load(open(sys.argv[1])), sys.stdout, separators=(",", ":")); print()' \
+  "$REVIEW" >"$BODY"
 
 free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
@@ -107,16 +113,18 @@ start() {
   local probe
   probe=$(free_port)
   [[ $proto == h2 ]] && h2=(--enable-http2)
+  local extra=()
   if [[ $server == product ]]; then
     bin=(env RUST_LOG=warn "${SERVER_CPU[@]}" "$PRODUCT_BIN" serve --shutdown-delay 0 --shutdown-timeout 2)
   else
     bin=(env RUST_LOG=warn "${SERVER_CPU[@]}" "$FLOOR_BIN")
+    [[ $server == skim ]] && extra=(--skim)
   fi
   local out
   out=$(python3 "$HELPER" start "$OUT/logs/$server-$proto.log" "$probe" -- \
     "${bin[@]}" --listen "127.0.0.1:$PORT" --probe-listen "127.0.0.1:$probe" \
     --tls-cert "$tmp/certs/tls.crt" --tls-key "$tmp/certs/tls.key" \
-    --workers "$WORKERS" "${h2[@]}")
+    --workers "$WORKERS" "${h2[@]}" "${extra[@]}")
   PID=${out% *}
   local startup=${out#* }
   PIDS+=("$PID")
@@ -165,19 +173,23 @@ measure() {
 }
 
 for proto in $PROTOCOLS; do
-  say "$proto: starting product and floor"
+  say "$proto: starting product, floor and skim"
   start product "$proto"
   p_pid=$PID p_port=$PORT
   start floor "$proto"
   f_pid=$PID f_port=$PORT
+  start skim "$proto"
+  s_pid=$PID s_port=$PORT
 
-  say "$proto: saturation, $ROUNDS rounds alternating product and floor"
+  say "$proto: saturation, $ROUNDS rounds alternating product, floor and skim"
   sat=()
   for round in $(seq 1 "$ROUNDS"); do
     measure product "$proto" "$p_pid" "$p_port" saturation 1 null
     sat+=("$LAST_RPS")
     measure floor "$proto" "$f_pid" "$f_port" saturation 1 null
+    measure skim "$proto" "$s_pid" "$s_port" saturation 1 null
   done
+  stop "$s_pid"
   product_sat=$(printf '%s\n' "${sat[@]}" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}')
 
   say "$proto: fixed rates, fractions of the product's saturation ($product_sat req/s)"

@@ -116,7 +116,7 @@ def report(results_path, md_path, svg_path):
     lines.append("|---|---|---|---|---|---|---|---|---|")
     sat, cost = {}, {}
     for proto in protos:
-        for server in ("product", "floor"):
+        for server in ("product", "floor", "skim"):
             rounds = [r for r in runs if r["proto"] == proto and r["server"] == server and r["mode"] == "saturation"]
             if not rounds:
                 continue
@@ -166,6 +166,11 @@ def report(results_path, md_path, svg_path):
                 f"| {names[proto]} server CPU per request, floor / product | "
                 f"{fmt(cost[(proto, 'floor')], 1)} µs / {fmt(cost[(proto, 'product')], 1)} µs = "
                 f"{fmt(cost[(proto, 'floor')] / cost[(proto, 'product')])} | (throughput if the load generator had its own machine) |"
+            )
+        if (proto, "skim") in sat and (proto, "floor") in sat:
+            lines.append(
+                f"| {names[proto]} saturation throughput, skim / floor | "
+                f"{fmt(sat[(proto, 'skim')] / sat[(proto, 'floor')])} | (the most a webhook reading the review with serde_json could reach) |"
             )
         half = {r["server"]: r for r in runs if r["proto"] == proto and r["mode"] == "rate" and abs(r["fraction"] - 0.5) < 1e-6}
         if "product" in half and "floor" in half:
