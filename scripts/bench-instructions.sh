@@ -36,12 +36,13 @@ for case in "${cases[@]}"; do
   profile="$OUT/$case.callgrind"
   valgrind --tool=callgrind --callgrind-out-file="$profile" \
     "$bench" --bench --profile-time 2 "^pipeline/$case\$" >/dev/null 2>&1
-  # The caller view lists, under `admission::review`, what `Bencher::iter` spent in it and how
-  # many calls that was.
+  # The caller view lists, under `admission::review` (or `review_with`, when the compiler has
+  # inlined `review` into the bench), what `Bencher::iter` spent in it and how many calls that
+  # was.
   callgrind_annotate --tree=caller --inclusive=yes "$profile" 2>/dev/null |
     awk -v name="$case" '
       /< .*criterion::bencher::Bencher<M>::iter \(/ { cost = $1; calls = $0 }
-      /\*  .*ipamclaim_webhook::admission::review \[/ && cost != "" && !done {
+      /\*  .*ipamclaim_webhook::admission::review(_with)? \[/ && cost != "" && !done {
         gsub(",", "", cost)
         sub(/.*iter \(/, "", calls); sub(/x\).*/, "", calls); gsub(",", "", calls)
         printf "%-40s %12.0f\n", name, cost / calls

@@ -427,7 +427,7 @@ pub fn review(body: &[u8], webhook: Webhook, opts: &Options) -> Result<Reviewed,
 }
 
 /// The judging step, as a parameter so that tests can prove a failing judge fails closed.
-type Judge = fn(&Request<'_>, &str, Webhook, &Options) -> Response;
+type Judge = fn(Request<'_>, &str, Webhook, &Options) -> Response;
 
 fn review_with(
     body: &[u8],
@@ -474,8 +474,17 @@ fn review_with(
             .to_owned(),
         ..Summary::default()
     };
+    if summary.name.is_empty() {
+        summary.name = object_name(
+            request
+                .object
+                .as_ref()
+                .or(request.old_object.as_ref().map(|o| &o.0)),
+        );
+    }
 
-    let judged = catch_unwind(AssertUnwindSafe(|| judge(&request, &uid, webhook, opts)));
+    // The request is judged by value: the mutating webhook patches the decoded object itself.
+    let judged = catch_unwind(AssertUnwindSafe(|| judge(request, &uid, webhook, opts)));
     let mut response = match judged {
         Ok(response) => response,
         Err(_) => {
@@ -502,14 +511,6 @@ fn review_with(
     summary.would_deny = response.enforce(opts.enforcement);
     summary.allowed = response.allowed;
     summary.warnings = response.warnings.len();
-    if summary.name.is_empty() {
-        summary.name = object_name(
-            request
-                .object
-                .as_ref()
-                .or(request.old_object.as_ref().map(|o| &o.0)),
-        );
-    }
 
     let out = ReviewOut {
         api_version: &api_version,
@@ -538,8 +539,8 @@ fn object_name(object: Option<&Walked>) -> String {
 }
 
 /// Judges a well-formed request; pure, and panics only on a bug (caught by the caller).
-fn judge(request: &Request<'_>, uid: &str, webhook: Webhook, opts: &Options) -> Response {
-    if let Some(status) = wrong_resource(request) {
+fn judge(request: Request<'_>, uid: &str, webhook: Webhook, opts: &Options) -> Response {
+    if let Some(status) = wrong_resource(&request) {
         return Response::deny(uid, status);
     }
     let operation = request.operation.as_deref().unwrap_or_default();
@@ -553,7 +554,7 @@ fn judge(request: &Request<'_>, uid: &str, webhook: Webhook, opts: &Options) -> 
             return Response::deny(uid, failure(400, "BadRequest", msg));
         }
     }
-    let Some(object) = &request.object else {
+    let Some(object) = request.object else {
         let msg = format!("request.object is required for {operation}");
         return Response::deny(uid, failure(400, "BadRequest", msg));
     };
@@ -568,14 +569,14 @@ fn judge(request: &Request<'_>, uid: &str, webhook: Webhook, opts: &Options) -> 
     }
 
     match webhook {
-        Webhook::Validate => validate(uid, object, old, opts),
+        Webhook::Validate => validate(uid, &object, old, opts),
         Webhook::Mutate => mutate(uid, object, operation == "CREATE", opts),
     }
 }
 
 /// The `/mutate` answer: allowed, with the defaults as a JSON Patch when anything changes.
 /// It never denies a decodable review; an object it cannot read is left to validation.
-fn mutate(uid: &str, object: &Walked, create: bool, opts: &Options) -> Response {
+fn mutate(uid: &str, object: Walked, create: bool, opts: &Options) -> Response {
     let mut response = Response::allow(uid);
     if object.too_deep {
         return response;
@@ -586,7 +587,7 @@ fn mutate(uid: &str, object: &Walked, create: bool, opts: &Options) -> Response 
         return response;
     }
     // Applying the patch to its own object proves it well-formed before the API server sees it.
-    let mut patched = object.value.clone();
+    let mut patched = object.value;
     if json_patch::patch(&mut patched, &ops).is_err() {
         // A patch that does not apply to its own object is a bug: refuse rather than send it.
         let msg = "internal error: the defaults do not apply to the object; refused (fail closed)";
@@ -726,7 +727,7 @@ mod tests {
 
     const REVIEW: &str = r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u1","kind":{"group":"k8s.cni.cncf.io","version":"v1alpha1","kind":"IPAMClaim"},"resource":{"group":"k8s.cni.cncf.io","version":"v1alpha1","resource":"ipamclaims"},"operation":"CREATE","userInfo":{},"object":{"metadata":{"name":"a"},"spec":{"network":"n","interface":"eth0"}}}}"#;
 
-    fn panicking_judge(_: &Request<'_>, _: &str, _: Webhook, _: &Options) -> Response {
+    fn panicking_judge(_: Request<'_>, _: &str, _: Webhook, _: &Options) -> Response {
         panic!("a bug while judging");
     }
 
