@@ -987,7 +987,7 @@ mod tests {
     }
 
     #[test]
-    fn structural_characters_in_strings_do_not_confuse_the_scanner() {
+    fn structural_characters_in_strings_do_not_confuse_the_walk() {
         let json = r#"{"metadata":{"annotations":{"a\"}],:\\":"}]\",:{[\\","\\":"\\\\\"","b":"\"\"\u0022"},
             "labels":{"}":"]","a\"}],:\\":"x"}},"spec":{"network":"\"}","foo":"x"}}"#;
         assert_eq!(issues(json), [unknown("spec.foo")]);
@@ -1053,7 +1053,7 @@ mod tests {
                 matches!(check(json.as_bytes()), Err(StrictError::Malformed(_))),
                 "{json:?} accepted"
             );
-            // The scanner's grammar is serde_json's.
+            // The walk reads with serde_json, so its grammar is serde_json's.
             assert!(
                 serde_json::from_str::<serde_json::Value>(json).is_err(),
                 "{json:?}"
