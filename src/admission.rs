@@ -783,6 +783,32 @@ mod tests {
         }
     }
 
+    // Regression: members no rule reads are skipped without decoding their strings, so the body
+    // is checked as UTF-8 as a whole; invalid bytes anywhere refuse it.
+    #[test]
+    fn refuses_invalid_utf8_even_in_a_member_that_is_skipped() {
+        // `BAD` in `body` replaced by bytes that are not UTF-8.
+        let spoiled = |body: String| {
+            let mut bytes = body.into_bytes();
+            let at = bytes.windows(3).position(|w| w == b"BAD").expect("marker");
+            bytes[at..at + 3].copy_from_slice(b"\xff\xfe\xfd");
+            bytes
+        };
+        let in_managed_fields = spoiled(REVIEW.replace(
+            r#""metadata":{"name":"a"}"#,
+            r#""metadata":{"name":"a","managedFields":[{"manager":"BAD"}]}"#,
+        ));
+        // The user info is never decoded at all.
+        let in_user_info =
+            spoiled(REVIEW.replace(r#""userInfo":{}"#, r#""userInfo":{"username":"BAD"}"#));
+        for body in [in_managed_fields, in_user_info] {
+            for webhook in [Webhook::Validate, Webhook::Mutate] {
+                let err = review(&body, webhook, &Options::default()).unwrap_err();
+                assert!(matches!(err, RequestError::NotAReview(_)), "{err}");
+            }
+        }
+    }
+
     #[test]
     fn validating_answers_never_carry_a_patch_even_when_defaults_apply() {
         let body = REVIEW.replace(

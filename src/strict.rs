@@ -93,10 +93,7 @@ pub struct Walked {
 
 impl Walked {
     /// Walks the next value of `deserializer`.
-    pub fn read<'de, D: Deserializer<'de>>(
-        deserializer: D,
-        strict: bool,
-    ) -> Result<Self, D::Error> {
+    fn read<'de, D: Deserializer<'de>>(deserializer: D, strict: bool) -> Result<Self, D::Error> {
         let ctx = Ctx {
             strict,
             issues: RefCell::new(Vec::new()),

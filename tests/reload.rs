@@ -35,6 +35,18 @@ where
     started.elapsed()
 }
 
+/// Waits until `certificate_reloads_total{result="failure"}` is `count`.
+async fn failed_reloads_reach(server: &TestServer, count: f64, what: &str) {
+    eventually(what, || async move {
+        let text = server.metrics().await;
+        metric(
+            &text,
+            r#"ipamclaim_webhook_certificate_reloads_total{result="failure"}"#,
+        ) == Some(count)
+    })
+    .await;
+}
+
 async fn served_certificate(server: &TestServer, ca_pem: &str) -> Vec<u8> {
     let (addr, ca) = (server.addr, ca_pem.to_owned());
     tokio::task::spawn_blocking(move || peer_certificate(addr, &ca))
@@ -175,30 +187,20 @@ async fn rotated_pair_is_served_without_dropping_a_review_and_a_broken_one_is_re
     // A broken pair: the renewed certificate with the key of another one, then garbage.
     let stranger = certs::generate(&CertsOptions::default()).expect("other certs");
     volume.update(&pair(&renewed.cert_pem, &stranger.key_pem));
-    eventually(
+    failed_reloads_reach(
+        &server,
+        1.0,
         "the mismatched pair is counted as a failed reload",
-        || async move {
-            let text = s.metrics().await;
-            metric(
-                &text,
-                r#"ipamclaim_webhook_certificate_reloads_total{result="failure"}"#,
-            ) == Some(1.0)
-        },
     )
     .await;
     volume.update(&pair(
         &renewed.cert_pem,
         "-----BEGIN PRIVATE KEY-----\ngarbage\n",
     ));
-    eventually(
+    failed_reloads_reach(
+        &server,
+        2.0,
         "the garbage key is counted as a failed reload",
-        || async move {
-            let text = s.metrics().await;
-            metric(
-                &text,
-                r#"ipamclaim_webhook_certificate_reloads_total{result="failure"}"#,
-            ) == Some(2.0)
-        },
     )
     .await;
     traffic.wait_for_more(10).await;
@@ -278,18 +280,7 @@ async fn rotated_client_ca_takes_effect_for_new_connections() {
         (certs::KEY_FILE, server.certs.key_pem.as_bytes()),
         ("client-ca.crt", b"not a certificate\n"),
     ]);
-    let s = &server;
-    eventually(
-        "the broken CA is counted as a failed reload",
-        || async move {
-            let text = s.metrics().await;
-            metric(
-                &text,
-                r#"ipamclaim_webhook_certificate_reloads_total{result="failure"}"#,
-            ) == Some(1.0)
-        },
-    )
-    .await;
+    failed_reloads_reach(&server, 1.0, "the broken CA is counted as a failed reload").await;
     assert!(attempt(&new_client).await, "new CA's client refused");
     assert!(!attempt(&old_client).await, "old CA's client served");
     server.stop().await;

@@ -226,12 +226,7 @@ pub fn plain_client() -> reqwest::Client {
             .expect("protocol versions")
             .with_root_certificates(RootCertStore::empty())
             .with_no_client_auth();
-    reqwest::Client::builder()
-        .tls_backend_preconfigured(tls)
-        .no_proxy()
-        .timeout(PATIENCE)
-        .build()
-        .expect("reqwest client")
+    client(tls)
 }
 
 /// POSTs `body` as JSON and returns status, content type and body.
