@@ -1,7 +1,9 @@
 # ipamclaim-webhook — run `make help` for the targets.
 
 CARGO      ?= cargo
-BIN        := target/debug/ipamclaim-webhook
+# Where cargo builds (CARGO_TARGET_DIR and cargo configs included), as cargo reports it.
+TARGET_DIR := $(or $(shell CARGO=$(CARGO) scripts/target-dir.sh),target)
+BIN        := $(TARGET_DIR)/debug/ipamclaim-webhook
 CERTS_DIR  ?= certs
 LISTEN     ?= 127.0.0.1:8443
 PROBE      ?= 127.0.0.1:8080

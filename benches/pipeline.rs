@@ -7,9 +7,9 @@ use std::hint::black_box;
 use std::path::Path;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use ipamclaim_webhook::admission::defaulting::{self, Defaults};
 use ipamclaim_webhook::admission::{review, Options, Webhook};
-use ipamclaim_webhook::defaulting::{self, Defaults};
-use ipamclaim_webhook::{strict, validation};
+use ipamclaim_webhook::admission::{strict, validation};
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 use serde_json::value::RawValue;

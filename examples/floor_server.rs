@@ -34,14 +34,14 @@ use actix_web::web::{self, Bytes};
 use actix_web::{App, HttpResponse};
 use anyhow::Context as _;
 use clap::Parser;
-use ipamclaim_webhook::head_timeout::{self, HeadTimed, Phase};
-use ipamclaim_webhook::metrics::Metrics;
-use ipamclaim_webhook::reload::Reloader;
-use ipamclaim_webhook::server::{
+use ipamclaim_webhook::serve::head_timeout::{self, HeadTimed, Phase};
+use ipamclaim_webhook::serve::metrics::Metrics;
+use ipamclaim_webhook::serve::reload::Reloader;
+use ipamclaim_webhook::serve::tls::{self, TlsFiles};
+use ipamclaim_webhook::serve::{
     default_workers, DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONNECTIONS,
     DEFAULT_REQUEST_TIMEOUT,
 };
-use ipamclaim_webhook::tls::{self, TlsFiles};
 use serde::de::IgnoredAny;
 use tracing_subscriber::EnvFilter;
 

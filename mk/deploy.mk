@@ -1,7 +1,7 @@
 # Deployment targets, included by the Makefile (`include mk/deploy.mk`). They use its BIN, CARGO,
 # CERTS_DIR and build/certs targets; the defaults below only matter when this file runs alone.
 
-BIN        ?= target/debug/ipamclaim-webhook
+BIN        ?= $(or $(shell scripts/target-dir.sh),target)/debug/ipamclaim-webhook
 CARGO      ?= cargo
 CERTS_DIR  ?= certs
 KUBECTL    ?= kubectl

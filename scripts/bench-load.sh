@@ -50,8 +50,9 @@ command -v python3 >/dev/null 2>&1 || { echo "python3 is required" >&2; exit 1; 
 
 say "building the release server and the floor"
 "$CARGO" build --release --bin ipamclaim-webhook --example floor_server
-PRODUCT_BIN=target/release/ipamclaim-webhook
-FLOOR_BIN=target/release/examples/floor_server
+TARGET_DIR=$(CARGO="$CARGO" scripts/target-dir.sh)
+PRODUCT_BIN=${TARGET_DIR:-target}/release/ipamclaim-webhook
+FLOOR_BIN=${TARGET_DIR:-target}/release/examples/floor_server
 
 # --- pinning -----------------------------------------------------------------------------------
 SERVER_CPU=() LOADGEN_CPU=()

@@ -40,7 +40,8 @@ fi
 
 echo "soak: building the release binary" >&2
 cargo build --release --locked --quiet
-BIN=target/release/ipamclaim-webhook
+TARGET_DIR=$(scripts/target-dir.sh)
+BIN=${TARGET_DIR:-target}/release/ipamclaim-webhook
 
 WORK=$(mktemp -d -t ipamclaim-soak.XXXXXX)
 SERVER_PID=

@@ -425,7 +425,7 @@ mod tests {
             .expect("CA is a trust anchor");
         let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
             std::sync::Arc::new(roots),
-            crate::tls::provider(),
+            crate::serve::tls::provider(),
         )
         .build()
         .expect("verifier");

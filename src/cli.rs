@@ -6,12 +6,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use ipamclaim_webhook::admission::defaulting::{Defaults, DefaultsError};
 use ipamclaim_webhook::admission::{Enforcement, FieldValidation};
 use ipamclaim_webhook::certs::CertsOptions;
-use ipamclaim_webhook::defaulting::{Defaults, DefaultsError};
-use ipamclaim_webhook::duration;
-use ipamclaim_webhook::server::{self, ServeConfig};
-use ipamclaim_webhook::tls::TlsFiles;
+use ipamclaim_webhook::serve::duration;
+use ipamclaim_webhook::serve::tls::TlsFiles;
+use ipamclaim_webhook::serve::{self, ServeConfig};
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::EnvFilter;
@@ -164,7 +164,7 @@ impl From<EnforcementArg> for Enforcement {
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Address of the TLS admission listener.
-    #[arg(long, env = "IPAMCLAIM_WEBHOOK_LISTEN", default_value_t = server::DEFAULT_LISTEN)]
+    #[arg(long, env = "IPAMCLAIM_WEBHOOK_LISTEN", default_value_t = serve::DEFAULT_LISTEN)]
     pub listen: SocketAddr,
 
     /// PEM certificate chain of the serving certificate, leaf first.
@@ -188,7 +188,7 @@ pub struct ServeArgs {
     pub client_ca: Option<PathBuf>,
 
     /// Address of the plain-HTTP listener for /healthz and /readyz.
-    #[arg(long, env = "IPAMCLAIM_WEBHOOK_PROBE_LISTEN", default_value_t = server::DEFAULT_PROBE_LISTEN)]
+    #[arg(long, env = "IPAMCLAIM_WEBHOOK_PROBE_LISTEN", default_value_t = serve::DEFAULT_PROBE_LISTEN)]
     pub probe_listen: SocketAddr,
 
     /// What to do with unknown and duplicate fields of the object.
@@ -201,7 +201,7 @@ pub struct ServeArgs {
     pub field_validation: FieldValidationArg,
 
     /// Largest request body accepted, in bytes; larger ones get 413.
-    #[arg(long, env = "IPAMCLAIM_WEBHOOK_MAX_BODY_BYTES", default_value_t = server::DEFAULT_MAX_BODY_BYTES)]
+    #[arg(long, env = "IPAMCLAIM_WEBHOOK_MAX_BODY_BYTES", default_value_t = serve::DEFAULT_MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
 
     /// Seconds in-flight requests get to finish once the listeners close after SIGTERM.
@@ -210,7 +210,7 @@ pub struct ServeArgs {
         long,
         env = "IPAMCLAIM_WEBHOOK_SHUTDOWN_TIMEOUT",
         value_name = "SECONDS",
-        default_value_t = server::DEFAULT_SHUTDOWN_TIMEOUT.as_secs()
+        default_value_t = serve::DEFAULT_SHUTDOWN_TIMEOUT.as_secs()
     )]
     pub shutdown_timeout: u64,
 
@@ -295,7 +295,7 @@ pub struct ServeArgs {
     pub record_denied: Option<PathBuf>,
 
     /// How many recorded reviews DIR keeps; the oldest are removed first.
-    #[arg(long, env = "IPAMCLAIM_WEBHOOK_RECORD_DENIED_MAX", value_name = "N", default_value_t = ipamclaim_webhook::record::DEFAULT_MAX_FILES)]
+    #[arg(long, env = "IPAMCLAIM_WEBHOOK_RECORD_DENIED_MAX", value_name = "N", default_value_t = ipamclaim_webhook::serve::record::DEFAULT_MAX_FILES)]
     pub record_denied_max: usize,
 
     /// Worker threads [default: number of CPUs].

@@ -9,7 +9,8 @@ use anyhow::Context as _;
 use clap::Parser as _;
 use std::io::{IsTerminal as _, Write as _};
 
-use ipamclaim_webhook::{admission, certs, replay, server, types::IPAMClaim};
+use ipamclaim_webhook::admission::{self, types::IPAMClaim};
+use ipamclaim_webhook::{certs, replay, serve};
 use kube::CustomResourceExt as _;
 
 use crate::cli::{Cli, Command, ReplayArgs, ReplayOutput, ReplayWebhook};
@@ -36,7 +37,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             cli::init_logging(args.log_format)?;
             let cfg = args.config()?;
             actix_web::rt::System::new()
-                .block_on(server::run(cfg))
+                .block_on(serve::run(cfg))
                 .context("serve")?;
             Ok(ExitCode::SUCCESS)
         }
@@ -103,7 +104,12 @@ fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         let outcome = replay::run_one(&doc, mode, transport.as_mut());
         tally.add(&outcome);
         if let Err(e) = &outcome.answer {
-            eprintln!("error: {} document {}: {e}", outcome.source, outcome.index);
+            let item = outcome.item.map(|i| format!(".items[{i}]"));
+            let (source, index) = (&outcome.source, outcome.index);
+            eprintln!(
+                "error: {source} document {index}{}: {e}",
+                item.unwrap_or_default()
+            );
         }
         let text = match output {
             ReplayOutput::Json => replay::json_line(&outcome).map(|l| l + "\n"),

@@ -18,15 +18,15 @@ mod common;
 use std::sync::OnceLock;
 
 use base64::Engine as _;
+use ipamclaim_webhook::admission::defaulting::Defaults;
+use ipamclaim_webhook::admission::types::{GROUP, KIND, PLURAL, VERSION};
 use ipamclaim_webhook::admission::{self, Enforcement, FieldValidation, Options, Webhook};
-use ipamclaim_webhook::defaulting::Defaults;
-use ipamclaim_webhook::types::{GROUP, KIND, PLURAL, VERSION};
 use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::test_runner::{FileFailurePersistence, TestCaseError};
 use serde_json::{json, Value};
 
-/// The captured reviews, read once; fails loudly when `shared/` is missing.
+/// The captured reviews, read once; fails loudly when they are missing.
 fn captured() -> &'static [Vec<u8>] {
     static CAPTURED: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
     CAPTURED.get_or_init(|| {

@@ -8,8 +8,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
+use ipamclaim_webhook::admission::defaulting::Defaults;
 use ipamclaim_webhook::admission::{self, Enforcement, FieldValidation, Options, Webhook};
-use ipamclaim_webhook::defaulting::Defaults;
 use serde_json::Value;
 
 /// The smallest corpus this suite accepts, so that it can never pass on an empty directory.

@@ -293,6 +293,94 @@ fn names_the_file_and_document_of_an_unreadable_document() {
     );
 }
 
+// --- what `kubectl get` prints ---
+
+/// The README's pipe: `kubectl get ipamclaims -A -o yaml | ipamclaim-webhook replay`.
+#[test]
+fn replays_what_kubectl_get_prints_item_by_item() {
+    let list = fs::read_to_string(fixtures_dir().join("replay/kubectl-get-ipamclaims.yaml"))
+        .expect("fixture");
+    let text = replay()
+        .args(["--output", "text"])
+        .write_stdin(list.clone())
+        .output()
+        .unwrap();
+    assert_eq!(text.status.code(), Some(1), "{text:?}");
+    let stdout = String::from_utf8_lossy(&text.stdout);
+    let verdicts: Vec<&str> = stdout.lines().filter(|l| !l.starts_with(' ')).collect();
+    assert_eq!(
+        verdicts,
+        [
+            "-#1.items[0] ns1/vm-a.tenantred CREATE ALLOWED",
+            "-#1.items[1] ns2/vm-b.tenantred CREATE DENIED",
+            "-#1.items[2] ns2/vm-c.tenantblue CREATE ALLOWED",
+        ],
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("status.ips[0]: Invalid value: \"winner\""),
+        "{stdout}"
+    );
+
+    // Each item is a review of its own, with a uid of its own that a second run repeats.
+    let json = replay()
+        .args(["--output", "json"])
+        .write_stdin(list.clone())
+        .output()
+        .unwrap();
+    let uids: Vec<Value> = json_lines(&json)
+        .iter()
+        .map(|v| v["response"]["uid"].clone())
+        .collect();
+    assert_eq!(uids.len(), 3);
+    assert!(uids[0] != uids[1] && uids[1] != uids[2] && uids[0] != uids[2]);
+    let again = replay()
+        .args(["--output", "json"])
+        .write_stdin(list)
+        .output()
+        .unwrap();
+    assert_eq!(json.stdout, again.stdout);
+}
+
+#[test]
+fn an_item_that_is_not_a_claim_is_an_input_error_and_the_others_are_judged() {
+    let claim = r#"{"apiVersion":"k8s.cni.cncf.io/v1alpha1","kind":"IPAMClaim","metadata":{"name":"a","namespace":"ns1"},"spec":{"network":"n","interface":"eth0"}}"#;
+    let list = format!(
+        r#"{{"apiVersion":"k8s.cni.cncf.io/v1alpha1","kind":"IPAMClaimList","items":[{claim},{{"apiVersion":"v1","kind":"Pod","metadata":{{"name":"p"}}}},{claim}]}}"#
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(dir.path(), "list.json", &list);
+    let out = run(&["--output", "json"], &f);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert_eq!(json_lines(&out).len(), 2, "both claims are still judged");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("list.json document 1.items[1]: item is a Pod: expected an IPAMClaim"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("3 documents: 2 allowed, 0 denied, 1 errors"),
+        "{stderr}"
+    );
+}
+
+// Regression: a bare claim with a key twice at its top level was an input error (exit 2); the
+// API server answers it with a strict decoding error, and so does replay now.
+#[test]
+fn judges_a_bare_claim_whose_top_level_has_a_key_twice() {
+    let claim = r#"{"apiVersion":"k8s.cni.cncf.io/v1alpha1","kind":"IPAMClaim","kind":"IPAMClaim","metadata":{"name":"a"},"spec":{"network":"n","interface":"eth0"}}"#;
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(dir.path(), "twice.json", claim);
+    let out = run(&["--output", "json", "--webhook", "validate"], &f);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let answer = &json_lines(&out)[0];
+    let message = answer["response"]["status"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("strict decoding error: duplicate field \"kind\""),
+        "{message}"
+    );
+}
+
 // --- against a running server ---
 
 fn replay_json(args: &[&str], files: &[PathBuf]) -> Output {

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use common::*;
-use ipamclaim_webhook::server::{self, ServerError};
-use ipamclaim_webhook::tls::TlsError;
+use ipamclaim_webhook::serve::tls::TlsError;
+use ipamclaim_webhook::serve::{self, ServerError};
 use rustls::pki_types::ServerName;
 use rustls::version::{TLS12, TLS13};
 use serde_json::Value;
@@ -519,7 +519,7 @@ async fn startup_errors_name_the_file() {
 
     let mut cfg = test_config(dir.path());
     cfg.tls.cert = dir.path().join("does-not-exist.crt");
-    let err = server::start(cfg).expect_err("missing certificate");
+    let err = serve::start(cfg).expect_err("missing certificate");
     assert!(
         matches!(err, ServerError::Tls(TlsError::Read { .. })),
         "{err:?}"
@@ -530,12 +530,12 @@ async fn startup_errors_name_the_file() {
     std::fs::write(&garbage, "not a key at all\n").expect("write garbage");
     let mut cfg = test_config(dir.path());
     cfg.tls.key = garbage;
-    let err = server::start(cfg).expect_err("garbage key");
+    let err = serve::start(cfg).expect_err("garbage key");
     assert!(err.to_string().contains("garbage.key"), "{err}");
 
     let mut cfg = test_config(dir.path());
     cfg.tls.client_ca = Some(dir.path().join("no-such-ca.crt"));
-    let err = server::start(cfg).expect_err("missing client CA");
+    let err = serve::start(cfg).expect_err("missing client CA");
     assert!(err.to_string().contains("no-such-ca.crt"), "{err}");
 }
 
@@ -544,7 +544,7 @@ async fn address_in_use_is_a_startup_error() {
     let server = TestServer::start(|_| {});
     let mut cfg = test_config(server.dir.path());
     cfg.listen = server.addr;
-    let err = server::start(cfg).expect_err("address in use");
+    let err = serve::start(cfg).expect_err("address in use");
     assert!(
         matches!(err, ServerError::Bind { addr, .. } if addr == server.addr),
         "{err:?}"

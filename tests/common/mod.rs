@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ipamclaim_webhook::certs::{self, CertsOptions, ClientCert, DevCerts};
-use ipamclaim_webhook::server::{self, Handle, ServeConfig, ServerError};
-use ipamclaim_webhook::tls::TlsFiles;
+use ipamclaim_webhook::serve::tls::TlsFiles;
+use ipamclaim_webhook::serve::{self, Handle, ServeConfig, ServerError};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::version::{TLS12, TLS13};
@@ -24,9 +24,9 @@ use tempfile::TempDir;
 /// Generous bound for anything that should take milliseconds; the machine is shared.
 pub const PATIENCE: Duration = Duration::from_secs(30);
 
-/// The captured kube-apiserver payloads, kept outside the repository in `shared/`.
+/// The captured kube-apiserver payloads (`tests/fixtures/captured/`, see its README).
 pub fn payloads_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/payloads/kube-apiserver-1.28")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/captured")
 }
 
 /// The captured kube-apiserver reviews (every `*.json` but the headers file), sorted; fails
@@ -56,7 +56,7 @@ pub fn fixtures_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
 }
 
-/// A captured payload, by file name; fails loudly when `shared/` is missing.
+/// A captured payload, by file name; fails loudly when it is missing.
 pub fn payload(name: &str) -> Vec<u8> {
     let path = payloads_dir().join(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
@@ -114,7 +114,7 @@ impl TestServer {
 
     /// Starts a server with `cfg`, whose files are in `dir` and were made from `certs`.
     pub fn start_with(certs: DevCerts, dir: TempDir, cfg: ServeConfig) -> TestServer {
-        let running = server::start(cfg).expect("server starts");
+        let running = serve::start(cfg).expect("server starts");
         TestServer {
             addr: running.addr(),
             probe_addr: running.probe_addr(),

@@ -16,13 +16,14 @@ kubectl kustomize --help >/dev/null 2>&1 \
   || die "this kubectl has no 'kubectl kustomize' (kubectl 1.14 or later is needed)"
 command -v python3 >/dev/null 2>&1 || die "python3 is required"
 
-export BIN=${BIN:-target/debug/ipamclaim-webhook}
+target_dir=$(scripts/target-dir.sh)
+export BIN=${BIN:-${target_dir:-target}/debug/ipamclaim-webhook}
 if [ ! -x "$BIN" ]; then
   echo "tests/manifests: $BIN is missing; building it" >&2
   ${CARGO:-cargo} build --quiet --bin ipamclaim-webhook
 fi
 
-venv=target/manifests-venv
+venv=${target_dir:-target}/manifests-venv
 req=tests/manifests/requirements.txt
 stamp=$venv/.requirements.sha256
 want=$(sha256sum "$req" | cut -d' ' -f1)

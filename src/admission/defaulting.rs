@@ -7,8 +7,8 @@ use json_patch::jsonptr::PointerBuf;
 use json_patch::{AddOperation, PatchOperation, ReplaceOperation};
 use serde_json::{Map, Value};
 
-use crate::ip::{self, AddressError};
-use crate::validation::{is_dns1123_subdomain, is_qualified_name_part};
+use crate::admission::ip::{self, AddressError};
+use crate::admission::validation::{is_dns1123_subdomain, is_qualified_name_part};
 
 /// Longest label value, and longest name part of a label key.
 const LABEL_MAX: usize = 63;

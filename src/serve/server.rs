@@ -34,12 +34,12 @@ use tokio::task::JoinHandle;
 use tracing::{debug, error, info, warn};
 
 use crate::admission::{self, Webhook};
-use crate::duration;
-use crate::head_timeout::{self, HeadTimed, Phase};
-use crate::metrics::{self, Metrics};
-use crate::record::{self, RecordError, Recorder};
-use crate::reload::{self, CertStore, Reloader, Watch};
-use crate::tls::{self, TlsError, TlsFiles};
+use crate::serve::duration;
+use crate::serve::head_timeout::{self, HeadTimed, Phase};
+use crate::serve::metrics::{self, Metrics};
+use crate::serve::record::{self, RecordError, Recorder};
+use crate::serve::reload::{self, CertStore, Reloader, Watch};
+use crate::serve::tls::{self, TlsError, TlsFiles};
 
 /// Default address of the TLS admission listener.
 pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 8443);

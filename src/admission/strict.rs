@@ -705,8 +705,7 @@ mod tests {
             "lastTransitionTime":"2026-11-26T23:00:00Z","reason":"Allocated","message":null}]}}"#;
 
     fn payload_dir() -> std::path::PathBuf {
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../shared/payloads/kube-apiserver-1.28")
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/captured")
     }
 
     #[test]
@@ -1241,7 +1240,7 @@ mod tests {
 
     #[test]
     fn schema_matches_generated_crd() {
-        let crd = crate::types::IPAMClaim::crd();
+        let crd = crate::admission::types::IPAMClaim::crd();
         let schema = crd.spec.versions[0]
             .schema
             .as_ref()
@@ -1471,7 +1470,7 @@ mod tests {
 
     #[test]
     fn walk_judges_every_fixture_like_a_full_decode() {
-        use crate::validation::validate;
+        use crate::admission::validation::validate;
         let mut objects = Vec::new();
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
         fixture_objects(&dir, &mut objects);

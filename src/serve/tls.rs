@@ -124,7 +124,7 @@ pub enum TlsError {
 /// Resolves the serving certificate for each handshake.
 ///
 /// It is a trait object so that a resolver that re-reads the files when they change (see
-/// [`crate::reload`]) can take the place of the fixed one without touching the listener.
+/// [`crate::serve::reload`]) can take the place of the fixed one without touching the listener.
 pub type CertResolver = Arc<dyn ResolvesServerCert>;
 
 /// A serving certificate with its key, checked to belong together, and when it expires.
@@ -143,7 +143,7 @@ pub fn provider() -> Arc<CryptoProvider> {
 }
 
 /// Builds the rustls server config of the admission listener from `files`, with a fixed
-/// certificate (the server itself uses [`crate::reload`] instead, which swaps it on renewal).
+/// certificate (the server itself uses [`crate::serve::reload`] instead, which swaps it on renewal).
 ///
 /// TLS 1.2 and 1.3 only; ALPN `http/1.1`, and `h2` first when `enable_http2`. With a client
 /// CA, every client must present a certificate signed by it; without one, none is requested.

@@ -13,11 +13,11 @@ use serde_json::Value;
 
 use base64::Engine as _;
 
-use crate::defaulting::{self, Defaults};
-use crate::field::ErrorList;
-use crate::strict::{self, PlainObject, StrictObject, Walked};
-use crate::types::{GROUP, KIND, PLURAL, VERSION};
-use crate::validation;
+use crate::admission::defaulting::{self, Defaults};
+use crate::admission::field::ErrorList;
+use crate::admission::strict::{self, PlainObject, StrictObject, Walked};
+use crate::admission::types::{GROUP, KIND, PLURAL, VERSION};
+use crate::admission::validation;
 
 /// `apiVersion` of `admission.k8s.io/v1` reviews.
 pub const ADMISSION_V1: &str = "admission.k8s.io/v1";
@@ -688,7 +688,10 @@ fn strict_fields(uid: &str, object: &Walked, opts: &Options) -> Result<Vec<Strin
         .map(|issue| {
             // An unknown key can be megabytes long: name it, but not whole.
             let text = issue.to_string();
-            match crate::field::clip(&text, 2 * crate::field::MAX_ECHOED_BYTES) {
+            match crate::admission::field::clip(
+                &text,
+                2 * crate::admission::field::MAX_ECHOED_BYTES,
+            ) {
                 (whole, false) => whole.to_owned(),
                 (head, true) => format!("{head}... ({} bytes, truncated)", text.len()),
             }

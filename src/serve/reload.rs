@@ -29,8 +29,8 @@ use rustls::{DigitallySignedStruct, DistinguishedName, ServerConfig, SignatureSc
 use rustls_pki_types::{CertificateDer, UnixTime};
 use tracing::{error, info, warn};
 
-use crate::metrics::Metrics;
-use crate::tls::{self, ServingCert, TlsError, TlsFiles};
+use crate::serve::metrics::Metrics;
+use crate::serve::tls::{self, ServingCert, TlsError, TlsFiles};
 
 /// Default time between two looks at the TLS files. The kubelet itself takes up to a minute
 /// (its sync period plus the cache TTL) to update a Secret volume, so a few seconds more are

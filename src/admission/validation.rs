@@ -4,8 +4,8 @@
 
 use serde_json::{Map, Value};
 
-use crate::field::{BadValue, ErrorList, FieldError, Path};
-use crate::ip::{self, AddressError};
+use crate::admission::field::{BadValue, ErrorList, FieldError, Path};
+use crate::admission::ip::{self, AddressError};
 
 /// Longest allowed object name (`IsDNS1123Subdomain`).
 const DNS1123_SUBDOMAIN_MAX: usize = 253;
@@ -465,7 +465,7 @@ fn validate_conditions(conditions: &[Value], path: &Path, errs: &mut ErrorList) 
                 let p = item_path.child("lastTransitionTime");
                 let detail = format!(
                     "{p} in body must be of type date-time: {}",
-                    crate::field::go_quote(t)
+                    crate::admission::field::go_quote(t)
                 );
                 errs.push(FieldError::invalid(p, t, detail));
             }
@@ -612,7 +612,7 @@ fn immutability(object: &Value, old: &Value) -> ErrorList {
 fn immutable(path: Path, new_value: Option<&Value>) -> FieldError {
     let value = new_value.map_or(BadValue::Null, BadValue::from_json);
     FieldError {
-        kind: crate::field::ErrorType::Invalid,
+        kind: crate::admission::field::ErrorType::Invalid,
         path,
         value,
         detail: "field is immutable".to_owned(),
@@ -890,7 +890,7 @@ mod tests {
                 &with("/spec/network", json!(bad)),
                 &format!(
                     "spec.network: Invalid value: {}: {NETWORK_NAME_MSG}",
-                    crate::field::go_quote(bad)
+                    crate::admission::field::go_quote(bad)
                 ),
             );
         }

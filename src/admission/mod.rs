@@ -1,0 +1,19 @@
+//! The admission core: an AdmissionReview's bytes in, the answer's bytes out, with no I/O.
+//!
+//! [`pipeline`] decodes a review and answers it; the rest are its parts: the IPAMClaim
+//! [`types`], [`field`] paths and errors worded like apimachinery's, [`ip`] address parsing,
+//! the [`strict`] field check, [`validation`] (the `/validate` rules) and [`defaulting`] (the
+//! `/mutate` patch). Nothing here reaches the front ends (`serve`, `replay`, the CLI).
+
+pub mod defaulting;
+pub mod field;
+pub mod ip;
+pub mod pipeline;
+pub mod strict;
+pub mod types;
+pub mod validation;
+
+pub use pipeline::{
+    review, Enforcement, FieldValidation, Options, RequestError, Response, Reviewed, Summary,
+    Webhook, ADMISSION_V1, ADMISSION_V1BETA1,
+};
