@@ -121,7 +121,8 @@ pub struct ReplayArgs {
     #[arg(long, value_name = "FILE", requires = "client_cert")]
     pub client_key: Option<PathBuf>,
 
-    /// What to do with unknown and duplicate fields of the object.
+    /// What to do with unknown and duplicate fields of the object. Strict by default: no API
+    /// server has checked these files against a schema.
     #[arg(long, value_enum, default_value_t = FieldValidationArg::Strict)]
     pub field_validation: FieldValidationArg,
 
@@ -191,12 +192,14 @@ pub struct ServeArgs {
     #[arg(long, env = "IPAMCLAIM_WEBHOOK_PROBE_LISTEN", default_value_t = serve::DEFAULT_PROBE_LISTEN)]
     pub probe_listen: SocketAddr,
 
-    /// What to do with unknown and duplicate fields of the object.
+    /// What to do with unknown and duplicate fields of the object. Warn by default: through
+    /// an API server an unknown field means the installed CRD is newer than this webhook
+    /// (schema drift), which is reported (a warning, a metric, a log line), never denied.
     #[arg(
         long,
         env = "IPAMCLAIM_WEBHOOK_FIELD_VALIDATION",
         value_enum,
-        default_value_t = FieldValidationArg::Strict
+        default_value_t = FieldValidationArg::Warn
     )]
     pub field_validation: FieldValidationArg,
 
@@ -461,7 +464,8 @@ mod tests {
         assert_eq!(cfg.listen.to_string(), "0.0.0.0:8443");
         assert_eq!(cfg.probe_listen.to_string(), "0.0.0.0:8080");
         assert_eq!(cfg.max_body_bytes, 7_340_032);
-        assert_eq!(cfg.admission.field_validation, FieldValidation::Strict);
+        // Schema drift is reported, not denied (DESIGN §1); replay stays strict.
+        assert_eq!(cfg.admission.field_validation, FieldValidation::Warn);
         assert!(!cfg.enable_http2);
         assert!(cfg.tls.client_ca.is_none());
         assert!(cfg.workers >= 1);
@@ -514,6 +518,18 @@ mod tests {
     }
 
     #[test]
+    fn replay_checks_fields_strictly_by_default_unlike_serve() {
+        let cli = Cli::try_parse_from(["ipamclaim-webhook", "replay"]).expect("parse");
+        let Command::Replay(args) = cli.command else {
+            panic!("not replay");
+        };
+        assert_eq!(
+            FieldValidation::from(args.field_validation),
+            FieldValidation::Strict
+        );
+    }
+
+    #[test]
     fn serve_flags_are_parsed() {
         let cli = Cli::try_parse_from([
             "ipamclaim-webhook",
@@ -521,7 +537,7 @@ mod tests {
             "--listen",
             "127.0.0.1:9443",
             "--field-validation",
-            "Warn",
+            "Strict",
             "--enable-http2",
             "--workers",
             "3",
@@ -536,7 +552,7 @@ mod tests {
         };
         let cfg = args.config().expect("valid config");
         assert_eq!(cfg.listen.to_string(), "127.0.0.1:9443");
-        assert_eq!(cfg.admission.field_validation, FieldValidation::Warn);
+        assert_eq!(cfg.admission.field_validation, FieldValidation::Strict);
         assert!(cfg.enable_http2);
         assert_eq!(cfg.workers, 3);
         assert_eq!(cfg.tls.client_ca, Some(PathBuf::from("ca.crt")));

@@ -9,9 +9,8 @@ use anyhow::Context as _;
 use clap::Parser as _;
 use std::io::{IsTerminal as _, Write as _};
 
-use ipamclaim_webhook::admission::{self, types::IPAMClaim};
+use ipamclaim_webhook::admission::{self, types};
 use ipamclaim_webhook::{certs, replay, serve};
-use kube::CustomResourceExt as _;
 
 use crate::cli::{Cli, Command, ReplayArgs, ReplayOutput, ReplayWebhook};
 
@@ -55,7 +54,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Replay(args) => replay(args),
         Command::Crd => {
-            let yaml = yaml_serde::to_string(&IPAMClaim::crd())
+            let yaml = yaml_serde::to_string(&types::crd())
                 .context("cannot serialise the CustomResourceDefinition")?;
             print!("{yaml}");
             Ok(ExitCode::SUCCESS)

@@ -411,3 +411,114 @@ fn crd_prints_the_custom_resource_definition() {
         assert!(yaml.contains(needle), "{needle:?} missing from:\n{yaml}");
     }
 }
+
+/// A CREATE review whose claim carries `spec.macRequest`: a field a newer IPAMClaim CRD might
+/// add, which an API server running that CRD would pass on to the webhook.
+fn review_from_a_newer_crd(uid: &str) -> Vec<u8> {
+    let mut review: serde_json::Value =
+        serde_json::from_slice(&review(uid, "admission.k8s.io/v1")).expect("JSON");
+    review["request"]["object"]["spec"]["macRequest"] = "02:00:00:00:00:01".into();
+    serde_json::to_vec(&review).expect("JSON")
+}
+
+/// Starts the real binary with default flags but for its ports and certificate, plus `extra`.
+async fn serve_defaults(dir: &Path, certs: &certs::DevCerts, extra: &[&str]) -> (Reaper, u16, u16) {
+    certs.write_to(dir).expect("write certs");
+    let log = dir.join("server.log");
+    let (port, probe_port) = (free_port(), free_port());
+    let child = Command::new(bin())
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["--probe-listen", &format!("127.0.0.1:{probe_port}")])
+        .arg("--tls-cert")
+        .arg(dir.join(certs::CERT_FILE))
+        .arg("--tls-key")
+        .arg(dir.join(certs::KEY_FILE))
+        .args(extra)
+        .env_remove("RUST_LOG")
+        .env_remove("IPAMCLAIM_WEBHOOK_FIELD_VALIDATION")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(&log).expect("log file"))
+        .spawn()
+        .expect("spawn the server");
+    let mut child = Reaper(child);
+    wait_healthy(&mut child.0, probe_port, &log).await;
+    (child, port, probe_port)
+}
+
+// DESIGN §1: through an API server an unknown field means the installed CRD is newer than the
+// webhook. With default flags it is reported (warning, metric, one log line), never denied;
+// `--field-validation Strict` denies it as before; replay stays strict by default.
+#[tokio::test]
+async fn schema_drift_is_reported_not_denied_under_default_flags() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let certs = certs::generate(&CertsOptions::default()).expect("certs");
+    let (server, port, probe_port) = serve_defaults(dir.path(), &certs, &[]).await;
+    let client = client(tls_client(
+        &certs.ca_pem,
+        &[b"http/1.1"],
+        &[&rustls::version::TLS13],
+        None,
+    ));
+    let url = format!("https://127.0.0.1:{port}/validate?timeout=5s");
+    for uid in ["drift-1", "drift-2"] {
+        let body = review_from_a_newer_crd(uid);
+        let answer = assert_answers(&post_json(&client, &url, body.clone()).await, &body);
+        assert_eq!(answer["response"]["allowed"], true, "{answer}");
+        assert_eq!(
+            answer["response"]["warnings"],
+            serde_json::json!(["unknown field \"spec.macRequest\""]),
+            "{answer}"
+        );
+    }
+    let metrics = plain_client()
+        .get(format!("http://127.0.0.1:{probe_port}/metrics"))
+        .send()
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    assert_eq!(
+        metric(
+            &metrics,
+            r#"ipamclaim_webhook_schema_drift_total{field="spec.macRequest"}"#
+        ),
+        Some(2.0),
+        "{metrics}"
+    );
+    drop(server);
+    let log = read_log(&dir.path().join("server.log"));
+    assert_eq!(
+        log.matches("schema drift").count(),
+        1,
+        "one log line for the new path, not one per review:\n{log}"
+    );
+    assert!(log.contains("spec.macRequest"), "{log}");
+
+    // Strict on request: denied as before.
+    let strict_dir = tempfile::tempdir().expect("tempdir");
+    let (_strict, port, _) =
+        serve_defaults(strict_dir.path(), &certs, &["--field-validation", "Strict"]).await;
+    let url = format!("https://127.0.0.1:{port}/validate?timeout=5s");
+    let body = review_from_a_newer_crd("strict-1");
+    let answer = assert_answers(&post_json(&client, &url, body.clone()).await, &body);
+    assert_eq!(answer["response"]["allowed"], false, "{answer}");
+    assert_eq!(answer["response"]["status"]["code"], 400, "{answer}");
+
+    // Replay judges files no API server has seen: strict by default.
+    let file = dir.path().join("newer-crd.json");
+    fs::write(&file, review_from_a_newer_crd("replay-1")).expect("write review");
+    let replay = Command::new(bin())
+        .args(["replay", "--output", "json", "--webhook", "validate"])
+        .arg(&file)
+        .env_remove("IPAMCLAIM_WEBHOOK_FIELD_VALIDATION")
+        .output()
+        .expect("run replay");
+    assert_eq!(replay.status.code(), Some(1), "{replay:?}");
+    let stdout = String::from_utf8_lossy(&replay.stdout);
+    assert!(
+        stdout.contains(r#"strict decoding error: unknown field \"spec.macRequest\""#),
+        "{stdout}"
+    );
+}

@@ -15,5 +15,5 @@ pub mod validation;
 
 pub use pipeline::{
     review, Enforcement, FieldValidation, Options, RequestError, Response, Reviewed, Summary,
-    Webhook, ADMISSION_V1, ADMISSION_V1BETA1,
+    Webhook, ADMISSION_V1, ADMISSION_V1BETA1, MAX_SUMMARY_UNKNOWN_FIELDS,
 };

@@ -158,7 +158,18 @@ pub struct Summary {
     pub panicked: bool,
     /// Whether the review was invalid but admitted under `--enforcement Warn|Audit`.
     pub would_deny: bool,
+    /// Paths of fields of `request.object` that the schema does not declare (`spec.foo`), as
+    /// the strict field check found them, at most [`MAX_SUMMARY_UNKNOWN_FIELDS`]. Through an
+    /// API server they mean schema drift: the installed CRD is newer than this webhook.
+    pub unknown_fields: Vec<String>,
 }
+
+/// How many unknown-field paths a [`Summary`] keeps: enough to name what a newer CRD added,
+/// bounded whatever the object holds.
+pub const MAX_SUMMARY_UNKNOWN_FIELDS: usize = 16;
+
+/// Longest unknown-field path a [`Summary`] keeps (an unknown key can be megabytes long).
+const MAX_UNKNOWN_FIELD_BYTES: usize = 256;
 
 /// Decodes `T` only from a JSON object: serde's derived structs also accept an array of their
 /// fields in order, which no API server sends and which must not be judged as a review.
@@ -474,6 +485,19 @@ fn review_with(
             .to_owned(),
         ..Summary::default()
     };
+    if let Some(object) = &request.object {
+        summary.unknown_fields = object
+            .issues
+            .iter()
+            .filter(|issue| issue.kind == strict::IssueKind::Unknown)
+            .take(MAX_SUMMARY_UNKNOWN_FIELDS)
+            .map(|issue| {
+                crate::admission::field::clip(&issue.path, MAX_UNKNOWN_FIELD_BYTES)
+                    .0
+                    .to_owned()
+            })
+            .collect();
+    }
     if summary.name.is_empty() {
         summary.name = object_name(
             request

@@ -13,6 +13,25 @@ pub const KIND: &str = "IPAMClaim";
 /// Plural resource name, as it appears in an AdmissionRequest's `resource`.
 pub const PLURAL: &str = "ipamclaims";
 
+/// The label (and its value) that `crd` puts on the CustomResourceDefinition it prints, so
+/// that `make undeploy DELETE_CRD=1` can tell our CRD from the one a network stack installed
+/// (which it must never delete).
+pub const CRD_OWNER_LABEL: (&str, &str) = ("app.kubernetes.io/part-of", "ipamclaim-webhook");
+
+/// The CustomResourceDefinition `ipamclaim-webhook crd` prints: the one generated from these
+/// types, labelled with [`CRD_OWNER_LABEL`].
+pub fn crd(
+) -> k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition {
+    use kube::CustomResourceExt as _;
+    let mut crd = IPAMClaim::crd();
+    let (key, value) = CRD_OWNER_LABEL;
+    crd.metadata
+        .labels
+        .get_or_insert_with(Default::default)
+        .insert(key.to_owned(), value.to_owned());
+    crd
+}
+
 /// The desired state of a persistent IP allocation: which network and which pod interface.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[kube(

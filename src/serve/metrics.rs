@@ -6,8 +6,10 @@
 //! so several servers in one process (the integration tests) never share or fight over a
 //! global recorder; label sets are typed; and it links far fewer crates.
 
+use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::sync::atomic::AtomicI64;
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use prometheus_client::encoding::{prometheus_text, EncodeLabelSet};
@@ -63,6 +65,11 @@ struct CauseLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FieldLabels {
+    field: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabels {
     result: &'static str,
 }
@@ -79,6 +86,36 @@ pub struct Metrics {
     cert_not_after: Gauge<i64, AtomicI64>,
     reloads: Family<ResultLabels, Counter>,
     panics: Counter,
+    schema_drift: Family<FieldLabels, Counter>,
+    drift_fields: Mutex<DriftFields>,
+}
+
+/// The field paths [`Metrics::schema_drift`] has labelled.
+#[derive(Debug, Default)]
+struct DriftFields {
+    /// At most [`MAX_DRIFT_FIELDS`].
+    labelled: HashSet<String>,
+    /// Whether a path past the bound has been counted under [`OTHER_DRIFT_FIELD`].
+    overflowed: bool,
+}
+
+/// How many distinct field paths the schema-drift counter labels; later ones count under
+/// [`OTHER_DRIFT_FIELD`], so that a client cannot grow the label set without bound.
+pub const MAX_DRIFT_FIELDS: usize = 64;
+
+/// The `field` label of schema drift past [`MAX_DRIFT_FIELDS`] distinct paths.
+pub const OTHER_DRIFT_FIELD: &str = "(other)";
+
+/// What [`Metrics::schema_drift`] made of one unknown field.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Drift {
+    /// A path counted before.
+    Known,
+    /// A path counted for the first time, under this label.
+    New(String),
+    /// A new path past the label bound, counted under [`OTHER_DRIFT_FIELD`]; `true` the first
+    /// time that happens.
+    Overflow(bool),
 }
 
 /// Counts one request in flight until dropped, however its handler ends (answered, or
@@ -172,8 +209,17 @@ impl Metrics {
             "Panics caught while judging a review (each answered as a code 500 denial)",
             panics.clone(),
         );
+        let schema_drift = Family::<FieldLabels, Counter>::default();
+        registry.register(
+            "ipamclaim_webhook_schema_drift",
+            "Unknown fields in reviewed objects, by field path (list indices as [*]): through an \
+             API server, the installed IPAMClaim CRD declares fields this webhook does not know",
+            schema_drift.clone(),
+        );
         Metrics {
             registry,
+            schema_drift,
+            drift_fields: Mutex::default(),
             requests,
             duration,
             denials,
@@ -214,6 +260,33 @@ impl Metrics {
                 })
                 .inc();
         }
+    }
+
+    /// Counts one unknown field found in a reviewed object, by its path with list indices
+    /// folded (`status.conditions[*].colour`), and says whether the path is new.
+    pub fn schema_drift(&self, path: &str) -> Drift {
+        let field = fold_indices(path);
+        let mut fields = self
+            .drift_fields
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let drift = if fields.labelled.contains(&field) {
+            Drift::Known
+        } else if fields.labelled.len() < MAX_DRIFT_FIELDS {
+            fields.labelled.insert(field.clone());
+            Drift::New(field.clone())
+        } else {
+            Drift::Overflow(!std::mem::replace(&mut fields.overflowed, true))
+        };
+        drop(fields);
+        let label = match &drift {
+            Drift::Overflow(_) => OTHER_DRIFT_FIELD.to_owned(),
+            _ => field,
+        };
+        self.schema_drift
+            .get_or_create(&FieldLabels { field: label })
+            .inc();
+        drift
     }
 
     /// Counts a request refused with HTTP `status` before or instead of judging.
@@ -287,6 +360,26 @@ fn operation(op: &str) -> &'static str {
         "CONNECT" => "CONNECT",
         _ => "other",
     }
+}
+
+/// A field path with every list index written `[*]`, so that one drifted field of a list's
+/// items is one label, not one per item.
+fn fold_indices(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    let mut rest = path;
+    while let Some(open) = rest.find('[') {
+        out.push_str(&rest[..=open]);
+        rest = &rest[open + 1..];
+        match rest.find(']') {
+            Some(close) if close > 0 && rest[..close].bytes().all(|b| b.is_ascii_digit()) => {
+                out.push('*');
+                rest = &rest[close..];
+            }
+            _ => {}
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 // === impl InFlight ===
@@ -402,5 +495,52 @@ mod tests {
         ] {
             assert!(text.contains(line), "{line:?} missing from:\n{text}");
         }
+    }
+
+    #[test]
+    fn schema_drift_folds_list_indices_and_says_when_a_path_is_new() {
+        let m = Metrics::new();
+        assert_eq!(
+            m.schema_drift("spec.macRequest"),
+            Drift::New("spec.macRequest".to_owned())
+        );
+        assert_eq!(m.schema_drift("spec.macRequest"), Drift::Known);
+        assert_eq!(
+            m.schema_drift("status.conditions[0].colour"),
+            Drift::New("status.conditions[*].colour".to_owned())
+        );
+        assert_eq!(m.schema_drift("status.conditions[12].colour"), Drift::Known);
+        // Brackets that are not an index stay as they are.
+        assert_eq!(fold_indices("spec.a[b]"), "spec.a[b]");
+        assert_eq!(fold_indices("spec.[]x[3"), "spec.[]x[3");
+        let text = m.render();
+        for line in [
+            r#"ipamclaim_webhook_schema_drift_total{field="spec.macRequest"} 2"#,
+            r#"ipamclaim_webhook_schema_drift_total{field="status.conditions[*].colour"} 2"#,
+        ] {
+            assert!(text.contains(line), "{line} missing from:\n{text}");
+        }
+    }
+
+    #[test]
+    fn schema_drift_labels_at_most_a_bounded_number_of_paths() {
+        let m = Metrics::new();
+        for i in 0..MAX_DRIFT_FIELDS {
+            assert!(matches!(
+                m.schema_drift(&format!("spec.f{i}")),
+                Drift::New(_)
+            ));
+        }
+        assert_eq!(m.schema_drift("spec.one_too_many"), Drift::Overflow(true));
+        assert_eq!(m.schema_drift("spec.and_another"), Drift::Overflow(false));
+        // A path labelled before the bound was reached keeps its own label.
+        assert_eq!(m.schema_drift("spec.f0"), Drift::Known);
+        let text = m.render();
+        let labels = text
+            .lines()
+            .filter(|l| l.starts_with("ipamclaim_webhook_schema_drift_total{"))
+            .count();
+        assert_eq!(labels, MAX_DRIFT_FIELDS + 1, "{text}");
+        assert!(text.contains(r#"ipamclaim_webhook_schema_drift_total{field="(other)"} 2"#));
     }
 }

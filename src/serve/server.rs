@@ -723,11 +723,32 @@ async fn admit(
                 );
             }
             state.metrics.review(webhook_name, s, elapsed);
+            schema_drift(&state.metrics, s);
             HttpResponse::Ok().content_type(JSON).body(reviewed.body)
         }
         Err(e) => {
             warn!(webhook = webhook_name, status = 400, reason = %e, "request refused: malformed review");
             refuse(StatusCode::BAD_REQUEST, &e.to_string())
+        }
+    }
+}
+
+/// Counts the unknown fields of a reviewed object and logs each path the first time it is
+/// seen. Through an API server (which has already applied the installed CRD's schema) an
+/// unknown field means the CRD is newer than this webhook: the operator should upgrade it.
+fn schema_drift(metrics: &Metrics, summary: &admission::Summary) {
+    for path in &summary.unknown_fields {
+        match metrics.schema_drift(path) {
+            metrics::Drift::Known | metrics::Drift::Overflow(false) => {}
+            metrics::Drift::New(field) => warn!(
+                field = %field,
+                uid = %summary.uid,
+                "schema drift: the object has a field this webhook does not know; the installed IPAMClaim CRD is newer than the webhook, upgrade it"
+            ),
+            metrics::Drift::Overflow(true) => warn!(
+                max = metrics::MAX_DRIFT_FIELDS,
+                "schema drift: more distinct unknown fields than the drift metric labels; further ones are counted under field=\"(other)\" and not logged"
+            ),
         }
     }
 }

@@ -5,7 +5,9 @@
    (kubernetes-validate) for the oldest and the newest Kubernetes versions we support;
 3. the samples validate against the generated CRD's openAPIV3Schema, and replay to their
    expected verdicts once the binary has `replay`;
-4. manifests/base/crd.yaml is exactly what `ipamclaim-webhook crd` prints;
+4. manifests/crd/crd.yaml is exactly what `ipamclaim-webhook crd` prints, the optional CRD piece
+   (manifests/crd) renders exactly it, no overlay renders a CRD (the network stack owns it),
+   and `make undeploy DELETE_CRD=1` deletes only a CRD that carries our label;
 5. the rendered output keeps the webhook settings and the restricted pod security of DESIGN §8,
    and every policy rule is shown to fail on a manifest that breaks it.
 
@@ -33,7 +35,9 @@ import yaml
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 MANIFESTS = os.path.join(ROOT, "manifests")
 SAMPLES = os.path.join(MANIFESTS, "samples")
-CRD_FILE = os.path.join(MANIFESTS, "base", "crd.yaml")
+CRD_DIR = os.path.join(MANIFESTS, "crd")
+CRD_FILE = os.path.join(CRD_DIR, "crd.yaml")
+CRD_NAME = "ipamclaims.k8s.cni.cncf.io"
 BIN = os.path.join(ROOT, os.environ.get("BIN", "target/debug/ipamclaim-webhook"))
 
 # The oldest Kubernetes we claim (the captured fixtures come from a 1.28 API server) and the
@@ -171,7 +175,7 @@ class RenderTest(unittest.TestCase):
         have = {d["kind"] for d in docs}
         self.assertFalse(set(kinds) - have, f"{name} lacks {sorted(set(kinds) - have)}")
 
-    BASE_KINDS = ("Namespace", "CustomResourceDefinition", "ServiceAccount", "Deployment",
+    BASE_KINDS = ("Namespace", "ServiceAccount", "Deployment",
                   "PodDisruptionBudget", "Service", "NetworkPolicy",
                   "ValidatingWebhookConfiguration", "MutatingWebhookConfiguration")
 
@@ -183,6 +187,17 @@ class RenderTest(unittest.TestCase):
 
     def test_self_signed_overlay_renders(self):
         self.assert_renders("self-signed", self.BASE_KINDS + ("Secret",))
+
+    def test_no_overlay_renders_a_crd(self):
+        # The network stack owns the IPAMClaim CRD (DESIGN §8): a second owner would fight it.
+        for name in ("base", "cert-manager", "self-signed"):
+            kinds = [d["kind"] for d in Rendered.get(self, name)]
+            self.assertNotIn("CustomResourceDefinition", kinds, f"{name} renders a CRD")
+
+    def test_crd_piece_renders_exactly_crd_yaml(self):
+        docs, error = kustomize(CRD_DIR)
+        self.assertIsNone(error)
+        self.assertEqual(docs, [load_crd()])
 
     def test_self_signed_overlay_refuses_to_render_unprepared(self):
         # Without prepare.sh there is no Secret and no caBundle: rendering must fail, not
@@ -428,8 +443,98 @@ class CrdDriftTest(unittest.TestCase):
         if committed != run.stdout:
             diff = "".join(difflib.unified_diff(
                 committed.decode().splitlines(True), run.stdout.decode().splitlines(True),
-                "manifests/base/crd.yaml", f"{os.path.relpath(BIN, ROOT)} crd"))
-            self.fail(f"manifests/base/crd.yaml has drifted; run `make manifests`\n{diff[:4000]}")
+                "manifests/crd/crd.yaml", f"{os.path.relpath(BIN, ROOT)} crd"))
+            self.fail(f"manifests/crd/crd.yaml has drifted; run `make manifests`\n{diff[:4000]}")
+
+    def test_crd_carries_the_label_undeploy_goes_by(self):
+        labels = load_crd()["metadata"].get("labels", {})
+        self.assertEqual(labels.get("app.kubernetes.io/part-of"), "ipamclaim-webhook")
+
+
+class FakeKubectl:
+    """A stand-in for kubectl that records its calls and answers `get crd` as told: whether
+    the cluster has the CRD, and the value of its app.kubernetes.io/part-of label."""
+
+    SCRIPT = r'''#!/usr/bin/env python3
+import json, os, sys
+args = sys.argv[1:]
+with open(os.environ["FAKE_KUBECTL_LOG"], "a") as f:
+    f.write(json.dumps(args) + "\n")
+if args[:2] == ["get", "crd"]:
+    exists = os.environ.get("FAKE_CRD_EXISTS") == "1"
+    if any(a.startswith("jsonpath=") or a.startswith("-o=jsonpath") for a in args) or "-o" in args:
+        if exists:
+            sys.stdout.write(os.environ.get("FAKE_CRD_OWNER", ""))
+        sys.exit(0)
+    sys.exit(0 if exists else 1)
+sys.exit(0)
+'''
+
+    def __init__(self, directory):
+        self.path = os.path.join(directory, "kubectl")
+        self.log = os.path.join(directory, "kubectl.log")
+        with open(self.path, "w") as f:
+            f.write(self.SCRIPT)
+        os.chmod(self.path, 0o755)
+
+    def run_make(self, target, exists, owner="", **variables):
+        open(self.log, "w").close()
+        env = dict(os.environ, FAKE_KUBECTL_LOG=self.log, FAKE_CRD_EXISTS="1" if exists else "0",
+                   FAKE_CRD_OWNER=owner)
+        args = ["make", "--no-print-directory", "-C", ROOT, target, f"KUBECTL={self.path}",
+                "OVERLAY=cert-manager"] + [f"{k}={v}" for k, v in variables.items()]
+        run = subprocess.run(args, env=env, capture_output=True, text=True)
+        with open(self.log) as f:
+            calls = [json.loads(line) for line in f]
+        return run, calls
+
+
+class CrdOwnershipTest(unittest.TestCase):
+    """`make deploy` and `make undeploy` against a fake kubectl: the CRD is ours to install
+    only when asked, and ours to delete only when it carries our label."""
+
+    @classmethod
+    def setUpClass(cls):
+        if shutil.which("make") is None:
+            raise unittest.SkipTest("make is not installed")
+        cls.tmp = tempfile.mkdtemp(prefix="ipamclaim-fake-kubectl-")
+        cls.kubectl = FakeKubectl(cls.tmp)
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def deleted_crd(self, calls):
+        return [c for c in calls if c[:1] == ["delete"] and "crd" in c]
+
+    def test_undeploy_keeps_the_crd_by_default(self):
+        run, calls = self.kubectl.run_make("undeploy", exists=True, owner="ipamclaim-webhook")
+        self.assertEqual(run.returncode, 0, run.stderr)
+        self.assertEqual(self.deleted_crd(calls), [])
+
+    def test_undeploy_never_deletes_a_crd_it_did_not_install(self):
+        run, calls = self.kubectl.run_make("undeploy", exists=True, owner="", DELETE_CRD=1)
+        self.assertEqual(run.returncode, 0, run.stderr)
+        self.assertEqual(self.deleted_crd(calls), [])
+        self.assertIn("kept crd/", run.stderr)
+
+    def test_undeploy_delete_crd_removes_ours(self):
+        run, calls = self.kubectl.run_make("undeploy", exists=True, owner="ipamclaim-webhook",
+                                           DELETE_CRD=1)
+        self.assertEqual(run.returncode, 0, run.stderr)
+        self.assertEqual(self.deleted_crd(calls), [["delete", "crd", CRD_NAME]])
+
+    def test_deploy_installs_the_crd_only_when_asked(self):
+        run, calls = self.kubectl.run_make("deploy", exists=False)
+        self.assertEqual(run.returncode, 0, run.stderr)
+        applied = [c for c in calls if c[:1] == ["apply"]]
+        self.assertEqual(applied, [["apply", "-k", "manifests/overlays/cert-manager"]])
+        self.assertIn("no IPAMClaim CRD", run.stderr)
+        run, calls = self.kubectl.run_make("deploy", exists=False, WITH_CRD=1)
+        self.assertEqual(run.returncode, 0, run.stderr)
+        applied = [c for c in calls if c[:1] == ["apply"]]
+        self.assertEqual(applied, [["apply", "-k", "manifests/crd"],
+                                   ["apply", "-k", "manifests/overlays/cert-manager"]])
 
 
 # === 5. policy ===
