@@ -37,7 +37,8 @@ $(CERTS_DIR)/tls.crt:
 	$(MAKE) certs
 
 .PHONY: crd
-crd: build ## Print the IPAMClaim CustomResourceDefinition generated from the Rust types.
+crd: ## Print the IPAMClaim CustomResourceDefinition generated from the Rust types (only the YAML on stdout).
+	@$(CARGO) build --quiet
 	@$(BIN) crd
 
 .PHONY: fmt
