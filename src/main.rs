@@ -56,8 +56,13 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Crd => {
             let yaml = yaml_serde::to_string(&types::crd())
                 .context("cannot serialise the CustomResourceDefinition")?;
-            print!("{yaml}");
-            Ok(ExitCode::SUCCESS)
+            match std::io::stdout().lock().write_all(yaml.as_bytes()) {
+                // `crd | head` closing the pipe early is not a failure of `crd`.
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                    Err(e).context("cannot write to stdout")
+                }
+                _ => Ok(ExitCode::SUCCESS),
+            }
         }
     }
 }
