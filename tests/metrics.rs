@@ -77,7 +77,7 @@ async fn reviews_are_counted_by_verdict_cause_and_latency() {
         1.0,
     );
     // Every validate request is in the histogram, refused ones too; the buckets start below a
-    // millisecond.
+    // millisecond and include 2.5 s, the latency alert's threshold (half of timeoutSeconds).
     expect(
         r#"ipamclaim_webhook_request_duration_seconds_count{webhook="validate"}"#,
         3.0,
@@ -86,7 +86,9 @@ async fn reviews_are_counted_by_verdict_cause_and_latency() {
         r#"ipamclaim_webhook_request_duration_seconds_bucket{webhook="validate",le="+Inf"}"#,
         3.0,
     );
-    for le in ["2.5e-05", "0.0001", "0.001", "0.01", "0.1", "1"] {
+    for le in [
+        "2.5e-05", "0.0001", "0.001", "0.01", "0.1", "1", "2.5", "5", "10",
+    ] {
         let series = format!(
             r#"ipamclaim_webhook_request_duration_seconds_bucket{{webhook="validate",le="{le}"}}"#
         );

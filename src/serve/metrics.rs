@@ -25,11 +25,14 @@ use crate::admission::Summary;
 pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
 
 /// Upper bounds (seconds) of the latency histogram. A review is judged in tens of
-/// microseconds, so the buckets start at 25 µs; the API server gives up at its `timeoutSeconds`
-/// (at most 30 s), and anything past a second is an incident whatever its exact length.
-const LATENCY_BUCKETS: [f64; 15] = [
+/// microseconds, so the buckets start at 25 µs. The top ones follow the API server's
+/// `timeoutSeconds` (5 s in manifests/, at most 30 s): `histogram_quantile` cannot estimate past
+/// the highest finite bound, so the latency alert's threshold, half of `timeoutSeconds` (2.5 s),
+/// must be a bound, and 5 s and 10 s keep it meaningful for longer timeouts
+/// (tests/manifests/test_monitoring.py checks the alert against the bounds served).
+const LATENCY_BUCKETS: [f64; 18] = [
     0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1,
-    0.25, 0.5, 1.0,
+    0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
 /// How a request ended, the `verdict` label.

@@ -1010,6 +1010,11 @@ class CountingResult(unittest.TextTestResult):
 
 def main():
     suite = unittest.defaultTestLoader.loadTestsFromModule(sys.modules[__name__])
+    # The monitoring component's checks live in their own file and use this module's helpers:
+    # register this run as `test_manifests` so that they share it instead of importing a copy.
+    sys.modules.setdefault("test_manifests", sys.modules[__name__])
+    import test_monitoring
+    suite.addTests(unittest.defaultTestLoader.loadTestsFromModule(test_monitoring))
     if len(sys.argv) > 1:  # run.sh WORD...: only the tests whose id holds one of the words
         def flatten(s):
             for t in s:
