@@ -208,7 +208,7 @@ def write_rules(docs, directory, mutate=None):
 class LiveServer:
     """The debug binary serving on loopback with throwaway certificates from `certs`, under
     --enforcement Warn so that one server counts every family: allowed, would_deny (an invalid
-    claim), denied (a review of another resource is refused in every mode) and refused (a body
+    claim), schema drift (an unknown field, under serve's default --field-validation Warn), denied (a review of another resource is refused in every mode) and refused (a body
     that is not a review, a wrong media type), on both webhooks."""
 
     def __init__(self, directory):
@@ -276,12 +276,16 @@ class LiveServer:
         valid = review("02-validate-create.json")
         invalid = copy.deepcopy(valid)
         invalid["request"]["object"]["spec"]["interface"] = "a/b"
+        # serve's default --field-validation Warn: admitted, counted as schema drift.
+        drifted = copy.deepcopy(valid)
+        drifted["request"]["object"]["spec"]["macRequest"] = "02:00:00:00:00:01"
         other = copy.deepcopy(valid)
         other["request"]["resource"]["resource"] = "pods"
         other["request"]["kind"]["kind"] = "Pod"
         calls = [
             ("/validate", json.dumps(valid), "application/json", 200),
             ("/validate", json.dumps(invalid), "application/json", 200),
+            ("/validate", json.dumps(drifted), "application/json", 200),
             ("/validate", json.dumps(other), "application/json", 200),
             ("/mutate", json.dumps(review("01-mutate-create.json")), "application/json", 200),
             ("/mutate", "not json", "application/json", 400),
@@ -991,8 +995,9 @@ class LiveMetricsTest(unittest.TestCase):
         bad = unit_test_series_problems(tests, self.live, job)
         self.assertEqual(bad, [])
         broken = copy.deepcopy(tests)
-        broken[-1]["input_series"][0]["series"] = broken[-1]["input_series"][0]["series"].replace(
-            "result=", "outcome=")
+        series = next(s for t in broken for s in t.get("input_series") or []
+                      if "result=" in s["series"])
+        series["series"] = series["series"].replace("result=", "outcome=")
         self.assertTrue(unit_test_series_problems(broken, self.live, job))
 
 
