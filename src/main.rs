@@ -70,6 +70,7 @@ fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         field_validation: args.field_validation.into(),
         defaults: args.defaults.defaults()?,
         enforcement: args.enforcement.into(),
+        ..admission::Options::default()
     };
     let mut transport: Box<dyn replay::Transport> = match (&args.server, &args.ca) {
         (Some(url), Some(ca)) => {
