@@ -129,6 +129,16 @@ pub struct ReplayArgs {
     #[arg(long, value_enum, default_value_t = EnforcementArg::Deny)]
     pub enforcement: EnforcementArg,
 
+    /// Deny an address that another claim on the same network holds: each document is judged
+    /// against the claims of the documents admitted before it and of --existing.
+    #[arg(long, conflicts_with = "server")]
+    pub unique_addresses: bool,
+
+    /// Claims already in the cluster (e.g. `kubectl get ipamclaims -A -o yaml > FILE`), indexed
+    /// for --unique-addresses and not judged; a file or directory, repeatable.
+    #[arg(long, value_name = "PATH", requires = "unique_addresses")]
+    pub existing: Vec<PathBuf>,
+
     /// The mutating webhook's defaults.
     #[command(flatten)]
     pub defaults: DefaultsArgs,
