@@ -42,23 +42,42 @@ impl Claim {
     /// its addresses until it is gone.
     pub fn from_object(object: &Value) -> Option<Claim> {
         let meta = object.get("metadata")?;
-        let text = |key: &str| {
-            meta.get(key)
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned()
-        };
-        let name = text("name");
+        let text = |key: &str| meta.get(key).and_then(Value::as_str).unwrap_or_default();
+        Claim::from_parts(
+            text("namespace"),
+            text("name"),
+            text("uid"),
+            object.get("spec"),
+            object.get("status"),
+        )
+    }
+
+    /// The claim of these metadata, `spec` and `status`, read leniently: a member of another
+    /// type holds nothing, and so does a claim without a network. `None` without a name.
+    pub fn from_parts(
+        namespace: &str,
+        name: &str,
+        uid: &str,
+        spec: Option<&Value>,
+        status: Option<&Value>,
+    ) -> Option<Claim> {
         if name.is_empty() {
             return None;
         }
-        let network = conflicts::network_of(object).unwrap_or_default().to_owned();
+        let network = spec
+            .and_then(|s| s.get("network"))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
         let mut addresses = Vec::new();
-        for (parent, member) in ADDRESS_LISTS {
-            let items = object
-                .get(parent)
-                .and_then(|p| p.get(member))
-                .and_then(Value::as_array);
+        // Without a network, a claim holds nothing.
+        let parts = if network.is_empty() {
+            [None, None]
+        } else {
+            [spec, status]
+        };
+        for (part, (_, member)) in parts.into_iter().zip(ADDRESS_LISTS) {
+            let items = part.and_then(|p| p.get(member)).and_then(Value::as_array);
             for item in items.into_iter().flatten() {
                 if let Some(ip) = item.as_str().and_then(conflicts::held_address) {
                     addresses.push(ip);
@@ -66,9 +85,9 @@ impl Claim {
             }
         }
         Some(Claim {
-            namespace: text("namespace"),
-            name,
-            uid: text("uid"),
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            uid: uid.to_owned(),
             network,
             addresses: dedup(addresses),
         })
