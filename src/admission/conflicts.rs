@@ -6,8 +6,7 @@
 //! `replay` an index of its inputs, tests a fixed one. Nothing here knows where the holders
 //! come from.
 
-use std::collections::hash_map::{Entry, HashMap};
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -60,10 +59,11 @@ pub struct Admitted {
     pub name: String,
     /// Its `spec.network`.
     pub network: String,
-    /// Every address the claim holds once written, each once, in the order of its lists.
+    /// Every address the claim holds once written, each once, sorted.
     pub addresses: Vec<AdmittedAddress>,
     /// Whether the review was a dry run: `serve` then reserves nothing (the webhook has no
-    /// side effects), while `replay`, whose documents are all hypothetical, indexes it.
+    /// side effects), while `replay`, whose documents are all hypothetical, indexes it. Set by
+    /// the pipeline, which reads `request.dryRun`.
     pub dry_run: bool,
 }
 
@@ -81,10 +81,59 @@ pub struct AdmittedAddress {
 /// valid address, or one that is only not written canonically (`2001:DB8::1`). Ambiguous
 /// values (leading zeros, IPv4-mapped IPv6) and non-addresses hold nothing.
 pub fn held_address(value: &str) -> Option<IpAddr> {
+    // Nearly every address a cluster holds is written canonically: that is checked for
+    // first, with the standard parser, at a fraction of the strict parser's cost.
+    if let Some(ip) = canonical(value) {
+        return Some(ip);
+    }
     match ip::parse(value) {
         Ok(address) => Some(address.ip),
         Err(AddressError::NotCanonical { canonical }) => Some(canonical.ip),
         Err(_) => None,
+    }
+}
+
+/// The address of `value` when it is written exactly in canonical form (`10.0.0.5/24`,
+/// `fd00::5`), which [`ip::parse`] accepts as it is; `None` for anything else, left to it.
+fn canonical(value: &str) -> Option<IpAddr> {
+    let (ip_text, prefix) = match value.split_once('/') {
+        Some((ip_text, prefix)) => (ip_text, Some(prefix)),
+        None => (value, None),
+    };
+    let ip: IpAddr = ip_text.parse().ok()?;
+    if let IpAddr::V6(v6) = ip {
+        // Printed differently by Go; the strict parser refuses it anyway.
+        if v6.to_ipv4_mapped().is_some() {
+            return None;
+        }
+    }
+    if let Some(prefix) = prefix {
+        let max = if ip.is_ipv4() { 32 } else { 128 };
+        let canonical_digits = !prefix.is_empty()
+            && prefix.len() <= 3
+            && prefix.bytes().all(|b| b.is_ascii_digit())
+            && (prefix == "0" || !prefix.starts_with('0'));
+        if !canonical_digits || prefix.parse::<u16>().ok()? > max {
+            return None;
+        }
+    }
+    // The standard parser takes IPv4 only as four decimal octets without leading zeros: one
+    // spelling per address, the canonical one. An IPv6 address is canonical when the text is
+    // exactly what printing it gives (RFC 5952, as Go prints it).
+    if ip.is_ipv4() {
+        return Some(ip);
+    }
+    let mut rest = SpelledAs(ip_text.as_bytes());
+    (write!(rest, "{ip}").is_ok() && rest.0.is_empty()).then_some(ip)
+}
+
+/// A writer that succeeds only while what is written matches the front of a byte string.
+struct SpelledAs<'a>(&'a [u8]);
+
+impl fmt::Write for SpelledAs<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.0 = self.0.strip_prefix(s.as_bytes()).ok_or(fmt::Error)?;
+        Ok(())
     }
 }
 
@@ -124,42 +173,67 @@ fn old_addresses(old: Option<&Value>, network: &str, which: (&str, &str)) -> Vec
 /// claim on the same network holds, in the API server's allocation wording. On UPDATE an
 /// address already in the same list of `old` is ratcheted: the conflict predates this change,
 /// so it comes back as a warning instead.
+///
+/// Returns what the claim holds once written (every address, each once, sorted), for the
+/// front end to reserve or index if the review is admitted; `None` when the object names no
+/// network or holds no address.
 pub fn check(
     holders: &dyn Holders,
     claimant: &Claimant<'_>,
     object: &Value,
     old: Option<&Value>,
     verdict: &mut Verdict,
-) {
-    let Some(network) = network_of(object) else {
-        return;
-    };
+) -> Option<Admitted> {
+    let network = network_of(object)?;
+    let mut addresses: Vec<AdmittedAddress> = Vec::new();
     for which in ADDRESS_LISTS {
         let items = list(object, which);
         if items.is_empty() {
             continue;
         }
         let before = old_addresses(old, network, which);
-        let path = Path::new(which.0).child(which.1);
+        let mut path: Option<Path> = None;
         for (i, item) in items.iter().enumerate() {
             let Some((text, ip)) = item.as_str().and_then(|t| Some((t, held_address(t)?))) else {
                 continue;
             };
+            let judged = before.binary_search(&ip).is_err();
+            addresses.push(AdmittedAddress { ip, judged });
             let Some(holder) = holders.holder(network, ip, claimant) else {
                 continue;
             };
+            let path = path.get_or_insert_with(|| Path::new(which.0).child(which.1));
             let error = FieldError::invalid(
                 path.index(i),
                 text,
                 allocated(ip, &holder, claimant, network),
             );
-            if before.binary_search(&ip).is_ok() {
-                verdict.ratcheted.push(error);
-            } else {
+            if judged {
                 verdict.errors.push(error);
+            } else {
+                verdict.ratcheted.push(error);
             }
         }
     }
+    if addresses.is_empty() {
+        return None;
+    }
+    // Each address once (n log n: a list may be long); judged if any list judged it.
+    addresses.sort_unstable_by_key(|a| a.ip);
+    addresses.dedup_by(|later, kept| {
+        let same = later.ip == kept.ip;
+        if same {
+            kept.judged |= later.judged;
+        }
+        same
+    });
+    Some(Admitted {
+        namespace: claimant.namespace.to_owned(),
+        name: claimant.name.to_owned(),
+        network: network.to_owned(),
+        addresses,
+        dry_run: false,
+    })
 }
 
 /// `address 10.0.0.5 is already allocated to IPAMClaim "vm-b.tenantred" on network "tenantred"`;
@@ -173,47 +247,6 @@ fn allocated(ip: IpAddr, holder: &Holder, claimant: &Claimant<'_>, network: &str
     } else {
         format!("address {ip} is already allocated to an {KIND} in another namespace on network {network}")
     }
-}
-
-/// What an admitted CREATE or UPDATE of `object` adds to the holders; `None` when the object
-/// names no network or holds no address.
-pub fn admitted(
-    claimant: &Claimant<'_>,
-    object: &Value,
-    old: Option<&Value>,
-    dry_run: bool,
-) -> Option<Admitted> {
-    let network = network_of(object)?;
-    let mut addresses: Vec<AdmittedAddress> = Vec::new();
-    // Where each address already is in `addresses`: a list may be long, so no linear search.
-    let mut seen: HashMap<IpAddr, usize> = HashMap::new();
-    for which in ADDRESS_LISTS {
-        let before = old_addresses(old, network, which);
-        for item in list(object, which) {
-            let Some(ip) = item.as_str().and_then(held_address) else {
-                continue;
-            };
-            let judged = before.binary_search(&ip).is_err();
-            match seen.entry(ip) {
-                // The same address in both lists: judged if either list judged it.
-                Entry::Occupied(at) => addresses[*at.get()].judged |= judged,
-                Entry::Vacant(slot) => {
-                    slot.insert(addresses.len());
-                    addresses.push(AdmittedAddress { ip, judged });
-                }
-            }
-        }
-    }
-    if addresses.is_empty() {
-        return None;
-    }
-    Some(Admitted {
-        namespace: claimant.namespace.to_owned(),
-        name: claimant.name.to_owned(),
-        network: network.to_owned(),
-        addresses,
-        dry_run,
-    })
 }
 
 // === impl Holder ===
@@ -285,6 +318,11 @@ mod tests {
         verdict
     }
 
+    /// What `check` returns for the claim to hold.
+    fn admitted(object: &Value, old: Option<&Value>) -> Option<Admitted> {
+        check(&fixed(), &ME, object, old, &mut Verdict::default())
+    }
+
     fn texts(list: &crate::admission::field::ErrorList) -> Vec<String> {
         list.iter().map(ToString::to_string).collect()
     }
@@ -335,7 +373,7 @@ mod tests {
             "10.0.0.5".parse().unwrap(),
         )]);
         let mut verdict = Verdict::default();
-        check(
+        let holds = check(
             &me_holding,
             &ME,
             &claim(json!([]), json!(["10.0.0.5/24"])),
@@ -343,6 +381,7 @@ mod tests {
             &mut verdict,
         );
         assert_eq!(verdict, Verdict::default());
+        assert!(holds.is_some());
     }
 
     #[test]
@@ -410,7 +449,7 @@ mod tests {
             json!(["10.0.0.5/24"]),
             json!(["10.0.0.5/24", "fd00::1/64", "x"]),
         );
-        let a = admitted(&ME, &new, Some(&old), false).expect("addresses");
+        let a = admitted(&new, Some(&old)).expect("addresses");
         assert_eq!(a.network, "tenantred");
         assert_eq!(
             a.addresses,
@@ -425,6 +464,101 @@ mod tests {
                 },
             ]
         );
-        assert!(admitted(&ME, &claim(json!([]), json!([])), None, false).is_none());
+        assert!(admitted(&claim(json!([]), json!([])), None).is_none());
+    }
+
+    /// The strict parser's answer, without the fast path.
+    fn strictly(value: &str) -> Option<IpAddr> {
+        match ip::parse(value) {
+            Ok(address) => Some(address.ip),
+            Err(AddressError::NotCanonical { canonical }) => Some(canonical.ip),
+            Err(_) => None,
+        }
+    }
+
+    #[test]
+    fn the_fast_path_agrees_with_the_strict_parser_on_known_cases() {
+        for value in [
+            "10.0.0.5",
+            "10.0.0.5/24",
+            "10.0.0.5/0",
+            "10.0.0.5/32",
+            "10.0.0.5/33",
+            "10.0.0.5/024",
+            "10.0.0.5/",
+            "010.0.0.5",
+            "fd00::5",
+            "FD00::5",
+            "fd00:0::5",
+            "fd00::5/64",
+            "fd00::5/128",
+            "fd00::5/129",
+            "::ffff:1.2.3.4",
+            "::1.2.3.4",
+            "::102:304",
+            "::",
+            "0:0:0:0:0:0:0:1",
+            "::1/128",
+            "fe80::1%eth0",
+            "1.2.3.4.5",
+            "",
+            "/",
+            "10.0.0.5/+1",
+            "2001:db8::1:0:0:1",
+            "2001:db8:0:0:1::1",
+            "2001:db8::1/064",
+        ] {
+            assert_eq!(held_address(value), strictly(value), "{value:?}");
+            if let Some(ip) = canonical(value) {
+                assert_eq!(ip::parse(value).map(|a| a.ip), Ok(ip), "{value:?}");
+            }
+        }
+    }
+
+    proptest::proptest! {
+        // Regression guard for the fast path: whatever the spelling, the same address (or
+        // none) as the strict parser, and only what it accepts as canonical.
+        #[test]
+        fn the_fast_path_agrees_with_the_strict_parser(
+            groups in proptest::collection::vec(0u32..0x1_0000, 1..=8),
+            octets in proptest::array::uniform4(0u16..300),
+            v6 in proptest::bool::ANY,
+            upper in proptest::bool::ANY,
+            compress in proptest::bool::ANY,
+            pad in proptest::bool::ANY,
+            mapped in proptest::bool::ANY,
+            prefix in proptest::option::of(0u16..140),
+            zero_prefix in proptest::bool::ANY,
+        ) {
+            let v4 = octets
+                .iter()
+                .map(|o| if pad && *o < 10 { format!("0{o}") } else { o.to_string() })
+                .collect::<Vec<_>>()
+                .join(".");
+            let mut text = if v6 {
+                let parts: Vec<String> = groups
+                    .iter()
+                    .map(|g| if pad { format!("{g:04x}") } else { format!("{g:x}") })
+                    .collect();
+                let joined = if compress && parts.len() < 8 {
+                    format!("{}::{}", parts[..parts.len() / 2].join(":"), parts[parts.len() / 2..].join(":"))
+                } else {
+                    parts.join(":")
+                };
+                if mapped { format!("::ffff:{v4}") } else { joined }
+            } else {
+                v4
+            };
+            if upper {
+                text = text.to_uppercase();
+            }
+            if let Some(p) = prefix {
+                text = if zero_prefix { format!("{text}/0{p}") } else { format!("{text}/{p}") };
+            }
+            proptest::prop_assert_eq!(held_address(&text), strictly(&text), "{}", text);
+            if let Some(ip) = canonical(&text) {
+                proptest::prop_assert_eq!(ip::parse(&text).map(|a| a.ip), Ok(ip), "{}", text);
+            }
+        }
     }
 }

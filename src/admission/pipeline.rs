@@ -342,6 +342,9 @@ pub struct Response {
     /// soften) rather than a refusal of a request that cannot be judged (which it never does).
     #[serde(skip)]
     verdict: bool,
+    /// With `unique_addresses`: what the claim holds once written (see [`Reviewed::admitted`]).
+    #[serde(skip)]
+    admitted: Option<Admitted>,
 }
 
 // === impl Response ===
@@ -357,6 +360,7 @@ impl Response {
             audit_annotations: None,
             warnings: Vec::new(),
             verdict: false,
+            admitted: None,
         }
     }
 
@@ -492,7 +496,7 @@ fn review_with(
         );
     }
 
-    let admitted = to_admit(&request, webhook, opts);
+    let dry_run = request.dry_run == Some(true);
     // The request is judged by value: the mutating webhook patches the decoded object itself.
     let judged = catch_unwind(AssertUnwindSafe(|| judge(request, &uid, webhook, opts)));
     let mut response = match judged {
@@ -536,7 +540,14 @@ fn review_with(
         )
         .into_bytes()
     });
-    let admitted = admitted.filter(|_| response.allowed && !summary.panicked);
+    let admitted = response
+        .admitted
+        .take()
+        .filter(|_| response.allowed && !summary.panicked)
+        .map(|admitted| Admitted {
+            dry_run,
+            ..admitted
+        });
     Ok(Reviewed {
         body,
         summary,
@@ -562,28 +573,6 @@ fn claimant<'r>(
         namespace: namespace.unwrap_or_default(),
         name,
     }
-}
-
-/// With `unique_addresses`, what a CREATE or UPDATE on `/validate` adds to the holders if it
-/// is admitted.
-fn to_admit(request: &Request<'_>, webhook: Webhook, opts: &Options) -> Option<Admitted> {
-    opts.unique_addresses.as_ref()?;
-    let operation = request.operation.as_deref().unwrap_or_default();
-    if webhook != Webhook::Validate || !matches!(operation, "CREATE" | "UPDATE") {
-        return None;
-    }
-    let object = request.object.as_ref()?;
-    let old = request.old_object.as_ref().map(|o| &o.0.value);
-    conflicts::admitted(
-        &claimant(
-            request.namespace.as_deref(),
-            request.name.as_deref(),
-            object,
-        ),
-        &object.value,
-        old.filter(|_| operation == "UPDATE"),
-        request.dry_run == Some(true),
-    )
 }
 
 /// The object's `metadata.name`, or nothing.
@@ -733,13 +722,14 @@ fn judge_object(
     }
 
     let mut verdict = validation::validate(object, old);
-    if let Some((holders, claimant)) = holders {
-        conflicts::check(holders, claimant, object, old, &mut verdict);
-    }
+    let admitted = holders.and_then(|(holders, claimant)| {
+        conflicts::check(holders, claimant, object, old, &mut verdict)
+    });
     warnings.extend(verdict.ratcheted.iter().map(|e| shorten(e.to_string())));
     if verdict.errors.is_empty() {
         let mut response = Response::allow(uid);
         response.warnings = warnings;
+        response.admitted = admitted;
         return response;
     }
     let name = object
@@ -748,6 +738,8 @@ fn judge_object(
         .unwrap_or_default();
     let mut response = Response::deny_verdict(uid, invalid(&verdict.errors, name));
     response.warnings = warnings;
+    // `--enforcement Warn|Audit` may admit it yet.
+    response.admitted = admitted;
     response
 }
 

@@ -9,12 +9,14 @@
 //! Only what the verdict needs is kept (network, addresses, namespace/name, uid), never whole
 //! objects, with networks and namespaces interned: 100,000 claims fit in tens of MiB.
 
-use std::collections::hash_map::{Entry, HashMap};
+use std::collections::hash_map::{HashMap, RandomState};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::hash::BuildHasher as _;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use hashbrown::HashTable;
 use serde_json::Value;
 
 use crate::admission::conflicts::{self, Admitted, Claimant, Holder, ADDRESS_LISTS};
@@ -149,31 +151,93 @@ struct AddrKey {
     ip: IpAddr,
 }
 
-/// One indexed claim; a slot whose `addresses` is empty is free.
+/// A claim's addresses, sorted: inline up to two (one per family is the common case), on the
+/// heap beyond.
+#[derive(Clone, Debug)]
+enum Addresses {
+    Inline { len: u8, ips: [IpAddr; 2] },
+    Heap(Box<[IpAddr]>),
+}
+
+// === impl Addresses ===
+
+impl Addresses {
+    const NONE: IpAddr = IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
+
+    /// `sorted` must be sorted and without repeats.
+    fn new(sorted: Vec<IpAddr>) -> Self {
+        match sorted.as_slice() {
+            [] => Addresses::Inline {
+                len: 0,
+                ips: [Self::NONE; 2],
+            },
+            [a] => Addresses::Inline {
+                len: 1,
+                ips: [*a, Self::NONE],
+            },
+            [a, b] => Addresses::Inline {
+                len: 2,
+                ips: [*a, *b],
+            },
+            _ => Addresses::Heap(sorted.into_boxed_slice()),
+        }
+    }
+
+    fn as_slice(&self) -> &[IpAddr] {
+        match self {
+            Addresses::Inline { len, ips } => &ips[..usize::from(*len)],
+            Addresses::Heap(ips) => ips,
+        }
+    }
+}
+
+/// A `metadata.uid` in 16 bytes: a UUID as the API server writes it, or 0 for a uid that is
+/// unknown (a file that was never in a cluster) or not a UUID.
+fn compact_uid(uid: &str) -> u128 {
+    let hex: Vec<u8> = uid.bytes().filter(|&b| b != b'-').collect();
+    if uid.len() != 36 || hex.len() != 32 {
+        return 0;
+    }
+    std::str::from_utf8(&hex)
+        .ok()
+        .and_then(|h| u128::from_str_radix(h, 16).ok())
+        .unwrap_or(0)
+}
+
+/// One indexed claim; a slot whose name is empty is free.
 #[derive(Clone, Debug)]
 struct Slot {
+    uid: u128,
+    name: Box<str>,
+    addresses: Addresses,
     namespace: u32,
     network: u32,
-    name: Box<str>,
-    uid: Box<str>,
-    addresses: Box<[IpAddr]>,
+}
+
+/// Where an address is held: a slot, and the address's position in the slot's addresses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Held {
+    slot: u32,
+    at: u32,
 }
 
 /// The claims a list-and-watch shows, indexed by name and by address. Only claims that hold
-/// at least one address take room.
+/// at least one address take room, and little: the tables store slot numbers and find the
+/// name or address they stand for in the slot (about 150 bytes a claim of two addresses).
 #[derive(Clone, Debug, Default)]
 pub struct Claims {
     namespaces: Interner,
     networks: Interner,
     slots: Vec<Slot>,
     free: Vec<u32>,
-    /// Per namespace id: name → slot.
-    names: Vec<HashMap<Box<str>, u32>>,
-    /// The first claim holding each address.
-    held: HashMap<AddrKey, u32>,
+    /// Slots by (namespace, name).
+    names: HashTable<u32>,
+    /// The first claim holding each (network, address).
+    held: HashTable<Held>,
     /// Further claims holding the same address: conflicts that predate the webhook (or that
     /// `--enforcement Warn` let in). Rare, so kept apart from the common case.
     also_held: HashMap<AddrKey, Vec<u32>>,
+    hasher: RandomState,
     live: usize,
     addresses: usize,
 }
@@ -186,24 +250,39 @@ impl Claims {
         Claims::default()
     }
 
+    fn name_hash(&self, namespace: u32, name: &str) -> u64 {
+        self.hasher.hash_one((namespace, name))
+    }
+
+    fn addr_hash(&self, key: AddrKey) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    fn addr_of(&self, held: Held) -> AddrKey {
+        let slot = &self.slots[held.slot as usize];
+        AddrKey {
+            network: slot.network,
+            ip: slot.addresses.as_slice()[held.at as usize],
+        }
+    }
+
     /// Adds `claim`, or replaces what its namespace/name held before.
     pub fn apply(&mut self, claim: Claim) {
         let namespace = self.namespaces.intern(&claim.namespace);
         if let Some(slot) = self.slot_of(namespace, &claim.name) {
-            self.remove(namespace, &claim.name, slot);
+            self.remove(slot);
         }
         if claim.addresses.is_empty() || claim.network.is_empty() {
             return;
         }
         let network = self.networks.intern(&claim.network);
-        let addresses = dedup(claim.addresses).into_boxed_slice();
-        let name: Box<str> = claim.name.into();
+        let addresses = Addresses::new(dedup(claim.addresses));
         let slot = Slot {
+            uid: compact_uid(&claim.uid),
+            name: claim.name.into(),
+            addresses,
             namespace,
             network,
-            name: name.clone(),
-            uid: claim.uid.into(),
-            addresses,
         };
         let id = match self.free.pop() {
             Some(id) => {
@@ -215,21 +294,34 @@ impl Claims {
                 u32::try_from(self.slots.len() - 1).expect("fewer than 2^32 claims")
             }
         };
-        let slot = &self.slots[id as usize];
-        for &ip in slot.addresses.iter() {
-            match self.held.entry(AddrKey { network, ip }) {
-                Entry::Vacant(e) => {
-                    e.insert(id);
+        let count = self.slots[id as usize].addresses.as_slice().len();
+        for at in 0..count {
+            let at = u32::try_from(at).expect("fewer than 2^32 addresses");
+            let key = self.addr_of(Held { slot: id, at });
+            let hash = self.addr_hash(key);
+            let (slots, hasher) = (&self.slots, &self.hasher);
+            let addr_of = |h: &Held| {
+                let s = &slots[h.slot as usize];
+                AddrKey {
+                    network: s.network,
+                    ip: s.addresses.as_slice()[h.at as usize],
                 }
-                Entry::Occupied(e) => self.also_held.entry(*e.key()).or_default().push(id),
+            };
+            if self.held.find(hash, |h| addr_of(h) == key).is_some() {
+                self.also_held.entry(key).or_default().push(id);
+            } else {
+                self.held
+                    .insert_unique(hash, Held { slot: id, at }, |h| hasher.hash_one(addr_of(h)));
             }
         }
-        self.addresses += slot.addresses.len();
+        self.addresses += count;
         self.live += 1;
-        if self.names.len() <= namespace as usize {
-            self.names.resize_with(namespace as usize + 1, HashMap::new);
-        }
-        self.names[namespace as usize].insert(name, id);
+        let hash = self.name_hash(namespace, &self.slots[id as usize].name);
+        let (slots, hasher) = (&self.slots, &self.hasher);
+        self.names.insert_unique(hash, id, |&other| {
+            let s = &slots[other as usize];
+            hasher.hash_one((s.namespace, &*s.name))
+        });
     }
 
     /// Removes the claim `namespace/name`: its addresses are released. A `uid` that names
@@ -243,45 +335,57 @@ impl Claims {
         let Some(slot) = self.slot_of(ns, name) else {
             return false;
         };
-        let held_uid = &self.slots[slot as usize].uid;
-        if !uid.is_empty() && !held_uid.is_empty() && **held_uid != *uid {
+        let (held_uid, uid) = (self.slots[slot as usize].uid, compact_uid(uid));
+        if uid != 0 && held_uid != 0 && held_uid != uid {
             return false;
         }
-        self.remove(ns, name, slot);
+        self.remove(slot);
         true
     }
 
     fn slot_of(&self, namespace: u32, name: &str) -> Option<u32> {
-        self.names.get(namespace as usize)?.get(name).copied()
+        let hash = self.name_hash(namespace, name);
+        self.names
+            .find(hash, |&id| {
+                let s = &self.slots[id as usize];
+                s.namespace == namespace && *s.name == *name
+            })
+            .copied()
     }
 
-    fn remove(&mut self, namespace: u32, name: &str, id: u32) {
-        if let Some(names) = self.names.get_mut(namespace as usize) {
-            names.remove(name);
+    fn remove(&mut self, id: u32) {
+        let (namespace, network) = {
+            let s = &self.slots[id as usize];
+            (s.namespace, s.network)
+        };
+        let name_hash = self.name_hash(namespace, &self.slots[id as usize].name);
+        if let Ok(entry) = self.names.find_entry(name_hash, |&other| other == id) {
+            entry.remove();
         }
-        let slot = std::mem::replace(
-            &mut self.slots[id as usize],
-            Slot {
-                namespace: 0,
-                network: 0,
-                name: Box::default(),
-                uid: Box::default(),
-                addresses: Box::default(),
-            },
-        );
-        for &ip in slot.addresses.iter() {
-            let key = AddrKey {
-                network: slot.network,
-                ip,
-            };
-            if self.held.get(&key) == Some(&id) {
+        let ips: Vec<IpAddr> = self.slots[id as usize].addresses.as_slice().to_vec();
+        for ip in &ips {
+            let key = AddrKey { network, ip: *ip };
+            let hash = self.addr_hash(key);
+            let first = self.held.find(hash, |h| self.addr_of(*h) == key).copied();
+            if first.map(|h| h.slot) == Some(id) {
                 // The next holder, if any, becomes the first.
-                match self.also_held.get_mut(&key).and_then(Vec::pop) {
-                    Some(next) => {
-                        self.held.insert(key, next);
-                    }
-                    None => {
-                        self.held.remove(&key);
+                let next = self.also_held.get_mut(&key).and_then(Vec::pop);
+                let replacement = next.map(|next| Held {
+                    slot: next,
+                    at: self.position(next, *ip),
+                });
+                // The entry is found by its slot alone: only one entry of a table of unique
+                // addresses has this slot and this hash's address.
+                let slots = &self.slots;
+                let is_this = |h: &Held| {
+                    h.slot == id && slots[id as usize].addresses.as_slice()[h.at as usize] == *ip
+                };
+                if let Ok(entry) = self.held.find_entry(hash, is_this) {
+                    match replacement {
+                        Some(r) => *entry.into_mut() = r,
+                        None => {
+                            entry.remove();
+                        }
                     }
                 }
             } else if let Some(more) = self.also_held.get_mut(&key) {
@@ -293,9 +397,26 @@ impl Claims {
                 self.also_held.remove(&key);
             }
         }
-        self.addresses -= slot.addresses.len();
+        self.addresses -= ips.len();
         self.live -= 1;
+        self.slots[id as usize] = Slot {
+            uid: 0,
+            name: Box::default(),
+            addresses: Addresses::new(Vec::new()),
+            namespace: 0,
+            network: 0,
+        };
         self.free.push(id);
+    }
+
+    /// Where `ip` is in the addresses of slot `id` (which holds it).
+    fn position(&self, id: u32, ip: IpAddr) -> u32 {
+        let at = self.slots[id as usize]
+            .addresses
+            .as_slice()
+            .binary_search(&ip)
+            .unwrap_or_default();
+        u32::try_from(at).unwrap_or_default()
     }
 
     /// A claim other than `claimant` that holds `ip` on `network`.
@@ -304,7 +425,10 @@ impl Claims {
             network: self.networks.get(network)?,
             ip,
         };
-        let first = *self.held.get(&key)?;
+        let first = self
+            .held
+            .find(self.addr_hash(key), |h| self.addr_of(*h) == key)?
+            .slot;
         let claimant_ns = self.namespaces.get(claimant.namespace);
         let is_claimant = |id: u32| {
             let slot = &self.slots[id as usize];
@@ -334,8 +458,27 @@ impl Claims {
         };
         self.slot_of(ns, name).is_some_and(|id| {
             let slot = &self.slots[id as usize];
-            slot.network == net && slot.addresses.binary_search(&ip).is_ok()
+            slot.network == net && slot.addresses.as_slice().binary_search(&ip).is_ok()
         })
+    }
+
+    /// Gives back the room that growing left unused (after a re-list is collected).
+    pub fn shrink_to_fit(&mut self) {
+        let (slots, hasher) = (&self.slots, &self.hasher);
+        self.names.shrink_to_fit(|&id| {
+            let s = &slots[id as usize];
+            hasher.hash_one((s.namespace, &*s.name))
+        });
+        self.held.shrink_to_fit(|h| {
+            let s = &slots[h.slot as usize];
+            hasher.hash_one(AddrKey {
+                network: s.network,
+                ip: s.addresses.as_slice()[h.at as usize],
+            })
+        });
+        self.slots.shrink_to_fit();
+        self.free.shrink_to_fit();
+        self.also_held.shrink_to_fit();
     }
 
     /// How many claims hold at least one address.
@@ -360,31 +503,29 @@ impl Claims {
     pub fn snapshot(
         &self,
     ) -> (
-        BTreeMap<(String, String), (String, String, Vec<IpAddr>)>,
+        BTreeMap<(String, String), (u128, String, Vec<IpAddr>)>,
         BTreeMap<(String, IpAddr), BTreeSet<(String, String)>>,
     ) {
         let mut claims = BTreeMap::new();
-        for names in &self.names {
-            for &id in names.values() {
-                let s = &self.slots[id as usize];
-                claims.insert(
-                    (
-                        self.namespaces.name(s.namespace).to_owned(),
-                        s.name.to_string(),
-                    ),
-                    (
-                        s.uid.to_string(),
-                        self.networks.name(s.network).to_owned(),
-                        s.addresses.to_vec(),
-                    ),
-                );
-            }
+        for &id in &self.names {
+            let s = &self.slots[id as usize];
+            claims.insert(
+                (
+                    self.namespaces.name(s.namespace).to_owned(),
+                    s.name.to_string(),
+                ),
+                (
+                    s.uid,
+                    self.networks.name(s.network).to_owned(),
+                    s.addresses.as_slice().to_vec(),
+                ),
+            );
         }
         let mut held: BTreeMap<(String, IpAddr), BTreeSet<(String, String)>> = BTreeMap::new();
-        let holders = self.held.iter().map(|(k, &id)| (k, id)).chain(
+        let holders = self.held.iter().map(|h| (self.addr_of(*h), h.slot)).chain(
             self.also_held
                 .iter()
-                .flat_map(|(k, ids)| ids.iter().map(move |&id| (k, id))),
+                .flat_map(|(k, ids)| ids.iter().map(move |&id| (*k, id))),
         );
         for (key, id) in holders {
             let s = &self.slots[id as usize];
@@ -646,6 +787,11 @@ impl Index {
         &self.claims
     }
 
+    /// Whether any reservation is held, expired or not (when none is, lookups need no clock).
+    pub fn has_reservations(&self) -> bool {
+        !self.reservations.by_network.is_empty()
+    }
+
     /// How many reservations are running at `now`.
     pub fn reservations(&self, now: Instant) -> usize {
         self.reservations.count(now)
@@ -667,10 +813,19 @@ mod tests {
         Claim {
             namespace: ns.to_owned(),
             name: name.to_owned(),
-            uid: format!("uid-{ns}-{name}"),
+            uid: uuid(ns, name),
             network: network.to_owned(),
             addresses: addresses.iter().map(|a| ip(a)).collect(),
         }
+    }
+
+    /// A UUID of its own for each namespace/name, as the API server would give.
+    fn uuid(ns: &str, name: &str) -> String {
+        let n = ns
+            .bytes()
+            .chain(name.bytes())
+            .fold(7u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
+        format!("00000000-0000-4000-8000-{:012x}", n & 0xffff_ffff_ffff)
     }
 
     fn who(ns: &'static str, name: &'static str) -> Claimant<'static> {
@@ -728,6 +883,40 @@ mod tests {
     }
 
     #[test]
+    fn keeps_a_uuid_in_16_bytes_and_anything_else_as_unknown() {
+        assert_eq!(
+            compact_uid("367b99ee-5da4-4a68-950c-4e7ffcfe8169"),
+            0x367b99ee_5da4_4a68_950c_4e7ffcfe8169
+        );
+        for other in [
+            "",
+            "u1",
+            "367b99ee5da44a68950c4e7ffcfe8169",
+            "367b99ee-5da4-4a68-950c-4e7ffcfe816g",
+        ] {
+            assert_eq!(compact_uid(other), 0, "{other}");
+        }
+    }
+
+    #[test]
+    fn keeps_more_than_two_addresses() {
+        let mut claims = Claims::new();
+        claims.apply(claim(
+            "ns1",
+            "a",
+            "red",
+            &["10.0.0.3", "10.0.0.1", "fd00::1", "10.0.0.2"],
+        ));
+        assert_eq!(claims.addresses(), 4);
+        for ip_text in ["10.0.0.1", "10.0.0.2", "10.0.0.3", "fd00::1"] {
+            assert!(claims.holds("ns1", "a", "red", ip(ip_text)), "{ip_text}");
+        }
+        claims.shrink_to_fit();
+        assert!(claims.delete("ns1", "a", ""));
+        assert_eq!((claims.len(), claims.addresses()), (0, 0));
+    }
+
+    #[test]
     fn finds_the_holder_of_an_address_on_its_network_only() {
         let claims: Claims = [claim("ns1", "a", "red", &["10.0.0.5", "fd00::5"])]
             .into_iter()
@@ -768,9 +957,9 @@ mod tests {
     fn a_delete_releases_and_a_stale_delete_does_not() {
         let mut claims = Claims::new();
         claims.apply(claim("ns1", "a", "red", &["10.0.0.5"]));
-        assert!(!claims.delete("ns1", "a", "uid-of-an-older-a"));
+        assert!(!claims.delete("ns1", "a", &uuid("ns1", "an older a")));
         assert_eq!(claims.len(), 1);
-        assert!(claims.delete("ns1", "a", "uid-ns1-a"));
+        assert!(claims.delete("ns1", "a", &uuid("ns1", "a")));
         assert!(!claims.delete("ns1", "a", ""));
         assert_eq!(claims.holder("red", ip("10.0.0.5"), &who("ns1", "b")), None);
         assert_eq!((claims.len(), claims.addresses()), (0, 0));

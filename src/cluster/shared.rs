@@ -96,6 +96,8 @@ pub struct Stats {
 pub struct SharedIndex {
     index: RwLock<Index>,
     clock: Arc<dyn Clock>,
+    /// When it was made: the time lookups pass when no reservation needs the clock.
+    created: Instant,
     ttl: Duration,
     ready: AtomicBool,
     conflicts: AtomicU64,
@@ -117,6 +119,7 @@ impl SharedIndex {
     pub fn with_clock(ttl: Duration, clock: Arc<dyn Clock>) -> Self {
         SharedIndex {
             index: RwLock::new(Index::new()),
+            created: clock.now(),
             clock,
             ttl,
             ready: AtomicBool::new(false),
@@ -275,8 +278,15 @@ impl SharedIndex {
 
 impl Holders for SharedIndex {
     fn holder(&self, network: &str, ip: IpAddr, claimant: &Claimant<'_>) -> Option<Holder> {
-        let now = self.clock.now();
-        let found = self.read().holder(network, ip, claimant, now);
+        let index = self.read();
+        // The clock is read only when a reservation may be compared with it.
+        let now = if index.has_reservations() {
+            self.clock.now()
+        } else {
+            self.created
+        };
+        let found = index.holder(network, ip, claimant, now);
+        drop(index);
         if found.is_some() {
             self.conflicts.fetch_add(1, Ordering::Relaxed);
         }

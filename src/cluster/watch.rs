@@ -208,10 +208,12 @@ impl<'a> Feed<'a> {
                 }
             }
             Event::InitDone => {
-                let (claims, started) = self
+                let (mut claims, started) = self
                     .relist
                     .take()
                     .unwrap_or_else(|| (Claims::new(), Instant::now()));
+                // A list is a whole cluster at once: give back what growing left unused.
+                claims.shrink_to_fit();
                 let (count, addresses) = (claims.len(), claims.addresses());
                 self.index.reset(claims);
                 self.healthy();
