@@ -17,3 +17,8 @@ bench-instructions: ## Instructions per review of each pipeline case, counted by
 .PHONY: bench-load
 bench-load: ## Load test of the release server against the floor over HTTP/1.1 and HTTP/2 (h2load; writes target/bench-load/).
 	CARGO=$(CARGO) scripts/bench-load.sh
+
+.PHONY: bench-unique
+bench-unique: ## --unique-addresses at 100,000 claims: lookup cost (criterion), list time and RSS of the release server (stand-in API server).
+	$(CARGO) bench --bench unique_addresses
+	$(CARGO) bench --bench unique_list

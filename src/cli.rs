@@ -9,16 +9,18 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use ipamclaim_webhook::admission::defaulting::{Defaults, DefaultsError};
 use ipamclaim_webhook::admission::{Enforcement, FieldValidation};
 use ipamclaim_webhook::certs::CertsOptions;
+use ipamclaim_webhook::cluster::watch::Credentials;
 use ipamclaim_webhook::serve::duration;
 use ipamclaim_webhook::serve::tls::TlsFiles;
-use ipamclaim_webhook::serve::{self, ServeConfig};
+use ipamclaim_webhook::serve::{self, ServeConfig, UniqueAddresses};
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::EnvFilter;
 
 /// Log filter when `RUST_LOG` is unset: rustls is noisy at WARN under load (every client that
-/// drops a handshake), so only its errors are kept.
-const DEFAULT_LOG_FILTER: &str = "info,rustls=error";
+/// drops a handshake), so only its errors are kept; kube-rs's watcher warns at every retry of
+/// a refused list, which `--unique-addresses` reports once in its own words.
+const DEFAULT_LOG_FILTER: &str = "info,rustls=error,kube_runtime::watcher=error";
 
 /// Kubernetes admission webhook (validating and mutating) for IPAMClaim (k8s.cni.cncf.io/v1alpha1).
 #[derive(Debug, Parser)]
@@ -129,6 +131,16 @@ pub struct ReplayArgs {
     /// Deny what is invalid, or only report it.
     #[arg(long, value_enum, default_value_t = EnforcementArg::Deny)]
     pub enforcement: EnforcementArg,
+
+    /// Deny an address that another claim on the same network holds: each document is judged
+    /// against the claims of the documents admitted before it and of --existing.
+    #[arg(long, conflicts_with = "server")]
+    pub unique_addresses: bool,
+
+    /// Claims already in the cluster (e.g. `kubectl get ipamclaims -A -o yaml > FILE`), indexed
+    /// for --unique-addresses and not judged; a file or directory, repeatable.
+    #[arg(long, value_name = "PATH", requires = "unique_addresses")]
+    pub existing: Vec<PathBuf>,
 
     /// The mutating webhook's defaults.
     #[command(flatten)]
@@ -304,6 +316,37 @@ pub struct ServeArgs {
     /// Worker threads [default: number of CPUs].
     #[arg(long, env = "IPAMCLAIM_WEBHOOK_WORKERS", value_parser = clap::value_parser!(u16).range(1..))]
     pub workers: Option<u16>,
+
+    /// Deny an address that another IPAMClaim on the same network holds: watches every
+    /// IPAMClaim of the cluster (needs get, list and watch on ipamclaims.k8s.cni.cncf.io);
+    /// /readyz fails until the first list is indexed.
+    #[arg(
+        long,
+        env = "IPAMCLAIM_WEBHOOK_UNIQUE_ADDRESSES",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub unique_addresses: bool,
+
+    /// Kubeconfig for --unique-addresses [default: KUBECONFIG, ~/.kube/config, or the pod's
+    /// service account].
+    #[arg(
+        long,
+        env = "IPAMCLAIM_WEBHOOK_KUBECONFIG",
+        value_name = "FILE",
+        requires = "unique_addresses"
+    )]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// With --unique-addresses, how long an admitted address stays reserved for its claim
+    /// when the watch does not show the claim sooner.
+    #[arg(
+        long,
+        env = "IPAMCLAIM_WEBHOOK_RESERVATION_TTL",
+        value_name = "DURATION",
+        value_parser = positive_duration,
+        default_value = "30s"
+    )]
+    pub reservation_ttl: Duration,
 }
 
 /// The `--field-validation` directive, spelled as the API server spells it.
@@ -387,6 +430,13 @@ impl ServeArgs {
         if let Some(workers) = self.workers {
             cfg.workers = workers.into();
         }
+        cfg.unique_addresses = self.unique_addresses.then(|| UniqueAddresses {
+            credentials: match &self.kubeconfig {
+                Some(path) => Credentials::Kubeconfig(path.clone()),
+                None => Credentials::Infer,
+            },
+            reservation_ttl: self.reservation_ttl,
+        });
         Ok(cfg)
     }
 }
@@ -476,6 +526,47 @@ mod tests {
         assert_eq!(cfg.request_timeout, Duration::from_secs(30));
         assert_eq!(cfg.max_connections, 1024);
         assert_eq!(cfg.tls_reload_interval, Duration::from_secs(10));
+        assert_eq!(cfg.unique_addresses, None, "no API access unless asked");
+    }
+
+    #[test]
+    fn unique_addresses_takes_a_kubeconfig_and_a_reservation_ttl() {
+        let parse = |extra: &[&str]| {
+            let mut argv = vec!["ipamclaim-webhook", "serve"];
+            argv.extend_from_slice(extra);
+            Cli::try_parse_from(argv).map(|cli| match cli.command {
+                Command::Serve(args) => args.config().expect("config"),
+                _ => panic!("not serve"),
+            })
+        };
+        let cfg = parse(&["--unique-addresses"]).expect("parse");
+        assert_eq!(
+            cfg.unique_addresses,
+            Some(UniqueAddresses {
+                credentials: Credentials::Infer,
+                reservation_ttl: Duration::from_secs(30),
+            })
+        );
+        let cfg = parse(&[
+            "--unique-addresses",
+            "--kubeconfig",
+            "/etc/kube/config",
+            "--reservation-ttl",
+            "1m",
+        ])
+        .expect("parse");
+        assert_eq!(
+            cfg.unique_addresses,
+            Some(UniqueAddresses {
+                credentials: Credentials::Kubeconfig(PathBuf::from("/etc/kube/config")),
+                reservation_ttl: Duration::from_secs(60),
+            })
+        );
+        assert!(
+            parse(&["--kubeconfig", "k"]).is_err(),
+            "needs --unique-addresses"
+        );
+        assert!(parse(&["--unique-addresses", "--reservation-ttl", "0"]).is_err());
     }
 
     #[test]

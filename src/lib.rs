@@ -13,5 +13,6 @@
 
 pub mod admission;
 pub mod certs;
+pub mod cluster;
 pub mod replay;
 pub mod serve;

@@ -4,13 +4,14 @@
 mod cli;
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::Parser as _;
 use std::io::{IsTerminal as _, Write as _};
 
 use ipamclaim_webhook::admission::{self, types};
-use ipamclaim_webhook::{certs, replay, serve};
+use ipamclaim_webhook::{certs, cluster, replay, serve};
 
 use crate::cli::{Cli, Command, ReplayArgs, ReplayOutput, ReplayWebhook};
 
@@ -74,13 +75,19 @@ fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         field_validation: args.field_validation.into(),
         defaults: args.defaults.defaults()?,
         enforcement: args.enforcement.into(),
+        ..admission::Options::default()
     };
     let mut transport: Box<dyn replay::Transport> = match (&args.server, &args.ca) {
         (Some(url), Some(ca)) => {
             let client = args.client_cert.as_deref().zip(args.client_key.as_deref());
             Box::new(replay::Remote::new(url, ca, client)?)
         }
-        _ => Box::new(replay::InProcess { options }),
+        _ if args.unique_addresses => {
+            let existing = replay::read_existing(&args.existing)?;
+            let claims = Arc::new(cluster::SharedIndex::of(existing));
+            Box::new(replay::InProcess::with_claims(options, claims))
+        }
+        _ => Box::new(replay::InProcess::new(options)),
     };
     let mode = match args.webhook {
         ReplayWebhook::Validate => replay::Mode::Validate,

@@ -15,12 +15,13 @@
 
 mod common;
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use base64::Engine as _;
 use ipamclaim_webhook::admission::defaulting::Defaults;
 use ipamclaim_webhook::admission::types::{GROUP, KIND, PLURAL, VERSION};
 use ipamclaim_webhook::admission::{self, Enforcement, FieldValidation, Options, Webhook};
+use ipamclaim_webhook::cluster::{Claim, Claims, SharedIndex};
 use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::test_runner::{FileFailurePersistence, TestCaseError};
@@ -66,17 +67,43 @@ fn options() -> impl Strategy<Value = Options> {
         enforcement,
         prop::option::of(Just("eth0".to_owned())),
         prop::option::of(Just("k8s.cni.cncf.io/network".to_owned())),
+        any::<bool>(),
     )
         .prop_map(
-            |(field_validation, enforcement, default_interface, network_label)| Options {
+            |(field_validation, enforcement, default_interface, network_label, unique)| Options {
                 field_validation,
                 defaults: Defaults {
                     default_interface,
                     network_label,
                 },
                 enforcement,
+                unique_addresses: unique.then(holders),
             },
         )
+}
+
+/// `--unique-addresses` over claims that hold the addresses the generated reviews ask for
+/// most often, in the captured reviews' namespace and another.
+fn holders() -> admission::conflicts::View {
+    static HOLDERS: OnceLock<admission::conflicts::View> = OnceLock::new();
+    HOLDERS
+        .get_or_init(|| {
+            let claim = |namespace: &str, name: &str, addresses: &[&str]| Claim {
+                namespace: namespace.to_owned(),
+                name: name.to_owned(),
+                uid: String::new(),
+                network: "tenantred".to_owned(),
+                addresses: addresses.iter().map(|a| a.parse().expect("ip")).collect(),
+            };
+            let claims: Claims = [
+                claim("ns1", "holder-a", &["10.128.20.8", "fd10:128:20::8"]),
+                claim("ns2", "holder-b", &["10.1.2.3", "2001:db8::1"]),
+            ]
+            .into_iter()
+            .collect();
+            Arc::new(SharedIndex::of(claims))
+        })
+        .clone()
 }
 
 fn webhook() -> impl Strategy<Value = Webhook> {

@@ -6,10 +6,12 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use base64::Engine as _;
 use ipamclaim_webhook::admission::defaulting::Defaults;
 use ipamclaim_webhook::admission::{self, Enforcement, FieldValidation, Options, Webhook};
+use ipamclaim_webhook::cluster::{Claim, Claims, SharedIndex};
 use serde_json::Value;
 
 /// The smallest corpus this suite accepts, so that it can never pass on an empty directory.
@@ -48,14 +50,39 @@ fn setup(dir: &str) -> (Webhook, Options) {
     } else {
         Enforcement::Deny
     };
+    let unique_addresses = dir
+        .starts_with("validate-unique-addresses")
+        .then(existing_claims);
     (
         webhook,
         Options {
             field_validation,
             defaults,
             enforcement,
+            unique_addresses,
         },
     )
+}
+
+/// `--unique-addresses` for the fixtures of `validate-unique-addresses*/`: the claims of
+/// `validate-unique-addresses/existing.yaml` (a `List`, as `kubectl get ipamclaims -A -o yaml`
+/// prints it), indexed and not judged. Reviews judged here reserve nothing, so every fixture
+/// sees the same claims whatever the order.
+fn existing_claims() -> admission::conflicts::View {
+    let path = fixtures_dir().join("validate-unique-addresses/existing.yaml");
+    let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let list: Value = yaml_serde::from_str(&text).expect("existing.yaml is YAML");
+    let items = list["items"].as_array().expect("a List with items");
+    let claims: Claims = items
+        .iter()
+        .map(|item| Claim::from_object(item).expect("each item is a named claim"))
+        .collect();
+    assert_eq!(
+        claims.len(),
+        items.len(),
+        "every existing claim holds an address"
+    );
+    Arc::new(SharedIndex::of(claims))
 }
 
 /// The JSON Patch of a response, decoded from base64, if it carries one.

@@ -83,3 +83,50 @@ fn replay_never_reaches_the_https_front_end() {
         found.join("\n")
     );
 }
+
+#[test]
+fn the_cluster_view_never_reaches_the_front_ends() {
+    let found = offending_lines("cluster", &["crate::serve", "crate::replay", "actix"]);
+    assert!(
+        found.is_empty(),
+        "the cluster view reaches a front end:\n{}",
+        found.join("\n")
+    );
+}
+
+/// The index is fed by events and tested by feeding it events: it knows no HTTP, no API
+/// client, no runtime and no clock of its own.
+#[test]
+fn the_index_knows_no_http_and_no_clock() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/cluster/index.rs");
+    let text = fs::read_to_string(&path).expect("src/cluster/index.rs");
+    let forbidden = [
+        "kube::",
+        "hyper",
+        "http",
+        "tokio",
+        "reqwest",
+        "actix",
+        "Instant::now",
+        "SystemTime",
+        "std::fs",
+        "std::net::Tcp",
+    ];
+    let found: Vec<String> = text
+        .lines()
+        .take_while(|l| l.trim() != "#[cfg(test)]")
+        .enumerate()
+        .filter_map(|(n, line)| {
+            let code = line.split("//").next().unwrap_or_default();
+            forbidden
+                .iter()
+                .find(|w| code.contains(*w))
+                .map(|w| format!("index.rs:{}: {w}: {}", n + 1, line.trim()))
+        })
+        .collect();
+    assert!(
+        found.is_empty(),
+        "the index reaches out:\n{}",
+        found.join("\n")
+    );
+}

@@ -469,3 +469,232 @@ async fn a_recorded_denial_replays_to_the_same_verdict() {
     );
     server.stop().await;
 }
+
+// --- --unique-addresses ---
+
+/// A bare claim on `network` asking for `addresses` (`spec.ipRequests`).
+fn claim_yaml(namespace: &str, name: &str, network: &str, addresses: &[&str]) -> String {
+    format!(
+        "apiVersion: k8s.cni.cncf.io/v1alpha1\nkind: IPAMClaim\nmetadata:\n  name: {name}\n  namespace: {namespace}\nspec:\n  network: {network}\n  interface: pod1\n  ipRequests: [{}]\n",
+        addresses.join(", ")
+    )
+}
+
+/// The causes of each denied line of `replay --output text`, as printed.
+fn text_of(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn unique_addresses_judges_each_claim_against_the_claims_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(
+        d,
+        "claims/1-a.yaml",
+        &claim_yaml("ns1", "vm-a.red", "red", &["10.0.0.5/24"]),
+    );
+    write(
+        d,
+        "claims/2-b.yaml",
+        &claim_yaml("ns1", "vm-b.red", "red", &["10.0.0.5/16"]),
+    );
+    write(
+        d,
+        "claims/3-c.yaml",
+        &claim_yaml("ns2", "vm-c.red", "red", &["10.0.0.5/24", "fd00::5/64"]),
+    );
+    write(
+        d,
+        "claims/4-d.yaml",
+        &claim_yaml("ns1", "vm-d.blue", "blue", &["10.0.0.5/24"]),
+    );
+    // Denied for its interface: it never reaches the cluster, so it holds nothing.
+    let refused = claim_yaml("ns1", "vm-e.red", "red", &["10.0.0.6/24"]).replace("pod1", "eth0:1");
+    write(d, "claims/5-e.yaml", &refused);
+    write(
+        d,
+        "claims/6-f.yaml",
+        &claim_yaml("ns1", "vm-f.red", "red", &["10.0.0.6/24"]),
+    );
+
+    let out = run(
+        &["--output", "text", "--unique-addresses"],
+        &d.join("claims"),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = text_of(&out);
+    let claims = d.join("claims");
+    let at = |file: &str| format!("{}#1", claims.join(file).display());
+    let expected = [
+        format!("{} ns1/vm-a.red CREATE ALLOWED", at("1-a.yaml")),
+        format!("{} ns1/vm-b.red CREATE DENIED", at("2-b.yaml")),
+        "  spec.ipRequests[0]: Invalid value: \"10.0.0.5/16\": address 10.0.0.5 is already allocated to IPAMClaim \"vm-a.red\" on network \"red\"".to_owned(),
+        format!("{} ns2/vm-c.red CREATE DENIED", at("3-c.yaml")),
+        "  spec.ipRequests[0]: Invalid value: \"10.0.0.5/24\": address 10.0.0.5 is already allocated to an IPAMClaim in another namespace on network \"red\"".to_owned(),
+        format!("{} ns1/vm-d.blue CREATE ALLOWED", at("4-d.yaml")),
+        format!("{} ns1/vm-e.red CREATE DENIED", at("5-e.yaml")),
+        "  spec.interface: Invalid value: \"eth0:1\": interface name contains / or : or whitespace characters".to_owned(),
+        format!("{} ns1/vm-f.red CREATE ALLOWED", at("6-f.yaml")),
+    ];
+    assert_eq!(text.lines().collect::<Vec<_>>(), expected, "{text}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("6 documents: 3 allowed, 3 denied, 0 errors"),
+        "{stderr}"
+    );
+
+    // Without the flag, no claim is judged against another.
+    let plain = run(&["--output", "json"], &claims);
+    let verdicts: Vec<bool> = json_lines(&plain).iter().map(allowed).collect();
+    assert_eq!(verdicts, [true, true, true, true, false, true]);
+}
+
+#[test]
+fn unique_addresses_judges_against_an_existing_list_without_judging_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // What `kubectl get ipamclaims -A -o yaml` printed: its second item carries addresses no
+    // IPAM would write, and would be denied if it were judged.
+    let existing = fixtures_dir().join("replay/kubectl-get-ipamclaims.yaml");
+    write(
+        d,
+        "new/vm-z.yaml",
+        &claim_yaml("ns1", "vm-z.tenantred", "tenantred", &["10.128.20.8/24"]),
+    );
+    write(
+        d,
+        "new/vm-y.yaml",
+        &claim_yaml("ns1", "vm-y.tenantred", "tenantred", &["10.128.20.99/24"]),
+    );
+    let existing_arg = existing.to_string_lossy().into_owned();
+    let out = run(
+        &[
+            "--output",
+            "json",
+            "--unique-addresses",
+            "--existing",
+            &existing_arg,
+        ],
+        &d.join("new"),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = json_lines(&out);
+    assert_eq!(lines.len(), 2, "only the documents to judge are judged");
+    // vm-y sorts first.
+    assert!(allowed(&lines[0]));
+    assert!(!allowed(&lines[1]));
+    assert_eq!(
+        lines[1]["response"]["status"]["message"],
+        "IPAMClaim.k8s.cni.cncf.io \"vm-z.tenantred\" is invalid: spec.ipRequests[0]: Invalid value: \"10.128.20.8/24\": address 10.128.20.8 is already allocated to IPAMClaim \"vm-a.tenantred\" on network \"tenantred\""
+    );
+
+    // Claims judged against an export that holds them already never conflict with
+    // themselves: re-applying a folder that is in the cluster passes.
+    let export = fixtures_dir().join("validate-unique-addresses/existing.yaml");
+    let export_arg = export.to_string_lossy().into_owned();
+    let again = run(
+        &[
+            "--output",
+            "json",
+            "--webhook",
+            "validate",
+            "--unique-addresses",
+            "--existing",
+            &export_arg,
+        ],
+        &export,
+    );
+    let verdicts = json_lines(&again);
+    assert_eq!(verdicts.len(), 5);
+    assert!(verdicts.iter().all(allowed), "{}", text_of(&again));
+}
+
+#[test]
+fn existing_requires_unique_addresses_and_must_be_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    let claim = write(dir.path(), "a.yaml", VALID);
+    let out = replay()
+        .args(["--existing", "x.yaml"])
+        .arg(&claim)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let missing = dir.path().join("missing.yaml");
+    let out = replay()
+        .args(["--unique-addresses", "--existing"])
+        .arg(&missing)
+        .arg(&claim)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("missing.yaml"), "{stderr}");
+    assert!(
+        out.stdout.is_empty(),
+        "nothing is judged against a partial cluster"
+    );
+    // --server judges against that server's own index, not this run's.
+    let out = replay()
+        .args([
+            "--unique-addresses",
+            "--server",
+            "https://127.0.0.1:1",
+            "--ca",
+            "ca.crt",
+        ])
+        .arg(&claim)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+// The offline check gives the server's words: every golden answer of the fixtures judged
+// against existing.yaml comes out of replay, in the order replay reads them (no fixture there
+// asks for what an earlier admitted one holds).
+#[test]
+fn unique_addresses_gives_the_golden_answers_of_the_server() {
+    let dir = fixtures_dir().join("validate-unique-addresses");
+    let existing = dir.join("existing.yaml").to_string_lossy().into_owned();
+    let mut requests: Vec<PathBuf> = fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(".request.json"))
+        .collect();
+    requests.sort();
+    assert!(requests.len() >= 10);
+    let out = replay()
+        .args([
+            "--output",
+            "json",
+            "--webhook",
+            "validate",
+            "--unique-addresses",
+            "--existing",
+            &existing,
+        ])
+        .args(&requests)
+        .output()
+        .unwrap();
+    let lines = json_lines(&out);
+    assert_eq!(lines.len(), requests.len());
+    for (request, got) in requests.iter().zip(&lines) {
+        let golden = PathBuf::from(
+            request
+                .to_string_lossy()
+                .replace(".request.json", ".response.json"),
+        );
+        let expected: Value = serde_json::from_slice(&fs::read(&golden).unwrap()).unwrap();
+        assert_eq!(got, &expected, "{}", request.display());
+    }
+}

@@ -5,6 +5,7 @@
 //! the [`strict`] field check, [`validation`] (the `/validate` rules) and [`defaulting`] (the
 //! `/mutate` patch). Nothing here reaches the front ends (`serve`, `replay`, the CLI).
 
+pub mod conflicts;
 pub mod defaulting;
 pub mod field;
 pub mod ip;

@@ -13,6 +13,7 @@ use serde_json::Value;
 
 use base64::Engine as _;
 
+use crate::admission::conflicts::{self, Admitted, Claimant};
 use crate::admission::defaulting::{self, Defaults};
 use crate::admission::field::ErrorList;
 use crate::admission::strict::{self, PlainObject, StrictObject, Walked};
@@ -101,6 +102,8 @@ pub struct Options {
     pub defaults: Defaults,
     /// Deny what is invalid, or only report it (`Warn`, `Audit`).
     pub enforcement: Enforcement,
+    /// `--unique-addresses`: the addresses other claims hold, or `None` not to look.
+    pub unique_addresses: Option<conflicts::View>,
 }
 
 /// A request that cannot be judged at all: the front end answers it with a 400 and a short
@@ -131,6 +134,9 @@ pub struct Reviewed {
     pub body: Vec<u8>,
     /// A summary of the request and verdict.
     pub summary: Summary,
+    /// With `unique_addresses`: what an admitted CREATE or UPDATE adds to the holders, for the
+    /// front end to reserve (never for a dry run) or index.
+    pub admitted: Option<Admitted>,
 }
 
 /// What a log line or metric needs to know about one review; never the object itself.
@@ -235,6 +241,8 @@ struct RequestIn<'a, O> {
     object: Option<O>,
     #[serde(default)]
     old_object: Option<PlainObject>,
+    #[serde(default)]
+    dry_run: Option<bool>,
 }
 
 /// `request.kind`: a group, version and kind (`metav1.GroupVersionKind`).
@@ -276,6 +284,7 @@ impl<'a, O: Into<Walked>> RequestIn<'a, O> {
             operation: self.operation,
             object: self.object.map(Into::into),
             old_object: self.old_object,
+            dry_run: self.dry_run,
         }
     }
 }
@@ -344,6 +353,9 @@ pub struct Response {
     /// soften) rather than a refusal of a request that cannot be judged (which it never does).
     #[serde(skip)]
     verdict: bool,
+    /// With `unique_addresses`: what the claim holds once written (see [`Reviewed::admitted`]).
+    #[serde(skip)]
+    admitted: Option<Admitted>,
 }
 
 // === impl Response ===
@@ -359,6 +371,7 @@ impl Response {
             audit_annotations: None,
             warnings: Vec::new(),
             verdict: false,
+            admitted: None,
         }
     }
 
@@ -507,6 +520,7 @@ fn review_with(
         );
     }
 
+    let dry_run = request.dry_run == Some(true);
     // The request is judged by value: the mutating webhook patches the decoded object itself.
     let judged = catch_unwind(AssertUnwindSafe(|| judge(request, &uid, webhook, opts)));
     let mut response = match judged {
@@ -550,7 +564,39 @@ fn review_with(
         )
         .into_bytes()
     });
-    Ok(Reviewed { body, summary })
+    let admitted = response
+        .admitted
+        .take()
+        .filter(|_| response.allowed && !summary.panicked)
+        .map(|admitted| Admitted {
+            dry_run,
+            ..admitted
+        });
+    Ok(Reviewed {
+        body,
+        summary,
+        admitted,
+    })
+}
+
+/// The claim under review, never in conflict with itself.
+fn claimant<'r>(
+    namespace: Option<&'r str>,
+    name: Option<&'r str>,
+    object: &'r Walked,
+) -> Claimant<'r> {
+    let name = match name {
+        Some(name) if !name.is_empty() => name,
+        _ => object
+            .value
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default(),
+    };
+    Claimant {
+        namespace: namespace.unwrap_or_default(),
+        name,
+    }
 }
 
 /// The object's `metadata.name`, or nothing.
@@ -593,7 +639,14 @@ fn judge(request: Request<'_>, uid: &str, webhook: Webhook, opts: &Options) -> R
     }
 
     match webhook {
-        Webhook::Validate => validate(uid, &object, old, opts),
+        Webhook::Validate => {
+            let claimant = claimant(
+                request.namespace.as_deref(),
+                request.name.as_deref(),
+                &object,
+            );
+            validate(uid, &object, old, opts, &claimant)
+        }
         Webhook::Mutate => mutate(uid, object, operation == "CREATE", opts),
     }
 }
@@ -655,7 +708,13 @@ fn gvk_text(group: &str, version: &str, kind: &str) -> String {
 }
 
 /// The `/validate` verdict on CREATE and UPDATE.
-fn validate(uid: &str, object: &Walked, old: Option<&Walked>, opts: &Options) -> Response {
+fn validate(
+    uid: &str,
+    object: &Walked,
+    old: Option<&Walked>,
+    opts: &Options,
+    claimant: &Claimant<'_>,
+) -> Response {
     for (walked, name) in [(Some(object), "object"), (old, "oldObject")] {
         if walked.is_some_and(|w| w.too_deep) {
             let e = strict::StrictError::TooDeep {
@@ -669,7 +728,8 @@ fn validate(uid: &str, object: &Walked, old: Option<&Walked>, opts: &Options) ->
         Ok(warnings) => warnings,
         Err(denied) => return *denied,
     };
-    judge_object(uid, &object.value, old.map(|o| &o.value), warnings)
+    let holders = opts.unique_addresses.as_deref().map(|h| (h, claimant));
+    judge_object(uid, &object.value, old.map(|o| &o.value), warnings, holders)
 }
 
 /// The rules of DESIGN §4 on a decoded object, with the warnings gathered so far.
@@ -678,17 +738,22 @@ fn judge_object(
     object: &Value,
     old: Option<&Value>,
     mut warnings: Vec<String>,
+    holders: Option<(&dyn conflicts::Holders, &Claimant<'_>)>,
 ) -> Response {
     if !object.is_object() {
         let msg = "request.object must be a JSON object".to_owned();
         return Response::deny(uid, failure(400, "BadRequest", msg));
     }
 
-    let verdict = validation::validate(object, old);
+    let mut verdict = validation::validate(object, old);
+    let admitted = holders.and_then(|(holders, claimant)| {
+        conflicts::check(holders, claimant, object, old, &mut verdict)
+    });
     warnings.extend(verdict.ratcheted.iter().map(|e| shorten(e.to_string())));
     if verdict.errors.is_empty() {
         let mut response = Response::allow(uid);
         response.warnings = warnings;
+        response.admitted = admitted;
         return response;
     }
     let name = object
@@ -697,6 +762,8 @@ fn judge_object(
         .unwrap_or_default();
     let mut response = Response::deny_verdict(uid, invalid(&verdict.errors, name));
     response.warnings = warnings;
+    // `--enforcement Warn|Audit` may admit it yet.
+    response.admitted = admitted;
     response
 }
 

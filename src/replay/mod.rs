@@ -4,6 +4,7 @@
 //! reviews), each document is sent through a [`Transport`] (the pipeline in process, or a
 //! running webhook over HTTPS), and the answers are printed as JSON lines or text.
 
+mod existing;
 mod input;
 mod transport;
 
@@ -14,6 +15,7 @@ use serde_json::Value;
 
 use crate::admission::Webhook;
 
+pub use existing::{read_existing, ExistingError};
 pub use input::{read_inputs, visit_inputs, Document, Input, InputError};
 pub use transport::{InProcess, Remote, RemoteError, Transport};
 
@@ -112,7 +114,7 @@ impl Outcome {
 
 /// Runs one document through `mode` on `transport`.
 pub fn run_one(doc: &Document, mode: Mode, transport: &mut dyn Transport) -> Outcome {
-    Outcome {
+    let outcome = Outcome {
         source: doc.source.clone(),
         index: doc.index,
         item: doc.item,
@@ -120,7 +122,9 @@ pub fn run_one(doc: &Document, mode: Mode, transport: &mut dyn Transport) -> Out
             Ok(review) => judge(review, mode, transport),
             Err(e) => Err(e.clone()),
         },
-    }
+    };
+    transport.settle(outcome.allowed() == Some(true));
+    outcome
 }
 
 /// Runs every document through `mode` on `transport`; every document is processed, whatever

@@ -2,13 +2,20 @@
 //! over HTTPS; both answer the same bytes with the same bytes.
 
 use std::path::Path;
+use std::sync::Arc;
 
+use crate::admission::conflicts::Admitted;
 use crate::admission::{self, Options, Webhook};
+use crate::cluster::SharedIndex;
 
 /// Sends a review to a webhook and returns the AdmissionReview it answers with.
 pub trait Transport {
     /// Posts `body` to `webhook`; an error is a review that got no answer.
     fn send(&mut self, webhook: Webhook, body: &[u8]) -> Result<Vec<u8>, String>;
+
+    /// Called once a document's final answer is known (`allowed` or not): a transport that
+    /// keeps the run's claims records what the document wrote.
+    fn settle(&mut self, _allowed: bool) {}
 }
 
 /// The admission pipeline in this process.
@@ -16,15 +23,76 @@ pub trait Transport {
 pub struct InProcess {
     /// The pipeline's options (field validation, defaults).
     pub options: Options,
+    /// `--unique-addresses`: the claims of `--existing` and of the documents admitted so far.
+    claims: Option<Arc<SharedIndex>>,
+    /// What the last `/validate` answer of the current document would write.
+    pending: Option<Written>,
+}
+
+/// What a document writes to the run's claims once it is admitted.
+#[derive(Debug, Clone)]
+enum Written {
+    Claim(Admitted),
+    Delete { namespace: String, name: String },
 }
 
 // === impl InProcess ===
 
+impl InProcess {
+    /// The pipeline with `options`.
+    pub fn new(options: Options) -> Self {
+        InProcess {
+            options,
+            claims: None,
+            pending: None,
+        }
+    }
+
+    /// The pipeline with `options`, judging each document against `claims` (for
+    /// `--unique-addresses`) and adding to them what each admitted document writes.
+    pub fn with_claims(mut options: Options, claims: Arc<SharedIndex>) -> Self {
+        options.unique_addresses = Some(claims.clone());
+        InProcess {
+            options,
+            claims: Some(claims),
+            pending: None,
+        }
+    }
+}
+
 impl Transport for InProcess {
     fn send(&mut self, webhook: Webhook, body: &[u8]) -> Result<Vec<u8>, String> {
-        admission::review(body, webhook, &self.options)
-            .map(|r| r.body)
-            .map_err(|e| format!("the webhook refused the request (400): {e}"))
+        let reviewed = admission::review(body, webhook, &self.options)
+            .map_err(|e| format!("the webhook refused the request (400): {e}"))?;
+        if webhook == Webhook::Validate && self.claims.is_some() {
+            // The last verdict of a document is the one its answer carries (`chain` judges
+            // twice); a dry run too, for every document of a replay is hypothetical.
+            let s = &reviewed.summary;
+            self.pending = match reviewed.admitted {
+                Some(admitted) => Some(Written::Claim(admitted)),
+                None if s.operation == "DELETE" => Some(Written::Delete {
+                    namespace: s.namespace.clone(),
+                    name: s.name.clone(),
+                }),
+                None => None,
+            };
+        }
+        Ok(reviewed.body)
+    }
+
+    fn settle(&mut self, allowed: bool) {
+        let (Some(claims), Some(written)) = (&self.claims, self.pending.take()) else {
+            return;
+        };
+        if !allowed {
+            return;
+        }
+        match written {
+            Written::Claim(admitted) => claims.record(&admitted),
+            Written::Delete { namespace, name } => {
+                claims.delete(&namespace, &name, "");
+            }
+        }
     }
 }
 

@@ -12,14 +12,20 @@ use std::sync::atomic::AtomicI64;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use prometheus_client::encoding::{prometheus_text, EncodeLabelSet};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{
+    prometheus_text, DescriptorEncoder, EncodeLabelSet, EncodeMetric,
+};
+use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 use crate::admission::Summary;
+use crate::cluster::SharedIndex;
 
 /// `Content-Type` of [`Metrics::render`]: the Prometheus text format, version 0.0.4.
 pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
@@ -335,6 +341,14 @@ impl Metrics {
         self.reloads.get_or_create(&ResultLabels { result }).inc();
     }
 
+    /// Adds the metrics of the `--unique-addresses` index (DESIGN §9), read from it at each
+    /// scrape: claims and addresses indexed, reservations, conflicts found, watch restarts,
+    /// the time since the last watch event and whether the first list is indexed.
+    pub fn watch_index(&mut self, index: std::sync::Arc<SharedIndex>) {
+        self.registry
+            .register_collector(Box::new(IndexCollector(index)));
+    }
+
     /// Every metric in the Prometheus text format.
     pub fn render(&self) -> String {
         let mut text = String::new();
@@ -383,6 +397,79 @@ fn fold_indices(path: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// The `--unique-addresses` metrics, read from the index at each scrape.
+#[derive(Debug)]
+struct IndexCollector(std::sync::Arc<SharedIndex>);
+
+impl Collector for IndexCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let stats = self.0.stats();
+        let gauges: [(&str, &str, i64); 4] = [
+            (
+                "ipamclaim_webhook_index_claims",
+                "IPAMClaims holding at least one address in the --unique-addresses index",
+                saturating(stats.claims),
+            ),
+            (
+                "ipamclaim_webhook_index_addresses",
+                "Addresses (claim, network, IP) held in the --unique-addresses index",
+                saturating(stats.addresses),
+            ),
+            (
+                "ipamclaim_webhook_index_reservations",
+                "Addresses this replica admitted that the watch does not show yet",
+                saturating(stats.reservations),
+            ),
+            (
+                "ipamclaim_webhook_index_ready",
+                "1 once the first full list of IPAMClaims is indexed, else 0",
+                i64::from(stats.ready),
+            ),
+        ];
+        for (name, help, value) in gauges {
+            let gauge = ConstGauge::new(value);
+            gauge.encode(encoder.encode_descriptor(name, help, None, gauge.metric_type())?)?;
+        }
+        let counters = [
+            (
+                "ipamclaim_webhook_address_conflicts",
+                "Addresses of reviewed claims found held by another claim (denied, or ratcheted \
+                 into warnings)",
+                stats.conflicts,
+            ),
+            (
+                "ipamclaim_webhook_watch_restarts",
+                "Times the watch of IPAMClaims broke and was resumed or re-listed",
+                stats.watch_restarts,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let counter = ConstCounter::new(value);
+            counter.encode(encoder.encode_descriptor(
+                name,
+                help,
+                None,
+                counter.metric_type(),
+            )?)?;
+        }
+        if let Some(since) = stats.since_last_event {
+            let gauge = ConstGauge::new(since.as_secs_f64());
+            gauge.encode(encoder.encode_descriptor(
+                "ipamclaim_webhook_watch_last_event_age_seconds",
+                "Seconds since the watch of IPAMClaims last delivered a change or a full list \
+                 (a quiet cluster has few changes; watch restarts tell a broken watch)",
+                None,
+                gauge.metric_type(),
+            )?)?;
+        }
+        Ok(())
+    }
+}
+
+fn saturating(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 // === impl InFlight ===

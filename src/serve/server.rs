@@ -34,6 +34,8 @@ use tokio::task::JoinHandle;
 use tracing::{debug, error, info, warn};
 
 use crate::admission::{self, Webhook};
+use crate::cluster::watch::{self as cluster_watch, Credentials, WatchError};
+use crate::cluster::SharedIndex;
 use crate::serve::duration;
 use crate::serve::head_timeout::{self, HeadTimed, Phase};
 use crate::serve::metrics::{self, Metrics};
@@ -113,6 +115,18 @@ pub struct ServeConfig {
     pub record_denied: Option<PathBuf>,
     /// `--record-denied-max`: how many recorded reviews to keep.
     pub record_denied_max: usize,
+    /// `--unique-addresses`: watch the cluster's IPAMClaims and deny addresses held by another
+    /// claim (DESIGN §9). `None`: no API access at all.
+    pub unique_addresses: Option<UniqueAddresses>,
+}
+
+/// How `--unique-addresses` reaches the cluster and holds what it admits.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UniqueAddresses {
+    /// In-cluster, `KUBECONFIG`, or `--kubeconfig FILE`.
+    pub credentials: Credentials,
+    /// How long an admitted address stays reserved if the watch does not show it.
+    pub reservation_ttl: Duration,
 }
 
 /// Why the server could not start or stopped abnormally.
@@ -148,6 +162,9 @@ pub enum ServerError {
     /// The thread that reloads the TLS files could not be started.
     #[error("cannot start the TLS reload thread")]
     Watch(#[source] io::Error),
+    /// `--unique-addresses` could not start its watch of IPAMClaims.
+    #[error(transparent)]
+    Cluster(#[from] WatchError),
 }
 
 /// A started server: its bound addresses, a handle to stop it, and its task.
@@ -180,6 +197,8 @@ struct State {
     readiness: Readiness,
     certs: Arc<CertStore>,
     metrics: Arc<Metrics>,
+    /// `--unique-addresses`: the index reviews are judged against and reserve in.
+    index: Option<Arc<SharedIndex>>,
 }
 
 /// Runs the server until SIGTERM or SIGINT, then shuts it down gracefully.
@@ -237,7 +256,19 @@ pub fn start(cfg: ServeConfig) -> Result<Running, ServerError> {
     if tokio::runtime::Handle::try_current().is_err() {
         return Err(ServerError::NoRuntime);
     }
-    let metrics = Arc::new(Metrics::new());
+    let mut metrics = Metrics::new();
+    let mut options = cfg.admission.clone();
+    let (index, cluster_watch) = match &cfg.unique_addresses {
+        Some(unique) => {
+            let index = Arc::new(SharedIndex::new(unique.reservation_ttl));
+            let watch = cluster_watch::start(unique.credentials.clone(), index.clone())?;
+            metrics.watch_index(index.clone());
+            options.unique_addresses = Some(index.clone());
+            (Some(index), Some(watch))
+        }
+        None => (None, None),
+    };
+    let metrics = Arc::new(metrics);
     let reloader = Reloader::load(cfg.tls.clone(), metrics.clone())?;
     let tls_config = reloader.server_config(cfg.enable_http2)?;
     let certs = reloader.cert_store();
@@ -250,13 +281,14 @@ pub fn start(cfg: ServeConfig) -> Result<Running, ServerError> {
         None => None,
     };
     let state = web::Data::new(State {
-        options: cfg.admission.clone(),
+        options,
         recorder,
         max_body_bytes: cfg.max_body_bytes,
         request_timeout: cfg.request_timeout,
         readiness: readiness.clone(),
         certs,
         metrics,
+        index,
     });
     let workers = cfg.workers.max(1);
     // actix limits connections per worker; the flag is the total, as an operator counts it.
@@ -366,8 +398,10 @@ pub fn start(cfg: ServeConfig) -> Result<Running, ServerError> {
         handle,
         task: tokio::spawn(async move {
             let result = server.await;
-            // The files are watched for as long as the server runs, and no longer.
+            // The files and the claims are watched for as long as the server runs, and no
+            // longer.
             drop(watch);
+            drop(cluster_watch);
             result
         }),
     })
@@ -439,6 +473,7 @@ impl ServeConfig {
             workers: default_workers(),
             record_denied: None,
             record_denied_max: record::DEFAULT_MAX_FILES,
+            unique_addresses: None,
         }
     }
 }
@@ -567,6 +602,9 @@ async fn readyz(state: web::Data<State>) -> HttpResponse {
             StatusCode::SERVICE_UNAVAILABLE,
             "the serving certificate has expired",
         )
+    } else if let Some(why) = state.index.as_ref().and_then(|i| i.not_ready()) {
+        // Admitting without the cluster's claims would let conflicts in unseen.
+        plain(StatusCode::SERVICE_UNAVAILABLE, &why)
     } else {
         plain(StatusCode::OK, "ok")
     }
@@ -681,7 +719,12 @@ async fn admit(
         }
     };
 
-    match admission::review(&body, webhook, &state.options) {
+    let reviewed = match &state.index {
+        // Judged, then what it admits reserved against a concurrent review of the same address.
+        Some(index) => index.review(&body, webhook, &state.options),
+        None => admission::review(&body, webhook, &state.options),
+    };
+    match reviewed {
         Ok(reviewed) => {
             let s = &reviewed.summary;
             let elapsed = started.elapsed();
@@ -839,6 +882,7 @@ mod tests {
             readiness: Readiness::new(),
             certs: Arc::new(CertStore::new(cert)),
             metrics: Arc::new(Metrics::new()),
+            index: None,
         })
     }
 

@@ -1,6 +1,7 @@
 """Offline checks of manifests/ (DESIGN §8): nothing here needs a cluster or a network.
 
-1. the base and both overlays render with `kubectl kustomize`;
+1. the base and both overlays render with `kubectl kustomize`, and so does an overlay with the
+   unique-addresses component (components/unique-addresses);
 2. every rendered built-in object validates against Kubernetes' OpenAPI schemas in strict mode
    (kubernetes-validate) for the oldest and the newest Kubernetes versions we support;
 3. the samples validate against the generated CRD's openAPIV3Schema, and replay to their
@@ -46,6 +47,14 @@ KUBERNETES_VERSIONS = ("1.28", "1.37")
 
 NAMESPACE = "ipamclaim-webhook"
 SERVICE = "ipamclaim-webhook"
+ACCOUNT = "ipamclaim-webhook"
+# The rendering of the cert-manager overlay with components/unique-addresses.
+UNIQUE = "unique-addresses"
+# What --unique-addresses may do with the API, and nothing more.
+UNIQUE_RULES = [{"apiGroups": ["k8s.cni.cncf.io"], "resources": ["ipamclaims"],
+                 "verbs": ["get", "list", "watch"]}]
+# The API server: the `kubernetes` Service's port, and its endpoints' usual one.
+API_SERVER_PORTS = {443, 6443}
 TLS_SECRET = "ipamclaim-webhook-tls"
 GROUP = "k8s.cni.cncf.io"
 WEBHOOK_PORT = 8443
@@ -137,6 +146,21 @@ class Rendered:
             cls.docs["self-signed"], cls.errors["self-signed"] = kustomize(overlay)
         except (RuntimeError, OSError, subprocess.CalledProcessError) as e:
             cls.docs["self-signed"], cls.errors["self-signed"] = None, str(e)
+        cls.docs[UNIQUE], cls.errors[UNIQUE] = kustomize(cls.with_unique_addresses("unique"))
+
+    @classmethod
+    def with_unique_addresses(cls, name):
+        """A kustomization as a user writes one: the cert-manager overlay with the
+        unique-addresses component, beside a copy of manifests/ (a component is used from a
+        kustomization's `components:`, never rendered alone)."""
+        copy_dir = cls.fresh_copy(name)
+        user = os.path.join(copy_dir, "my-cluster")
+        os.mkdir(user)
+        with open(os.path.join(user, "kustomization.yaml"), "w") as f:
+            f.write("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
+                    "resources:\n  - ../overlays/cert-manager\n"
+                    "components:\n  - ../components/unique-addresses\n")
+        return user
 
     @classmethod
     def fresh_copy(cls, name):
@@ -190,7 +214,7 @@ class RenderTest(unittest.TestCase):
 
     def test_no_overlay_renders_a_crd(self):
         # The network stack owns the IPAMClaim CRD (DESIGN §8): a second owner would fight it.
-        for name in ("base", "cert-manager", "self-signed"):
+        for name in ("base", "cert-manager", "self-signed", UNIQUE):
             kinds = [d["kind"] for d in Rendered.get(self, name)]
             self.assertNotIn("CustomResourceDefinition", kinds, f"{name} renders a CRD")
 
@@ -198,6 +222,10 @@ class RenderTest(unittest.TestCase):
         docs, error = kustomize(CRD_DIR)
         self.assertIsNone(error)
         self.assertEqual(docs, [load_crd()])
+
+    def test_unique_addresses_component_renders(self):
+        self.assert_renders(UNIQUE, self.BASE_KINDS + ("Issuer", "Certificate", "ClusterRole",
+                                                       "ClusterRoleBinding"))
 
     def test_self_signed_overlay_refuses_to_render_unprepared(self):
         # Without prepare.sh there is no Secret and no caBundle: rendering must fail, not
@@ -287,12 +315,12 @@ class KubernetesSchemaTest(unittest.TestCase):
 
 
 def add_schema_tests():
-    for overlay in ("base", "cert-manager", "self-signed"):
+    for overlay in ("base", "cert-manager", "self-signed", UNIQUE):
         for version in KUBERNETES_VERSIONS:
             def test(self, overlay=overlay, version=version):
                 failures, skipped = schema_failures(Rendered.get(self, overlay), version)
                 self.assertEqual(failures, [])
-                if overlay == "cert-manager":
+                if overlay in ("cert-manager", UNIQUE):
                     self.assertTrue(skipped, "cert-manager objects were expected and skipped")
             name = f"test_{overlay.replace('-', '_')}_validates_strictly_against_{version.replace('.', '_')}"
             setattr(KubernetesSchemaTest, name, test)
@@ -689,8 +717,9 @@ def cert_manager_violations(docs):
     return bad
 
 
-def pod_violations(docs):
-    """Replicas, disruption budget, spread, restricted Pod Security, probes and shutdown."""
+def pod_violations(docs, unique=False):
+    """Replicas, disruption budget, spread, restricted Pod Security, probes and shutdown; with
+    `unique`, the flag and the token --unique-addresses needs."""
     bad = []
     deployments = find(docs, "Deployment")
     if len(deployments) != 1:
@@ -720,7 +749,10 @@ def pod_violations(docs):
     if not spread:
         bad.append("no topologySpreadConstraint over kubernetes.io/hostname for the webhook pods")
 
-    if pod.get("automountServiceAccountToken") is not False:
+    if unique:
+        if pod.get("automountServiceAccountToken") is not True:
+            bad.append("--unique-addresses without the service-account token mounted")
+    elif pod.get("automountServiceAccountToken") is not False:
         bad.append("pod automountServiceAccountToken is not false")
     accounts = {a["metadata"]["name"]: a for a in find(docs, "ServiceAccount")}
     account = accounts.get(pod.get("serviceAccountName"))
@@ -774,6 +806,10 @@ def pod_violations(docs):
     ports = {p.get("name"): p.get("containerPort") for p in c.get("ports") or []}
     if not args or args[0] != "serve":
         bad.append(f"args {args[:1]}, want serve first")
+    if unique and "--unique-addresses" not in args:
+        bad.append("the unique-addresses component without --unique-addresses")
+    if not unique and any(a.startswith(("--unique-addresses", "--kubeconfig")) for a in args):
+        bad.append("--unique-addresses without its RBAC, token and egress (use the component)")
     if ports.get("webhook") != WEBHOOK_PORT or port_of(arg_value(args, "--listen")) != WEBHOOK_PORT:
         bad.append(f"webhook port {ports.get('webhook')} / --listen {arg_value(args, '--listen')}")
     if ports.get("probes") != PROBE_PORT or port_of(arg_value(args, "--probe-listen")) != PROBE_PORT:
@@ -802,11 +838,57 @@ def pod_violations(docs):
     return bad
 
 
-def cluster_violations(docs):
-    """Namespace, Service, NetworkPolicy, and no RBAC at all."""
+def rbac_violations(docs):
+    """With --unique-addresses: one ClusterRole reading IPAMClaims (get, list, watch, nothing
+    else) bound to the webhook's ServiceAccount, and no other RBAC object."""
     bad = []
+    roles = find(docs, "ClusterRole")
+    bindings = find(docs, "ClusterRoleBinding")
     for d in docs:
-        if d["kind"] in RBAC_KINDS:
+        if d["kind"] in ("Role", "RoleBinding"):
+            bad.append(f"RBAC object {d['kind']}/{d['metadata']['name']}: not needed")
+    if len(roles) != 1 or len(bindings) != 1:
+        return bad + [f"expected one ClusterRole and one ClusterRoleBinding, found "
+                      f"{len(roles)} and {len(bindings)}"]
+    role, binding = roles[0], bindings[0]
+    if role.get("rules") != UNIQUE_RULES or role.get("aggregationRule"):
+        bad.append(f"ClusterRole rules {role.get('rules')}, want exactly {UNIQUE_RULES}")
+    ref = binding.get("roleRef") or {}
+    if ref.get("kind") != "ClusterRole" or ref.get("name") != role["metadata"]["name"]:
+        bad.append(f"ClusterRoleBinding refers to {ref}")
+    want = [{"kind": "ServiceAccount", "name": ACCOUNT, "namespace": NAMESPACE}]
+    if binding.get("subjects") != want:
+        bad.append(f"ClusterRoleBinding subjects {binding.get('subjects')}, want {want}")
+    return bad
+
+
+def egress_violations(policy, unique):
+    """No egress at all; with --unique-addresses, TCP to the API server's ports only."""
+    egress = policy["spec"].get("egress")
+    if "Egress" not in (policy["spec"].get("policyTypes") or []):
+        return ["the NetworkPolicy does not restrict egress"]
+    if not unique:
+        return [] if egress == [] else [f"egress {egress}: the webhook opens no connection"]
+    bad = []
+    if not egress:
+        bad.append("--unique-addresses with no egress: the watch cannot reach the API server")
+    for rule in egress or []:
+        ports = rule.get("ports") or []
+        if not ports:
+            bad.append("a NetworkPolicy egress rule allows every port")
+        for port in ports:
+            if port.get("port") not in API_SERVER_PORTS or port.get("protocol", "TCP") != "TCP" \
+                    or "endPort" in port:
+                bad.append(f"the NetworkPolicy allows egress to {port}")
+    return bad
+
+
+def cluster_violations(docs, unique=False):
+    """Namespace, Service, NetworkPolicy, and no RBAC at all (with `unique`, only the read
+    access of --unique-addresses)."""
+    bad = rbac_violations(docs) if unique else []
+    for d in docs:
+        if d["kind"] in RBAC_KINDS and not unique:
             bad.append(f"RBAC object {d['kind']}/{d['metadata']['name']}: the webhook needs none")
         ns = d["metadata"].get("namespace")
         if d["kind"] not in CLUSTER_SCOPED and ns != NAMESPACE:
@@ -830,6 +912,7 @@ def cluster_violations(docs):
     if not policies:
         bad.append("no NetworkPolicy selects the webhook pods")
     for p in policies:
+        bad += egress_violations(p, unique)
         if "Ingress" not in (p["spec"].get("policyTypes") or []):
             bad.append("the NetworkPolicy does not restrict ingress")
         for rule in p["spec"].get("ingress") or []:
@@ -844,8 +927,10 @@ def cluster_violations(docs):
 
 
 def policy_violations(docs, overlay, ca_pem=None):
-    bad = webhook_violations(docs, overlay, ca_pem) + pod_violations(docs) + cluster_violations(docs)
-    if overlay == "cert-manager":
+    unique = overlay == UNIQUE
+    bad = webhook_violations(docs, "cert-manager" if unique else overlay, ca_pem) \
+        + pod_violations(docs, unique) + cluster_violations(docs, unique)
+    if overlay in ("cert-manager", UNIQUE):
         bad += cert_manager_violations(docs)
     if overlay == "self-signed":
         secrets = [s for s in find(docs, "Secret") if s["metadata"]["name"] == TLS_SECRET]
@@ -868,6 +953,33 @@ class PolicyTest(unittest.TestCase):
 
     def test_self_signed_overlay_keeps_the_policy(self):
         self.assert_policy("self-signed")
+
+    def test_unique_addresses_component_keeps_the_policy(self):
+        self.assert_policy(UNIQUE)
+
+    def test_unique_addresses_component_changes_only_what_it_needs(self):
+        # Against the overlay it is applied to: the same objects plus the RBAC, and in the
+        # Deployment and NetworkPolicy only the flag, the token, the memory limit and egress.
+        plain = {(d["kind"], d["metadata"]["name"]): d for d in Rendered.get(self, "cert-manager")}
+        with_component = {(d["kind"], d["metadata"]["name"]): d
+                          for d in Rendered.get(self, UNIQUE)}
+        added = set(with_component) - set(plain)
+        self.assertEqual({k for k, _ in added}, {"ClusterRole", "ClusterRoleBinding"})
+        self.assertFalse(set(plain) - set(with_component))
+        for key, doc in plain.items():
+            if key[0] not in ("Deployment", "NetworkPolicy"):
+                self.assertEqual(with_component[key], doc, key)
+        dep = copy.deepcopy(with_component[("Deployment", "ipamclaim-webhook")])
+        pod = at(dep, "spec", "template", "spec")
+        container = pod["containers"][0]
+        self.assertEqual(container["args"].pop(), "--unique-addresses")
+        self.assertIs(pod.pop("automountServiceAccountToken"), True)
+        self.assertEqual(container["resources"]["limits"].pop("memory"), "128Mi")
+        base_dep = copy.deepcopy(plain[("Deployment", "ipamclaim-webhook")])
+        base_pod = at(base_dep, "spec", "template", "spec")
+        base_pod.pop("automountServiceAccountToken")
+        base_pod["containers"][0]["resources"]["limits"].pop("memory")
+        self.assertEqual(dep, base_dep)
 
     def test_self_signed_ca_bundle_is_the_ca_not_the_leaf(self):
         docs = Rendered.get(self, "self-signed")
@@ -944,12 +1056,51 @@ LOOSENINGS = {
     "hostNetwork": lambda d: pod_of(d).update(hostNetwork=True),
     "NetworkPolicy admits every port": lambda d: kind_of(d, "NetworkPolicy")["spec"]["ingress"].append({}),
     "NetworkPolicy admits port 22": lambda d: kind_of(d, "NetworkPolicy")["spec"]["ingress"][0]["ports"].append({"port": 22}),
+    "NetworkPolicy opens egress": lambda d: kind_of(d, "NetworkPolicy")["spec"].update(egress=[{}]),
     "Service to the probe port": lambda d: kind_of(d, "Service")["spec"]["ports"][0].update(targetPort="probes"),
+}
+
+
+def cluster_role(docs):
+    return kind_of(docs, "ClusterRole")
+
+
+# Each loosening of the unique-addresses component: the policy must catch all.
+UNIQUE_LOOSENINGS = {
+    "ClusterRole may update": lambda d: cluster_role(d)["rules"][0]["verbs"].append("update"),
+    "ClusterRole reads Secrets": lambda d: cluster_role(d)["rules"].append(
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}),
+    "ClusterRole on every resource": lambda d: cluster_role(d)["rules"][0].update(resources=["*"]),
+    "ClusterRole on every group": lambda d: cluster_role(d)["rules"][0].update(apiGroups=["*"]),
+    "binding to another account": lambda d: kind_of(d, "ClusterRoleBinding")["subjects"][0].update(name="default"),
+    "binding to cluster-admin": lambda d: kind_of(d, "ClusterRoleBinding")["roleRef"].update(name="cluster-admin"),
+    "a Role too": lambda d: d.append({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+                                      "metadata": {"name": "x", "namespace": NAMESPACE}}),
+    "no ClusterRole": lambda d: d.remove(cluster_role(d)),
+    "no token": lambda d: pod_of(d).update(automountServiceAccountToken=False),
+    "no flag": lambda d: container_of(d)["args"].remove("--unique-addresses"),
+    "no egress": lambda d: kind_of(d, "NetworkPolicy")["spec"].update(egress=[]),
+    "egress to every port": lambda d: kind_of(d, "NetworkPolicy")["spec"]["egress"].append({}),
+    "egress to DNS": lambda d: kind_of(d, "NetworkPolicy")["spec"]["egress"][0]["ports"].append({"port": 53, "protocol": "UDP"}),
+    "egress port range": lambda d: kind_of(d, "NetworkPolicy")["spec"]["egress"][0]["ports"][0].update(endPort=8443),
 }
 
 
 class PolicyCanFailTest(unittest.TestCase):
     """Every rule of the policy is shown to catch the loosening it exists for."""
+
+    def test_each_unique_addresses_loosening_is_caught(self):
+        docs = Rendered.get(self, UNIQUE)
+        for name, loosen in UNIQUE_LOOSENINGS.items():
+            with self.subTest(loosening=name):
+                broken = copy.deepcopy(docs)
+                loosen(broken)
+                self.assertTrue(policy_violations(broken, UNIQUE), f"{name} went unnoticed")
+
+    def test_the_flag_without_the_component_is_caught(self):
+        docs = copy.deepcopy(Rendered.get(self, "base"))
+        container_of(docs)["args"].append("--unique-addresses")
+        self.assertTrue(policy_violations(docs, "base"))
 
     def test_each_loosening_is_caught(self):
         docs = Rendered.get(self, "base")

@@ -1,0 +1,564 @@
+//! Address conflicts between claims (`--unique-addresses`, DESIGN §9): the verdict on an
+//! address that another claim on the same network already holds.
+//!
+//! The core sees the cluster only through [`Holders`], a read-only lookup that a front end
+//! passes in [`Options`](crate::admission::Options): `serve` hands it the watched index,
+//! `replay` an index of its inputs, tests a fixed one. Nothing here knows where the holders
+//! come from.
+
+use std::fmt::{self, Write as _};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::admission::field::{go_quote, quote_clipped, FieldError, Path};
+use crate::admission::ip::{self, AddressError};
+use crate::admission::types::KIND;
+use crate::admission::validation::Verdict;
+
+/// The two lists of a claim that hold addresses, as `(parent, member)`.
+pub const ADDRESS_LISTS: [(&str, &str); 2] = [("spec", "ipRequests"), ("status", "ips")];
+
+/// The claim under review, which never conflicts with itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Claimant<'a> {
+    /// Its namespace (`request.namespace`).
+    pub namespace: &'a str,
+    /// Its name (`request.name`, or the object's `metadata.name`).
+    pub name: &'a str,
+}
+
+/// A claim that holds (or has reserved) an address.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Holder {
+    /// Its namespace.
+    pub namespace: String,
+    /// Its name.
+    pub name: String,
+}
+
+/// A read-only view of the addresses that the claims of a cluster hold on each network.
+pub trait Holders: Send + Sync + fmt::Debug {
+    /// A claim other than `claimant` that holds `ip` on `network`, or has reserved it; `None`
+    /// when the address is free to `claimant`.
+    fn holder(&self, network: &str, ip: IpAddr, claimant: &Claimant<'_>) -> Option<Holder>;
+}
+
+/// The view the pipeline is given: shared by every worker, read-only to the core.
+pub type View = Arc<dyn Holders>;
+
+/// What an admitted CREATE or UPDATE adds to the holders, for the front end to record:
+/// `serve` reserves it until the watch shows the claim, `replay` indexes it for the documents
+/// after it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Admitted {
+    /// The claim's namespace.
+    pub namespace: String,
+    /// The claim's name.
+    pub name: String,
+    /// Its `spec.network`.
+    pub network: String,
+    /// Every address the claim holds once written, each once, sorted.
+    pub addresses: Vec<AdmittedAddress>,
+    /// Whether the review was a dry run: `serve` then reserves nothing (the webhook has no
+    /// side effects), while `replay`, whose documents are all hypothetical, indexes it. Set by
+    /// the pipeline, which reads `request.dryRun`.
+    pub dry_run: bool,
+}
+
+/// One address of an [`Admitted`] claim.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AdmittedAddress {
+    /// The address.
+    pub ip: IpAddr,
+    /// Whether the verdict judged it: false when it was already in the same list of
+    /// `oldObject` (ratcheted), so that a conflict on it predates this review.
+    pub judged: bool,
+}
+
+/// The address an item of an address list stands for, when it stands for exactly one: a
+/// valid address, or one that is only not written canonically (`2001:DB8::1`). Ambiguous
+/// values (leading zeros, IPv4-mapped IPv6) and non-addresses hold nothing.
+pub fn held_address(value: &str) -> Option<IpAddr> {
+    // Nearly every address a cluster holds is written canonically: that is checked for
+    // first, with the standard parser, at a fraction of the strict parser's cost.
+    if let Some(ip) = canonical(value) {
+        return Some(ip);
+    }
+    match ip::parse(value) {
+        Ok(address) => Some(address.ip),
+        Err(AddressError::NotCanonical { canonical }) => Some(canonical.ip),
+        Err(_) => None,
+    }
+}
+
+/// The address of `value` when it is written exactly in canonical form (`10.0.0.5/24`,
+/// `fd00::5`), which [`ip::parse`] accepts as it is; `None` for anything else, left to it.
+fn canonical(value: &str) -> Option<IpAddr> {
+    let (ip_text, prefix) = match value.split_once('/') {
+        Some((ip_text, prefix)) => (ip_text, Some(prefix)),
+        None => (value, None),
+    };
+    let ip: IpAddr = ip_text.parse().ok()?;
+    if let IpAddr::V6(v6) = ip {
+        // Printed differently by Go; the strict parser refuses it anyway.
+        if v6.to_ipv4_mapped().is_some() {
+            return None;
+        }
+    }
+    if let Some(prefix) = prefix {
+        let max = if ip.is_ipv4() { 32 } else { 128 };
+        let canonical_digits = !prefix.is_empty()
+            && prefix.len() <= 3
+            && prefix.bytes().all(|b| b.is_ascii_digit())
+            && (prefix == "0" || !prefix.starts_with('0'));
+        if !canonical_digits || prefix.parse::<u16>().ok()? > max {
+            return None;
+        }
+    }
+    // The standard parser takes IPv4 only as four decimal octets without leading zeros: one
+    // spelling per address, the canonical one. An IPv6 address is canonical when the text is
+    // exactly what printing it gives (RFC 5952, as Go prints it).
+    if ip.is_ipv4() {
+        return Some(ip);
+    }
+    let mut rest = SpelledAs(ip_text.as_bytes());
+    (write!(rest, "{ip}").is_ok() && rest.0.is_empty()).then_some(ip)
+}
+
+/// A writer that succeeds only while what is written matches the front of a byte string.
+struct SpelledAs<'a>(&'a [u8]);
+
+impl fmt::Write for SpelledAs<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.0 = self.0.strip_prefix(s.as_bytes()).ok_or(fmt::Error)?;
+        Ok(())
+    }
+}
+
+/// `object.spec.network` when it is a non-empty string.
+pub fn network_of(object: &Value) -> Option<&str> {
+    object
+        .get("spec")?
+        .get("network")?
+        .as_str()
+        .filter(|n| !n.is_empty())
+}
+
+/// The items of the list `parent.member` of `object`, when it is a list.
+fn list<'v>(object: &'v Value, (parent, member): (&str, &str)) -> &'v [Value] {
+    object
+        .get(parent)
+        .and_then(|p| p.get(member))
+        .and_then(Value::as_array)
+        .map_or(&[], Vec::as_slice)
+}
+
+/// The addresses of the list `which` of `old`, sorted, for ratcheting by binary search (a
+/// list may be long: the check stays n log n).
+fn old_addresses(old: Option<&Value>, network: &str, which: (&str, &str)) -> Vec<IpAddr> {
+    let Some(old) = old.filter(|o| network_of(o) == Some(network)) else {
+        return Vec::new();
+    };
+    let mut ips: Vec<IpAddr> = list(old, which)
+        .iter()
+        .filter_map(|item| held_address(item.as_str()?))
+        .collect();
+    ips.sort_unstable();
+    ips
+}
+
+/// Adds to `verdict` one error per address of `spec.ipRequests` and `status.ips` that another
+/// claim on the same network holds, in the API server's allocation wording. On UPDATE an
+/// address already in the same list of `old` is ratcheted: the conflict predates this change,
+/// so it comes back as a warning instead.
+///
+/// Returns what the claim holds once written (every address, each once, sorted), for the
+/// front end to reserve or index if the review is admitted; `None` when the object names no
+/// network or holds no address.
+pub fn check(
+    holders: &dyn Holders,
+    claimant: &Claimant<'_>,
+    object: &Value,
+    old: Option<&Value>,
+    verdict: &mut Verdict,
+) -> Option<Admitted> {
+    let network = network_of(object)?;
+    let mut addresses: Vec<AdmittedAddress> = Vec::new();
+    for which in ADDRESS_LISTS {
+        let items = list(object, which);
+        if items.is_empty() {
+            continue;
+        }
+        let before = old_addresses(old, network, which);
+        let mut path: Option<Path> = None;
+        for (i, item) in items.iter().enumerate() {
+            let Some((text, ip)) = item.as_str().and_then(|t| Some((t, held_address(t)?))) else {
+                continue;
+            };
+            let judged = before.binary_search(&ip).is_err();
+            addresses.push(AdmittedAddress { ip, judged });
+            let Some(holder) = holders.holder(network, ip, claimant) else {
+                continue;
+            };
+            let path = path.get_or_insert_with(|| Path::new(which.0).child(which.1));
+            let error = FieldError::invalid(
+                path.index(i),
+                text,
+                allocated(ip, &holder, claimant, network),
+            );
+            if judged {
+                verdict.errors.push(error);
+            } else {
+                verdict.ratcheted.push(error);
+            }
+        }
+    }
+    if addresses.is_empty() {
+        return None;
+    }
+    // Each address once (n log n: a list may be long); judged if any list judged it.
+    addresses.sort_unstable_by_key(|a| a.ip);
+    addresses.dedup_by(|later, kept| {
+        let same = later.ip == kept.ip;
+        if same {
+            kept.judged |= later.judged;
+        }
+        same
+    });
+    Some(Admitted {
+        namespace: claimant.namespace.to_owned(),
+        name: claimant.name.to_owned(),
+        network: network.to_owned(),
+        addresses,
+        dry_run: false,
+    })
+}
+
+/// `address 10.0.0.5 is already allocated to IPAMClaim "vm-b.tenantred" on network "tenantred"`;
+/// the holder is named only when it is in the claimant's namespace, so that claim names never
+/// leak across tenants.
+fn allocated(ip: IpAddr, holder: &Holder, claimant: &Claimant<'_>, network: &str) -> String {
+    let network = quote_clipped(network);
+    if holder.namespace == claimant.namespace {
+        let name = quote_clipped(&holder.name);
+        format!("address {ip} is already allocated to {KIND} {name} on network {network}")
+    } else {
+        format!("address {ip} is already allocated to an {KIND} in another namespace on network {network}")
+    }
+}
+
+// === impl Holder ===
+
+impl fmt::Display for Holder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.namespace, go_quote(&self.name))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// A fixed set of holders: `(namespace, name, network, ip)`.
+    #[derive(Debug)]
+    struct Fixed(Vec<(&'static str, &'static str, &'static str, IpAddr)>);
+
+    impl Holders for Fixed {
+        fn holder(&self, network: &str, ip: IpAddr, claimant: &Claimant<'_>) -> Option<Holder> {
+            self.0
+                .iter()
+                .find(|(ns, name, net, held)| {
+                    *net == network
+                        && *held == ip
+                        && (*ns != claimant.namespace || *name != claimant.name)
+                })
+                .map(|(ns, name, _, _)| Holder {
+                    namespace: (*ns).to_owned(),
+                    name: (*name).to_owned(),
+                })
+        }
+    }
+
+    fn fixed() -> Fixed {
+        Fixed(vec![
+            (
+                "ns1",
+                "vm-b.tenantred",
+                "tenantred",
+                "10.0.0.5".parse().unwrap(),
+            ),
+            (
+                "ns2",
+                "vm-x.tenantred",
+                "tenantred",
+                "fd00::7".parse().unwrap(),
+            ),
+        ])
+    }
+
+    const ME: Claimant<'static> = Claimant {
+        namespace: "ns1",
+        name: "vm-a.tenantred",
+    };
+
+    fn claim(requests: Value, ips: Value) -> Value {
+        json!({
+            "metadata": {"name": "vm-a.tenantred"},
+            "spec": {"network": "tenantred", "interface": "pod1", "ipRequests": requests},
+            "status": {"ips": ips},
+        })
+    }
+
+    fn judge(object: &Value, old: Option<&Value>) -> Verdict {
+        let mut verdict = Verdict::default();
+        check(&fixed(), &ME, object, old, &mut verdict);
+        verdict
+    }
+
+    /// What `check` returns for the claim to hold.
+    fn admitted(object: &Value, old: Option<&Value>) -> Option<Admitted> {
+        check(&fixed(), &ME, object, old, &mut Verdict::default())
+    }
+
+    fn texts(list: &crate::admission::field::ErrorList) -> Vec<String> {
+        list.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn names_a_holder_in_the_same_namespace() {
+        let v = judge(&claim(json!([]), json!(["10.0.0.5/24"])), None);
+        assert_eq!(
+            texts(&v.errors),
+            ["status.ips[0]: Invalid value: \"10.0.0.5/24\": address 10.0.0.5 is already allocated to IPAMClaim \"vm-b.tenantred\" on network \"tenantred\""]
+        );
+        assert_eq!(v.errors.0[0].kind.cause_type(), "FieldValueInvalid");
+    }
+
+    #[test]
+    fn never_names_a_holder_in_another_namespace() {
+        let v = judge(&claim(json!(["fd00::7/64"]), json!([])), None);
+        let msgs = texts(&v.errors);
+        assert_eq!(
+            msgs,
+            ["spec.ipRequests[0]: Invalid value: \"fd00::7/64\": address fd00::7 is already allocated to an IPAMClaim in another namespace on network \"tenantred\""]
+        );
+        assert!(!msgs[0].contains("vm-x"));
+    }
+
+    #[test]
+    fn the_prefix_length_does_not_matter() {
+        for spelling in ["10.0.0.5", "10.0.0.5/16", "10.0.0.5/32"] {
+            let v = judge(&claim(json!([spelling]), json!([])), None);
+            assert_eq!(v.errors.len(), 1, "{spelling}");
+        }
+    }
+
+    #[test]
+    fn another_network_or_address_is_free() {
+        let mut other = claim(json!(["10.0.0.5/24"]), json!(["10.0.0.6/24"]));
+        assert_eq!(judge(&other, None).errors.len(), 1);
+        other["spec"]["network"] = json!("blue");
+        assert!(judge(&other, None).errors.is_empty());
+    }
+
+    #[test]
+    fn a_claim_never_conflicts_with_itself() {
+        let me_holding = Fixed(vec![(
+            "ns1",
+            "vm-a.tenantred",
+            "tenantred",
+            "10.0.0.5".parse().unwrap(),
+        )]);
+        let mut verdict = Verdict::default();
+        let holds = check(
+            &me_holding,
+            &ME,
+            &claim(json!([]), json!(["10.0.0.5/24"])),
+            None,
+            &mut verdict,
+        );
+        assert_eq!(verdict, Verdict::default());
+        assert!(holds.is_some());
+    }
+
+    #[test]
+    fn reports_both_lists_and_skips_values_that_are_no_address() {
+        let v = judge(
+            &claim(
+                json!(["10.0.0.5/24"]),
+                json!(["winner", "010.0.0.5", "10.0.0.5/24"]),
+            ),
+            None,
+        );
+        let paths: Vec<&str> = v.errors.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(paths, ["spec.ipRequests[0]", "status.ips[2]"]);
+    }
+
+    #[test]
+    fn a_non_canonical_spelling_still_names_its_address() {
+        let v = judge(&claim(json!([]), json!(["FD00::7/64"])), None);
+        assert_eq!(v.errors.len(), 1);
+    }
+
+    #[test]
+    fn ratchets_an_address_already_in_the_same_list_of_the_old_object() {
+        let old = claim(json!([]), json!(["10.0.0.5/24"]));
+        let new = claim(json!([]), json!(["10.0.0.5/24", "fd00::7/64"]));
+        let v = judge(&new, Some(&old));
+        assert_eq!(texts(&v.errors).len(), 1);
+        assert_eq!(v.errors.0[0].path.as_str(), "status.ips[1]");
+        assert_eq!(v.ratcheted.len(), 1);
+        assert_eq!(v.ratcheted.0[0].path.as_str(), "status.ips[0]");
+    }
+
+    #[test]
+    fn does_not_ratchet_an_address_that_moved_between_lists() {
+        let old = claim(json!(["10.0.0.5/24"]), json!([]));
+        let new = claim(json!(["10.0.0.5/24"]), json!(["10.0.0.5/24"]));
+        let v = judge(&new, Some(&old));
+        assert_eq!(v.ratcheted.len(), 1);
+        assert_eq!(texts(&v.errors).len(), 1);
+        assert_eq!(v.errors.0[0].path.as_str(), "status.ips[0]");
+    }
+
+    #[test]
+    fn does_not_ratchet_across_a_network_change() {
+        let mut old = claim(json!([]), json!(["10.0.0.5/24"]));
+        old["spec"]["network"] = json!("blue");
+        let v = judge(&claim(json!([]), json!(["10.0.0.5/24"])), Some(&old));
+        assert_eq!(v.errors.len(), 1);
+        assert!(v.ratcheted.is_empty());
+    }
+
+    #[test]
+    fn without_a_network_nothing_is_looked_up() {
+        let mut object = claim(json!(["10.0.0.5"]), json!([]));
+        object["spec"]["network"] = json!("");
+        assert_eq!(judge(&object, None), Verdict::default());
+        object["spec"]["network"] = json!(7);
+        assert_eq!(judge(&object, None), Verdict::default());
+    }
+
+    #[test]
+    fn admitted_lists_each_address_once_and_marks_ratcheted_ones() {
+        let old = claim(json!(["10.0.0.5/24"]), json!(["fd00::1/64"]));
+        let new = claim(
+            json!(["10.0.0.5/24"]),
+            json!(["10.0.0.5/24", "fd00::1/64", "x"]),
+        );
+        let a = admitted(&new, Some(&old)).expect("addresses");
+        assert_eq!(a.network, "tenantred");
+        assert_eq!(
+            a.addresses,
+            [
+                AdmittedAddress {
+                    ip: "10.0.0.5".parse().unwrap(),
+                    judged: true
+                },
+                AdmittedAddress {
+                    ip: "fd00::1".parse().unwrap(),
+                    judged: false
+                },
+            ]
+        );
+        assert!(admitted(&claim(json!([]), json!([])), None).is_none());
+    }
+
+    /// The strict parser's answer, without the fast path.
+    fn strictly(value: &str) -> Option<IpAddr> {
+        match ip::parse(value) {
+            Ok(address) => Some(address.ip),
+            Err(AddressError::NotCanonical { canonical }) => Some(canonical.ip),
+            Err(_) => None,
+        }
+    }
+
+    #[test]
+    fn the_fast_path_agrees_with_the_strict_parser_on_known_cases() {
+        for value in [
+            "10.0.0.5",
+            "10.0.0.5/24",
+            "10.0.0.5/0",
+            "10.0.0.5/32",
+            "10.0.0.5/33",
+            "10.0.0.5/024",
+            "10.0.0.5/",
+            "010.0.0.5",
+            "fd00::5",
+            "FD00::5",
+            "fd00:0::5",
+            "fd00::5/64",
+            "fd00::5/128",
+            "fd00::5/129",
+            "::ffff:1.2.3.4",
+            "::1.2.3.4",
+            "::102:304",
+            "::",
+            "0:0:0:0:0:0:0:1",
+            "::1/128",
+            "fe80::1%eth0",
+            "1.2.3.4.5",
+            "",
+            "/",
+            "10.0.0.5/+1",
+            "2001:db8::1:0:0:1",
+            "2001:db8:0:0:1::1",
+            "2001:db8::1/064",
+        ] {
+            assert_eq!(held_address(value), strictly(value), "{value:?}");
+            if let Some(ip) = canonical(value) {
+                assert_eq!(ip::parse(value).map(|a| a.ip), Ok(ip), "{value:?}");
+            }
+        }
+    }
+
+    proptest::proptest! {
+        // Regression guard for the fast path: whatever the spelling, the same address (or
+        // none) as the strict parser, and only what it accepts as canonical.
+        #[test]
+        fn the_fast_path_agrees_with_the_strict_parser(
+            groups in proptest::collection::vec(0u32..0x1_0000, 1..=8),
+            octets in proptest::array::uniform4(0u16..300),
+            v6 in proptest::bool::ANY,
+            upper in proptest::bool::ANY,
+            compress in proptest::bool::ANY,
+            pad in proptest::bool::ANY,
+            mapped in proptest::bool::ANY,
+            prefix in proptest::option::of(0u16..140),
+            zero_prefix in proptest::bool::ANY,
+        ) {
+            let v4 = octets
+                .iter()
+                .map(|o| if pad && *o < 10 { format!("0{o}") } else { o.to_string() })
+                .collect::<Vec<_>>()
+                .join(".");
+            let mut text = if v6 {
+                let parts: Vec<String> = groups
+                    .iter()
+                    .map(|g| if pad { format!("{g:04x}") } else { format!("{g:x}") })
+                    .collect();
+                let joined = if compress && parts.len() < 8 {
+                    format!("{}::{}", parts[..parts.len() / 2].join(":"), parts[parts.len() / 2..].join(":"))
+                } else {
+                    parts.join(":")
+                };
+                if mapped { format!("::ffff:{v4}") } else { joined }
+            } else {
+                v4
+            };
+            if upper {
+                text = text.to_uppercase();
+            }
+            if let Some(p) = prefix {
+                text = if zero_prefix { format!("{text}/0{p}") } else { format!("{text}/{p}") };
+            }
+            proptest::prop_assert_eq!(held_address(&text), strictly(&text), "{}", text);
+            if let Some(ip) = canonical(&text) {
+                proptest::prop_assert_eq!(ip::parse(&text).map(|a| a.ip), Ok(ip), "{}", text);
+            }
+        }
+    }
+}

@@ -1,0 +1,15 @@
+//! A view of the cluster for `--unique-addresses` (DESIGN §9): which claim holds which address
+//! on which network.
+//!
+//! [`index`] is a plain index fed by events (apply, delete, a reset that swaps in a whole
+//! re-list) with reservations against races; it knows no HTTP. [`shared`] shares it between
+//! its writer and the admission workers, and is what the core's
+//! [`Holders`](crate::admission::conflicts::Holders) lookup reads. [`watch`] turns the API
+//! server's list-and-watch of IPAMClaims into index events.
+
+pub mod index;
+pub mod shared;
+pub mod watch;
+
+pub use index::{Claim, Claims, Index};
+pub use shared::{Clock, ManualClock, SharedIndex, Stats, SystemClock, DEFAULT_RESERVATION_TTL};

@@ -1,0 +1,557 @@
+//! A stand-in for the Kubernetes API server, on loopback over TLS, serving only what the
+//! `--unique-addresses` watch asks for: `GET /apis/k8s.cni.cncf.io/v1alpha1/ipamclaims` as a
+//! paged list (`limit` and `continue`, consistent across pages) and as a watch
+//! (`watch=true&resourceVersion=R`: the events after R, then what the test pushes, as
+//! ADDED/MODIFIED/DELETED/BOOKMARK lines of a chunked response; an ERROR event with code 410
+//! when R has been compacted away, as the API server answers an expired version).
+//!
+//! The test drives it: change claims with or without events, close the open watches, expire
+//! old versions, refuse with 403 (RBAC), hold lists until released. It checks the bearer
+//! token of a kubeconfig it writes, and records every request it served.
+//!
+//! Blocking I/O, one thread per connection: simple, and enough for the tests and the bench.
+// Each test crate uses a different subset.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
+
+use base64::Engine as _;
+use ipamclaim_webhook::certs::{self, CertsOptions};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::{ServerConfig, ServerConnection, StreamOwned};
+use serde_json::{json, Value};
+
+/// The list and watch path of IPAMClaims over all namespaces.
+pub const PATH: &str = "/apis/k8s.cni.cncf.io/v1alpha1/ipamclaims";
+/// The bearer token of the kubeconfig the stand-in writes; anything else gets 401.
+pub const TOKEN: &str = "stand-in-token";
+
+/// One served request, as the test may check it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Served {
+    /// `list` or `watch`.
+    pub verb: &'static str,
+    /// The query parameters.
+    pub query: BTreeMap<String, String>,
+    /// The status code answered.
+    pub status: u16,
+}
+
+/// The claims a paged list started with, and their resourceVersion.
+type Snapshot = (u64, Arc<Vec<Arc<str>>>);
+
+/// The API server's state as far as IPAMClaims go.
+#[derive(Default)]
+struct World {
+    /// Each claim's JSON, with its resourceVersion, by namespace/name.
+    claims: BTreeMap<(String, String), Arc<str>>,
+    /// The last resourceVersion handed out.
+    rv: u64,
+    /// Watch event lines by resourceVersion; those at or below `compacted` are gone.
+    events: Vec<(u64, Arc<str>)>,
+    compacted: u64,
+    /// Bumped to end every open watch.
+    watch_epoch: u64,
+    /// Snapshots of paged lists by id.
+    snapshots: HashMap<u64, Snapshot>,
+    next_snapshot: u64,
+    forbid: bool,
+    hold_lists: bool,
+    served: Vec<Served>,
+}
+
+struct Shared {
+    world: Mutex<World>,
+    changed: Condvar,
+    stop: AtomicBool,
+}
+
+/// A running stand-in; stops when dropped.
+pub struct StandIn {
+    /// Where it listens (127.0.0.1).
+    pub addr: SocketAddr,
+    /// The CA that signed its certificate.
+    pub ca_pem: String,
+    shared: Arc<Shared>,
+}
+
+/// A claim object as the API server stores it (no resourceVersion yet).
+pub fn claim(namespace: &str, name: &str, network: &str, ips: &[&str]) -> Value {
+    json!({
+        "apiVersion": "k8s.cni.cncf.io/v1alpha1",
+        "kind": "IPAMClaim",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "uid": format!("uid-{namespace}-{name}"),
+            "creationTimestamp": "2026-11-26T23:44:31Z",
+            "generation": 1,
+            "managedFields": [{"apiVersion": "k8s.cni.cncf.io/v1alpha1", "fieldsType": "FieldsV1",
+                "fieldsV1": {"f:spec": {".": {}, "f:interface": {}, "f:network": {}}},
+                "manager": "kubevirt-controller", "operation": "Apply",
+                "time": "2026-11-26T23:44:31Z"}],
+        },
+        "spec": {"network": network, "interface": "pod16367aacb67"},
+        "status": {
+            "ips": ips,
+            "ownerPod": {"name": format!("virt-launcher-{name}")},
+            "conditions": [{"type": "IPsAllocated", "status": "True", "reason": "Allocated",
+                "message": "addresses allocated", "observedGeneration": 1,
+                "lastTransitionTime": "2026-11-26T23:00:00Z"}],
+        }
+    })
+}
+
+fn key_of(object: &Value) -> (String, String) {
+    let text = |k: &str| {
+        object["metadata"][k]
+            .as_str()
+            .expect("claim has namespace and name")
+            .to_owned()
+    };
+    (text("namespace"), text("name"))
+}
+
+// === impl StandIn ===
+
+impl StandIn {
+    /// A stand-in holding `claims`, listening on loopback.
+    pub fn start(claims: impl IntoIterator<Item = Value>) -> StandIn {
+        let certs = certs::generate(&CertsOptions::default()).expect("certificates");
+        let chain = CertificateDer::pem_slice_iter(certs.cert_pem.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .expect("cert PEM");
+        let key = PrivateKeyDer::from_pem_slice(certs.key_pem.as_bytes()).expect("key PEM");
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let tls = ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .expect("server config");
+        let tls = Arc::new(tls);
+
+        let mut world = World::default();
+        for object in claims {
+            world.rv += 1;
+            let rv = world.rv;
+            let text = with_rv(object, rv);
+            let key = key_of(&serde_json::from_str(&text).expect("json"));
+            world.claims.insert(key, text.into());
+        }
+        // What came before the stand-in started is as good as compacted.
+        world.compacted = world.rv;
+        let shared = Arc::new(Shared {
+            world: Mutex::new(world),
+            changed: Condvar::new(),
+            stop: AtomicBool::new(false),
+        });
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+        let addr = listener.local_addr().expect("addr");
+        let accept = shared.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if accept.stop.load(Ordering::Acquire) {
+                    break;
+                }
+                let Ok(stream) = stream else { continue };
+                let (shared, tls) = (accept.clone(), tls.clone());
+                std::thread::spawn(move || {
+                    let Ok(conn) = ServerConnection::new(tls) else {
+                        return;
+                    };
+                    let _ = stream.set_nodelay(true);
+                    serve_connection(StreamOwned::new(conn, stream), &shared);
+                });
+            }
+        });
+        StandIn {
+            addr,
+            ca_pem: certs.ca_pem,
+            shared,
+        }
+    }
+
+    fn world(&self) -> MutexGuard<'_, World> {
+        self.shared.world.lock().expect("world")
+    }
+
+    /// Writes a kubeconfig for this stand-in into `dir` and returns its path.
+    pub fn kubeconfig(&self, dir: &Path) -> PathBuf {
+        let ca = base64::engine::general_purpose::STANDARD.encode(&self.ca_pem);
+        let text = format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: stand-in\n  cluster:\n    server: https://{}\n    certificate-authority-data: {ca}\nusers:\n- name: webhook\n  user:\n    token: {TOKEN}\ncontexts:\n- name: stand-in\n  context:\n    cluster: stand-in\n    user: webhook\ncurrent-context: stand-in\n",
+            self.addr
+        );
+        let path = dir.join("kubeconfig");
+        std::fs::write(&path, text).expect("write kubeconfig");
+        path
+    }
+
+    fn push(&self, kind: &str, object: Value, delete: bool) {
+        let mut world = self.world();
+        world.rv += 1;
+        let rv = world.rv;
+        let text = with_rv(object, rv);
+        let stored: Value = serde_json::from_str(&text).expect("json");
+        let key = key_of(&stored);
+        if delete {
+            world.claims.remove(&key);
+        } else {
+            world.claims.insert(key, text.clone().into());
+        }
+        let line = format!("{{\"type\":\"{kind}\",\"object\":{text}}}\n");
+        world.events.push((rv, line.into()));
+        drop(world);
+        self.shared.changed.notify_all();
+    }
+
+    /// Creates a claim: an ADDED event.
+    pub fn add(&self, object: Value) {
+        self.push("ADDED", object, false);
+    }
+
+    /// Changes a claim: a MODIFIED event.
+    pub fn modify(&self, object: Value) {
+        self.push("MODIFIED", object, false);
+    }
+
+    /// Deletes a claim: a DELETED event carrying its last state.
+    pub fn delete(&self, namespace: &str, name: &str) {
+        let last = self
+            .world()
+            .claims
+            .get(&(namespace.to_owned(), name.to_owned()))
+            .cloned()
+            .expect("claim exists");
+        self.push("DELETED", serde_json::from_str(&last).expect("json"), true);
+    }
+
+    /// Deletes a claim with no event a watch could see (as if it fell in a compacted gap).
+    pub fn delete_unseen(&self, namespace: &str, name: &str) {
+        let mut world = self.world();
+        world.rv += 1;
+        world
+            .claims
+            .remove(&(namespace.to_owned(), name.to_owned()))
+            .expect("claim exists");
+    }
+
+    /// A BOOKMARK at a new resourceVersion, which it returns.
+    pub fn bookmark(&self) -> u64 {
+        let mut world = self.world();
+        world.rv += 1;
+        let rv = world.rv;
+        let line = format!(
+            "{{\"type\":\"BOOKMARK\",\"object\":{{\"kind\":\"IPAMClaim\",\"apiVersion\":\"k8s.cni.cncf.io/v1alpha1\",\"metadata\":{{\"resourceVersion\":\"{rv}\"}}}}}}\n"
+        );
+        world.events.push((rv, line.into()));
+        drop(world);
+        self.shared.changed.notify_all();
+        rv
+    }
+
+    /// Ends every open watch, as the API server does every few minutes.
+    pub fn close_watches(&self) {
+        self.world().watch_epoch += 1;
+        self.shared.changed.notify_all();
+    }
+
+    /// Compacts every version handed out so far: a watch resuming from one gets `410 Gone`.
+    pub fn expire_versions(&self) {
+        let mut world = self.world();
+        world.rv += 1;
+        world.compacted = world.rv;
+        world.snapshots.clear();
+        let compacted = world.compacted;
+        world.events.retain(|(rv, _)| *rv > compacted);
+    }
+
+    /// Refuses (403) or allows list and watch, as RBAC would.
+    pub fn forbid(&self, forbid: bool) {
+        self.world().forbid = forbid;
+        self.shared.changed.notify_all();
+    }
+
+    /// Holds list requests until released.
+    pub fn hold_lists(&self, hold: bool) {
+        self.world().hold_lists = hold;
+        self.shared.changed.notify_all();
+    }
+
+    /// Every request served so far.
+    pub fn served(&self) -> Vec<Served> {
+        self.world().served.clone()
+    }
+}
+
+impl Drop for StandIn {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::Release);
+        self.shared.changed.notify_all();
+        // Unblocks the accept loop.
+        let _ = TcpStream::connect(self.addr);
+    }
+}
+
+/// `object` with `metadata.resourceVersion` = `rv`, as JSON text.
+fn with_rv(mut object: Value, rv: u64) -> String {
+    object["metadata"]["resourceVersion"] = Value::String(rv.to_string());
+    object.to_string()
+}
+
+type Conn = StreamOwned<ServerConnection, TcpStream>;
+
+/// Serves the requests of one connection until it closes.
+fn serve_connection(conn: Conn, shared: &Shared) {
+    let mut reader = BufReader::new(conn);
+    loop {
+        let Some((path, query, token)) = read_head(&mut reader) else {
+            return;
+        };
+        let conn = reader.get_mut();
+        let keep = if token.as_deref() != Some(TOKEN) {
+            respond(conn, 401, &status_json(401, "Unauthorized", "Unauthorized"))
+        } else if path != PATH {
+            respond(
+                conn,
+                404,
+                &status_json(
+                    404,
+                    "NotFound",
+                    "the server could not find the requested resource",
+                ),
+            )
+        } else if query.get("watch").is_some_and(|w| w == "true" || w == "1") {
+            watch(conn, shared, query);
+            false
+        } else {
+            list(conn, shared, query)
+        };
+        if !keep {
+            return;
+        }
+    }
+}
+
+/// Reads a request head: the path, the query and the bearer token. `None` at the end.
+fn read_head(
+    reader: &mut BufReader<Conn>,
+) -> Option<(String, BTreeMap<String, String>, Option<String>)> {
+    let mut line = String::new();
+    if reader.read_line(&mut line).ok()? == 0 {
+        return None;
+    }
+    let target = line.split_whitespace().nth(1)?.to_owned();
+    let mut token = None;
+    loop {
+        let mut header = String::new();
+        if reader.read_line(&mut header).ok()? == 0 {
+            return None;
+        }
+        let header = header.trim_end();
+        if header.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = header.split_once(':') {
+            if name.eq_ignore_ascii_case("authorization") {
+                token = value.trim().strip_prefix("Bearer ").map(str::to_owned);
+            }
+        }
+    }
+    let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+    let query = query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (k.to_owned(), v.to_owned())
+        })
+        .collect();
+    Some((path.to_owned(), query, token))
+}
+
+fn status_json(code: u16, reason: &str, message: &str) -> String {
+    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+           "message": message, "reason": reason, "code": code})
+    .to_string()
+}
+
+/// Writes a whole JSON answer; whether the connection may carry another request.
+fn respond(conn: &mut Conn, status: u16, body: &str) -> bool {
+    let head = format!(
+        "HTTP/1.1 {status} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        reason(status),
+        body.len()
+    );
+    conn.write_all(head.as_bytes()).is_ok()
+        && conn.write_all(body.as_bytes()).is_ok()
+        && conn.flush().is_ok()
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        410 => "Gone",
+        _ => "Error",
+    }
+}
+
+const FORBIDDEN_LIST: &str = "ipamclaims.k8s.cni.cncf.io is forbidden: User \"system:serviceaccount:ipamclaim-webhook:ipamclaim-webhook\" cannot list resource \"ipamclaims\" in API group \"k8s.cni.cncf.io\" at the cluster scope";
+const FORBIDDEN_WATCH: &str = "ipamclaims.k8s.cni.cncf.io is forbidden: User \"system:serviceaccount:ipamclaim-webhook:ipamclaim-webhook\" cannot watch resource \"ipamclaims\" in API group \"k8s.cni.cncf.io\" at the cluster scope";
+
+fn record(shared: &Shared, verb: &'static str, query: &BTreeMap<String, String>, status: u16) {
+    shared.world.lock().expect("world").served.push(Served {
+        verb,
+        query: query.clone(),
+        status,
+    });
+}
+
+/// A paged list, from a snapshot taken at its first page, as the API server pages with etcd.
+fn list(conn: &mut Conn, shared: &Shared, query: BTreeMap<String, String>) -> bool {
+    let mut world = shared.world.lock().expect("world");
+    while world.hold_lists && !shared.stop.load(Ordering::Acquire) {
+        world = shared
+            .changed
+            .wait_timeout(world, Duration::from_millis(100))
+            .expect("world")
+            .0;
+    }
+    if world.forbid {
+        drop(world);
+        record(shared, "list", &query, 403);
+        return respond(conn, 403, &status_json(403, "Forbidden", FORBIDDEN_LIST));
+    }
+    let limit: usize = query
+        .get("limit")
+        .and_then(|l| l.parse().ok())
+        .filter(|l| *l > 0)
+        .unwrap_or(usize::MAX);
+    let (snapshot_id, offset): (u64, usize) = match query.get("continue") {
+        None => {
+            let id = world.next_snapshot;
+            world.next_snapshot += 1;
+            let items: Vec<Arc<str>> = world.claims.values().cloned().collect();
+            let rv = world.rv;
+            world.snapshots.insert(id, (rv, Arc::new(items)));
+            (id, 0)
+        }
+        Some(token) => match token
+            .split_once('-')
+            .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)))
+        {
+            Some((id, offset)) if world.snapshots.contains_key(&id) => (id, offset),
+            _ => {
+                drop(world);
+                record(shared, "list", &query, 410);
+                let body = status_json(410, "Expired", "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.");
+                return respond(conn, 410, &body);
+            }
+        },
+    };
+    let (rv, items) = world.snapshots[&snapshot_id].clone();
+    drop(world);
+    let end = offset.saturating_add(limit).min(items.len());
+    let continue_token = if end < items.len() {
+        format!("{snapshot_id}-{end}")
+    } else {
+        String::new()
+    };
+    let mut body = String::with_capacity((end - offset) * 1200 + 256);
+    body.push_str(&format!(
+        "{{\"apiVersion\":\"k8s.cni.cncf.io/v1alpha1\",\"kind\":\"IPAMClaimList\",\"metadata\":{{\"resourceVersion\":\"{rv}\",\"continue\":\"{continue_token}\"}},\"items\":["
+    ));
+    for (i, item) in items[offset..end].iter().enumerate() {
+        if i > 0 {
+            body.push(',');
+        }
+        body.push_str(item);
+    }
+    body.push_str("]}");
+    record(shared, "list", &query, 200);
+    respond(conn, 200, &body)
+}
+
+/// A watch: the events after the requested version, then each new one, until the test closes
+/// the watches or the client goes away.
+fn watch(conn: &mut Conn, shared: &Shared, query: BTreeMap<String, String>) {
+    let from: u64 = query
+        .get("resourceVersion")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let world = shared.world.lock().expect("world");
+    if world.forbid {
+        drop(world);
+        record(shared, "watch", &query, 403);
+        respond(conn, 403, &status_json(403, "Forbidden", FORBIDDEN_WATCH));
+        return;
+    }
+    let epoch = world.watch_epoch;
+    let expired = from < world.compacted;
+    drop(world);
+    record(shared, "watch", &query, 200);
+    let head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
+    if conn.write_all(head.as_bytes()).is_err() {
+        return;
+    }
+    if expired {
+        let status: Value = serde_json::from_str(&status_json(
+            410,
+            "Expired",
+            &format!("too old resource version: {from}"),
+        ))
+        .expect("json");
+        let line = json!({"type": "ERROR", "object": status}).to_string() + "\n";
+        let _ = chunk(conn, &line);
+        let _ = conn.write_all(b"0\r\n\r\n").and_then(|()| conn.flush());
+        return;
+    }
+    let mut sent = from;
+    loop {
+        let mut world = shared.world.lock().expect("world");
+        let pending: Vec<(u64, Arc<str>)> = world
+            .events
+            .iter()
+            .filter(|(rv, _)| *rv > sent)
+            .cloned()
+            .collect();
+        if pending.is_empty() {
+            if world.watch_epoch != epoch || world.forbid || shared.stop.load(Ordering::Acquire) {
+                break;
+            }
+            world = shared
+                .changed
+                .wait_timeout(world, Duration::from_millis(100))
+                .expect("world")
+                .0;
+            drop(world);
+            continue;
+        }
+        drop(world);
+        for (rv, line) in pending {
+            if chunk(conn, &line).is_err() {
+                return;
+            }
+            sent = rv;
+        }
+    }
+    let _ = conn.write_all(b"0\r\n\r\n").and_then(|()| conn.flush());
+}
+
+fn chunk(conn: &mut Conn, text: &str) -> std::io::Result<()> {
+    conn.write_all(format!("{:x}\r\n", text.len()).as_bytes())?;
+    conn.write_all(text.as_bytes())?;
+    conn.write_all(b"\r\n")?;
+    conn.flush()
+}
