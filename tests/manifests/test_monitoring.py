@@ -14,27 +14,35 @@
 4. the dashboard: valid JSON, every query parses (promtool check rules on a generated rule
    file), every query returns data on series shaped like the live server's (promtool test rules
    on them), and it shows what the issue asks for;
-5. against a live server (the real binary, started here on loopback and made to count every
-   kind of request): every `ipamclaim_webhook_*` metric and every label a rule, a panel or a
-   unit-test series names is one the server exports, and every family it exports is on the
-   dashboard. Nothing here keeps a list of metric names.
+5. against a live server (the real binary, started here on loopback with --unique-addresses,
+   its watch pointed by a kubeconfig at a stand-in API server written below, and made to count
+   every kind of request): every `ipamclaim_webhook_*` metric and every label a rule, a panel
+   or a unit-test series names is one the server exports, and every family it exports is on
+   the dashboard. A second live server, without the flag, exports none of the index families,
+   and the --unique-addresses alerts never fire on its series. Nothing here keeps a list of
+   metric names.
 
 promtool comes from Debian's `prometheus` package; run.sh installs it when it is missing.
 These tests fail, never skip, without it.
 """
 
+import base64
 import copy
+import http.server
 import json
 import os
 import re
 import shutil
 import signal
+import socketserver
 import ssl
 import subprocess
 import tempfile
+import threading
 import time
 import unittest
 import urllib.error
+import urllib.parse
 import urllib.request
 
 import yaml
@@ -108,13 +116,18 @@ def run_promtool(*args, cwd=None):
 
 class Monitored:
     """Rendered once per run: the base and the cert-manager overlay, each with the component,
-    from a throwaway copy of manifests/; and one scrape of a live server."""
+    from a throwaway copy of manifests/; and one scrape of each live server: with
+    --unique-addresses (the one the names are checked against, it exports every family) and
+    without it."""
 
     tmp = None
     docs = {}
     errors = {}
     scrape = None
     scrape_error = None
+    plain_scrape = None
+    plain_error = None
+    watch_requests = None
     probe_addr = None
 
     @classmethod
@@ -133,10 +146,21 @@ class Monitored:
             cls.docs[name], cls.errors[name] = tm.kustomize(overlay)
         cls.docs["base-alone"], cls.errors["base-alone"] = tm.kustomize(
             os.path.join(copy_dir, "base"))
+        live_errors = (AssertionError, OSError, subprocess.SubprocessError, urllib.error.URLError)
         try:
-            cls.scrape = LiveServer(os.path.join(cls.tmp, "server")).scrape()
-        except (AssertionError, OSError, subprocess.SubprocessError, urllib.error.URLError) as e:
+            cls.plain_scrape = LiveServer(os.path.join(cls.tmp, "plain")).scrape()
+        except live_errors as e:
+            cls.plain_error = str(e)
+        api = None
+        try:
+            api = StandInAPI(os.path.join(cls.tmp, "api"), STANDIN_CLAIMS)
+            cls.scrape = LiveServer(os.path.join(cls.tmp, "unique"), api).scrape()
+        except live_errors as e:
             cls.scrape_error = str(e)
+        finally:
+            if api:
+                cls.watch_requests = api.requests()
+                api.stop()
 
     @classmethod
     def teardown(cls):
@@ -154,6 +178,13 @@ class Monitored:
         if cls.scrape is None:
             test.fail(f"the live server could not be scraped: {cls.scrape_error}")
         return cls.scrape
+
+    @classmethod
+    def plain(cls, test):
+        if cls.plain_scrape is None:
+            test.fail(f"the live server without --unique-addresses could not be scraped: "
+                      f"{cls.plain_error}")
+        return cls.plain_scrape
 
 
 def setUpModule():
@@ -208,11 +239,19 @@ def write_rules(docs, directory, mutate=None):
 class LiveServer:
     """The debug binary serving on loopback with throwaway certificates from `certs`, under
     --enforcement Warn so that one server counts every family: allowed, would_deny (an invalid
-    claim), schema drift (an unknown field, under serve's default --field-validation Warn), denied (a review of another resource is refused in every mode) and refused (a body
-    that is not a review, a wrong media type), on both webhooks."""
+    claim), schema drift (an unknown field, under serve's default --field-validation Warn),
+    denied (a review of another resource is refused in every mode) and refused (a body that is
+    not a review, a wrong media type), on both webhooks.
 
-    def __init__(self, directory):
+    Given a StandInAPI, it runs with --unique-addresses and a kubeconfig for it. Then the index
+    is made to move too: the watch's first attempt fails (410, a re-list: a watch error), the
+    first list is indexed (/readyz passes), a review conflicts with a listed claim, another is
+    admitted and reserved (the stand-in never shows it), and the open watch is ended as the API
+    server ends every watch after a few minutes (a renewal, not an error)."""
+
+    def __init__(self, directory, api=None):
         self.dir = directory
+        self.api = api
         os.makedirs(directory)
 
     def scrape(self):
@@ -220,6 +259,11 @@ class LiveServer:
         run = subprocess.run([tm.BIN, "certs", "--out", certs], capture_output=True, text=True)
         if run.returncode != 0:
             raise AssertionError(f"{tm.BIN} certs failed: {run.stderr.strip()}")
+        unique = []
+        if self.api:
+            # A reservation outlives any pause of a loaded machine between review and scrape.
+            unique = ["--unique-addresses", "--kubeconfig", self.api.kubeconfig(self.dir),
+                      "--reservation-ttl", "10m"]
         log_path = os.path.join(self.dir, "server.log")
         with open(log_path, "w") as log:
             proc = subprocess.Popen(
@@ -227,19 +271,30 @@ class LiveServer:
                  "--tls-cert", os.path.join(certs, "tls.crt"),
                  "--tls-key", os.path.join(certs, "tls.key"),
                  "--enforcement", "Warn", "--log-format", "json", "--workers", "1",
-                 "--shutdown-delay", "0", "--shutdown-timeout", "2"],
+                 "--shutdown-delay", "0", "--shutdown-timeout", "2", *unique],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
-                env={k: v for k, v in os.environ.items() if not k.startswith("IPAMCLAIM_WEBHOOK_")})
+                env={k: v for k, v in os.environ.items()
+                     if not k.startswith("IPAMCLAIM_WEBHOOK_") and k != "KUBECONFIG"})
         try:
             listen, probe = self.wait_for_addresses(proc, log_path)
             ctx = ssl.create_default_context(cafile=os.path.join(certs, "ca.crt"))
             # No proxy, whatever the environment says: loopback only.
             opener = urllib.request.build_opener(urllib.request.ProxyHandler({}),
                                                  urllib.request.HTTPSHandler(context=ctx))
+            if self.api:
+                self.wait_for_index(opener, f"http://{probe}", proc, log_path)
             self.exercise(opener, f"https://{listen}")
+            if self.api:
+                self.exercise_index(opener, f"https://{listen}")
+                # Ended cleanly, as the API server ends each watch: resumed, never counted.
+                watches = self.api.count("watch")
+                self.api.end_watches()
+                self.api.wait(lambda: self.api.count("watch") > watches and self.api.holding,
+                              "the watch to resume after its normal end")
             with opener.open(f"http://{probe}/metrics", timeout=10) as r:
                 text = r.read().decode()
-            Monitored.probe_addr = probe
+            if self.api:
+                Monitored.probe_addr = probe
             return Exposition(text)
         finally:
             proc.send_signal(signal.SIGTERM)
@@ -267,13 +322,41 @@ class LiveServer:
         with open(log_path) as f:
             raise AssertionError(f"the server did not start: {f.read()[-2000:]}")
 
-    @staticmethod
-    def exercise(opener, base):
-        def review(name):
-            with open(os.path.join(CAPTURED, name)) as f:
-                return json.load(f)
+    def wait_for_index(self, opener, probe, proc, log_path, limit=30):
+        """Until /readyz passes (the first list is indexed) and the watch, after its first
+        attempt failed with 410 and the claims were listed again, is held open."""
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                with opener.open(f"{probe}/readyz", timeout=10) as r:
+                    ready = r.status == 200
+            except urllib.error.HTTPError:
+                ready = False
+            if ready and self.api.holding:
+                return
+            time.sleep(0.05)
+        with open(log_path) as f:
+            raise AssertionError(f"the index did not get ready and watching ({self.api.requests()}): "
+                                 f"{f.read()[-2000:]}")
 
-        valid = review("02-validate-create.json")
+    @staticmethod
+    def post(opener, url, body, content_type="application/json"):
+        req = urllib.request.Request(url, data=body.encode(), method="POST",
+                                     headers={"Content-Type": content_type})
+        try:
+            with opener.open(req, timeout=10) as r:
+                return r.status, r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, b""
+
+    @staticmethod
+    def review(name):
+        with open(os.path.join(CAPTURED, name)) as f:
+            return json.load(f)
+
+    @classmethod
+    def exercise(cls, opener, base):
+        valid = cls.review("02-validate-create.json")
         invalid = copy.deepcopy(valid)
         invalid["request"]["object"]["spec"]["interface"] = "a/b"
         # serve's default --field-validation Warn: admitted, counted as schema drift.
@@ -287,20 +370,235 @@ class LiveServer:
             ("/validate", json.dumps(invalid), "application/json", 200),
             ("/validate", json.dumps(drifted), "application/json", 200),
             ("/validate", json.dumps(other), "application/json", 200),
-            ("/mutate", json.dumps(review("01-mutate-create.json")), "application/json", 200),
+            ("/mutate", json.dumps(cls.review("01-mutate-create.json")), "application/json", 200),
             ("/mutate", "not json", "application/json", 400),
             ("/validate", "{}", "text/plain", 415),
         ]
         for path, body, content_type, want in calls:
-            req = urllib.request.Request(base + path, data=body.encode(), method="POST",
-                                         headers={"Content-Type": content_type})
-            try:
-                with opener.open(req, timeout=10) as r:
-                    status = r.status
-            except urllib.error.HTTPError as e:
-                status = e.code
+            status, _ = cls.post(opener, base + path, body, content_type)
             if status != want:
                 raise AssertionError(f"POST {path} answered {status}, expected {want}")
+
+    @classmethod
+    def exercise_index(cls, opener, base):
+        """A CREATE asking for an address a listed claim holds (a conflict: admitted with a
+        warning under Warn), and one asking for a free address (admitted and reserved)."""
+        def create(name, ip):
+            review = copy.deepcopy(cls.review("02-validate-create.json"))
+            request = review["request"]
+            request["uid"] = f"uid-{name}"
+            request["name"] = request["object"]["metadata"]["name"] = name
+            request["object"]["metadata"]["uid"] = f"claim-{name}"
+            request["object"]["spec"]["network"] = "red"
+            request["object"]["spec"]["ipRequests"] = [ip]
+            return json.dumps(review)
+
+        for name, ip, conflict in (("vm-z.red", "10.0.0.5/24", True),
+                                   ("vm-new.red", "10.0.0.77/24", False)):
+            status, body = cls.post(opener, base + "/validate", create(name, ip))
+            if status != 200:
+                raise AssertionError(f"POST /validate of {name} answered {status}")
+            warnings = json.loads(body)["response"].get("warnings") or []
+            if conflict != any("already allocated" in w for w in warnings):
+                raise AssertionError(f"{name} asking for {ip}: warnings {warnings}")
+
+
+# === a stand-in for the Kubernetes API server ===
+
+
+# What the stand-in lists: two claims on network red holding three addresses; the live server
+# judges the reviews of exercise_index against them.
+STANDIN_CLAIMS = [
+    ("ns1", "vm-b.red", "red", ["10.0.0.5/24", "fd00:1ed::5/64"]),
+    ("ns2", "vm-x.red", "red", ["10.0.0.50/24"]),
+]
+
+
+class StandInAPI:
+    """As much of the Kubernetes API server as `serve --unique-addresses` uses, on loopback over
+    TLS (a certificate from `certs` for 127.0.0.1; its CA goes into the kubeconfig with a bearer
+    token, and anything else is answered 401): GET of IPAMClaims over all namespaces as a list
+    (one page: an IPAMClaimList with its resourceVersion) and as a watch (`watch=true`), a
+    chunked stream of events. The first watch gets what the API server sends for an expired
+    version, an ERROR event with a 410 Status, and ends; later ones get a BOOKMARK and are held
+    open until end_watches() ends them cleanly. It records every request."""
+
+    PATH = "/apis/k8s.cni.cncf.io/v1alpha1/ipamclaims"
+    TOKEN = "stand-in-token"
+
+    def __init__(self, directory, claims):
+        self.dir = directory
+        os.makedirs(directory)
+        self.rv = 100
+        self.items = [self.claim(i, *c) for i, c in enumerate(claims)]
+        self.changed = threading.Condition()
+        self.served = []  # (verb, query, status)
+        self.epoch = 0
+        self.holding = False
+        self.stopping = False
+        certs = os.path.join(directory, "certs")
+        run = subprocess.run([tm.BIN, "certs", "--out", certs, "--ip", "127.0.0.1"],
+                             capture_output=True, text=True)
+        if run.returncode != 0:
+            raise AssertionError(f"{tm.BIN} certs failed: {run.stderr.strip()}")
+        self.ca = os.path.join(certs, "ca.crt")
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.load_cert_chain(os.path.join(certs, "tls.crt"), os.path.join(certs, "tls.key"))
+        self.server = _TLSServer(("127.0.0.1", 0), _StandInHandler, tls, self)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def claim(self, i, namespace, name, network, ips):
+        return {"apiVersion": "k8s.cni.cncf.io/v1alpha1", "kind": "IPAMClaim",
+                "metadata": {"name": name, "namespace": namespace, "uid": f"uid-{i}",
+                             "resourceVersion": str(10 + i), "generation": 1,
+                             "creationTimestamp": "2026-11-26T23:44:31Z"},
+                "spec": {"network": network, "interface": "pod16367aacb67"},
+                "status": {"ips": ips, "ownerPod": {"name": f"virt-launcher-{name}"}}}
+
+    def kubeconfig(self, directory):
+        host, port = self.server.server_address
+        with open(self.ca, "rb") as f:
+            ca = base64.b64encode(f.read()).decode()
+        config = {"apiVersion": "v1", "kind": "Config", "current-context": "stand-in",
+                  "clusters": [{"name": "stand-in", "cluster": {
+                      "server": f"https://{host}:{port}", "certificate-authority-data": ca}}],
+                  "users": [{"name": "webhook", "user": {"token": self.TOKEN}}],
+                  "contexts": [{"name": "stand-in",
+                                "context": {"cluster": "stand-in", "user": "webhook"}}]}
+        path = os.path.join(directory, "kubeconfig")
+        with open(path, "w") as f:
+            yaml.safe_dump(config, f)
+        return path
+
+    def record(self, verb, query, status):
+        with self.changed:
+            self.served.append((verb, query, status))
+            self.changed.notify_all()
+
+    def requests(self):
+        with self.changed:
+            return list(self.served)
+
+    def count(self, verb):
+        return sum(1 for v, _, _ in self.requests() if v == verb)
+
+    def wait(self, condition, what, limit=30):
+        deadline = time.monotonic() + limit
+        with self.changed:
+            while not condition():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"timed out waiting for {what}: {self.served}")
+                self.changed.wait(min(left, 0.5))
+
+    def end_watches(self):
+        with self.changed:
+            self.epoch += 1
+            self.holding = False
+            self.changed.notify_all()
+
+    def stop(self):
+        with self.changed:
+            self.stopping = True
+            self.changed.notify_all()
+        self.server.shutdown()
+        self.server.server_close()
+
+    def list(self, handler, query):
+        self.record("list", query, 200)
+        handler.answer(200, {"apiVersion": "k8s.cni.cncf.io/v1alpha1", "kind": "IPAMClaimList",
+                             "metadata": {"resourceVersion": str(self.rv), "continue": ""},
+                             "items": self.items})
+
+    def watch(self, handler, query):
+        first = self.count("watch") == 0
+        self.record("watch", query, 410 if first else 200)
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Transfer-Encoding", "chunked")
+        handler.send_header("Connection", "close")
+        handler.end_headers()
+        handler.close_connection = True
+        if first:
+            handler.chunk({"type": "ERROR", "object": {
+                "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                "message": f"too old resource version: {query.get('resourceVersion')} ({self.rv})",
+                "reason": "Expired", "code": 410}})
+        else:
+            handler.chunk({"type": "BOOKMARK", "object": {
+                "kind": "IPAMClaim", "apiVersion": "k8s.cni.cncf.io/v1alpha1",
+                "metadata": {"resourceVersion": str(self.rv)}}})
+            with self.changed:
+                epoch = self.epoch
+                self.holding = True
+                self.changed.notify_all()
+                while self.epoch == epoch and not self.stopping:
+                    self.changed.wait(0.5)
+        handler.wfile.write(b"0\r\n\r\n")
+
+
+class _TLSServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    """One thread per connection; the TLS handshake in that thread, not the accepting one."""
+
+    daemon_threads = True
+
+    def __init__(self, address, handler, tls, api):
+        self.tls = tls
+        self.api = api
+        super().__init__(address, handler)
+
+    def finish_request(self, request, client_address):
+        request.settimeout(30)
+        try:
+            conn = self.tls.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError):
+            return
+        try:
+            self.RequestHandlerClass(conn, client_address, self)
+        except OSError:
+            pass  # the client went away (the server under test stopping)
+        finally:
+            conn.close()
+
+
+class _StandInHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def answer(self, status, body):
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def chunk(self, event):
+        data = (json.dumps(event) + "\n").encode()
+        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+
+    def failure(self, code, reason, message):
+        self.answer(code, {"kind": "Status", "apiVersion": "v1", "metadata": {},
+                           "status": "Failure", "message": message, "reason": reason,
+                           "code": code})
+
+    def do_GET(self):
+        api = self.server.api
+        url = urllib.parse.urlsplit(self.path)
+        query = dict(urllib.parse.parse_qsl(url.query))
+        if self.headers.get("Authorization") != f"Bearer {api.TOKEN}":
+            api.record("unauthorized", query, 401)
+            self.failure(401, "Unauthorized", "Unauthorized")
+        elif url.path != api.PATH:
+            api.record(url.path, query, 404)
+            self.failure(404, "NotFound", "the server could not find the requested resource")
+        elif query.get("watch") in ("true", "1"):
+            api.watch(self, query)
+        else:
+            api.list(self, query)
 
 
 class Exposition:
@@ -657,9 +955,20 @@ class AlertRulesTest(unittest.TestCase):
         self.docs = Monitored.get(self, "base")
         self.dir = tempfile.mkdtemp(dir=Monitored.tmp)
 
-    def promtool_test(self, mutate=None):
+    def promtool_test(self, mutate=None, only=None):
+        """promtool test rules on the rules as rendered (mutated); with `only`, just the test
+        groups that check that alert (the others cannot notice a change to it)."""
         write_rules(self.docs, self.dir, mutate)
-        shutil.copy(ALERT_TESTS, os.path.join(self.dir, "alerts_test.yaml"))
+        path = os.path.join(self.dir, "alerts_test.yaml")
+        if only is None:
+            shutil.copy(ALERT_TESTS, path)
+        else:
+            with open(ALERT_TESTS) as f:
+                tests = yaml.safe_load(f)
+            tests["tests"] = [t for t in tests["tests"]
+                              if any(a["alertname"] == only for a in t.get("alert_rule_test") or [])]
+            with open(path, "w") as f:
+                yaml.safe_dump(tests, f, sort_keys=False)
         return run_promtool("test", "rules", "alerts_test.yaml", cwd=self.dir)
 
     def test_promtool_check_rules_passes_on_the_rendered_rule(self):
@@ -686,7 +995,7 @@ class AlertRulesTest(unittest.TestCase):
                 with self.subTest(alert=rule["alert"], severity=rule["labels"]["severity"], expr=broken):
                     def mutate(spec, i=i, broken=broken):
                         spec["groups"][0]["rules"][i]["expr"] = broken
-                    code, _ = self.promtool_test(mutate)
+                    code, _ = self.promtool_test(mutate, only=rule["alert"])
                     self.assertNotEqual(code, 0)
 
     def test_every_alert_is_tested_firing_and_not_firing(self):
@@ -858,6 +1167,13 @@ class DashboardTest(unittest.TestCase):
             "reloads": (r"ipamclaim_webhook_certificate_reloads_total\b",),
             "panics": (r"ipamclaim_webhook_panics_total\b",),
             "replicas up": (r"\bup\{",),
+            "index ready": (r"ipamclaim_webhook_index_ready\b",),
+            "claims indexed, per pod": (r"ipamclaim_webhook_index_claims\b", r"by \(pod\)"),
+            "addresses indexed, per pod": (r"ipamclaim_webhook_index_addresses\b", r"by \(pod\)"),
+            "reservations": (r"ipamclaim_webhook_index_reservations\b",),
+            "conflicts rate": (r"rate\(ipamclaim_webhook_address_conflicts_total\b",),
+            "watch restarts": (r"ipamclaim_webhook_watch_restarts_total\b",),
+            "time since the last watch event": (r"ipamclaim_webhook_watch_last_event_age_seconds\b",),
         }
         self.assertEqual([w for w, needles in wanted.items() if not shown(*needles)], [])
 
@@ -888,10 +1204,10 @@ def check_queries_parse(queries, directory):
     return run_promtool("check", "rules", path)
 
 
-def live_series(exposition, job):
+def live_series(exposition, job, points=20):
     """promtool input series from the scrape: the ServiceMonitor's target labels added;
     counters and histograms growing at the rate they were scraped at (one a minute when 0),
-    gauges flat; and `up`."""
+    gauges flat; and `up`; `points` minutes of them."""
     target = {"job": job, "namespace": tm.NAMESPACE, "pod": "ipamclaim-webhook-0",
               "instance": Monitored.probe_addr or "127.0.0.1:8080", "service": tm.SERVICE,
               "endpoint": "metrics", "container": "webhook"}
@@ -899,7 +1215,7 @@ def live_series(exposition, job):
     for family in exposition.types:
         for name in exposition.family_names(family):
             kinds[name] = exposition.types[family]
-    out = [{"series": "up" + labels_text(target), "values": "1x20"}]
+    out = [{"series": "up" + labels_text(target), "values": f"1x{points}"}]
     text_lines = [line for line in exposition.text.splitlines() if line and not line.startswith("#")]
     for line in text_lines:
         m = Exposition.SAMPLE.match(line)
@@ -908,9 +1224,9 @@ def live_series(exposition, job):
         labels.update(target)
         if kinds.get(name) in ("counter", "histogram", "summary"):
             step = value if value > 0 else (0 if kinds[name] != "counter" else 1)
-            values = f"{value:g}+{step:g}x20"
+            values = f"{value:g}+{step:g}x{points}"
         else:
-            values = f"{value:g}x20"
+            values = f"{value:g}x{points}"
         out.append({"series": name + labels_text(labels), "values": values})
     return out
 
@@ -967,6 +1283,17 @@ class LiveMetricsTest(unittest.TestCase):
         self.assertTrue(unknown_metrics(
             [("q", "rate(ipamclaim_webhook_request_duration_seconds[5m])")], self.live))
 
+    def test_a_rule_naming_an_index_metric_that_does_not_exist_is_caught(self):
+        docs = copy.deepcopy(self.docs)
+        rule = next(r for r in alert_rules(docs) if r["alert"] == "IPAMClaimWebhookIndexNotReady")
+        rule["expr"] = rule["expr"].replace("ipamclaim_webhook_index_ready", "ipamclaim_webhook_index_readiness")
+        self.assertEqual(unknown_metrics(rule_queries(docs), self.live),
+                         ["alert IPAMClaimWebhookIndexNotReady: ipamclaim_webhook_index_readiness"])
+        # Checked against the server without the flag, the index metrics would all be unknown:
+        # the check needs the live server with --unique-addresses.
+        self.assertIn("alert IPAMClaimWebhookWatchStale: ipamclaim_webhook_index_claims",
+                      unknown_metrics(rule_queries(self.docs), Monitored.plain(self)))
+
     def test_a_panel_naming_a_metric_that_does_not_exist_is_caught(self):
         dash = json.loads(dashboard_of(self.docs)[1])
         next(dashboard_panels(dash))["targets"][0]["expr"] = "sum(ipamclaim_webhook_replicas)"
@@ -999,6 +1326,99 @@ class LiveMetricsTest(unittest.TestCase):
                       if "result=" in s["series"])
         series["series"] = series["series"].replace("result=", "outcome=")
         self.assertTrue(unit_test_series_problems(broken, self.live, job))
+
+
+# === 5b. --unique-addresses: the index metrics, and only where the flag is ===
+
+
+def index_families(live, plain):
+    """Families the server exports only with --unique-addresses."""
+    return sorted(set(live.types) - set(plain.types))
+
+
+def unique_address_alerts(docs, live, plain):
+    """Alert names whose expression selects a family only --unique-addresses exports."""
+    names = {n for f in index_families(live, plain) for n in live.family_names(f)}
+    return sorted({r["alert"] for r in alert_rules(docs) if set(NAME.findall(r["expr"])) & names})
+
+
+def alerts_on_live_series(docs, alerts, exposition, job, directory):
+    """promtool: none of `alerts` fires over an hour of the series `exposition` shapes."""
+    series = live_series(exposition, job, points=60)
+    tests = [{"interval": "1m", "input_series": series,
+              "alert_rule_test": [{"eval_time": t, "alertname": a, "exp_alerts": []}
+                                  for a in alerts for t in ("5m", "20m", "60m")]}]
+    rules = write_rules(docs, directory)
+    path = os.path.join(directory, "plain_test.yaml")
+    with open(path, "w") as f:
+        yaml.safe_dump({"rule_files": [os.path.basename(rules)], "evaluation_interval": "1m",
+                        "tests": tests}, f, sort_keys=False)
+    return run_promtool("test", "rules", os.path.basename(path), cwd=directory)
+
+
+class UniqueAddressesLiveTest(unittest.TestCase):
+    def setUp(self):
+        self.docs = Monitored.get(self, "base")
+        self.live = Monitored.live(self)
+        self.plain = Monitored.plain(self)
+        self.dir = tempfile.mkdtemp(dir=Monitored.tmp)
+
+    def value(self, family):
+        lines = [line for line in self.live.text.splitlines() if line.startswith(family + " ")]
+        self.assertEqual(len(lines), 1, f"{family}: {lines}")
+        return float(lines[0].split()[1])
+
+    def test_the_index_metrics_moved_as_the_stand_in_drove_them(self):
+        # Two claims holding three addresses listed; one conflict (vm-z.red asking for vm-b's
+        # 10.0.0.5), admitted under Warn and so reserved like vm-new.red's free 10.0.0.77; the
+        # first watch's 410 is one watch error, and the watch's normal end is none.
+        self.assertEqual(self.value(PREFIX + "index_ready"), 1)
+        self.assertEqual(self.value(PREFIX + "index_claims"), len(STANDIN_CLAIMS))
+        self.assertEqual(self.value(PREFIX + "index_addresses"),
+                         sum(len(c[3]) for c in STANDIN_CLAIMS))
+        self.assertEqual(self.value(PREFIX + "index_reservations"), 2)
+        self.assertEqual(self.value(PREFIX + "address_conflicts_total"), 1)
+        self.assertEqual(self.value(PREFIX + "watch_restarts_total"), 1)
+        self.assertLess(self.value(PREFIX + "watch_last_event_age_seconds"), 120)
+
+    def test_the_watch_listed_watched_relisted_after_410_and_resumed_after_a_normal_end(self):
+        served = Monitored.watch_requests
+        self.assertTrue(served, "the stand-in served nothing")
+        self.assertEqual([(verb, status) for verb, _, status in served],
+                         [("list", 200), ("watch", 410), ("list", 200), ("watch", 200),
+                          ("watch", 200)])
+        lists = [q for verb, q, _ in served if verb == "list"]
+        watches = [q for verb, q, _ in served if verb == "watch"]
+        self.assertTrue(all(q.get("limit") for q in lists), lists)
+        self.assertTrue(all(q.get("resourceVersion") and q.get("allowWatchBookmarks") == "true"
+                            for q in watches), watches)
+
+    def test_without_the_flag_no_index_family_is_exported(self):
+        extra = index_families(self.live, self.plain)
+        self.assertTrue(extra, "the server with --unique-addresses exports nothing more")
+        self.assertTrue(set(self.plain.types) < set(self.live.types))
+        self.assertTrue(all(f.startswith(PREFIX) for f in extra), extra)
+
+    def test_the_unique_addresses_alerts_select_index_families(self):
+        self.assertEqual(unique_address_alerts(self.docs, self.live, self.plain),
+                         ["IPAMClaimWebhookIndexNotReady", "IPAMClaimWebhookWatchRestarting",
+                          "IPAMClaimWebhookWatchStale"])
+
+    def test_the_unique_addresses_alerts_never_fire_for_a_server_without_the_flag(self):
+        _, job = scrape_path(self.docs)
+        alerts = unique_address_alerts(self.docs, self.live, self.plain)
+        code, out = alerts_on_live_series(self.docs, alerts, self.plain, job, self.dir)
+        self.assertEqual(code, 0, out)
+
+    def test_an_alert_that_fires_without_the_flag_is_caught(self):
+        # absent() of an index metric is true on every pod without --unique-addresses.
+        _, job = scrape_path(self.docs)
+        docs = copy.deepcopy(self.docs)
+        rule = next(r for r in alert_rules(docs) if r["alert"] == "IPAMClaimWebhookIndexNotReady")
+        rule["expr"] = 'absent(ipamclaim_webhook_index_ready{job="ipamclaim-webhook"} == 1)'
+        alerts = unique_address_alerts(docs, self.live, self.plain)
+        code, _ = alerts_on_live_series(docs, alerts, self.plain, job, self.dir)
+        self.assertNotEqual(code, 0)
 
 
 def unit_test_series_problems(tests, exposition, job):
