@@ -243,9 +243,9 @@ class LiveServer:
     denied (a review of another resource is refused in every mode) and refused (a body that is
     not a review, a wrong media type), on both webhooks.
 
-    Given a StandInAPI, it runs with --unique-addresses and a kubeconfig for it. Then the index
-    is made to move too: the watch's first attempt fails (410, a re-list: a watch error), the
-    first list is indexed (/readyz passes), a review conflicts with a listed claim, another is
+    Given a StandInAPI, it runs with --unique-addresses and a kubeconfig for it, and the index
+    is made to move too: the first list is indexed (/readyz passes), the first watch fails
+    (410: a watch error, and a re-list), a review conflicts with a listed claim, another is
     admitted and reserved (the stand-in never shows it), and the open watch is ended as the API
     server ends every watch after a few minutes (a renewal, not an error)."""
 
@@ -273,8 +273,10 @@ class LiveServer:
                  "--enforcement", "Warn", "--log-format", "json", "--workers", "1",
                  "--shutdown-delay", "0", "--shutdown-timeout", "2", *unique],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
+                # Loopback only: no proxy (kube-rs honours HTTPS_PROXY) and no other cluster.
                 env={k: v for k, v in os.environ.items()
-                     if not k.startswith("IPAMCLAIM_WEBHOOK_") and k != "KUBECONFIG"})
+                     if not k.startswith("IPAMCLAIM_WEBHOOK_") and k != "KUBECONFIG"
+                     and not k.lower().endswith("_proxy")})
         try:
             listen, probe = self.wait_for_addresses(proc, log_path)
             ctx = ssl.create_default_context(cafile=os.path.join(certs, "ca.crt"))
