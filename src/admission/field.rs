@@ -1,10 +1,13 @@
 //! Field paths and field errors, rendered exactly like apimachinery's `field.Error` and
 //! `apierrors.NewInvalid`.
 
+use std::collections::HashSet;
 use std::fmt;
 
 use kube::core::response::{StatusCause, StatusDetails, StatusSummary};
 use kube::core::Status;
+
+use crate::admission::caps::{self, Listing};
 
 /// Longest value (in bytes) echoed in an error; longer ones are cut, so that a huge invalid
 /// value never makes a huge answer (the API server cuts webhook messages anyway).
@@ -404,22 +407,37 @@ impl ErrorList {
     /// The aggregate text (`ErrorList.ToAggregate().Error()`): one error bare, several as
     /// `[e1, e2]`, repeated messages once.
     pub fn aggregate(&self) -> String {
-        let mut seen: Vec<String> = Vec::with_capacity(self.0.len());
-        for e in &self.0 {
-            let msg = e.to_string();
-            if !seen.contains(&msg) {
-                seen.push(msg);
-            }
-        }
-        match seen.len() {
-            0 => String::new(),
-            1 => seen.pop().unwrap_or_default(),
-            _ => format!("[{}]", seen.join(", ")),
-        }
+        aggregate(self.0.iter().map(ToString::to_string), 0)
     }
 
-    /// The `Status` of `apierrors.NewInvalid(kind, name, errs)`: code 422, reason `Invalid`.
+    /// The `Status` of `apierrors.NewInvalid(kind, name, errs)`: code 422, reason `Invalid`,
+    /// with the errors listed up to the caps of [`caps`].
     pub fn to_invalid_status(&self, group: &str, kind: &str, name: &str) -> Status {
+        self.to_invalid_status_listed(group, kind, name).0
+    }
+
+    /// [`ErrorList::to_invalid_status`], and how many errors it left out of the list.
+    ///
+    /// The first errors are listed, as causes and in the message, up to [`caps::MAX_CAUSES`]
+    /// and [`caps::MAX_CAUSE_BYTES`]; the rest are counted in a last part of the message and a
+    /// last cause, `and 9900 more errors`. That cause has neither a reason nor a field: it is
+    /// not an error of its own, and kubectl prints it after the others as `: and 9900 more
+    /// errors`, where it cannot be missed (kubectl shows the causes, not the message).
+    pub fn to_invalid_status_listed(&self, group: &str, kind: &str, name: &str) -> (Status, usize) {
+        let mut room = Listing::causes();
+        let mut listed: Vec<(&FieldError, String, String)> = Vec::new();
+        for e in &self.0 {
+            if room.is_full() {
+                room.leave_out(1);
+                continue;
+            }
+            let body = e.body();
+            let text = format!("{}: {body}", e.path);
+            if room.admit(caps::json_len(&text)) {
+                listed.push((e, text, body));
+            }
+        }
+        let left_out = room.left_out();
         let qualified = if group.is_empty() {
             kind.to_owned()
         } else {
@@ -428,22 +446,29 @@ impl ErrorList {
         let message = if self.is_empty() {
             format!("{qualified} {} is invalid", quote_clipped(name))
         } else {
+            let texts = listed.iter().map(|(_, text, _)| text.clone());
             format!(
                 "{qualified} {} is invalid: {}",
                 quote_clipped(name),
-                self.aggregate()
+                aggregate(texts, left_out)
             )
         };
-        let causes = self
-            .0
-            .iter()
-            .map(|e| StatusCause {
+        let mut causes: Vec<StatusCause> = listed
+            .into_iter()
+            .map(|(e, _, body)| StatusCause {
                 reason: e.kind.cause_type().to_owned(),
-                message: e.body(),
+                message: body,
                 field: e.path.to_string(),
             })
             .collect();
-        Status {
+        if left_out > 0 {
+            causes.push(StatusCause {
+                reason: String::new(),
+                message: caps::and_more(left_out, "error"),
+                field: String::new(),
+            });
+        }
+        let status = Status {
             status: Some(StatusSummary::Failure),
             code: 422,
             message,
@@ -457,7 +482,29 @@ impl ErrorList {
                 causes,
                 retry_after_seconds: 0,
             }),
+        };
+        (status, left_out)
+    }
+}
+
+/// `ToAggregate().Error()` of error texts, repeated ones once, with `left_out` more errors
+/// named at the end: `[e1, e2, and 9900 more errors]`.
+fn aggregate(texts: impl Iterator<Item = String>, left_out: usize) -> String {
+    let mut seen = HashSet::new();
+    let mut unique: Vec<String> = Vec::new();
+    for text in texts {
+        if seen.insert(text.clone()) {
+            unique.push(text);
         }
+    }
+    if left_out > 0 {
+        unique.push(caps::and_more(left_out, "error"));
+        return format!("[{}]", unique.join(", "));
+    }
+    match unique.len() {
+        0 => String::new(),
+        1 => unique.pop().unwrap_or_default(),
+        _ => format!("[{}]", unique.join(", ")),
     }
 }
 

@@ -13,8 +13,9 @@ use serde_json::Value;
 
 use base64::Engine as _;
 
+use crate::admission::caps::{self, Listing, Warnings};
 use crate::admission::defaulting::{self, Defaults};
-use crate::admission::field::ErrorList;
+use crate::admission::field;
 use crate::admission::strict::{self, PlainObject, StrictObject, Walked};
 use crate::admission::types::{GROUP, KIND, PLURAL, VERSION};
 use crate::admission::validation;
@@ -23,9 +24,6 @@ use crate::admission::validation;
 pub const ADMISSION_V1: &str = "admission.k8s.io/v1";
 /// `apiVersion` of `admission.k8s.io/v1beta1` reviews.
 pub const ADMISSION_V1BETA1: &str = "admission.k8s.io/v1beta1";
-
-/// Kubernetes advises warnings of at most 120 characters.
-const MAX_WARNING_CHARS: usize = 120;
 
 /// Which webhook a review is addressed to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -326,13 +324,16 @@ pub struct Response {
     /// Annotations for the audit log.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub audit_annotations: Option<std::collections::BTreeMap<String, String>>,
-    /// Warnings for the requesting client.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub warnings: Vec<String>,
+    /// Warnings for the requesting client, within the caps of [`caps::Warnings`].
+    #[serde(skip_serializing_if = "Warnings::is_empty")]
+    pub warnings: Warnings,
     /// Whether a denial is a verdict on the object's content (which `--enforcement` may
     /// soften) rather than a refusal of a request that cannot be judged (which it never does).
     #[serde(skip)]
     verdict: bool,
+    /// How many errors of a 422 denial its causes leave out (see [`caps`]).
+    #[serde(skip)]
+    unlisted: usize,
 }
 
 // === impl Response ===
@@ -346,8 +347,9 @@ impl Response {
             patch: None,
             patch_type: None,
             audit_annotations: None,
-            warnings: Vec::new(),
+            warnings: Warnings::new(),
             verdict: false,
+            unlisted: 0,
         }
     }
 
@@ -376,10 +378,13 @@ impl Response {
         let Some(status) = self.status.take() else {
             return false;
         };
+        // The causes as listed (the last one, counting the errors left out, is not an error of
+        // its own: it becomes the count of what the warnings or the annotation leave out).
         let causes: Vec<String> = match &status.details {
             Some(d) if !d.causes.is_empty() => d
                 .causes
                 .iter()
+                .filter(|c| !c.reason.is_empty())
                 .map(|c| format!("{}: {}", c.field, c.message))
                 .collect(),
             _ => vec![status.message.clone()],
@@ -388,15 +393,24 @@ impl Response {
         match enforcement {
             Enforcement::Deny => {}
             Enforcement::Warn => {
-                let mut warnings: Vec<String> = causes.into_iter().map(shorten).collect();
-                warnings.append(&mut self.warnings);
+                let mut warnings = Warnings::new();
+                for cause in causes {
+                    warnings.push_with(|| cause);
+                }
+                warnings.leave_out(self.unlisted);
+                warnings.append(std::mem::take(&mut self.warnings));
                 self.warnings = warnings;
             }
             Enforcement::Audit => {
+                let mut listed = causes.join("; ");
+                if self.unlisted > 0 {
+                    listed.push_str("; ");
+                    listed.push_str(&caps::and_more(self.unlisted, "error"));
+                }
                 let mut annotations = std::collections::BTreeMap::new();
                 annotations.insert("verdict".to_owned(), "would-deny".to_owned());
                 annotations.insert("code".to_owned(), status.code.to_string());
-                annotations.insert("causes".to_owned(), causes.join("; "));
+                annotations.insert("causes".to_owned(), listed);
                 self.audit_annotations = Some(annotations);
             }
         }
@@ -503,8 +517,14 @@ fn review_with(
 
     if let Some(status) = response.status.as_ref().filter(|_| !response.allowed) {
         summary.code = status.code;
+        // The last cause of a cut list counts the rest; it has no reason of its own.
         summary.causes = match &status.details {
-            Some(d) if !d.causes.is_empty() => d.causes.iter().map(|c| c.reason.clone()).collect(),
+            Some(d) if !d.causes.is_empty() => d
+                .causes
+                .iter()
+                .filter(|c| !c.reason.is_empty())
+                .map(|c| c.reason.clone())
+                .collect(),
             _ => vec![status.reason.clone()],
         };
     }
@@ -653,7 +673,7 @@ fn judge_object(
     uid: &str,
     object: &Value,
     old: Option<&Value>,
-    mut warnings: Vec<String>,
+    mut warnings: Warnings,
 ) -> Response {
     if !object.is_object() {
         let msg = "request.object must be a JSON object".to_owned();
@@ -661,7 +681,9 @@ fn judge_object(
     }
 
     let verdict = validation::validate(object, old);
-    warnings.extend(verdict.ratcheted.iter().map(|e| shorten(e.to_string())));
+    for e in verdict.ratcheted.iter() {
+        warnings.push_with(|| e.to_string());
+    }
     if verdict.errors.is_empty() {
         let mut response = Response::allow(uid);
         response.warnings = warnings;
@@ -671,57 +693,65 @@ fn judge_object(
         .pointer("/metadata/name")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    let mut response = Response::deny_verdict(uid, invalid(&verdict.errors, name));
+    let (status, unlisted) = verdict.errors.to_invalid_status_listed(GROUP, KIND, name);
+    let mut response = Response::deny_verdict(uid, status);
+    response.unlisted = unlisted;
     response.warnings = warnings;
     response
 }
 
 /// Strict field validation of the object: under `Strict` a denial, under `Warn` the warnings
-/// to add, under `Ignore` nothing (the walk looked for no issues).
-fn strict_fields(uid: &str, object: &Walked, opts: &Options) -> Result<Vec<String>, Box<Response>> {
+/// to add, under `Ignore` nothing (the walk looked for no issues). Either lists the first
+/// errors up to the caps of [`caps`] and counts the rest.
+fn strict_fields(uid: &str, object: &Walked, opts: &Options) -> Result<Warnings, Box<Response>> {
     let issues = &object.issues;
+    let mut warnings = Warnings::new();
     if opts.field_validation == FieldValidation::Ignore || issues.is_empty() {
-        return Ok(Vec::new());
+        return Ok(warnings);
     }
-    let texts: Vec<String> = issues
-        .iter()
-        .map(|issue| {
-            // An unknown key can be megabytes long: name it, but not whole.
-            let text = issue.to_string();
-            match crate::admission::field::clip(
-                &text,
-                2 * crate::admission::field::MAX_ECHOED_BYTES,
-            ) {
-                (whole, false) => whole.to_owned(),
-                (head, true) => format!("{head}... ({} bytes, truncated)", text.len()),
-            }
-        })
-        .collect();
-    if opts.field_validation == FieldValidation::Strict {
-        let msg = format!(
-            "{KIND} in version \"{VERSION}\" cannot be handled as a {KIND}: strict decoding error: {}",
-            texts.join(", ")
-        );
-        return Err(Box::new(Response::deny_verdict(
-            uid,
-            failure(400, "BadRequest", msg),
-        )));
+    if opts.field_validation == FieldValidation::Warn {
+        for issue in issues {
+            warnings.push_with(|| issue_text(issue));
+        }
+        return Ok(warnings);
     }
-    Ok(texts.into_iter().map(shorten).collect())
+    let mut room = Listing::causes();
+    let mut texts = Vec::new();
+    for issue in issues {
+        if room.is_full() {
+            room.leave_out(1);
+            continue;
+        }
+        let text = issue_text(issue);
+        if room.admit(caps::json_len(&text)) {
+            texts.push(text);
+        }
+    }
+    if room.left_out() > 0 {
+        texts.push(caps::and_more(room.left_out(), "error"));
+    }
+    let msg = format!(
+        "{KIND} in version \"{VERSION}\" cannot be handled as a {KIND}: strict decoding error: {}",
+        texts.join(", ")
+    );
+    Err(Box::new(Response::deny_verdict(
+        uid,
+        failure(400, "BadRequest", msg),
+    )))
 }
 
-/// The `apierrors.NewInvalid` status for IPAMClaim.
-fn invalid(errors: &ErrorList, name: &str) -> Status {
-    errors.to_invalid_status(GROUP, KIND, name)
-}
-
-/// Cuts a warning to the length Kubernetes advises, on a character boundary.
-fn shorten(mut warning: String) -> String {
-    if warning.chars().count() > MAX_WARNING_CHARS {
-        let cut: String = warning.chars().take(MAX_WARNING_CHARS - 3).collect();
-        warning = cut + "...";
+/// One field-validation error as the API server words it; an unknown key can be megabytes
+/// long: it is named, but not whole.
+fn issue_text(issue: &strict::Issue) -> String {
+    let text = issue.to_string();
+    match field::clip(&text, 2 * field::MAX_ECHOED_BYTES) {
+        (whole, false) => whole.to_owned(),
+        (head, true) => {
+            // The walk keeps at most the start of a long path; the length is the whole one's.
+            let whole = text.len() - issue.path.len() + issue.path_len;
+            format!("{head}... ({whole} bytes, truncated)")
+        }
     }
-    warning
 }
 
 #[cfg(test)]

@@ -2,6 +2,9 @@
 //! (never only the first), spec immutability and ratcheting on UPDATE. The rules read only
 //! what `strict::Walked` keeps of an object.
 
+use std::collections::{HashMap, HashSet};
+use std::hash::Hash;
+
 use serde_json::{Map, Value};
 
 use crate::admission::field::{BadValue, ErrorList, FieldError, Path};
@@ -47,8 +50,9 @@ pub fn validate(object: &Value, old: Option<&Value>) -> Verdict {
     let mut verdict = Verdict::default();
     if !errors.is_empty() {
         let old_errors = validate_object(old);
+        let ratchet = Ratchet::new(object, old, &old_errors);
         for e in errors {
-            if is_unchanged(&e, object, old, &old_errors) {
+            if ratchet.is_unchanged(&e) {
                 verdict.ratcheted.push(e);
             } else {
                 verdict.errors.push(e);
@@ -309,8 +313,8 @@ fn validate_address_list(
     path: &Path,
     errs: &mut ErrorList,
 ) -> Vec<Option<(ip::Address, bool)>> {
-    let mut seen_ips: Vec<std::net::IpAddr> = Vec::with_capacity(items.len());
-    let mut seen_invalid: Vec<&str> = Vec::new();
+    let mut seen_ips: HashSet<std::net::IpAddr> = HashSet::with_capacity(items.len());
+    let mut seen_invalid: HashSet<&str> = HashSet::new();
     let mut out = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
         let item_path = path.index(i);
@@ -349,12 +353,8 @@ fn validate_address_list(
 }
 
 /// Records `item`; true when it was already there.
-fn remember<T: PartialEq>(seen: &mut Vec<T>, item: T) -> bool {
-    if seen.contains(&item) {
-        return true;
-    }
-    seen.push(item);
-    false
+fn remember<T: Eq + Hash>(seen: &mut HashSet<T>, item: T) -> bool {
+    !seen.insert(item)
 }
 
 fn validate_status(status: &Map<String, Value>, errs: &mut ErrorList) {
@@ -390,7 +390,7 @@ fn validate_status(status: &Map<String, Value>, errs: &mut ErrorList) {
 
 /// `metav1.Condition` rules, as the CRD schema and the API server word them.
 fn validate_conditions(conditions: &[Value], path: &Path, errs: &mut ErrorList) {
-    let mut seen_types: Vec<&str> = Vec::with_capacity(conditions.len());
+    let mut seen_types: HashSet<&str> = HashSet::with_capacity(conditions.len());
     for (i, item) in conditions.iter().enumerate() {
         let item_path = path.index(i);
         let Value::Object(cond) = item else {
@@ -465,7 +465,7 @@ fn validate_conditions(conditions: &[Value], path: &Path, errs: &mut ErrorList) 
                 let p = item_path.child("lastTransitionTime");
                 let detail = format!(
                     "{p} in body must be of type date-time: {}",
-                    crate::admission::field::go_quote(t)
+                    crate::admission::field::quote_clipped(t)
                 );
                 errs.push(FieldError::invalid(p, t, detail));
             }
@@ -619,59 +619,121 @@ fn immutable(path: Path, new_value: Option<&Value>) -> FieldError {
     }
 }
 
-/// Ratcheting: whether the value an error is about is unchanged from the old object, so that
-/// the error is reported as a warning instead of denying.
+/// Ratcheting: which errors are about values unchanged from the old object, so that they are
+/// reported as warnings instead of denying.
 ///
 /// An error is ratcheted when the old object had the very same error (same type, field,
 /// value and detail) — conditions are matched by their `type`, as the list is keyed by it —
 /// and, for errors inside an atomic list (`status.ips`, `spec.ipRequests`), the whole list is
 /// unchanged, since Kubernetes does not correlate the items of an atomic list.
-fn is_unchanged(error: &FieldError, object: &Value, old: &Value, old_errors: &ErrorList) -> bool {
-    let path = error.path.as_str();
-    // Plain lookups rather than JSON pointers: this runs once per error of a denied review.
-    for (parent, list) in [("status", "ips"), ("spec", "ipRequests")] {
-        let in_list = path
-            .strip_prefix(parent)
-            .and_then(|rest| rest.strip_prefix('.'))
-            .and_then(|rest| rest.strip_prefix(list))
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with('['));
-        if in_list && member(object, parent, list) != member(old, parent, list) {
-            return false;
+///
+/// Everything an error is matched against is looked up once, so that judging every error of a
+/// review costs as much as reading it, however many errors there are.
+struct Ratchet<'a> {
+    object: &'a Value,
+    /// Whether `status.ips` and `spec.ipRequests` are the same in both objects.
+    same_list: [bool; 2],
+    /// The index of the first old condition of each `type`.
+    old_conditions: HashMap<ConditionType<'a>, usize>,
+    /// The old object's errors by path.
+    old_errors: HashMap<&'a str, Vec<&'a FieldError>>,
+}
+
+/// The atomic lists whose items are never correlated with the old object's.
+const ATOMIC_LISTS: [(&str, &str); 2] = [("status", "ips"), ("spec", "ipRequests")];
+
+/// A condition's `type` as a key: a string as it is, any other JSON value as its text.
+#[derive(PartialEq, Eq, Hash)]
+enum ConditionType<'a> {
+    Str(&'a str),
+    Other(String),
+}
+
+// === impl ConditionType ===
+
+impl<'a> ConditionType<'a> {
+    fn of(value: &'a Value) -> Self {
+        match value {
+            Value::String(s) => ConditionType::Str(s),
+            other => ConditionType::Other(other.to_string()),
         }
     }
-    let Some(old_path) = correlate_condition(path, object, old) else {
-        return false;
-    };
-    let mut old_detail = None;
-    old_errors.iter().any(|o| {
-        o.path.as_str() == old_path
-            && o.kind == error.kind
-            && o.value == error.value
-            && o.detail == *old_detail.get_or_insert_with(|| error.detail.replace(path, &old_path))
-    })
+}
+
+// === impl Ratchet ===
+
+impl<'a> Ratchet<'a> {
+    fn new(object: &'a Value, old: &'a Value, old_errors: &'a ErrorList) -> Self {
+        let same_list = ATOMIC_LISTS
+            .map(|(parent, list)| member(object, parent, list) == member(old, parent, list));
+        let mut old_conditions = HashMap::new();
+        let old_list = member(old, "status", "conditions").and_then(Value::as_array);
+        for (i, condition) in old_list.into_iter().flatten().enumerate() {
+            if let Some(t) = condition.get("type") {
+                old_conditions.entry(ConditionType::of(t)).or_insert(i);
+            }
+        }
+        let mut by_path: HashMap<&str, Vec<&FieldError>> = HashMap::new();
+        for e in old_errors.iter() {
+            by_path.entry(e.path.as_str()).or_default().push(e);
+        }
+        Ratchet {
+            object,
+            same_list,
+            old_conditions,
+            old_errors: by_path,
+        }
+    }
+
+    /// Whether `error` is about a value unchanged from the old object.
+    fn is_unchanged(&self, error: &FieldError) -> bool {
+        let path = error.path.as_str();
+        for ((parent, list), same) in ATOMIC_LISTS.iter().zip(self.same_list) {
+            let in_list = path
+                .strip_prefix(parent)
+                .and_then(|rest| rest.strip_prefix('.'))
+                .and_then(|rest| rest.strip_prefix(list))
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('['));
+            if in_list && !same {
+                return false;
+            }
+        }
+        let Some(old_path) = self.correlate_condition(path) else {
+            return false;
+        };
+        let Some(candidates) = self.old_errors.get(old_path.as_ref()) else {
+            return false;
+        };
+        let mut old_detail = None;
+        candidates.iter().any(|o| {
+            o.kind == error.kind
+                && o.value == error.value
+                && o.detail
+                    == *old_detail.get_or_insert_with(|| error.detail.replace(path, &old_path))
+        })
+    }
+
+    /// Maps a path under `status.conditions[i]` of the new object to the old object's
+    /// condition of the same `type`; other paths map to themselves. None when there is no
+    /// such condition.
+    fn correlate_condition<'p>(&self, path: &'p str) -> Option<std::borrow::Cow<'p, str>> {
+        const PREFIX: &str = "status.conditions[";
+        let Some(rest) = path.strip_prefix(PREFIX) else {
+            return Some(path.into());
+        };
+        let (index, tail) = rest.split_once(']')?;
+        let index: usize = index.parse().ok()?;
+        let cond_type = member(self.object, "status", "conditions")?
+            .get(index)?
+            .get("type")?;
+        let old_index = self.old_conditions.get(&ConditionType::of(cond_type))?;
+        Some(format!("{PREFIX}{old_index}]{tail}").into())
+    }
 }
 
 /// `value[parent][field]`, what the JSON pointer `/parent/field` finds.
 fn member<'v>(value: &'v Value, parent: &str, field: &str) -> Option<&'v Value> {
     value.get(parent)?.get(field)
-}
-
-/// Maps a path under `status.conditions[i]` of the new object to the old object's condition
-/// of the same `type`; other paths map to themselves. None when there is no such condition.
-fn correlate_condition(path: &str, object: &Value, old: &Value) -> Option<String> {
-    const PREFIX: &str = "status.conditions[";
-    let Some(rest) = path.strip_prefix(PREFIX) else {
-        return Some(path.to_owned());
-    };
-    let (index, tail) = rest.split_once(']')?;
-    let index: usize = index.parse().ok()?;
-    let cond_type = object.pointer(&format!("/status/conditions/{index}/type"))?;
-    let old_index = old
-        .pointer("/status/conditions")?
-        .as_array()?
-        .iter()
-        .position(|c| c.get("type") == Some(cond_type))?;
-    Some(format!("{PREFIX}{old_index}]{tail}"))
 }
 
 #[cfg(test)]
