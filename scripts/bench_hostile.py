@@ -161,34 +161,21 @@ def main():
     cases = [c for c in shapes(review, args.items) if not only or c[0] in only]
 
     with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run([args.bin, "certs", "--out", tmp], check=True, stdout=subprocess.DEVNULL)
-        port, probe = free_port(), free_port()
-        cmd = [args.bin, "serve", "--listen", f"127.0.0.1:{port}", "--probe-listen", f"127.0.0.1:{probe}",
-               "--tls-cert", os.path.join(tmp, "tls.crt"), "--tls-key", os.path.join(tmp, "tls.key")]
-        if args.field_validation:
-            cmd += ["--field-validation", args.field_validation]
-        env = dict(os.environ, RUST_LOG="warn")
-        server = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            deadline = time.monotonic() + 10
-            while True:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
-                    break
-                except OSError:
-                    if time.monotonic() > deadline or server.poll() is not None:
-                        sys.exit("the server did not start")
-                    time.sleep(0.05)
-            ca = os.path.join(tmp, "ca.crt")
-            print(f"server: {' '.join(cmd[:2])} (field validation {args.field_validation or 'default'})")
-            print()
-            print("| shape | body bytes | answer | causes | warnings | answer bytes | seconds | normal review after |")
-            print("|---|---:|---|---:|---:|---:|---:|---|")
-            for name, what, body in cases:
-                if args.save:
-                    os.makedirs(args.save, exist_ok=True)
-                    with open(os.path.join(args.save, name + ".json"), "wb") as f:
-                        f.write(body)
+        subprocess.run([args.bin, "certs", "--out", tmp], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        ca = os.path.join(tmp, "ca.crt")
+        print(f"server: {args.bin} serve, field validation {args.field_validation or 'default'}; "
+              "a fresh server per shape (peak RSS is its VmHWM after both requests)")
+        print()
+        print("| shape | body bytes | answer | causes | warnings | answer bytes | seconds | normal review after | peak RSS MiB |")
+        print("|---|---:|---|---:|---:|---:|---:|---|---:|")
+        for name, what, body in cases:
+            if args.save:
+                os.makedirs(args.save, exist_ok=True)
+                with open(os.path.join(args.save, name + ".json"), "wb") as f:
+                    f.write(body)
+            server, port = start(args, tmp)
+            try:
                 try:
                     status, data, elapsed = post(port, ca, body, args.timeout)
                     verdict, causes, warnings, _ = describe(status, data)
@@ -197,14 +184,51 @@ def main():
                     verdict, causes, warnings, size, secs = f"no answer: {e}", "", "", "", ""
                 n_status, n_data, n_elapsed = post(port, ca, normal)
                 n_verdict = describe(n_status, n_data)[0]
-                print(f"| {name}: {what} | {len(body):,} | {verdict} | {causes} | {warnings} | {size} | {secs} "
-                      f"| {n_verdict}, {n_elapsed * 1000:.1f} ms |", flush=True)
-        finally:
-            server.terminate()
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                server.kill()
+                rss = peak_rss_mib(server.pid)
+            finally:
+                stop(server)
+            print(f"| {name}: {what} | {len(body):,} | {verdict} | {causes} | {warnings} | {size} | {secs} "
+                  f"| {n_verdict}, {n_elapsed * 1000:.1f} ms | {rss} |", flush=True)
+
+
+def start(args, tmp):
+    """Starts the server on free loopback ports and waits until it accepts connections."""
+    port, probe = free_port(), free_port()
+    cmd = [args.bin, "serve", "--listen", f"127.0.0.1:{port}", "--probe-listen", f"127.0.0.1:{probe}",
+           "--tls-cert", os.path.join(tmp, "tls.crt"), "--tls-key", os.path.join(tmp, "tls.key")]
+    if args.field_validation:
+        cmd += ["--field-validation", args.field_validation]
+    env = dict(os.environ, RUST_LOG="warn")
+    server = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+            return server, port
+        except OSError:
+            if time.monotonic() > deadline or server.poll() is not None:
+                stop(server)
+                sys.exit("the server did not start")
+            time.sleep(0.05)
+
+
+def stop(server):
+    server.terminate()
+    try:
+        server.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
+
+
+def peak_rss_mib(pid):
+    try:
+        for line in open(f"/proc/{pid}/status"):
+            if line.startswith("VmHWM:"):
+                return f"{int(line.split()[1]) / 1024:.0f}"
+    except OSError:
+        pass
+    return "?"
 
 
 if __name__ == "__main__":

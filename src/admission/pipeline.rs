@@ -684,6 +684,7 @@ fn judge_object(
     for e in verdict.ratcheted.iter() {
         warnings.push_with(|| e.to_string());
     }
+    warnings.leave_out(verdict.ratcheted.more);
     if verdict.errors.is_empty() {
         let mut response = Response::allow(uid);
         response.warnings = warnings;
