@@ -112,6 +112,15 @@ def shapes(review, n):
     add("conditions-ratcheted", f"status.conditions: {len(conds):,} invalid, the same in oldObject in reverse order",
         splice(json.loads(body), old + ["status"],
                '{"ips":[],"conditions":' + join(reversed(conds)) + "}"))
+    m = (MAX_BODY - 8192) // 3
+    add("conditions-empty", f"status.conditions: {m:,} empty objects (four errors each)",
+        splice(review, obj + ["status", "conditions"], join(["{}"] * m)))
+    m = (MAX_BODY - 8192) // 10
+    spec = '{"network":"tenantred","interface":"pod16367aacb67",' + ",".join(
+        f'"{i:x}":0' for i in range(m)) + "}"
+    add("spec-unknown-keys-max", f"spec: {m:,} unknown keys (as many as fit)", splice(review, obj + ["spec"], spec))
+    add("number-7-MiB", "metadata.generation: a number of 7 million digits",
+        splice(review, obj + ["metadata", "generation"], "9" * (MAX_BODY - 8192)))
     long_key = "k" * (3 * 1024 * 1024)
     dups = ",".join(['"a":0'] * ((MAX_BODY - len(long_key) - 16384) // 6))
     fields = '{"' + long_key + '":{' + dups + "}}"

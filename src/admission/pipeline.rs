@@ -857,4 +857,242 @@ mod tests {
         let m: Value = serde_json::from_slice(&mutated.body).unwrap();
         assert_eq!(m["response"]["patchType"], "JSONPatch");
     }
+
+    // --- caps on what an answer lists ---
+
+    /// A CREATE review of a claim whose `status.ips` is `ips`, and whose `spec` has `extra`
+    /// keys besides its own.
+    fn review_of(ips: Vec<String>, extra: &[(String, Value)]) -> Vec<u8> {
+        let mut review: Value = serde_json::from_str(REVIEW).unwrap();
+        review["request"]["object"]["status"] = serde_json::json!({ "ips": ips });
+        for (k, v) in extra {
+            review["request"]["object"]["spec"][k] = v.clone();
+        }
+        serde_json::to_vec(&review).unwrap()
+    }
+
+    fn invalid_ips(n: usize) -> Vec<u8> {
+        review_of((0..n).map(|i| format!("x{i}")).collect(), &[])
+    }
+
+    fn unknown_keys(n: usize) -> Vec<u8> {
+        let keys: Vec<(String, Value)> =
+            (0..n).map(|i| (format!("k{i}"), Value::from(i))).collect();
+        review_of(Vec::new(), &keys)
+    }
+
+    fn answer(body: &[u8], opts: &Options) -> (Value, Summary) {
+        let reviewed = review(body, Webhook::Validate, opts).expect("answered");
+        assert!(
+            reviewed.body.len() <= 64 * 1024,
+            "answer of {} bytes",
+            reviewed.body.len()
+        );
+        (
+            serde_json::from_slice(&reviewed.body).unwrap(),
+            reviewed.summary,
+        )
+    }
+
+    fn with(field_validation: FieldValidation, enforcement: Enforcement) -> Options {
+        Options {
+            field_validation,
+            enforcement,
+            ..Options::default()
+        }
+    }
+
+    /// The parts of an answer that make its verdict.
+    fn verdict(answer: &Value) -> (Value, Value, Value) {
+        let r = &answer["response"];
+        (
+            r["allowed"].clone(),
+            r["status"]["code"].clone(),
+            r["status"]["reason"].clone(),
+        )
+    }
+
+    #[test]
+    fn lists_exactly_100_causes_and_counts_the_rest() {
+        let (a, summary) = answer(&invalid_ips(10_000), &Options::default());
+        let status = &a["response"]["status"];
+        let causes = status["details"]["causes"].as_array().unwrap();
+        assert_eq!(causes.len(), caps::MAX_CAUSES + 1);
+        assert_eq!(causes[0]["field"], "status.ips[0]");
+        assert_eq!(causes[99]["field"], "status.ips[99]");
+        assert_eq!(
+            causes[100],
+            serde_json::json!({"message": "and 9900 more errors"}),
+            "the last cause counts the rest, with no reason and no field"
+        );
+        let message = status["message"].as_str().unwrap();
+        assert!(
+            message.starts_with(
+                "IPAMClaim.k8s.cni.cncf.io \"a\" is invalid: [status.ips[0]: Invalid value: \"x0\""
+            ),
+            "{message}"
+        );
+        assert!(
+            message.contains("status.ips[99]: Invalid value: \"x99\""),
+            "{message}"
+        );
+        assert!(!message.contains("status.ips[100]"), "{message}");
+        assert!(message.ends_with(", and 9900 more errors]"), "{message}");
+        // Metrics and logs count the causes listed, not the line counting the rest.
+        assert_eq!(summary.causes.len(), caps::MAX_CAUSES);
+        assert!(summary.causes.iter().all(|c| c == "FieldValueInvalid"));
+    }
+
+    #[test]
+    fn lists_100_errors_whole_and_words_one_more_in_the_singular() {
+        let (a, _) = answer(&invalid_ips(100), &Options::default());
+        let causes = a["response"]["status"]["details"]["causes"]
+            .as_array()
+            .unwrap();
+        assert_eq!(causes.len(), 100);
+        assert!(causes.iter().all(|c| c["reason"] == "FieldValueInvalid"));
+        assert!(a["response"]["status"]["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("(e.g. 10.9.8.7 or 2001:db8::ffff)]"));
+        let (a, _) = answer(&invalid_ips(101), &Options::default());
+        let status = &a["response"]["status"];
+        assert_eq!(
+            status["details"]["causes"][100]["message"],
+            "and 1 more error"
+        );
+        assert!(status["message"]
+            .as_str()
+            .unwrap()
+            .ends_with(", and 1 more error]"));
+    }
+
+    #[test]
+    fn a_review_with_10000_errors_is_judged_exactly_like_one_with_1() {
+        let modes = [
+            with(FieldValidation::Strict, Enforcement::Deny),
+            with(FieldValidation::Strict, Enforcement::Warn),
+            with(FieldValidation::Strict, Enforcement::Audit),
+            with(FieldValidation::Warn, Enforcement::Deny),
+            with(FieldValidation::Ignore, Enforcement::Deny),
+        ];
+        for opts in &modes {
+            for (one, many) in [
+                (invalid_ips(1), invalid_ips(10_000)),
+                (unknown_keys(1), unknown_keys(10_000)),
+            ] {
+                let (a1, s1) = answer(&one, opts);
+                let (a2, s2) = answer(&many, opts);
+                assert_eq!(verdict(&a1), verdict(&a2), "{opts:?}");
+                assert_eq!(
+                    (s1.allowed, s1.code, s1.would_deny),
+                    (s2.allowed, s2.code, s2.would_deny),
+                    "{opts:?}"
+                );
+            }
+        }
+        // And the verdicts are the ones each mode gives.
+        let (a, _) = answer(&invalid_ips(10_000), &modes[0]);
+        assert_eq!(
+            verdict(&a),
+            (Value::from(false), Value::from(422), Value::from("Invalid"))
+        );
+        let (a, _) = answer(&unknown_keys(10_000), &modes[0]);
+        assert_eq!(
+            verdict(&a),
+            (
+                Value::from(false),
+                Value::from(400),
+                Value::from("BadRequest")
+            )
+        );
+        let (a, _) = answer(&unknown_keys(10_000), &modes[3]);
+        assert_eq!(a["response"]["allowed"], true);
+    }
+
+    #[test]
+    fn strict_denial_lists_100_field_errors_and_counts_the_rest() {
+        let (a, _) = answer(&unknown_keys(10_000), &Options::default());
+        let message = a["response"]["status"]["message"].as_str().unwrap();
+        let listed = message.matches("unknown field \"spec.").count();
+        assert_eq!(listed, caps::MAX_CAUSES, "{message}");
+        assert!(
+            message.contains("strict decoding error: unknown field \"spec."),
+            "{message}"
+        );
+        assert!(message.ends_with(", and 9900 more errors"), "{message}");
+    }
+
+    #[test]
+    fn warn_lists_at_most_100_warnings_and_counts_the_rest() {
+        let opts = with(FieldValidation::Warn, Enforcement::Deny);
+        let (a, summary) = answer(&unknown_keys(10_000), &opts);
+        let warnings = a["response"]["warnings"].as_array().unwrap();
+        assert_eq!(warnings.len(), caps::MAX_WARNINGS + 1);
+        assert_eq!(warnings[100], "and 9900 more warnings");
+        assert_eq!(summary.warnings, warnings.len());
+        // Long warnings stop at the bytes first.
+        let long: Vec<(String, Value)> = (0..1000)
+            .map(|i| (format!("{i:0>100}"), Value::from(1)))
+            .collect();
+        let (a, _) = answer(&review_of(Vec::new(), &long), &opts);
+        let warnings = a["response"]["warnings"].as_array().unwrap();
+        let bytes: usize = warnings.iter().map(|w| w.as_str().unwrap().len()).sum();
+        assert!(bytes <= caps::MAX_WARNING_BYTES + 64, "{bytes}");
+        let last = warnings.last().unwrap().as_str().unwrap();
+        assert_eq!(
+            last,
+            format!("and {} more warnings", 1000 - (warnings.len() - 1))
+        );
+    }
+
+    #[test]
+    fn enforcement_warn_and_audit_count_the_errors_left_out() {
+        let (a, summary) = answer(
+            &invalid_ips(10_000),
+            &with(FieldValidation::Strict, Enforcement::Warn),
+        );
+        assert!(summary.would_deny);
+        let warnings = a["response"]["warnings"].as_array().unwrap();
+        assert!(warnings.len() <= caps::MAX_WARNINGS + 1);
+        assert_eq!(warnings[0], "status.ips[0]: Invalid value: \"x0\": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)");
+        let listed = warnings.len() - 1;
+        assert_eq!(
+            warnings[listed],
+            format!("and {} more warnings", 10_000 - listed)
+        );
+
+        let (a, _) = answer(
+            &invalid_ips(10_000),
+            &with(FieldValidation::Strict, Enforcement::Audit),
+        );
+        let causes = a["response"]["auditAnnotations"]["causes"]
+            .as_str()
+            .unwrap();
+        assert!(
+            causes.starts_with("status.ips[0]: Invalid value: \"x0\""),
+            "{causes}"
+        );
+        assert!(causes.ends_with("; and 9900 more errors"), "{causes}");
+    }
+
+    #[test]
+    fn long_echoed_values_keep_the_answer_small() {
+        // Values that escape badly (quotes and control characters) and are long enough to be
+        // cut: 100 of them would pass 64 KiB; the bytes cap lists fewer.
+        let nasty = |i: usize| format!("{i}{}", "\"\u{1}".repeat(300));
+        let (a, _) = answer(
+            &review_of((0..1000).map(nasty).collect(), &[]),
+            &Options::default(),
+        );
+        let causes = a["response"]["status"]["details"]["causes"]
+            .as_array()
+            .unwrap();
+        assert!(causes.len() < caps::MAX_CAUSES, "{}", causes.len());
+        assert_eq!(a["response"]["allowed"], false);
+        assert!(causes.last().unwrap()["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("and "));
+    }
 }

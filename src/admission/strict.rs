@@ -416,7 +416,19 @@ impl<'a, 'de> Walk<'a, 'de> {
             at = s.parent;
         }
         labels.reverse();
-        let mut path = PathText::default();
+        // Sized once: a path is kept for every issue, and there may be hundreds of thousands.
+        let whole: usize = labels
+            .iter()
+            .enumerate()
+            .map(|(i, label)| match label {
+                Label::Key(key) => key.len() + usize::from(i > 0),
+                Label::Index(index) => index.checked_ilog10().unwrap_or(0) as usize + 3,
+            })
+            .sum();
+        let mut path = PathText {
+            text: String::with_capacity(whole.min(MAX_PATH_BYTES)),
+            len: 0,
+        };
         for label in labels {
             match label {
                 Label::Key(key) => {
@@ -564,7 +576,6 @@ impl<'de> Visitor<'de> for Walk<'_, 'de> {
 }
 
 /// A path being written: its start, of at most [`MAX_PATH_BYTES`] bytes, and its whole length.
-#[derive(Default)]
 struct PathText {
     text: String,
     len: usize,
@@ -945,6 +956,50 @@ mod tests {
             issues(json),
             [duplicate("spec.network"), duplicate("spec.network")]
         );
+    }
+
+    // Regression: the path of each issue was written whole, so many issues below a huge key
+    // cost the key's length each (quadratic in the input).
+    #[test]
+    fn keeps_the_start_of_a_long_path_and_its_whole_length() {
+        let key = format!(
+            "{}é{}",
+            "k".repeat(MAX_PATH_BYTES - 30),
+            "k".repeat(1 << 20)
+        );
+        let json = format!(
+            r#"{{"metadata":{{"managedFields":[{{"fieldsV1":{{"{key}":{{"a":1,"a":2,"a":3}}}}}}]}}}}"#
+        );
+        let found = check(json.as_bytes()).expect("well-formed");
+        let whole = format!("metadata.managedFields[0].fieldsV1.{key}.a");
+        assert_eq!(found.len(), 2);
+        for issue in found {
+            assert_eq!(issue.kind, IssueKind::Duplicate);
+            assert_eq!(issue.path_len, whole.len());
+            assert!(issue.path.len() <= MAX_PATH_BYTES);
+            assert!(
+                issue.path.len() >= MAX_PATH_BYTES - 1,
+                "cut on a character boundary"
+            );
+            assert!(whole.starts_with(&issue.path));
+        }
+        // A short path is kept whole.
+        let found = check(br#"{"spec":{"foo":1}}"#).expect("well-formed");
+        assert_eq!((found[0].path.as_str(), found[0].path_len), ("spec.foo", 8));
+    }
+
+    #[test]
+    fn a_cut_path_is_the_start_of_the_path_even_across_a_wide_character() {
+        // The key fills the room but for one byte, which the next character does not fit in:
+        // nothing after the cut may be written, not even the dot and index that follow.
+        let prefix = "metadata.labels.";
+        let key = format!("{}é", "k".repeat(MAX_PATH_BYTES - prefix.len() - 1));
+        let json = format!(r#"{{"metadata":{{"labels":{{"{key}":{{"a":1,"a":2}}}}}}}}"#);
+        let found = check(json.as_bytes()).expect("well-formed");
+        let whole = format!("{prefix}{key}.a");
+        assert_eq!(found[0].path_len, whole.len());
+        assert!(whole.starts_with(&found[0].path), "{}", found[0].path);
+        assert_eq!(found[0].path.len(), MAX_PATH_BYTES - 1);
     }
 
     #[test]

@@ -769,6 +769,9 @@ impl<'a> Ratchet<'a> {
     /// Whether an error under `status.conditions[i]` was an error of the old condition of the
     /// same `type` too, at its own index there.
     fn condition_unchanged(&mut self, error: &FieldError) -> bool {
+        if self.old_conditions.is_empty() {
+            return false;
+        }
         let path = error.path.as_str();
         let Some((index, tail)) = path[CONDITION_PREFIX.len()..].split_once(']') else {
             return false;
