@@ -2,7 +2,8 @@
 """Hostile reviews against the release server over HTTPS (standard library only).
 
 Each shape is the typical status-update review (tests/fixtures captured-04, compact as the API
-server sends it) with one list made long. The script makes throwaway certificates with
+server sends it) with one list made long; `mutate-*` shapes go to /mutate, the others to
+/validate. The script makes throwaway certificates with
 `BIN certs`, starts `BIN serve` on loopback, posts every shape once to /validate, then the
 normal review, and prints a Markdown table: HTTP status, verdict, causes and warnings listed,
 answer bytes, and the time from the first byte sent to the last byte of the answer read.
@@ -121,6 +122,8 @@ def shapes(review, n):
     add("spec-unknown-keys-max", f"spec: {m:,} unknown keys (as many as fit)", splice(review, obj + ["spec"], spec))
     add("number-7-MiB", "metadata.generation: a number of 7 million digits",
         splice(review, obj + ["metadata", "generation"], "9" * (MAX_BODY - 8192)))
+    add("mutate-ips-non-canonical", f"/mutate, status.ips: {n:,} valid addresses none written canonically",
+        splice(review, obj + ["status", "ips"], join(f'"2001:DB8::{i >> 16:x}:{i & 0xffff:x}"' for i in range(n))))
     long_key = "k" * (3 * 1024 * 1024)
     dups = ",".join(['"a":0'] * ((MAX_BODY - len(long_key) - 16384) // 6))
     fields = '{"' + long_key + '":{' + dups + "}}"
@@ -130,12 +133,12 @@ def shapes(review, n):
     return out
 
 
-def post(port, ca, body, timeout=120):
+def post(port, ca, body, timeout=120, path="/validate"):
     context = ssl.create_default_context(cafile=ca)
     conn = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=timeout)
     conn.connect()
     started = time.monotonic()
-    conn.request("POST", "/validate?timeout=10s", body=body,
+    conn.request("POST", path + "?timeout=10s", body=body,
                  headers={"Content-Type": "application/json"})
     resp = conn.getresponse()
     data = resp.read()
@@ -186,7 +189,8 @@ def main():
             server, port = start(args, tmp)
             try:
                 try:
-                    status, data, elapsed = post(port, ca, body, args.timeout)
+                    path = "/mutate" if name.startswith("mutate-") else "/validate"
+                    status, data, elapsed = post(port, ca, body, args.timeout, path)
                     verdict, causes, warnings, _ = describe(status, data)
                     size, secs = f"{len(data):,}", f"{elapsed:.3f}"
                 except (OSError, http.client.HTTPException) as e:

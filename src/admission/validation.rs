@@ -652,21 +652,28 @@ fn immutable(path: Path, new_value: Option<&Value>) -> FieldError {
 /// What an error is matched against is found without judging every item of the old object:
 /// an unchanged atomic list has exactly the errors it had (the rules read nothing else), a
 /// condition's errors are those of the one old condition of its type, judged alone when
-/// needed, and every other field has a handful of errors at most, judged up front. So sorting
-/// the errors of a review costs as much as reading it, however many errors there are.
+/// needed, and every other field has a handful of errors at most, judged at the first error.
+/// So sorting the errors of a review costs as much as reading it, however many errors there
+/// are, and a valid object costs nothing more.
 struct Ratchet<'a> {
     object: &'a Value,
     old: &'a Value,
+    /// What the errors are matched against, made at the first error.
+    index: Option<OldIndex<'a>>,
+    /// The errors of the old condition last looked at, and its index.
+    old_condition_errors: Option<(usize, ErrorList)>,
+    /// Where the errors go.
+    verdict: Verdict,
+}
+
+/// What [`Ratchet`] matches errors against.
+struct OldIndex<'a> {
     /// Whether `status.ips` and `spec.ipRequests` are the same in both objects.
     same_list: [bool; 2],
     /// The index of the first old condition of each `type`.
     old_conditions: HashMap<ConditionType<'a>, usize>,
     /// The old object's errors outside list items, by path.
     old_errors: HashMap<String, Vec<FieldError>>,
-    /// The errors of the old condition last looked at, and its index.
-    old_condition_errors: Option<(usize, ErrorList)>,
-    /// Where the errors go.
-    verdict: Verdict,
 }
 
 /// The atomic lists whose items are never correlated with the old object's.
@@ -710,7 +717,7 @@ impl Report for FieldsOnly {
 
 // === impl Ratchet ===
 
-impl<'a> Ratchet<'a> {
+impl<'a> OldIndex<'a> {
     fn new(object: &'a Value, old: &'a Value) -> Self {
         let same_list = ATOMIC_LISTS
             .map(|(parent, list)| member(object, parent, list) == member(old, parent, list));
@@ -727,12 +734,20 @@ impl<'a> Ratchet<'a> {
         for e in fields.0 {
             old_errors.entry(e.path.to_string()).or_default().push(e);
         }
-        Ratchet {
-            object,
-            old,
+        OldIndex {
             same_list,
             old_conditions,
             old_errors,
+        }
+    }
+}
+
+impl<'a> Ratchet<'a> {
+    fn new(object: &'a Value, old: &'a Value) -> Self {
+        Ratchet {
+            object,
+            old,
+            index: None,
             old_condition_errors: None,
             verdict: Verdict::default(),
         }
@@ -740,8 +755,10 @@ impl<'a> Ratchet<'a> {
 
     /// Whether `error` is about a value unchanged from the old object.
     fn is_unchanged(&mut self, error: &FieldError) -> bool {
+        let (object, old) = (self.object, self.old);
+        let index = self.index.get_or_insert_with(|| OldIndex::new(object, old));
         let path = error.path.as_str();
-        for ((parent, list), same) in ATOMIC_LISTS.iter().zip(self.same_list) {
+        for ((parent, list), same) in ATOMIC_LISTS.iter().zip(index.same_list) {
             let Some(rest) = path
                 .strip_prefix(parent)
                 .and_then(|rest| rest.strip_prefix('.'))
@@ -760,7 +777,7 @@ impl<'a> Ratchet<'a> {
         if path.starts_with(CONDITION_PREFIX) {
             return self.condition_unchanged(error);
         }
-        self.old_errors.get(path).is_some_and(|old| {
+        index.old_errors.get(path).is_some_and(|old| {
             old.iter()
                 .any(|o| o.kind == error.kind && o.value == error.value && o.detail == error.detail)
         })
@@ -769,14 +786,17 @@ impl<'a> Ratchet<'a> {
     /// Whether an error under `status.conditions[i]` was an error of the old condition of the
     /// same `type` too, at its own index there.
     fn condition_unchanged(&mut self, error: &FieldError) -> bool {
-        if self.old_conditions.is_empty() {
+        let Some(old_conditions) = self.index.as_ref().map(|i| &i.old_conditions) else {
+            return false;
+        };
+        if old_conditions.is_empty() {
             return false;
         }
         let path = error.path.as_str();
-        let Some((index, tail)) = path[CONDITION_PREFIX.len()..].split_once(']') else {
+        let Some((new_index, tail)) = path[CONDITION_PREFIX.len()..].split_once(']') else {
             return false;
         };
-        let Some(old_index) = index
+        let Some(old_index) = new_index
             .parse::<usize>()
             .ok()
             .and_then(|i| {
@@ -784,7 +804,7 @@ impl<'a> Ratchet<'a> {
                     .get(i)?
                     .get("type")
             })
-            .and_then(|t| self.old_conditions.get(&ConditionType::of(t)).copied())
+            .and_then(|t| old_conditions.get(&ConditionType::of(t)).copied())
         else {
             return false;
         };
