@@ -42,7 +42,7 @@ for case in "${cases[@]}"; do
   callgrind_annotate --tree=caller --inclusive=yes "$profile" 2>/dev/null |
     awk -v name="$case" '
       /< .*criterion::bencher::Bencher<M>::iter \(/ { cost = $1; calls = $0 }
-      /\*  .*ipamclaim_webhook::admission::review(_with)? \[/ && cost != "" && !done {
+      /\*  .*ipamclaim_webhook::admission::(pipeline::)?review(_with)? \[/ && cost != "" && !done {
         gsub(",", "", cost)
         sub(/.*iter \(/, "", calls); sub(/x\).*/, "", calls); gsub(",", "", calls)
         printf "%-40s %12.0f\n", name, cost / calls

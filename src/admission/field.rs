@@ -407,7 +407,8 @@ impl ErrorList {
     /// The aggregate text (`ErrorList.ToAggregate().Error()`): one error bare, several as
     /// `[e1, e2]`, repeated messages once.
     pub fn aggregate(&self) -> String {
-        aggregate(self.0.iter().map(ToString::to_string), 0)
+        let texts: Vec<String> = self.0.iter().map(ToString::to_string).collect();
+        aggregate(&texts, 0)
     }
 
     /// The `Status` of `apierrors.NewInvalid(kind, name, errs)`: code 422, reason `Invalid`,
@@ -460,11 +461,11 @@ fn invalid_status(
     let message = if errors.is_empty() && more == 0 {
         format!("{qualified} {} is invalid", quote_clipped(name))
     } else {
-        let texts = listed.iter().map(|(_, text, _)| text.clone());
+        let texts: Vec<&str> = listed.iter().map(|(_, text, _)| text.as_str()).collect();
         format!(
             "{qualified} {} is invalid: {}",
             quote_clipped(name),
-            aggregate(texts, left_out)
+            aggregate(&texts, left_out)
         )
     };
     let mut causes: Vec<StatusCause> = listed
@@ -577,21 +578,23 @@ impl Report for CappedErrors {
 
 /// `ToAggregate().Error()` of error texts, repeated ones once, with `left_out` more errors
 /// named at the end: `[e1, e2, and 9900 more errors]`.
-fn aggregate(texts: impl Iterator<Item = String>, left_out: usize) -> String {
+fn aggregate<T: AsRef<str>>(texts: &[T], left_out: usize) -> String {
     let mut seen = HashSet::new();
-    let mut unique: Vec<String> = Vec::new();
+    let mut unique: Vec<&str> = Vec::with_capacity(texts.len() + 1);
     for text in texts {
-        if seen.insert(text.clone()) {
-            unique.push(text);
+        if seen.insert(text.as_ref()) {
+            unique.push(text.as_ref());
         }
     }
+    let more;
     if left_out > 0 {
-        unique.push(caps::and_more(left_out, "error"));
+        more = caps::and_more(left_out, "error");
+        unique.push(&more);
         return format!("[{}]", unique.join(", "));
     }
-    match unique.len() {
-        0 => String::new(),
-        1 => unique.pop().unwrap_or_default(),
+    match unique.as_slice() {
+        [] => String::new(),
+        [one] => (*one).to_owned(),
         _ => format!("[{}]", unique.join(", ")),
     }
 }
