@@ -425,18 +425,16 @@ fn validate_condition<'a>(
         }
         Text::WrongType => {}
         Text::Str(t) => {
-            let p = item_path.child("type");
+            // Most conditions are valid: the path is written only for an error.
+            let p = || item_path.child("type");
             if t.chars().count() > CONDITION_TYPE_MAX {
-                errs.push(FieldError::too_long_max_length(
-                    p.clone(),
-                    CONDITION_TYPE_MAX,
-                ));
+                errs.push(FieldError::too_long_max_length(p(), CONDITION_TYPE_MAX));
             }
             if !is_qualified_condition_type(t) {
-                errs.push(pattern_error(&p, t, CONDITION_TYPE_PATTERN));
+                errs.push(pattern_error(&p(), t, CONDITION_TYPE_PATTERN));
             }
             if seen_types.is_some_and(|seen| remember(seen, t)) {
-                errs.push(FieldError::duplicate(p, t));
+                errs.push(FieldError::duplicate(p(), t));
             }
         }
     }
@@ -457,15 +455,12 @@ fn validate_condition<'a>(
         }
         Text::WrongType => {}
         Text::Str(r) => {
-            let p = item_path.child("reason");
+            let p = || item_path.child("reason");
             if r.chars().count() > CONDITION_REASON_MAX {
-                errs.push(FieldError::too_long_max_length(
-                    p.clone(),
-                    CONDITION_REASON_MAX,
-                ));
+                errs.push(FieldError::too_long_max_length(p(), CONDITION_REASON_MAX));
             }
             if !is_condition_reason(r) {
-                errs.push(pattern_error(&p, r, CONDITION_REASON_PATTERN));
+                errs.push(pattern_error(&p(), r, CONDITION_REASON_PATTERN));
             }
         }
     }
