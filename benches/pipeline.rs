@@ -1,14 +1,16 @@
 //! Criterion benchmarks of the admission pipeline: review bytes in, review bytes out, and of
-//! its parts (strict field walk, decoding, validation, defaulting), to show where time goes.
+//! its parts (strict field walk, decoding, validation, defaulting), to show where time goes;
+//! and of its growth: reviews with one list made long, at 1,000, 10,000 and 100,000 items,
+//! whose cost per item must stay flat.
 //!
 //! `cargo bench --bench pipeline` measures; `cargo test --benches` runs each case once.
 
 use std::hint::black_box;
 use std::path::Path;
 
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use ipamclaim_webhook::admission::defaulting::{self, Defaults};
-use ipamclaim_webhook::admission::{review, Options, Webhook};
+use ipamclaim_webhook::admission::{review, FieldValidation, Options, Webhook};
 use ipamclaim_webhook::admission::{strict, validation};
 use serde::de::IgnoredAny;
 use serde::Deserialize;
@@ -183,5 +185,90 @@ fn parts(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, pipeline, parts);
+/// The typical status update with one list made `n` items long, as the API server would send
+/// it (compact), and whether it is allowed.
+fn long_review(shape: &str, n: usize) -> (Vec<u8>, bool) {
+    let mut review: Value = serde_json::from_slice(&fixture(STATUS_UPDATE)).expect("fixture");
+    let object = &mut review["request"]["object"];
+    let condition = |i: usize, reason: &str| {
+        serde_json::json!({"type": format!("T{i}"), "status": "True", "reason": reason,
+                           "lastTransitionTime": "2026-11-26T23:00:00Z"})
+    };
+    let allowed = match shape {
+        "ips_valid" => {
+            let ips: Vec<String> = (0..n)
+                .map(|i| format!("10.{}.{}.{}/24", (i >> 16) & 255, (i >> 8) & 255, i & 255))
+                .collect();
+            object["status"]["ips"] = ips.into();
+            true
+        }
+        "ips_invalid" => {
+            object["status"]["ips"] = (0..n).map(|i| format!("x{i}")).collect::<Vec<_>>().into();
+            false
+        }
+        "ips_one_value" => {
+            object["status"]["ips"] = vec!["x"; n].into();
+            false
+        }
+        "conditions_distinct_types" => {
+            let list: Vec<Value> = (0..n).map(|i| condition(i, "Allocated")).collect();
+            object["status"]["conditions"] = list.into();
+            true
+        }
+        "conditions_ratcheted" => {
+            let list: Vec<Value> = (0..n).map(|i| condition(i, "bad reason")).collect();
+            object["status"]["conditions"] = list.clone().into();
+            let reversed: Vec<Value> = list.into_iter().rev().collect();
+            let old = &mut review["request"]["oldObject"];
+            old["status"] = serde_json::json!({"ips": [], "conditions": reversed});
+            true
+        }
+        "spec_unknown_keys" => {
+            for i in 0..n {
+                object["spec"][format!("k{i}")] = Value::from(0);
+            }
+            false
+        }
+        other => panic!("no shape {other}"),
+    };
+    (serde_json::to_vec(&review).expect("serialise"), allowed)
+}
+
+/// Growth: `/validate` on reviews with one list of 1,000, 10,000 and 100,000 items. Criterion
+/// reports the time per review and, with the element throughput, items per second: the cost
+/// per item must stay flat (within 2x from 1,000 to 100,000 items).
+fn growth(c: &mut Criterion) {
+    // Unknown keys are denied, as `replay` does by default: the walk stops at none of them.
+    let options = Options {
+        field_validation: FieldValidation::Strict,
+        ..Options::default()
+    };
+    let mut group = c.benchmark_group("growth");
+    group.sample_size(10);
+    for shape in [
+        "ips_valid",
+        "ips_invalid",
+        "ips_one_value",
+        "conditions_distinct_types",
+        "conditions_ratcheted",
+        "spec_unknown_keys",
+    ] {
+        for n in [1_000, 10_000, 100_000] {
+            let (body, allowed) = long_review(shape, n);
+            let reviewed = review(&body, Webhook::Validate, &options).expect("answerable");
+            assert_eq!(reviewed.summary.allowed, allowed, "{shape} {n}");
+            assert!(
+                reviewed.body.len() <= 64 * 1024,
+                "{shape} {n}: answer too long"
+            );
+            group.throughput(Throughput::Elements(n as u64));
+            group.bench_with_input(BenchmarkId::new(shape, n), &body, |b, body| {
+                b.iter(|| review(black_box(body), Webhook::Validate, &options).expect("answered"))
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, pipeline, parts, growth);
 criterion_main!(benches);

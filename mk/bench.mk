@@ -3,6 +3,7 @@
 # they take minutes and want a quiet machine. BENCHMARKS.md has the results and how to read them.
 
 CARGO ?= cargo
+TARGET_DIR ?= target
 
 ##@ Benchmarks
 
@@ -22,3 +23,12 @@ bench-load: ## Load test of the release server against the floor over HTTP/1.1 a
 bench-unique: ## --unique-addresses at 100,000 claims: lookup cost (criterion), list time and RSS of the release server (stand-in API server).
 	$(CARGO) bench --bench unique_addresses
 	$(CARGO) bench --bench unique_list
+
+.PHONY: bench-growth
+bench-growth: ## Cost per item of reviews with one list of 1,000, 10,000 and 100,000 items (criterion group growth).
+	$(CARGO) bench --bench pipeline -- growth
+
+.PHONY: bench-hostile
+bench-hostile: ## Hostile reviews (long lists, many keys) over HTTPS against the release server: time, answer size, peak RSS.
+	$(CARGO) build --release
+	python3 scripts/bench_hostile.py --bin $(TARGET_DIR)/release/ipamclaim-webhook

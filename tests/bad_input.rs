@@ -18,7 +18,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
-use ipamclaim_webhook::admission::{self, Webhook};
+use ipamclaim_webhook::admission::caps::{MAX_CAUSES, MAX_WARNINGS};
+use ipamclaim_webhook::admission::{self, FieldValidation, Webhook};
 use rustls::pki_types::ServerName;
 use rustls::version::{TLS12, TLS13};
 use rustls::{ClientConnection, StreamOwned};
@@ -43,6 +44,11 @@ const SLOW_CLIENT_BOUND: Duration = Duration::from_secs(15);
 const SLOW_CLIENT_GIVE_UP: Duration = Duration::from_secs(30);
 /// The pace of the slowloris client: one byte of headers per tick.
 const SLOW_TICK: Duration = Duration::from_millis(500);
+/// Items of the long-list cases: judging them one by one against each other (quadratic)
+/// would take minutes, far past the deadline they are sent with.
+const LONG: usize = 100_000;
+/// The deadline the long-list cases are sent with, as the API server appends it.
+const HOSTILE_PATH: &str = "/validate?timeout=10s";
 
 /// One row of the catalogue.
 struct Case {
@@ -304,16 +310,95 @@ fn catalogue() -> Vec<Case> {
             object_with(|o| o["spec"]["interface"] = "x".repeat(HUGE).into()),
             invalid("FieldValueTooLong"),
         ),
-        Case {
-            known_finding: Some(
-                "the 5 MiB value is echoed twice (message and cause): a ~10 MiB answer",
+        post(
+            "huge string: 5 MiB invalid network name",
+            object_with(|o| o["spec"]["network"] = format!("-{}", "x".repeat(HUGE)).into()),
+            invalid("FieldValueInvalid"),
+        ),
+        // --- long lists and many keys: judged in linear time, answered small ---
+        post_to(
+            HOSTILE_PATH,
+            "long list: 100,000 distinct valid addresses",
+            object_with(|o| o["status"] = json!({ "ips": addresses(LONG) })),
+            allowed(),
+        ),
+        post_to(
+            HOSTILE_PATH,
+            "long list: 100,000 distinct invalid addresses",
+            object_with(|o| o["status"] = json!({ "ips": numbered("x", LONG) })),
+            invalid("FieldValueInvalid"),
+        ),
+        post_to(
+            HOSTILE_PATH,
+            "long list: 100,000 times one invalid value",
+            object_with(|o| o["status"] = json!({ "ips": vec!["x"; LONG] })),
+            invalid("FieldValueDuplicate"),
+        ),
+        post_to(
+            HOSTILE_PATH,
+            "long list: 100,000 invalid addresses unchanged since oldObject (ratcheted)",
+            status_update(json!({ "ips": numbered("x", LONG) })),
+            allowed(),
+        ),
+        post_to(
+            HOSTILE_PATH,
+            "long list: 25,000 invalid conditions, unchanged since oldObject in reverse order",
+            status_update(json!({ "ips": [], "conditions": conditions(25_000, "bad reason") })),
+            allowed(),
+        ),
+        post_to(
+            HOSTILE_PATH,
+            "many conditions: 30,000 valid ones of distinct types",
+            object_with(|o| {
+                o["status"] = json!({ "ips": [], "conditions": conditions(30_000, "Allocated") })
+            }),
+            allowed(),
+        ),
+        post_to(
+            HOSTILE_PATH,
+            "many conditions: 100,000 empty ones",
+            object_with(|o| {
+                o["status"] = json!({ "ips": [], "conditions": vec![json!({}); LONG] })
+            }),
+            invalid("FieldValueRequired"),
+        ),
+        post_to(
+            HOSTILE_PATH,
+            "many unknown keys: 100,000 in spec",
+            object_with(|o| {
+                for key in numbered("k", LONG) {
+                    o["spec"][key] = Value::from(0);
+                }
+            }),
+            denied(400),
+        ),
+        post_to(
+            HOSTILE_PATH,
+            "many labels: 100,000",
+            object_with(|o| {
+                for key in numbered("l", LONG) {
+                    o["metadata"]["labels"][key] = Value::from("v");
+                }
+            }),
+            allowed(),
+        ),
+        post_to(
+            HOSTILE_PATH,
+            "long managedFields: 30,000 entries",
+            object_with(|o| o["metadata"]["managedFields"] = managed_fields(30_000)),
+            allowed(),
+        ),
+        post_to(
+            HOSTILE_PATH,
+            "many duplicate keys below a 1 MiB key of managedFields",
+            splice(
+                &object_with(|o| {
+                    o["metadata"]["managedFields"] = json!([{ "fieldsV1": marker() }])
+                }),
+                &duplicates_below_long_key(1 << 20, LONG),
             ),
-            ..post(
-                "huge string: 5 MiB invalid network name",
-                object_with(|o| o["spec"]["network"] = format!("-{}", "x".repeat(HUGE)).into()),
-                invalid("FieldValueInvalid"),
-            )
-        },
+            denied(400),
+        ),
         post(
             "number where a string belongs: spec.network: 5",
             object_with(|o| o["spec"]["network"] = Value::from(5)),
@@ -662,6 +747,65 @@ fn remove(object: &mut Value, key: &str) {
     object.as_object_mut().expect("an object").remove(key);
 }
 
+/// `n` distinct valid interface addresses.
+fn addresses(n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| format!("10.{}.{}.{}/24", (i >> 16) & 255, (i >> 8) & 255, i & 255))
+        .collect()
+}
+
+/// `prefix0`, `prefix1`, ...: `n` distinct strings.
+fn numbered(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix}{i}")).collect()
+}
+
+/// `n` conditions of distinct types, with this `reason`.
+fn conditions(n: usize, reason: &str) -> Vec<Value> {
+    (0..n)
+        .map(|i| {
+            json!({"type": format!("T{i}"), "status": "True", "reason": reason,
+                   "lastTransitionTime": "2026-11-26T23:00:00Z"})
+        })
+        .collect()
+}
+
+/// `n` entries of `metadata.managedFields`.
+fn managed_fields(n: usize) -> Value {
+    let entry = json!({"manager": "m", "operation": "Update", "apiVersion": "v1",
+                       "time": "2026-11-26T23:44:31Z", "fieldsType": "FieldsV1",
+                       "fieldsV1": {"f:spec": {}}});
+    Value::Array(vec![entry; n])
+}
+
+/// A status UPDATE of the captured claim whose `status` is `status` in both the object and
+/// `oldObject`, a conditions list in reverse order in the old one.
+fn status_update(status: Value) -> Vec<u8> {
+    review_with(|r| {
+        let request = &mut r["request"];
+        request["operation"] = Value::from("UPDATE");
+        request["subResource"] = Value::from("status");
+        request["object"]["status"] = status.clone();
+        let mut old = request["object"].clone();
+        if let Some(list) = old["status"]["conditions"].as_array_mut() {
+            list.reverse();
+        }
+        request["oldObject"] = old;
+    })
+}
+
+/// An object with one key of `key_len` bytes holding the key `a` `n` times.
+fn duplicates_below_long_key(key_len: usize, n: usize) -> Vec<u8> {
+    let mut out = format!("{{\"{}\":{{", "k".repeat(key_len)).into_bytes();
+    for i in 0..n {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"\"a\":0");
+    }
+    out.extend_from_slice(b"}}");
+    out
+}
+
 /// `depth` nested arrays: `[[[...]]]`.
 fn deep(depth: usize) -> Vec<u8> {
     [vec![b'['; depth], vec![b']'; depth]].concat()
@@ -901,6 +1045,17 @@ fn check(expect: &Expect, outcome: &Outcome, known_finding: bool) -> Result<(), 
                 return Err(format!(
                     "expected {expect:?}, got {:.600}",
                     String::from_utf8_lossy(body)
+                ));
+            }
+            // However many errors, an answer lists at most so many, and one more counting the
+            // rest.
+            let causes = response["status"]["details"]["causes"]
+                .as_array()
+                .map_or(0, Vec::len);
+            let warnings = response["warnings"].as_array().map_or(0, Vec::len);
+            if causes > MAX_CAUSES + 1 || warnings > MAX_WARNINGS + 1 {
+                return Err(format!(
+                    "answer lists {causes} causes and {warnings} warnings (caps {MAX_CAUSES} and {MAX_WARNINGS}, and one more line each)"
                 ));
             }
             // Kubernetes cuts a webhook's message anyway; the answer must not echo a huge
@@ -1291,7 +1446,11 @@ fn catalogue_has_at_least_40_distinct_cases() {
 /// Every case but the slow clients, one after the other, each followed by a valid review.
 #[tokio::test]
 async fn bad_input_catalogue_gets_documented_answers() {
-    let server = TestServer::start(|cfg| cfg.max_body_bytes = LIMIT);
+    let server = TestServer::start(|cfg| {
+        cfg.max_body_bytes = LIMIT;
+        // The unknown-key cases expect the strict denial, whatever `serve`'s default.
+        cfg.admission.field_validation = FieldValidation::Strict;
+    });
     let target = target_of(&server);
     let mut failures = Vec::new();
     for case in catalogue().iter().filter(|c| !is_slow(c)) {
@@ -1331,6 +1490,81 @@ async fn slow_and_silent_clients_are_closed_by_the_server() {
         match joined {
             Ok(mut f) => failures.append(&mut f),
             Err(e) => failures.push(format!("a slow-client case panicked: {e}")),
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    server.stop().await;
+}
+
+/// The hostile shapes under `--field-validation Warn`: admitted with the unknown and duplicate
+/// fields as warnings, at most [`MAX_WARNINGS`] and one counting the rest; the server serves on.
+#[tokio::test]
+async fn hostile_shapes_under_field_validation_warn_get_bounded_warnings() {
+    let server = TestServer::start(|cfg| {
+        cfg.max_body_bytes = LIMIT;
+        cfg.admission.field_validation = FieldValidation::Warn;
+    });
+    let target = target_of(&server);
+    let cases = [
+        (
+            "many unknown keys: 100,000 in spec",
+            object_with(|o| {
+                for key in numbered("k", LONG) {
+                    o["spec"][key] = Value::from(0);
+                }
+            }),
+            LONG,
+        ),
+        (
+            "many duplicate keys below a 1 MiB key of managedFields",
+            splice(
+                &object_with(|o| {
+                    o["metadata"]["managedFields"] = json!([{ "fieldsV1": marker() }])
+                }),
+                &duplicates_below_long_key(1 << 20, LONG),
+            ),
+            LONG - 1,
+        ),
+    ];
+    let client = https_client(&target, &[b"http/1.1"]);
+    let mut failures = Vec::new();
+    for (name, body, issues) in cases {
+        let resp = client
+            .post(format!("https://{}{HOSTILE_PATH}", target.addr))
+            .header("Content-Type", "application/json")
+            .body(body)
+            .send()
+            .await;
+        let reply = match resp {
+            Ok(resp) => Reply::read(resp).await,
+            Err(e) => {
+                failures.push(format!("{name}: not answered: {e:?}"));
+                continue;
+            }
+        };
+        let json = reply.json();
+        let warnings: Vec<&str> = json["response"]["warnings"]
+            .as_array()
+            .map(|w| w.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let listed = warnings.len().saturating_sub(1);
+        let last = format!("and {} more warnings", issues - listed);
+        let ok = reply.status == 200
+            && json["response"]["allowed"] == true
+            && (1..=MAX_WARNINGS).contains(&listed)
+            && warnings.last() == Some(&last.as_str())
+            && reply.body.len() <= SMALL_ANSWER;
+        if !ok {
+            failures.push(format!(
+                "{name}: {} with {} warnings (last {:?}), {} bytes",
+                reply.status,
+                warnings.len(),
+                warnings.last(),
+                reply.body.len()
+            ));
+        }
+        if let Err(e) = still_serving(&target, "still-serving").await {
+            failures.push(format!("after {name}: {e}"));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));

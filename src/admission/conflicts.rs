@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+use crate::admission::field::Report as _;
 use crate::admission::field::{go_quote, quote_clipped, FieldError, Path};
 use crate::admission::ip::{self, AddressError};
 use crate::admission::types::KIND;
@@ -323,7 +324,7 @@ mod tests {
         check(&fixed(), &ME, object, old, &mut Verdict::default())
     }
 
-    fn texts(list: &crate::admission::field::ErrorList) -> Vec<String> {
+    fn texts(list: &crate::admission::field::CappedErrors) -> Vec<String> {
         list.iter().map(ToString::to_string).collect()
     }
 
@@ -334,7 +335,7 @@ mod tests {
             texts(&v.errors),
             ["status.ips[0]: Invalid value: \"10.0.0.5/24\": address 10.0.0.5 is already allocated to IPAMClaim \"vm-b.tenantred\" on network \"tenantred\""]
         );
-        assert_eq!(v.errors.0[0].kind.cause_type(), "FieldValueInvalid");
+        assert_eq!(v.errors.kept.0[0].kind.cause_type(), "FieldValueInvalid");
     }
 
     #[test]
@@ -409,9 +410,9 @@ mod tests {
         let new = claim(json!([]), json!(["10.0.0.5/24", "fd00::7/64"]));
         let v = judge(&new, Some(&old));
         assert_eq!(texts(&v.errors).len(), 1);
-        assert_eq!(v.errors.0[0].path.as_str(), "status.ips[1]");
+        assert_eq!(v.errors.kept.0[0].path.as_str(), "status.ips[1]");
         assert_eq!(v.ratcheted.len(), 1);
-        assert_eq!(v.ratcheted.0[0].path.as_str(), "status.ips[0]");
+        assert_eq!(v.ratcheted.kept.0[0].path.as_str(), "status.ips[0]");
     }
 
     #[test]
@@ -421,7 +422,7 @@ mod tests {
         let v = judge(&new, Some(&old));
         assert_eq!(v.ratcheted.len(), 1);
         assert_eq!(texts(&v.errors).len(), 1);
-        assert_eq!(v.errors.0[0].path.as_str(), "status.ips[0]");
+        assert_eq!(v.errors.kept.0[0].path.as_str(), "status.ips[0]");
     }
 
     #[test]

@@ -14,6 +14,9 @@ use crate::admission::validation::{is_dns1123_subdomain, is_qualified_name_part}
 const LABEL_MAX: usize = 63;
 /// Longest prefix of a label key.
 const LABEL_PREFIX_MAX: usize = 253;
+/// Most addresses of one list rewritten one `replace` each; beyond, the list is replaced
+/// whole, so that the patch stays about as long as the list instead of ten times longer.
+pub const MAX_ITEM_OPERATIONS: usize = 100;
 
 /// The opt-in defaults (both off unless configured).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -144,16 +147,29 @@ pub fn patch(object: &Value, create: bool, defaults: &Defaults) -> Vec<PatchOper
 /// Rewrites each valid but non-canonical address of a list to its canonical text. Ambiguous
 /// values (leading zeros, IPv4-mapped) and invalid ones are left for validation to reject:
 /// the webhook does not guess.
+///
+/// One `replace` per address, or, for more than [`MAX_ITEM_OPERATIONS`] of them, one of the
+/// whole list with those addresses rewritten and every other item as it was.
 fn canonicalise(items: &[Value], parent: &str, field: &str, ops: &mut Vec<PatchOperation>) {
-    for (i, item) in items.iter().enumerate() {
-        let Some(text) = item.as_str() else { continue };
-        if let Err(AddressError::NotCanonical { canonical }) = ip::parse(text) {
-            let index = i.to_string();
-            ops.push(replace(
-                &[parent, field, &index],
-                Value::String(canonical.to_string()),
-            ));
+    let rewrites: Vec<(usize, String)> = items
+        .iter()
+        .enumerate()
+        .filter_map(|(i, item)| match ip::parse(item.as_str()?) {
+            Err(AddressError::NotCanonical { canonical }) => Some((i, canonical.to_string())),
+            _ => None,
+        })
+        .collect();
+    if rewrites.len() > MAX_ITEM_OPERATIONS {
+        let mut list = items.to_vec();
+        for (i, canonical) in rewrites {
+            list[i] = Value::String(canonical);
         }
+        ops.push(replace(&[parent, field], Value::Array(list)));
+        return;
+    }
+    for (i, canonical) in rewrites {
+        let index = i.to_string();
+        ops.push(replace(&[parent, field, &index], Value::String(canonical)));
     }
 }
 
@@ -243,6 +259,45 @@ mod tests {
         assert_eq!(
             ops_json(&ops),
             json!([{"op": "replace", "path": "/status/ips/1", "value": "fd10:128:20::8/64"}])
+        );
+    }
+
+    #[test]
+    fn replaces_a_long_list_whole_rather_than_item_by_item() {
+        let spelled = |i: usize| format!("2001:DB8::{:x}", i + 1);
+        let mut c = claim();
+        let many: Vec<Value> = (0..=MAX_ITEM_OPERATIONS)
+            .map(|i| json!(spelled(i)))
+            .chain([json!("winner"), json!(5)])
+            .collect();
+        c["status"]["ips"] = Value::Array(many.clone());
+        let ops = patch(&c, false, &Defaults::default());
+        assert_eq!(ops.len(), 1, "one operation for the whole list");
+        let mut expected: Vec<Value> = (0..=MAX_ITEM_OPERATIONS)
+            .map(|i| json!(format!("2001:db8::{:x}", i + 1)))
+            .collect();
+        expected.extend([json!("winner"), json!(5)]);
+        assert_eq!(
+            ops_json(&ops),
+            json!([{"op": "replace", "path": "/status/ips", "value": expected}])
+        );
+        let patched = applied(&c, &ops);
+        assert!(
+            patch(&patched, false, &Defaults::default()).is_empty(),
+            "idempotent"
+        );
+        let whole = serde_json::to_vec(&ops).unwrap().len();
+        let list = serde_json::to_vec(&many).unwrap().len();
+        assert!(
+            whole < list + 64,
+            "patch {whole} bytes for a list of {list}"
+        );
+
+        // Up to the limit, item by item.
+        c["status"]["ips"] = Value::Array(many[..MAX_ITEM_OPERATIONS].to_vec());
+        assert_eq!(
+            patch(&c, false, &Defaults::default()).len(),
+            MAX_ITEM_OPERATIONS
         );
     }
 

@@ -1,10 +1,13 @@
 //! Field paths and field errors, rendered exactly like apimachinery's `field.Error` and
 //! `apierrors.NewInvalid`.
 
+use std::collections::HashSet;
 use std::fmt;
 
 use kube::core::response::{StatusCause, StatusDetails, StatusSummary};
 use kube::core::Status;
+
+use crate::admission::caps::{self, Listing};
 
 /// Longest value (in bytes) echoed in an error; longer ones are cut, so that a huge invalid
 /// value never makes a huge answer (the API server cuts webhook messages anyway).
@@ -404,60 +407,195 @@ impl ErrorList {
     /// The aggregate text (`ErrorList.ToAggregate().Error()`): one error bare, several as
     /// `[e1, e2]`, repeated messages once.
     pub fn aggregate(&self) -> String {
-        let mut seen: Vec<String> = Vec::with_capacity(self.0.len());
-        for e in &self.0 {
-            let msg = e.to_string();
-            if !seen.contains(&msg) {
-                seen.push(msg);
-            }
-        }
-        match seen.len() {
-            0 => String::new(),
-            1 => seen.pop().unwrap_or_default(),
-            _ => format!("[{}]", seen.join(", ")),
-        }
+        let texts: Vec<String> = self.0.iter().map(ToString::to_string).collect();
+        aggregate(&texts, 0)
     }
 
-    /// The `Status` of `apierrors.NewInvalid(kind, name, errs)`: code 422, reason `Invalid`.
+    /// The `Status` of `apierrors.NewInvalid(kind, name, errs)`: code 422, reason `Invalid`,
+    /// with the errors listed up to the caps of [`caps`].
     pub fn to_invalid_status(&self, group: &str, kind: &str, name: &str) -> Status {
-        let qualified = if group.is_empty() {
-            kind.to_owned()
-        } else {
-            format!("{kind}.{group}")
-        };
-        let message = if self.is_empty() {
-            format!("{qualified} {} is invalid", quote_clipped(name))
-        } else {
-            format!(
-                "{qualified} {} is invalid: {}",
-                quote_clipped(name),
-                self.aggregate()
-            )
-        };
-        let causes = self
-            .0
-            .iter()
-            .map(|e| StatusCause {
-                reason: e.kind.cause_type().to_owned(),
-                message: e.body(),
-                field: e.path.to_string(),
-            })
-            .collect();
-        Status {
-            status: Some(StatusSummary::Failure),
-            code: 422,
-            message,
-            metadata: None,
-            reason: "Invalid".to_owned(),
-            details: Some(StatusDetails {
-                name: clip(name, MAX_ECHOED_BYTES).0.to_owned(),
-                group: group.to_owned(),
-                kind: kind.to_owned(),
-                uid: String::new(),
-                causes,
-                retry_after_seconds: 0,
-            }),
+        self.to_invalid_status_listed(group, kind, name).0
+    }
+
+    /// [`ErrorList::to_invalid_status`], and how many errors it left out of the list.
+    pub fn to_invalid_status_listed(&self, group: &str, kind: &str, name: &str) -> (Status, usize) {
+        invalid_status(&self.0, 0, group, kind, name)
+    }
+}
+
+/// The `Status` of `apierrors.NewInvalid` for `errors` and `more` errors after them, and how
+/// many errors it leaves out of the list.
+///
+/// The first errors are listed, as causes and in the message, up to [`caps::MAX_CAUSES`] and
+/// [`caps::MAX_CAUSE_BYTES`]; the rest are counted in a last part of the message and a last
+/// cause, `and 9900 more errors`. That cause has neither a reason nor a field: it is not an
+/// error of its own, and kubectl prints it after the others as `: and 9900 more errors`, where
+/// it cannot be missed (kubectl shows the causes, not the message).
+fn invalid_status(
+    errors: &[FieldError],
+    more: usize,
+    group: &str,
+    kind: &str,
+    name: &str,
+) -> (Status, usize) {
+    let mut room = Listing::causes();
+    let mut listed: Vec<(&FieldError, String, String)> = Vec::new();
+    for e in errors {
+        if room.is_full() {
+            room.leave_out(1);
+            continue;
         }
+        let body = e.body();
+        let text = format!("{}: {body}", e.path);
+        if room.admit(caps::json_len(&text)) {
+            listed.push((e, text, body));
+        }
+    }
+    room.leave_out(more);
+    let left_out = room.left_out();
+    let qualified = if group.is_empty() {
+        kind.to_owned()
+    } else {
+        format!("{kind}.{group}")
+    };
+    let message = if errors.is_empty() && more == 0 {
+        format!("{qualified} {} is invalid", quote_clipped(name))
+    } else {
+        let texts: Vec<&str> = listed.iter().map(|(_, text, _)| text.as_str()).collect();
+        format!(
+            "{qualified} {} is invalid: {}",
+            quote_clipped(name),
+            aggregate(&texts, left_out)
+        )
+    };
+    let mut causes: Vec<StatusCause> = listed
+        .into_iter()
+        .map(|(e, _, body)| StatusCause {
+            reason: e.kind.cause_type().to_owned(),
+            message: body,
+            field: e.path.to_string(),
+        })
+        .collect();
+    if left_out > 0 {
+        causes.push(StatusCause {
+            reason: String::new(),
+            message: caps::and_more(left_out, "error"),
+            field: String::new(),
+        });
+    }
+    let status = Status {
+        status: Some(StatusSummary::Failure),
+        code: 422,
+        message,
+        metadata: None,
+        reason: "Invalid".to_owned(),
+        details: Some(StatusDetails {
+            name: clip(name, MAX_ECHOED_BYTES).0.to_owned(),
+            group: group.to_owned(),
+            kind: kind.to_owned(),
+            uid: String::new(),
+            causes,
+            retry_after_seconds: 0,
+        }),
+    };
+    (status, left_out)
+}
+
+/// Where validation puts the errors it finds: a whole [`ErrorList`], or a collector that sorts
+/// them as they come and keeps only what an answer lists.
+pub trait Report {
+    /// Takes one error.
+    fn push(&mut self, e: FieldError);
+
+    /// Whether the items of lists are to be judged at all: not when only the errors of the
+    /// fields that hold them are wanted.
+    fn items(&self) -> bool {
+        true
+    }
+}
+
+impl Report for ErrorList {
+    fn push(&mut self, e: FieldError) {
+        self.0.push(e);
+    }
+}
+
+/// Errors as an answer needs them: the first ones in full, in the order they were found, and
+/// only the number of the others, so that a review with a million errors holds a hundred.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CappedErrors {
+    /// The first errors found, at most [`CappedErrors::KEPT`].
+    pub kept: ErrorList,
+    /// How many more were found.
+    pub more: usize,
+}
+
+// === impl CappedErrors ===
+
+impl CappedErrors {
+    /// How many errors are kept in full: as many as an answer lists, as causes or warnings.
+    pub const KEPT: usize = if caps::MAX_CAUSES > caps::MAX_WARNINGS {
+        caps::MAX_CAUSES
+    } else {
+        caps::MAX_WARNINGS
+    };
+
+    /// Whether no error was found.
+    pub fn is_empty(&self) -> bool {
+        self.kept.is_empty() && self.more == 0
+    }
+
+    /// How many errors were found.
+    pub fn len(&self) -> usize {
+        self.kept.len() + self.more
+    }
+
+    /// The errors kept, in order.
+    pub fn iter(&self) -> std::slice::Iter<'_, FieldError> {
+        self.kept.iter()
+    }
+
+    /// [`ErrorList::to_invalid_status`] of every error found.
+    pub fn to_invalid_status(&self, group: &str, kind: &str, name: &str) -> Status {
+        self.to_invalid_status_listed(group, kind, name).0
+    }
+
+    /// [`ErrorList::to_invalid_status_listed`] of every error found.
+    pub fn to_invalid_status_listed(&self, group: &str, kind: &str, name: &str) -> (Status, usize) {
+        invalid_status(&self.kept.0, self.more, group, kind, name)
+    }
+}
+
+impl Report for CappedErrors {
+    fn push(&mut self, e: FieldError) {
+        if self.kept.len() < Self::KEPT {
+            self.kept.0.push(e);
+        } else {
+            self.more += 1;
+        }
+    }
+}
+
+/// `ToAggregate().Error()` of error texts, repeated ones once, with `left_out` more errors
+/// named at the end: `[e1, e2, and 9900 more errors]`.
+fn aggregate<T: AsRef<str>>(texts: &[T], left_out: usize) -> String {
+    let mut seen = HashSet::new();
+    let mut unique: Vec<&str> = Vec::with_capacity(texts.len() + 1);
+    for text in texts {
+        if seen.insert(text.as_ref()) {
+            unique.push(text.as_ref());
+        }
+    }
+    let more;
+    if left_out > 0 {
+        more = caps::and_more(left_out, "error");
+        unique.push(&more);
+        return format!("[{}]", unique.join(", "));
+    }
+    match unique.as_slice() {
+        [] => String::new(),
+        [one] => (*one).to_owned(),
+        _ => format!("[{}]", unique.join(", ")),
     }
 }
 

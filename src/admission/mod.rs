@@ -2,9 +2,11 @@
 //!
 //! [`pipeline`] decodes a review and answers it; the rest are its parts: the IPAMClaim
 //! [`types`], [`field`] paths and errors worded like apimachinery's, [`ip`] address parsing,
-//! the [`strict`] field check, [`validation`] (the `/validate` rules) and [`defaulting`] (the
-//! `/mutate` patch). Nothing here reaches the front ends (`serve`, `replay`, the CLI).
+//! the [`strict`] field check, [`validation`] (the `/validate` rules), [`defaulting`] (the
+//! `/mutate` patch) and the [`caps`] on what one answer lists. Nothing here reaches the front
+//! ends (`serve`, `replay`, the CLI).
 
+pub mod caps;
 pub mod conflicts;
 pub mod defaulting;
 pub mod field;

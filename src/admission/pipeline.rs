@@ -13,9 +13,10 @@ use serde_json::Value;
 
 use base64::Engine as _;
 
+use crate::admission::caps::{self, Listing, Warnings};
 use crate::admission::conflicts::{self, Admitted, Claimant};
 use crate::admission::defaulting::{self, Defaults};
-use crate::admission::field::ErrorList;
+use crate::admission::field;
 use crate::admission::strict::{self, PlainObject, StrictObject, Walked};
 use crate::admission::types::{GROUP, KIND, PLURAL, VERSION};
 use crate::admission::validation;
@@ -24,9 +25,6 @@ use crate::admission::validation;
 pub const ADMISSION_V1: &str = "admission.k8s.io/v1";
 /// `apiVersion` of `admission.k8s.io/v1beta1` reviews.
 pub const ADMISSION_V1BETA1: &str = "admission.k8s.io/v1beta1";
-
-/// Kubernetes advises warnings of at most 120 characters.
-const MAX_WARNING_CHARS: usize = 120;
 
 /// Which webhook a review is addressed to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -346,9 +344,9 @@ pub struct Response {
     /// Annotations for the audit log.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub audit_annotations: Option<std::collections::BTreeMap<String, String>>,
-    /// Warnings for the requesting client.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub warnings: Vec<String>,
+    /// Warnings for the requesting client, within the caps of [`caps::Warnings`].
+    #[serde(skip_serializing_if = "Warnings::is_empty")]
+    pub warnings: Warnings,
     /// Whether a denial is a verdict on the object's content (which `--enforcement` may
     /// soften) rather than a refusal of a request that cannot be judged (which it never does).
     #[serde(skip)]
@@ -356,6 +354,9 @@ pub struct Response {
     /// With `unique_addresses`: what the claim holds once written (see [`Reviewed::admitted`]).
     #[serde(skip)]
     admitted: Option<Admitted>,
+    /// How many errors of a 422 denial its causes leave out (see [`caps`]).
+    #[serde(skip)]
+    unlisted: usize,
 }
 
 // === impl Response ===
@@ -369,9 +370,10 @@ impl Response {
             patch: None,
             patch_type: None,
             audit_annotations: None,
-            warnings: Vec::new(),
+            warnings: Warnings::new(),
             verdict: false,
             admitted: None,
+            unlisted: 0,
         }
     }
 
@@ -400,10 +402,13 @@ impl Response {
         let Some(status) = self.status.take() else {
             return false;
         };
+        // The causes as listed (the last one, counting the errors left out, is not an error of
+        // its own: it becomes the count of what the warnings or the annotation leave out).
         let causes: Vec<String> = match &status.details {
             Some(d) if !d.causes.is_empty() => d
                 .causes
                 .iter()
+                .filter(|c| !c.reason.is_empty())
                 .map(|c| format!("{}: {}", c.field, c.message))
                 .collect(),
             _ => vec![status.message.clone()],
@@ -412,15 +417,24 @@ impl Response {
         match enforcement {
             Enforcement::Deny => {}
             Enforcement::Warn => {
-                let mut warnings: Vec<String> = causes.into_iter().map(shorten).collect();
-                warnings.append(&mut self.warnings);
+                let mut warnings = Warnings::new();
+                for cause in causes {
+                    warnings.push_with(|| cause);
+                }
+                warnings.leave_out(self.unlisted);
+                warnings.append(std::mem::take(&mut self.warnings));
                 self.warnings = warnings;
             }
             Enforcement::Audit => {
+                let mut listed = causes.join("; ");
+                if self.unlisted > 0 {
+                    listed.push_str("; ");
+                    listed.push_str(&caps::and_more(self.unlisted, "error"));
+                }
                 let mut annotations = std::collections::BTreeMap::new();
                 annotations.insert("verdict".to_owned(), "would-deny".to_owned());
                 annotations.insert("code".to_owned(), status.code.to_string());
-                annotations.insert("causes".to_owned(), causes.join("; "));
+                annotations.insert("causes".to_owned(), listed);
                 self.audit_annotations = Some(annotations);
             }
         }
@@ -541,8 +555,14 @@ fn review_with(
 
     if let Some(status) = response.status.as_ref().filter(|_| !response.allowed) {
         summary.code = status.code;
+        // The last cause of a cut list counts the rest; it has no reason of its own.
         summary.causes = match &status.details {
-            Some(d) if !d.causes.is_empty() => d.causes.iter().map(|c| c.reason.clone()).collect(),
+            Some(d) if !d.causes.is_empty() => d
+                .causes
+                .iter()
+                .filter(|c| !c.reason.is_empty())
+                .map(|c| c.reason.clone())
+                .collect(),
             _ => vec![status.reason.clone()],
         };
     }
@@ -737,7 +757,7 @@ fn judge_object(
     uid: &str,
     object: &Value,
     old: Option<&Value>,
-    mut warnings: Vec<String>,
+    mut warnings: Warnings,
     holders: Option<(&dyn conflicts::Holders, &Claimant<'_>)>,
 ) -> Response {
     if !object.is_object() {
@@ -749,7 +769,10 @@ fn judge_object(
     let admitted = holders.and_then(|(holders, claimant)| {
         conflicts::check(holders, claimant, object, old, &mut verdict)
     });
-    warnings.extend(verdict.ratcheted.iter().map(|e| shorten(e.to_string())));
+    for e in verdict.ratcheted.iter() {
+        warnings.push_with(|| e.to_string());
+    }
+    warnings.leave_out(verdict.ratcheted.more);
     if verdict.errors.is_empty() {
         let mut response = Response::allow(uid);
         response.warnings = warnings;
@@ -760,7 +783,9 @@ fn judge_object(
         .pointer("/metadata/name")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    let mut response = Response::deny_verdict(uid, invalid(&verdict.errors, name));
+    let (status, unlisted) = verdict.errors.to_invalid_status_listed(GROUP, KIND, name);
+    let mut response = Response::deny_verdict(uid, status);
+    response.unlisted = unlisted;
     response.warnings = warnings;
     // `--enforcement Warn|Audit` may admit it yet.
     response.admitted = admitted;
@@ -768,51 +793,57 @@ fn judge_object(
 }
 
 /// Strict field validation of the object: under `Strict` a denial, under `Warn` the warnings
-/// to add, under `Ignore` nothing (the walk looked for no issues).
-fn strict_fields(uid: &str, object: &Walked, opts: &Options) -> Result<Vec<String>, Box<Response>> {
+/// to add, under `Ignore` nothing (the walk looked for no issues). Either lists the first
+/// errors up to the caps of [`caps`] and counts the rest.
+fn strict_fields(uid: &str, object: &Walked, opts: &Options) -> Result<Warnings, Box<Response>> {
     let issues = &object.issues;
+    let mut warnings = Warnings::new();
     if opts.field_validation == FieldValidation::Ignore || issues.is_empty() {
-        return Ok(Vec::new());
+        return Ok(warnings);
     }
-    let texts: Vec<String> = issues
-        .iter()
-        .map(|issue| {
-            // An unknown key can be megabytes long: name it, but not whole.
-            let text = issue.to_string();
-            match crate::admission::field::clip(
-                &text,
-                2 * crate::admission::field::MAX_ECHOED_BYTES,
-            ) {
-                (whole, false) => whole.to_owned(),
-                (head, true) => format!("{head}... ({} bytes, truncated)", text.len()),
-            }
-        })
-        .collect();
-    if opts.field_validation == FieldValidation::Strict {
-        let msg = format!(
-            "{KIND} in version \"{VERSION}\" cannot be handled as a {KIND}: strict decoding error: {}",
-            texts.join(", ")
-        );
-        return Err(Box::new(Response::deny_verdict(
-            uid,
-            failure(400, "BadRequest", msg),
-        )));
+    if opts.field_validation == FieldValidation::Warn {
+        for issue in issues {
+            warnings.push_with(|| issue_text(issue));
+        }
+        return Ok(warnings);
     }
-    Ok(texts.into_iter().map(shorten).collect())
+    let mut room = Listing::causes();
+    let mut texts = Vec::new();
+    for issue in issues {
+        if room.is_full() {
+            room.leave_out(1);
+            continue;
+        }
+        let text = issue_text(issue);
+        if room.admit(caps::json_len(&text)) {
+            texts.push(text);
+        }
+    }
+    if room.left_out() > 0 {
+        texts.push(caps::and_more(room.left_out(), "error"));
+    }
+    let msg = format!(
+        "{KIND} in version \"{VERSION}\" cannot be handled as a {KIND}: strict decoding error: {}",
+        texts.join(", ")
+    );
+    Err(Box::new(Response::deny_verdict(
+        uid,
+        failure(400, "BadRequest", msg),
+    )))
 }
 
-/// The `apierrors.NewInvalid` status for IPAMClaim.
-fn invalid(errors: &ErrorList, name: &str) -> Status {
-    errors.to_invalid_status(GROUP, KIND, name)
-}
-
-/// Cuts a warning to the length Kubernetes advises, on a character boundary.
-fn shorten(mut warning: String) -> String {
-    if warning.chars().count() > MAX_WARNING_CHARS {
-        let cut: String = warning.chars().take(MAX_WARNING_CHARS - 3).collect();
-        warning = cut + "...";
+/// One field-validation error as the API server words it; an unknown key can be megabytes
+/// long: it is named, but not whole.
+fn issue_text(issue: &strict::Issue) -> String {
+    let text = issue.to_string();
+    match field::clip(&text, 2 * field::MAX_ECHOED_BYTES) {
+        (whole, false) => whole.to_owned(),
+        (head, true) => {
+            // The walk keeps at most the start of a long path; the length is the whole one's.
+            let whole = text.len() - issue.path.len() + issue.path_len;
+            format!("{head}... ({whole} bytes, truncated)")
+        }
     }
-    warning
 }
 
 #[cfg(test)]
@@ -916,5 +947,244 @@ mod tests {
         let mutated = review(body.as_bytes(), Webhook::Mutate, &Options::default()).unwrap();
         let m: Value = serde_json::from_slice(&mutated.body).unwrap();
         assert_eq!(m["response"]["patchType"], "JSONPatch");
+    }
+
+    // --- caps on what an answer lists ---
+
+    /// A CREATE review of a claim whose `status.ips` is `ips`, and whose `spec` has `extra`
+    /// keys besides its own.
+    fn review_of(ips: Vec<String>, extra: &[(String, Value)]) -> Vec<u8> {
+        let mut review: Value = serde_json::from_str(REVIEW).unwrap();
+        review["request"]["object"]["status"] = serde_json::json!({ "ips": ips });
+        for (k, v) in extra {
+            review["request"]["object"]["spec"][k] = v.clone();
+        }
+        serde_json::to_vec(&review).unwrap()
+    }
+
+    fn invalid_ips(n: usize) -> Vec<u8> {
+        review_of((0..n).map(|i| format!("x{i}")).collect(), &[])
+    }
+
+    fn unknown_keys(n: usize) -> Vec<u8> {
+        let keys: Vec<(String, Value)> =
+            (0..n).map(|i| (format!("k{i}"), Value::from(i))).collect();
+        review_of(Vec::new(), &keys)
+    }
+
+    fn answer(body: &[u8], opts: &Options) -> (Value, Summary) {
+        let reviewed = review(body, Webhook::Validate, opts).expect("answered");
+        assert!(
+            reviewed.body.len() <= 64 * 1024,
+            "answer of {} bytes",
+            reviewed.body.len()
+        );
+        (
+            serde_json::from_slice(&reviewed.body).unwrap(),
+            reviewed.summary,
+        )
+    }
+
+    fn with(field_validation: FieldValidation, enforcement: Enforcement) -> Options {
+        Options {
+            field_validation,
+            enforcement,
+            ..Options::default()
+        }
+    }
+
+    /// The parts of an answer that make its verdict.
+    fn verdict(answer: &Value) -> (Value, Value, Value) {
+        let r = &answer["response"];
+        (
+            r["allowed"].clone(),
+            r["status"]["code"].clone(),
+            r["status"]["reason"].clone(),
+        )
+    }
+
+    #[test]
+    fn lists_exactly_100_causes_and_counts_the_rest() {
+        let (a, summary) = answer(&invalid_ips(10_000), &Options::default());
+        let status = &a["response"]["status"];
+        let causes = status["details"]["causes"].as_array().unwrap();
+        assert_eq!(causes.len(), caps::MAX_CAUSES + 1);
+        assert_eq!(causes[0]["field"], "status.ips[0]");
+        assert_eq!(causes[99]["field"], "status.ips[99]");
+        assert_eq!(
+            causes[100],
+            serde_json::json!({"message": "and 9900 more errors"}),
+            "the last cause counts the rest, with no reason and no field"
+        );
+        let message = status["message"].as_str().unwrap();
+        assert!(
+            message.starts_with(
+                "IPAMClaim.k8s.cni.cncf.io \"a\" is invalid: [status.ips[0]: Invalid value: \"x0\""
+            ),
+            "{message}"
+        );
+        assert!(
+            message.contains("status.ips[99]: Invalid value: \"x99\""),
+            "{message}"
+        );
+        assert!(!message.contains("status.ips[100]"), "{message}");
+        assert!(message.ends_with(", and 9900 more errors]"), "{message}");
+        // Metrics and logs count the causes listed, not the line counting the rest.
+        assert_eq!(summary.causes.len(), caps::MAX_CAUSES);
+        assert!(summary.causes.iter().all(|c| c == "FieldValueInvalid"));
+    }
+
+    #[test]
+    fn lists_100_errors_whole_and_words_one_more_in_the_singular() {
+        let (a, _) = answer(&invalid_ips(100), &Options::default());
+        let causes = a["response"]["status"]["details"]["causes"]
+            .as_array()
+            .unwrap();
+        assert_eq!(causes.len(), 100);
+        assert!(causes.iter().all(|c| c["reason"] == "FieldValueInvalid"));
+        assert!(a["response"]["status"]["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("(e.g. 10.9.8.7 or 2001:db8::ffff)]"));
+        let (a, _) = answer(&invalid_ips(101), &Options::default());
+        let status = &a["response"]["status"];
+        assert_eq!(
+            status["details"]["causes"][100]["message"],
+            "and 1 more error"
+        );
+        assert!(status["message"]
+            .as_str()
+            .unwrap()
+            .ends_with(", and 1 more error]"));
+    }
+
+    #[test]
+    fn a_review_with_10000_errors_is_judged_exactly_like_one_with_1() {
+        let modes = [
+            with(FieldValidation::Strict, Enforcement::Deny),
+            with(FieldValidation::Strict, Enforcement::Warn),
+            with(FieldValidation::Strict, Enforcement::Audit),
+            with(FieldValidation::Warn, Enforcement::Deny),
+            with(FieldValidation::Ignore, Enforcement::Deny),
+        ];
+        for opts in &modes {
+            for (one, many) in [
+                (invalid_ips(1), invalid_ips(10_000)),
+                (unknown_keys(1), unknown_keys(10_000)),
+            ] {
+                let (a1, s1) = answer(&one, opts);
+                let (a2, s2) = answer(&many, opts);
+                assert_eq!(verdict(&a1), verdict(&a2), "{opts:?}");
+                assert_eq!(
+                    (s1.allowed, s1.code, s1.would_deny),
+                    (s2.allowed, s2.code, s2.would_deny),
+                    "{opts:?}"
+                );
+            }
+        }
+        // And the verdicts are the ones each mode gives.
+        let (a, _) = answer(&invalid_ips(10_000), &modes[0]);
+        assert_eq!(
+            verdict(&a),
+            (Value::from(false), Value::from(422), Value::from("Invalid"))
+        );
+        let (a, _) = answer(&unknown_keys(10_000), &modes[0]);
+        assert_eq!(
+            verdict(&a),
+            (
+                Value::from(false),
+                Value::from(400),
+                Value::from("BadRequest")
+            )
+        );
+        let (a, _) = answer(&unknown_keys(10_000), &modes[3]);
+        assert_eq!(a["response"]["allowed"], true);
+    }
+
+    #[test]
+    fn strict_denial_lists_100_field_errors_and_counts_the_rest() {
+        let strict = with(FieldValidation::Strict, Enforcement::Deny);
+        let (a, _) = answer(&unknown_keys(10_000), &strict);
+        let message = a["response"]["status"]["message"].as_str().unwrap();
+        let listed = message.matches("unknown field \"spec.").count();
+        assert_eq!(listed, caps::MAX_CAUSES, "{message}");
+        assert!(
+            message.contains("strict decoding error: unknown field \"spec."),
+            "{message}"
+        );
+        assert!(message.ends_with(", and 9900 more errors"), "{message}");
+    }
+
+    #[test]
+    fn warn_lists_at_most_100_warnings_and_counts_the_rest() {
+        let opts = with(FieldValidation::Warn, Enforcement::Deny);
+        let (a, summary) = answer(&unknown_keys(10_000), &opts);
+        let warnings = a["response"]["warnings"].as_array().unwrap();
+        assert_eq!(warnings.len(), caps::MAX_WARNINGS + 1);
+        assert_eq!(warnings[100], "and 9900 more warnings");
+        assert_eq!(summary.warnings, warnings.len());
+        // Long warnings stop at the bytes first.
+        let long: Vec<(String, Value)> = (0..1000)
+            .map(|i| (format!("{i:0>100}"), Value::from(1)))
+            .collect();
+        let (a, _) = answer(&review_of(Vec::new(), &long), &opts);
+        let warnings = a["response"]["warnings"].as_array().unwrap();
+        let bytes: usize = warnings.iter().map(|w| w.as_str().unwrap().len()).sum();
+        assert!(bytes <= caps::MAX_WARNING_BYTES + 64, "{bytes}");
+        let last = warnings.last().unwrap().as_str().unwrap();
+        assert_eq!(
+            last,
+            format!("and {} more warnings", 1000 - (warnings.len() - 1))
+        );
+    }
+
+    #[test]
+    fn enforcement_warn_and_audit_count_the_errors_left_out() {
+        let (a, summary) = answer(
+            &invalid_ips(10_000),
+            &with(FieldValidation::Strict, Enforcement::Warn),
+        );
+        assert!(summary.would_deny);
+        let warnings = a["response"]["warnings"].as_array().unwrap();
+        assert!(warnings.len() <= caps::MAX_WARNINGS + 1);
+        assert_eq!(warnings[0], "status.ips[0]: Invalid value: \"x0\": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)");
+        let listed = warnings.len() - 1;
+        assert_eq!(
+            warnings[listed],
+            format!("and {} more warnings", 10_000 - listed)
+        );
+
+        let (a, _) = answer(
+            &invalid_ips(10_000),
+            &with(FieldValidation::Strict, Enforcement::Audit),
+        );
+        let causes = a["response"]["auditAnnotations"]["causes"]
+            .as_str()
+            .unwrap();
+        assert!(
+            causes.starts_with("status.ips[0]: Invalid value: \"x0\""),
+            "{causes}"
+        );
+        assert!(causes.ends_with("; and 9900 more errors"), "{causes}");
+    }
+
+    #[test]
+    fn long_echoed_values_keep_the_answer_small() {
+        // Values that escape badly (quotes and control characters) and are long enough to be
+        // cut: 100 of them would pass 64 KiB; the bytes cap lists fewer.
+        let nasty = |i: usize| format!("{i}{}", "\"\u{1}".repeat(300));
+        let (a, _) = answer(
+            &review_of((0..1000).map(nasty).collect(), &[]),
+            &Options::default(),
+        );
+        let causes = a["response"]["status"]["details"]["causes"]
+            .as_array()
+            .unwrap();
+        assert!(causes.len() < caps::MAX_CAUSES, "{}", causes.len());
+        assert_eq!(a["response"]["allowed"], false);
+        assert!(causes.last().unwrap()["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("and "));
     }
 }

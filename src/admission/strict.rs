@@ -21,6 +21,11 @@ use serde_json::{Map, Number, Value};
 /// How deeply objects and arrays may nest, counting the root object as the first level.
 pub const MAX_DEPTH: usize = 64;
 
+/// Longest path (in bytes) an [`Issue`] keeps: a key, or a key above it, can be megabytes
+/// long, and copying it whole for each of many issues below it would cost the square of the
+/// input. An answer shows at most this much of a path anyway.
+pub const MAX_PATH_BYTES: usize = 2 * crate::admission::field::MAX_ECHOED_BYTES;
+
 /// What is wrong with a key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum IssueKind {
@@ -35,8 +40,11 @@ pub enum IssueKind {
 pub struct Issue {
     /// Unknown or duplicate.
     pub kind: IssueKind,
-    /// The field path, e.g. `spec.foo` or `status.conditions[0].colour`.
+    /// The field path, e.g. `spec.foo` or `status.conditions[0].colour`, cut to at most
+    /// [`MAX_PATH_BYTES`] (on a character boundary).
     pub path: String,
+    /// The length in bytes of the whole path: more than `path.len()` when it was cut.
+    pub path_len: usize,
 }
 
 /// The object could not be walked.
@@ -398,7 +406,8 @@ impl<'a, 'de> Walk<'a, 'de> {
         (self.keep != Keep::Nothing).then(value)
     }
 
-    /// Records an issue about the member named by `step`.
+    /// Records an issue about the member named by `step`, its path cut to [`MAX_PATH_BYTES`]:
+    /// the cost is the depth plus that bound, however long the keys on the way are.
     fn report(self, kind: IssueKind, step: &Step<'_>) {
         let mut labels = Vec::new();
         let mut at = Some(step);
@@ -406,21 +415,40 @@ impl<'a, 'de> Walk<'a, 'de> {
             labels.push(&s.label);
             at = s.parent;
         }
-        let mut path = String::new();
-        for label in labels.into_iter().rev() {
+        labels.reverse();
+        // Sized once: a path is kept for every issue, and there may be hundreds of thousands.
+        let whole: usize = labels
+            .iter()
+            .enumerate()
+            .map(|(i, label)| match label {
+                Label::Key(key) => key.len() + usize::from(i > 0),
+                Label::Index(index) => index.checked_ilog10().unwrap_or(0) as usize + 3,
+            })
+            .sum();
+        let mut path = PathText {
+            text: String::with_capacity(whole.min(MAX_PATH_BYTES)),
+            len: 0,
+        };
+        for label in labels {
             match label {
                 Label::Key(key) => {
-                    if !path.is_empty() {
-                        path.push('.');
+                    if path.len > 0 {
+                        path.push(".");
                     }
-                    path.push_str(key);
+                    path.push(key);
                 }
                 Label::Index(i) => {
-                    let _ = write!(path, "[{i}]");
+                    let mut digits = String::new();
+                    let _ = write!(digits, "[{i}]");
+                    path.push(&digits);
                 }
             }
         }
-        self.ctx.issues.borrow_mut().push(Issue { kind, path });
+        self.ctx.issues.borrow_mut().push(Issue {
+            kind,
+            path: path.text,
+            path_len: path.len,
+        });
     }
 
     /// Whether the walk may open another object or array; if not, notes it.
@@ -544,6 +572,28 @@ impl<'de> Visitor<'de> for Walk<'_, 'de> {
         }
         keys.close();
         Ok(kept)
+    }
+}
+
+/// A path being written: its start, of at most [`MAX_PATH_BYTES`] bytes, and its whole length.
+struct PathText {
+    text: String,
+    len: usize,
+}
+
+// === impl PathText ===
+
+impl PathText {
+    fn push(&mut self, part: &str) {
+        // Once a part has been cut, nothing after it may follow, or the text would not be the
+        // start of the path.
+        let cut = self.text.len() < self.len;
+        self.len += part.len();
+        if !cut {
+            let room = MAX_PATH_BYTES - self.text.len();
+            self.text
+                .push_str(crate::admission::field::clip(part, room).0);
+        }
     }
 }
 
@@ -908,6 +958,50 @@ mod tests {
         );
     }
 
+    // Regression: the path of each issue was written whole, so many issues below a huge key
+    // cost the key's length each (quadratic in the input).
+    #[test]
+    fn keeps_the_start_of_a_long_path_and_its_whole_length() {
+        let key = format!(
+            "{}é{}",
+            "k".repeat(MAX_PATH_BYTES - 30),
+            "k".repeat(1 << 20)
+        );
+        let json = format!(
+            r#"{{"metadata":{{"managedFields":[{{"fieldsV1":{{"{key}":{{"a":1,"a":2,"a":3}}}}}}]}}}}"#
+        );
+        let found = check(json.as_bytes()).expect("well-formed");
+        let whole = format!("metadata.managedFields[0].fieldsV1.{key}.a");
+        assert_eq!(found.len(), 2);
+        for issue in found {
+            assert_eq!(issue.kind, IssueKind::Duplicate);
+            assert_eq!(issue.path_len, whole.len());
+            assert!(issue.path.len() <= MAX_PATH_BYTES);
+            assert!(
+                issue.path.len() >= MAX_PATH_BYTES - 1,
+                "cut on a character boundary"
+            );
+            assert!(whole.starts_with(&issue.path));
+        }
+        // A short path is kept whole.
+        let found = check(br#"{"spec":{"foo":1}}"#).expect("well-formed");
+        assert_eq!((found[0].path.as_str(), found[0].path_len), ("spec.foo", 8));
+    }
+
+    #[test]
+    fn a_cut_path_is_the_start_of_the_path_even_across_a_wide_character() {
+        // The key fills the room but for one byte, which the next character does not fit in:
+        // nothing after the cut may be written, not even the dot and index that follow.
+        let prefix = "metadata.labels.";
+        let key = format!("{}é", "k".repeat(MAX_PATH_BYTES - prefix.len() - 1));
+        let json = format!(r#"{{"metadata":{{"labels":{{"{key}":{{"a":1,"a":2}}}}}}}}"#);
+        let found = check(json.as_bytes()).expect("well-formed");
+        let whole = format!("{prefix}{key}.a");
+        assert_eq!(found[0].path_len, whole.len());
+        assert!(whole.starts_with(&found[0].path), "{}", found[0].path);
+        assert_eq!(found[0].path.len(), MAX_PATH_BYTES - 1);
+    }
+
     #[test]
     fn repeated_unknown_key_is_unknown_then_duplicate() {
         let json = r#"{"spec":{"foo":1,"foo":2,"foo":3}}"#;
@@ -1171,11 +1265,13 @@ mod tests {
         let issue = Issue {
             kind: IssueKind::Unknown,
             path: "spec.foo".into(),
+            path_len: 8,
         };
         assert_eq!(issue.to_string(), "unknown field \"spec.foo\"");
         let issue = Issue {
             kind: IssueKind::Duplicate,
             path: "spec.network".into(),
+            path_len: 12,
         };
         assert_eq!(issue.to_string(), "duplicate field \"spec.network\"");
         assert_eq!(

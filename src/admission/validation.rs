@@ -2,9 +2,12 @@
 //! (never only the first), spec immutability and ratcheting on UPDATE. The rules read only
 //! what `strict::Walked` keeps of an object.
 
+use std::collections::{HashMap, HashSet};
+use std::hash::Hash;
+
 use serde_json::{Map, Value};
 
-use crate::admission::field::{BadValue, ErrorList, FieldError, Path};
+use crate::admission::field::{BadValue, CappedErrors, ErrorList, FieldError, Path, Report};
 use crate::admission::ip::{self, AddressError};
 
 /// Longest allowed object name (`IsDNS1123Subdomain`).
@@ -24,64 +27,67 @@ const NETWORK_NAME_MSG: &str = "a CNI network name must start with an alphanumer
 const CONDITION_TYPE_PATTERN: &str = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$";
 const CONDITION_REASON_PATTERN: &str = r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$";
 
-/// The verdict on one object.
+/// The verdict on one object: the errors found, sorted as they are found and kept only as far
+/// as an answer lists them (see [`CappedErrors`]).
 #[derive(Debug, Default, PartialEq)]
 pub struct Verdict {
     /// Errors that deny the request.
-    pub errors: ErrorList,
+    pub errors: CappedErrors,
     /// Errors on values unchanged since `oldObject` (ratcheting): reported as warnings only.
-    pub ratcheted: ErrorList,
+    pub ratcheted: CappedErrors,
 }
 
 /// Validates `object`; on UPDATE (`old` given) also checks spec immutability and ratchets
 /// errors on values that did not change, like Kubernetes CRD validation ratcheting.
+///
+/// Each error is sorted as it is found, and only the first ones are kept: judging a review
+/// costs as much as reading it, however many errors it has.
 pub fn validate(object: &Value, old: Option<&Value>) -> Verdict {
-    let errors = validate_object(object);
     let Some(old) = old else {
+        let mut errors = CappedErrors::default();
+        check_object(object, &mut errors);
         return Verdict {
             errors,
-            ratcheted: ErrorList::new(),
+            ratcheted: CappedErrors::default(),
         };
     };
-
-    let mut verdict = Verdict::default();
-    if !errors.is_empty() {
-        let old_errors = validate_object(old);
-        for e in errors {
-            if is_unchanged(&e, object, old, &old_errors) {
-                verdict.ratcheted.push(e);
-            } else {
-                verdict.errors.push(e);
-            }
-        }
+    let mut ratchet = Ratchet::new(object, old);
+    check_object(object, &mut ratchet);
+    let mut verdict = ratchet.verdict;
+    for e in immutability(object, old) {
+        verdict.errors.push(e);
     }
-    verdict.errors.extend(immutability(object, old));
     verdict
 }
 
-/// Every rule on a single object, independent of any old object.
+/// Every rule on a single object, independent of any old object: every error, in order.
 pub fn validate_object(object: &Value) -> ErrorList {
     let mut errs = ErrorList::new();
+    check_object(object, &mut errs);
+    errs
+}
+
+/// Every rule on a single object, each error handed to `errs` as it is found.
+fn check_object(object: &Value, errs: &mut dyn Report) {
     let Some(obj) = object.as_object() else {
         errs.push(FieldError::type_invalid(Path::default(), object, "object"));
-        return errs;
+        return;
     };
-    validate_metadata(obj, &mut errs);
+    validate_metadata(obj, errs);
     match present(obj, "spec") {
         None => errs.push(FieldError::required(Path::new("spec"), "")),
-        Some(Value::Object(spec)) => validate_spec(spec, &mut errs),
+        Some(Value::Object(spec)) => validate_spec(spec, errs),
         Some(other) => errs.push(FieldError::type_invalid(Path::new("spec"), other, "object")),
     }
     match present(obj, "status") {
         None => {}
-        Some(Value::Object(status)) => validate_status(status, &mut errs),
+        Some(Value::Object(status)) => validate_status(status, errs),
         Some(other) => errs.push(FieldError::type_invalid(
             Path::new("status"),
             other,
             "object",
         )),
     }
-    errs
 }
 
 /// A field's value, treating JSON `null` as absent (as the API server does for optional fields).
@@ -115,7 +121,7 @@ fn string_field<'a>(
     obj: &'a Map<String, Value>,
     key: &str,
     path: &Path,
-    errs: &mut ErrorList,
+    errs: &mut dyn Report,
 ) -> Text<'a> {
     match present(obj, key) {
         None => Text::Absent,
@@ -132,7 +138,7 @@ fn list_field<'a>(
     obj: &'a Map<String, Value>,
     key: &str,
     path: &Path,
-    errs: &mut ErrorList,
+    errs: &mut dyn Report,
 ) -> Option<&'a Vec<Value>> {
     match present(obj, key)? {
         Value::Array(items) => Some(items),
@@ -143,7 +149,7 @@ fn list_field<'a>(
     }
 }
 
-fn validate_metadata(obj: &Map<String, Value>, errs: &mut ErrorList) {
+fn validate_metadata(obj: &Map<String, Value>, errs: &mut dyn Report) {
     let path = Path::new("metadata");
     let empty = Map::new();
     let meta = match present(obj, "metadata") {
@@ -213,7 +219,7 @@ fn is_dns1123_label(label: &str) -> bool {
     }
 }
 
-fn validate_spec(spec: &Map<String, Value>, errs: &mut ErrorList) {
+fn validate_spec(spec: &Map<String, Value>, errs: &mut dyn Report) {
     let path = Path::new("spec");
     match string_field(spec, "network", &path, errs) {
         Text::Absent | Text::Str("") => errs.push(FieldError::required(path.child("network"), "")),
@@ -246,7 +252,7 @@ fn is_network_name(name: &str) -> bool {
 
 /// A kernel interface name as CNI's `ValidateInterfaceName` checks it; every broken rule is
 /// reported. Non-empty is checked by the caller.
-fn validate_interface_name(name: &str, path: &Path, errs: &mut ErrorList) {
+fn validate_interface_name(name: &str, path: &Path, errs: &mut dyn Report) {
     if name.len() > INTERFACE_NAME_MAX_BYTES {
         errs.push(FieldError::too_long(path.clone(), INTERFACE_NAME_MAX_BYTES));
     }
@@ -270,13 +276,16 @@ fn validate_interface_name(name: &str, path: &Path, errs: &mut ErrorList) {
 }
 
 /// `spec.ipRequests`: at most two interface addresses, of different IP families.
-fn validate_ip_requests(requests: &[Value], path: &Path, errs: &mut ErrorList) {
+fn validate_ip_requests(requests: &[Value], path: &Path, errs: &mut dyn Report) {
     if requests.len() > IP_REQUESTS_MAX {
         errs.push(FieldError::too_many(
             path.clone(),
             requests.len(),
             IP_REQUESTS_MAX,
         ));
+    }
+    if !errs.items() {
+        return;
     }
     let addresses = validate_address_list(requests, path, errs);
     let mut seen_family: Option<(usize, bool)> = None;
@@ -307,15 +316,16 @@ fn validate_ip_requests(requests: &[Value], path: &Path, errs: &mut ErrorList) {
 fn validate_address_list(
     items: &[Value],
     path: &Path,
-    errs: &mut ErrorList,
+    errs: &mut dyn Report,
 ) -> Vec<Option<(ip::Address, bool)>> {
-    let mut seen_ips: Vec<std::net::IpAddr> = Vec::with_capacity(items.len());
-    let mut seen_invalid: Vec<&str> = Vec::new();
+    let mut seen_ips: HashSet<std::net::IpAddr> = HashSet::with_capacity(items.len());
+    let mut seen_invalid: HashSet<&str> = HashSet::new();
     let mut out = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
-        let item_path = path.index(i);
+        // Most items are valid: their path is written only for an error.
+        let item_path = || path.index(i);
         let Value::String(value) = item else {
-            errs.push(FieldError::type_invalid(item_path, item, "string"));
+            errs.push(FieldError::type_invalid(item_path(), item, "string"));
             out.push(None);
             continue;
         };
@@ -325,7 +335,7 @@ fn validate_address_list(
             Ok(a) => (Some(a), remember(&mut seen_ips, a.ip)),
             Err(AddressError::NotCanonical { canonical }) => {
                 errs.push(FieldError::invalid(
-                    item_path.clone(),
+                    item_path(),
                     value.as_str(),
                     AddressError::NotCanonical { canonical }.to_string(),
                 ));
@@ -333,7 +343,7 @@ fn validate_address_list(
             }
             Err(e) => {
                 errs.push(FieldError::invalid(
-                    item_path.clone(),
+                    item_path(),
                     value.as_str(),
                     e.to_string(),
                 ));
@@ -341,7 +351,7 @@ fn validate_address_list(
             }
         };
         if duplicate {
-            errs.push(FieldError::duplicate(item_path, value.as_str()));
+            errs.push(FieldError::duplicate(item_path(), value.as_str()));
         }
         out.push(address.map(|a| (a, duplicate)));
     }
@@ -349,20 +359,18 @@ fn validate_address_list(
 }
 
 /// Records `item`; true when it was already there.
-fn remember<T: PartialEq>(seen: &mut Vec<T>, item: T) -> bool {
-    if seen.contains(&item) {
-        return true;
-    }
-    seen.push(item);
-    false
+fn remember<T: Eq + Hash>(seen: &mut HashSet<T>, item: T) -> bool {
+    !seen.insert(item)
 }
 
-fn validate_status(status: &Map<String, Value>, errs: &mut ErrorList) {
+fn validate_status(status: &Map<String, Value>, errs: &mut dyn Report) {
     let path = Path::new("status");
     match present(status, "ips") {
         None => errs.push(FieldError::required(path.child("ips"), "")),
         Some(Value::Array(ips)) => {
-            validate_address_list(ips, &path.child("ips"), errs);
+            if errs.items() {
+                validate_address_list(ips, &path.child("ips"), errs);
+            }
         }
         Some(other) => errs.push(FieldError::type_invalid(path.child("ips"), other, "array")),
     }
@@ -384,109 +392,118 @@ fn validate_status(status: &Map<String, Value>, errs: &mut ErrorList) {
         )),
     }
     if let Some(conditions) = list_field(status, "conditions", &path, errs) {
-        validate_conditions(conditions, &path.child("conditions"), errs);
+        if errs.items() {
+            validate_conditions(conditions, &path.child("conditions"), errs);
+        }
     }
 }
 
 /// `metav1.Condition` rules, as the CRD schema and the API server word them.
-fn validate_conditions(conditions: &[Value], path: &Path, errs: &mut ErrorList) {
-    let mut seen_types: Vec<&str> = Vec::with_capacity(conditions.len());
+fn validate_conditions(conditions: &[Value], path: &Path, errs: &mut dyn Report) {
+    let mut seen_types: HashSet<&str> = HashSet::with_capacity(conditions.len());
     for (i, item) in conditions.iter().enumerate() {
-        let item_path = path.index(i);
-        let Value::Object(cond) = item else {
-            errs.push(FieldError::type_invalid(item_path, item, "object"));
-            continue;
-        };
+        validate_condition(item, &path.index(i), Some(&mut seen_types), errs);
+    }
+}
 
-        match string_field(cond, "type", &item_path, errs) {
-            Text::Absent | Text::Str("") => {
-                errs.push(FieldError::required(item_path.child("type"), ""))
+/// The rules of one condition at `item_path`; with `seen_types`, also that its type is not one
+/// of an earlier condition (a duplicate is reported after the type's other errors).
+fn validate_condition<'a>(
+    item: &'a Value,
+    item_path: &Path,
+    seen_types: Option<&mut HashSet<&'a str>>,
+    errs: &mut dyn Report,
+) {
+    let Value::Object(cond) = item else {
+        errs.push(FieldError::type_invalid(item_path.clone(), item, "object"));
+        return;
+    };
+
+    match string_field(cond, "type", item_path, errs) {
+        Text::Absent | Text::Str("") => {
+            errs.push(FieldError::required(item_path.child("type"), ""))
+        }
+        Text::WrongType => {}
+        Text::Str(t) => {
+            // Most conditions are valid: the path is written only for an error.
+            let p = || item_path.child("type");
+            if t.chars().count() > CONDITION_TYPE_MAX {
+                errs.push(FieldError::too_long_max_length(p(), CONDITION_TYPE_MAX));
             }
-            Text::WrongType => {}
-            Text::Str(t) => {
-                let p = item_path.child("type");
-                if t.chars().count() > CONDITION_TYPE_MAX {
-                    errs.push(FieldError::too_long_max_length(
-                        p.clone(),
-                        CONDITION_TYPE_MAX,
-                    ));
-                }
-                if !is_qualified_condition_type(t) {
-                    errs.push(pattern_error(&p, t, CONDITION_TYPE_PATTERN));
-                }
-                if remember(&mut seen_types, t) {
-                    errs.push(FieldError::duplicate(p, t));
-                }
+            if !is_qualified_condition_type(t) {
+                errs.push(pattern_error(&p(), t, CONDITION_TYPE_PATTERN));
+            }
+            if seen_types.is_some_and(|seen| remember(seen, t)) {
+                errs.push(FieldError::duplicate(p(), t));
             }
         }
+    }
 
-        match string_field(cond, "status", &item_path, errs) {
-            Text::Absent => errs.push(FieldError::required(item_path.child("status"), "")),
-            Text::Str(s) if !CONDITION_STATUSES.contains(&s) => errs.push(
-                FieldError::not_supported(item_path.child("status"), s, &CONDITION_STATUSES),
-            ),
-            Text::Str(_) | Text::WrongType => {}
+    match string_field(cond, "status", item_path, errs) {
+        Text::Absent => errs.push(FieldError::required(item_path.child("status"), "")),
+        Text::Str(s) if !CONDITION_STATUSES.contains(&s) => errs.push(FieldError::not_supported(
+            item_path.child("status"),
+            s,
+            &CONDITION_STATUSES,
+        )),
+        Text::Str(_) | Text::WrongType => {}
+    }
+
+    match string_field(cond, "reason", item_path, errs) {
+        Text::Absent | Text::Str("") => {
+            errs.push(FieldError::required(item_path.child("reason"), ""))
         }
-
-        match string_field(cond, "reason", &item_path, errs) {
-            Text::Absent | Text::Str("") => {
-                errs.push(FieldError::required(item_path.child("reason"), ""))
+        Text::WrongType => {}
+        Text::Str(r) => {
+            let p = || item_path.child("reason");
+            if r.chars().count() > CONDITION_REASON_MAX {
+                errs.push(FieldError::too_long_max_length(p(), CONDITION_REASON_MAX));
             }
-            Text::WrongType => {}
-            Text::Str(r) => {
-                let p = item_path.child("reason");
-                if r.chars().count() > CONDITION_REASON_MAX {
-                    errs.push(FieldError::too_long_max_length(
-                        p.clone(),
-                        CONDITION_REASON_MAX,
-                    ));
-                }
-                if !is_condition_reason(r) {
-                    errs.push(pattern_error(&p, r, CONDITION_REASON_PATTERN));
-                }
-            }
-        }
-
-        if let Text::Str(m) = string_field(cond, "message", &item_path, errs) {
-            if m.chars().count() > CONDITION_MESSAGE_MAX {
-                errs.push(FieldError::too_long_max_length(
-                    item_path.child("message"),
-                    CONDITION_MESSAGE_MAX,
-                ));
+            if !is_condition_reason(r) {
+                errs.push(pattern_error(&p(), r, CONDITION_REASON_PATTERN));
             }
         }
+    }
 
-        match string_field(cond, "lastTransitionTime", &item_path, errs) {
-            Text::Absent | Text::Str("") => errs.push(FieldError::required(
-                item_path.child("lastTransitionTime"),
-                "",
-            )),
-            Text::Str(t) if !is_rfc3339(t) => {
-                let p = item_path.child("lastTransitionTime");
-                let detail = format!(
-                    "{p} in body must be of type date-time: {}",
-                    crate::admission::field::go_quote(t)
-                );
-                errs.push(FieldError::invalid(p, t, detail));
-            }
-            Text::Str(_) | Text::WrongType => {}
+    if let Text::Str(m) = string_field(cond, "message", item_path, errs) {
+        if m.chars().count() > CONDITION_MESSAGE_MAX {
+            errs.push(FieldError::too_long_max_length(
+                item_path.child("message"),
+                CONDITION_MESSAGE_MAX,
+            ));
         }
+    }
 
-        match present(cond, "observedGeneration") {
-            None => {}
-            Some(Value::Number(n)) if n.is_i64() || n.is_u64() => {
-                if let Some(g) = n.as_i64().filter(|g| *g < 0) {
-                    let p = item_path.child("observedGeneration");
-                    let detail = format!("{p} in body should be greater than or equal to 0");
-                    errs.push(FieldError::invalid(p, g, detail));
-                }
-            }
-            Some(other) => errs.push(FieldError::type_invalid(
-                item_path.child("observedGeneration"),
-                other,
-                "integer",
-            )),
+    match string_field(cond, "lastTransitionTime", item_path, errs) {
+        Text::Absent | Text::Str("") => errs.push(FieldError::required(
+            item_path.child("lastTransitionTime"),
+            "",
+        )),
+        Text::Str(t) if !is_rfc3339(t) => {
+            let p = item_path.child("lastTransitionTime");
+            let detail = format!(
+                "{p} in body must be of type date-time: {}",
+                crate::admission::field::quote_clipped(t)
+            );
+            errs.push(FieldError::invalid(p, t, detail));
         }
+        Text::Str(_) | Text::WrongType => {}
+    }
+
+    match present(cond, "observedGeneration") {
+        None => {}
+        Some(Value::Number(n)) if n.is_i64() || n.is_u64() => {
+            if let Some(g) = n.as_i64().filter(|g| *g < 0) {
+                let p = item_path.child("observedGeneration");
+                let detail = format!("{p} in body should be greater than or equal to 0");
+                errs.push(FieldError::invalid(p, g, detail));
+            }
+        }
+        Some(other) => errs.push(FieldError::type_invalid(
+            item_path.child("observedGeneration"),
+            other,
+            "integer",
+        )),
     }
 }
 
@@ -619,59 +636,214 @@ fn immutable(path: Path, new_value: Option<&Value>) -> FieldError {
     }
 }
 
-/// Ratcheting: whether the value an error is about is unchanged from the old object, so that
-/// the error is reported as a warning instead of denying.
+/// Ratcheting: sorts each error of the new object, as validation finds it, into those that
+/// deny and those about values unchanged from the old object, which are reported as warnings.
 ///
 /// An error is ratcheted when the old object had the very same error (same type, field,
 /// value and detail) — conditions are matched by their `type`, as the list is keyed by it —
 /// and, for errors inside an atomic list (`status.ips`, `spec.ipRequests`), the whole list is
 /// unchanged, since Kubernetes does not correlate the items of an atomic list.
-fn is_unchanged(error: &FieldError, object: &Value, old: &Value, old_errors: &ErrorList) -> bool {
-    let path = error.path.as_str();
-    // Plain lookups rather than JSON pointers: this runs once per error of a denied review.
-    for (parent, list) in [("status", "ips"), ("spec", "ipRequests")] {
-        let in_list = path
-            .strip_prefix(parent)
-            .and_then(|rest| rest.strip_prefix('.'))
-            .and_then(|rest| rest.strip_prefix(list))
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with('['));
-        if in_list && member(object, parent, list) != member(old, parent, list) {
-            return false;
+///
+/// What an error is matched against is found without judging every item of the old object:
+/// an unchanged atomic list has exactly the errors it had (the rules read nothing else), a
+/// condition's errors are those of the one old condition of its type, judged alone when
+/// needed, and every other field has a handful of errors at most, judged at the first error.
+/// So sorting the errors of a review costs as much as reading it, however many errors there
+/// are, and a valid object costs nothing more.
+struct Ratchet<'a> {
+    object: &'a Value,
+    old: &'a Value,
+    /// What the errors are matched against, made at the first error.
+    index: Option<OldIndex<'a>>,
+    /// The errors of the old condition last looked at, and its index.
+    old_condition_errors: Option<(usize, ErrorList)>,
+    /// Where the errors go.
+    verdict: Verdict,
+}
+
+/// What [`Ratchet`] matches errors against.
+struct OldIndex<'a> {
+    /// Whether `status.ips` and `spec.ipRequests` are the same in both objects.
+    same_list: [bool; 2],
+    /// The index of the first old condition of each `type`.
+    old_conditions: HashMap<ConditionType<'a>, usize>,
+    /// The old object's errors outside list items, by path.
+    old_errors: HashMap<String, Vec<FieldError>>,
+}
+
+/// The atomic lists whose items are never correlated with the old object's.
+const ATOMIC_LISTS: [(&str, &str); 2] = [("status", "ips"), ("spec", "ipRequests")];
+/// The start of the path of a condition.
+const CONDITION_PREFIX: &str = "status.conditions[";
+
+/// A condition's `type` as a key: a string as it is, any other JSON value as its text.
+#[derive(PartialEq, Eq, Hash)]
+enum ConditionType<'a> {
+    Str(&'a str),
+    Other(String),
+}
+
+// === impl ConditionType ===
+
+impl<'a> ConditionType<'a> {
+    fn of(value: &'a Value) -> Self {
+        match value {
+            Value::String(s) => ConditionType::Str(s),
+            other => ConditionType::Other(other.to_string()),
         }
     }
-    let Some(old_path) = correlate_condition(path, object, old) else {
-        return false;
-    };
-    let mut old_detail = None;
-    old_errors.iter().any(|o| {
-        o.path.as_str() == old_path
-            && o.kind == error.kind
-            && o.value == error.value
-            && o.detail == *old_detail.get_or_insert_with(|| error.detail.replace(path, &old_path))
-    })
+}
+
+/// The old object's errors outside list items: every error but those of the items of the
+/// atomic lists and of the conditions (which [`Ratchet`] matches otherwise). Items are not
+/// judged at all.
+#[derive(Default)]
+struct FieldsOnly(ErrorList);
+
+impl Report for FieldsOnly {
+    fn push(&mut self, e: FieldError) {
+        self.0.push(e);
+    }
+
+    fn items(&self) -> bool {
+        false
+    }
+}
+
+// === impl Ratchet ===
+
+impl<'a> OldIndex<'a> {
+    fn new(object: &'a Value, old: &'a Value) -> Self {
+        let same_list = ATOMIC_LISTS
+            .map(|(parent, list)| member(object, parent, list) == member(old, parent, list));
+        let mut old_conditions = HashMap::new();
+        let old_list = member(old, "status", "conditions").and_then(Value::as_array);
+        for (i, condition) in old_list.into_iter().flatten().enumerate() {
+            if let Some(t) = condition.get("type") {
+                old_conditions.entry(ConditionType::of(t)).or_insert(i);
+            }
+        }
+        let mut fields = FieldsOnly::default();
+        check_object(old, &mut fields);
+        let mut old_errors: HashMap<String, Vec<FieldError>> = HashMap::new();
+        for e in fields.0 {
+            old_errors.entry(e.path.to_string()).or_default().push(e);
+        }
+        OldIndex {
+            same_list,
+            old_conditions,
+            old_errors,
+        }
+    }
+}
+
+impl<'a> Ratchet<'a> {
+    fn new(object: &'a Value, old: &'a Value) -> Self {
+        Ratchet {
+            object,
+            old,
+            index: None,
+            old_condition_errors: None,
+            verdict: Verdict::default(),
+        }
+    }
+
+    /// Whether `error` is about a value unchanged from the old object.
+    fn is_unchanged(&mut self, error: &FieldError) -> bool {
+        let (object, old) = (self.object, self.old);
+        let index = self.index.get_or_insert_with(|| OldIndex::new(object, old));
+        let path = error.path.as_str();
+        for ((parent, list), same) in ATOMIC_LISTS.iter().zip(index.same_list) {
+            let Some(rest) = path
+                .strip_prefix(parent)
+                .and_then(|rest| rest.strip_prefix('.'))
+                .and_then(|rest| rest.strip_prefix(list))
+            else {
+                continue;
+            };
+            if rest.starts_with('[') {
+                // An item's errors depend on the list alone: an unchanged list had them all.
+                return same;
+            }
+            if rest.is_empty() && !same {
+                return false;
+            }
+        }
+        if path.starts_with(CONDITION_PREFIX) {
+            return self.condition_unchanged(error);
+        }
+        index.old_errors.get(path).is_some_and(|old| {
+            old.iter()
+                .any(|o| o.kind == error.kind && o.value == error.value && o.detail == error.detail)
+        })
+    }
+
+    /// Whether an error under `status.conditions[i]` was an error of the old condition of the
+    /// same `type` too, at its own index there.
+    fn condition_unchanged(&mut self, error: &FieldError) -> bool {
+        let Some(old_conditions) = self.index.as_ref().map(|i| &i.old_conditions) else {
+            return false;
+        };
+        if old_conditions.is_empty() {
+            return false;
+        }
+        let path = error.path.as_str();
+        let Some((new_index, tail)) = path[CONDITION_PREFIX.len()..].split_once(']') else {
+            return false;
+        };
+        let Some(old_index) = new_index
+            .parse::<usize>()
+            .ok()
+            .and_then(|i| {
+                member(self.object, "status", "conditions")?
+                    .get(i)?
+                    .get("type")
+            })
+            .and_then(|t| old_conditions.get(&ConditionType::of(t)).copied())
+        else {
+            return false;
+        };
+        // The errors of one condition come one after the other: judging the old one once per
+        // new condition is enough.
+        if self.old_condition_errors.as_ref().map(|(i, _)| *i) != Some(old_index) {
+            let mut errs = ErrorList::new();
+            if let Some(condition) =
+                member(self.old, "status", "conditions").and_then(|c| c.get(old_index))
+            {
+                let old_path = Path::new("status").child("conditions").index(old_index);
+                // The first condition of a type is never a duplicate: no list to check against.
+                validate_condition(condition, &old_path, None, &mut errs);
+            }
+            self.old_condition_errors = Some((old_index, errs));
+        }
+        let Some((_, old_errors)) = &self.old_condition_errors else {
+            return false;
+        };
+        let old_path = format!("{CONDITION_PREFIX}{old_index}]{tail}");
+        let mut old_detail = None;
+        old_errors.iter().any(|o| {
+            o.path.as_str() == old_path
+                && o.kind == error.kind
+                && o.value == error.value
+                && o.detail
+                    == *old_detail.get_or_insert_with(|| error.detail.replace(path, &old_path))
+        })
+    }
+}
+
+impl Report for Ratchet<'_> {
+    fn push(&mut self, e: FieldError) {
+        if self.is_unchanged(&e) {
+            self.verdict.ratcheted.push(e);
+        } else {
+            self.verdict.errors.push(e);
+        }
+    }
 }
 
 /// `value[parent][field]`, what the JSON pointer `/parent/field` finds.
 fn member<'v>(value: &'v Value, parent: &str, field: &str) -> Option<&'v Value> {
     value.get(parent)?.get(field)
-}
-
-/// Maps a path under `status.conditions[i]` of the new object to the old object's condition
-/// of the same `type`; other paths map to themselves. None when there is no such condition.
-fn correlate_condition(path: &str, object: &Value, old: &Value) -> Option<String> {
-    const PREFIX: &str = "status.conditions[";
-    let Some(rest) = path.strip_prefix(PREFIX) else {
-        return Some(path.to_owned());
-    };
-    let (index, tail) = rest.split_once(']')?;
-    let index: usize = index.parse().ok()?;
-    let cond_type = object.pointer(&format!("/status/conditions/{index}/type"))?;
-    let old_index = old
-        .pointer("/status/conditions")?
-        .as_array()?
-        .iter()
-        .position(|c| c.get("type") == Some(cond_type))?;
-    Some(format!("{PREFIX}{old_index}]{tail}"))
 }
 
 #[cfg(test)]
@@ -1271,7 +1443,7 @@ mod tests {
         let v = validate(&new, Some(&old));
         assert_eq!(v.errors.len(), 3, "{:?}", v.errors);
         assert_eq!(
-            v.errors.0[2].to_string(),
+            v.errors.kept.0[2].to_string(),
             "spec.ipRequests: Invalid value: [\"10.0.0.1/24\"]: field is immutable"
         );
     }
@@ -1339,5 +1511,197 @@ mod tests {
     fn does_not_ratchet_on_create() {
         let v = validate(&with("/spec/interface", json!("eth:0")), None);
         assert_eq!(v.errors.len(), 1);
+    }
+
+    // --- long lists: linear, capped ---
+
+    /// Ratcheting as the contract states it, judged the plain way: every error of the new
+    /// object against every error of the old one. The model the streaming [`Ratchet`] must
+    /// agree with.
+    fn ratcheted_by_model(object: &Value, old: &Value) -> (Vec<String>, Vec<String>) {
+        let old_errors = validate_object(old);
+        let list_of = |path: &str| {
+            ATOMIC_LISTS.into_iter().find(|(parent, list)| {
+                path.strip_prefix(parent)
+                    .and_then(|r| r.strip_prefix('.'))
+                    .and_then(|r| r.strip_prefix(list))
+                    .is_some_and(|r| r.is_empty() || r.starts_with('['))
+            })
+        };
+        let (mut denied, mut ratcheted) = (Vec::new(), Vec::new());
+        for e in validate_object(object) {
+            let path = e.path.as_str();
+            let list_same = list_of(path).is_none_or(|(parent, list)| {
+                member(object, parent, list) == member(old, parent, list)
+            });
+            let old_path = match path.strip_prefix(CONDITION_PREFIX) {
+                None => Some(path.to_owned()),
+                Some(rest) => rest.split_once(']').and_then(|(i, tail)| {
+                    let t = object.pointer(&format!("/status/conditions/{i}/type"))?;
+                    let j = old
+                        .pointer("/status/conditions")?
+                        .as_array()?
+                        .iter()
+                        .position(|c| c.get("type") == Some(t))?;
+                    Some(format!("{CONDITION_PREFIX}{j}]{tail}"))
+                }),
+            };
+            let unchanged = list_same
+                && old_path.is_some_and(|old_path| {
+                    old_errors.iter().any(|o| {
+                        o.path.as_str() == old_path
+                            && o.kind == e.kind
+                            && o.value == e.value
+                            && o.detail == e.detail.replace(path, &old_path)
+                    })
+                });
+            if unchanged {
+                ratcheted.push(e.to_string());
+            } else {
+                denied.push(e.to_string());
+            }
+        }
+        denied.extend(immutability(object, old).iter().map(ToString::to_string));
+        (denied, ratcheted)
+    }
+
+    fn all(errors: &CappedErrors) -> Vec<String> {
+        assert_eq!(errors.more, 0, "the model cases stay under the cap");
+        errors.iter().map(ToString::to_string).collect()
+    }
+
+    fn arbitrary_claim() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let address = prop::sample::select(vec![
+            json!("10.1.2.3/24"),
+            json!("10.1.2.3/16"),
+            json!("2001:DB8::1"),
+            json!("2001:db8::1"),
+            json!("winner"),
+            json!("010.1.2.3"),
+            json!(5),
+        ]);
+        let condition = (
+            prop::sample::select(vec![json!("A"), json!("B"), json!("bad type"), json!(7)]),
+            prop::sample::select(vec![json!("True"), json!("Maybe")]),
+            prop::sample::select(vec![json!("Ok"), json!("bad reason"), json!("")]),
+            prop::sample::select(vec![json!("2026-11-26T23:00:00Z"), json!("now")]),
+        )
+            .prop_map(|(t, st, r, ltt)| {
+                json!({"type": t, "status": st, "reason": r, "lastTransitionTime": ltt})
+            });
+        let conditions = prop_oneof![
+            prop::collection::vec(condition, 0..5).prop_map(Value::Array),
+            Just(json!("not a list")),
+            Just(json!([3])),
+        ];
+        (
+            prop::collection::vec(address.clone(), 0..5),
+            prop::collection::vec(address, 0..4),
+            conditions,
+            prop::sample::select(vec![json!("eth0"), json!("eth:0"), json!("a very long name")]),
+            prop::sample::select(vec![json!("vm-a"), json!("VM_A")]),
+            any::<bool>(),
+        )
+            .prop_map(|(ips, requests, conditions, interface, name, with_status)| {
+                let mut c = json!({
+                    "metadata": {"name": name},
+                    "spec": {"network": "tenantred", "interface": interface, "ipRequests": requests},
+                });
+                if with_status {
+                    c["status"] = json!({"ips": ips, "conditions": conditions});
+                }
+                c
+            })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn ratchets_like_the_plain_model(
+            old in arbitrary_claim(),
+            new in arbitrary_claim(),
+            keep in proptest::prelude::any::<[bool; 4]>(),
+        ) {
+            // Parts of the new object copied from the old one, so that unchanged lists,
+            // conditions and names are common.
+            let mut new = new;
+            for (copy, pointer) in keep.iter().zip(["/status/ips", "/spec/ipRequests", "/status/conditions", "/metadata/name"]) {
+                if let (true, Some(value)) = (*copy, old.pointer(pointer)) {
+                    if let Some(slot) = new.pointer_mut(pointer) {
+                        *slot = value.clone();
+                    }
+                }
+            }
+            let v = validate(&new, Some(&old));
+            let (denied, ratcheted) = ratcheted_by_model(&new, &old);
+            proptest::prop_assert_eq!(all(&v.errors), denied);
+            proptest::prop_assert_eq!(all(&v.ratcheted), ratcheted);
+        }
+    }
+
+    #[test]
+    fn keeps_the_first_errors_of_a_long_list_and_counts_the_rest() {
+        let n = 10_000;
+        let ips: Vec<Value> = (0..n).map(|i| json!(format!("x{i}"))).collect();
+        let v = validate(&with("/status/ips", Value::Array(ips)), None);
+        assert_eq!(v.errors.len(), n);
+        assert_eq!(v.errors.kept.len(), CappedErrors::KEPT);
+        assert_eq!(v.errors.more, n - CappedErrors::KEPT);
+        assert!(v.errors.kept.0[0]
+            .to_string()
+            .starts_with("status.ips[0]: Invalid value: \"x0\""));
+    }
+
+    #[test]
+    fn reports_every_repeat_of_one_value_in_a_long_list() {
+        // Every item after the first repeats it: invalid and duplicate, two errors each.
+        let ips = vec![json!("x"); 20_000];
+        let v = validate(&with("/status/ips", Value::Array(ips)), None);
+        assert_eq!(v.errors.len(), 2 * 20_000 - 1);
+    }
+
+    #[test]
+    fn ratchets_a_long_unchanged_list_and_denies_it_changed() {
+        let ips: Vec<Value> = (0..5_000).map(|i| json!(format!("x{i}"))).collect();
+        let old = with("/status/ips", Value::Array(ips.clone()));
+        let v = validate(&old.clone(), Some(&old));
+        assert!(v.errors.is_empty());
+        assert_eq!(v.ratcheted.len(), 5_000);
+        let mut changed = ips;
+        changed.push(json!("10.1.2.3"));
+        let v = validate(&with("/status/ips", Value::Array(changed)), Some(&old));
+        assert_eq!(v.errors.len(), 5_000);
+        assert!(v.ratcheted.is_empty());
+    }
+
+    #[test]
+    fn ratchets_long_condition_lists_matched_by_type_in_any_order() {
+        let conditions: Vec<Value> = (0..3_000)
+            .map(|i| json!({"type": format!("T{i}"), "status": "True", "reason": "bad reason", "lastTransitionTime": "2026-01-01T00:00:00Z"}))
+            .collect();
+        let old = with("/status/conditions", Value::Array(conditions.clone()));
+        let reversed: Vec<Value> = conditions.into_iter().rev().collect();
+        let v = validate(
+            &with("/status/conditions", Value::Array(reversed)),
+            Some(&old),
+        );
+        assert!(v.errors.is_empty(), "{:?}", v.errors.kept.0.first());
+        assert_eq!(v.ratcheted.len(), 3_000);
+    }
+
+    #[test]
+    fn cuts_a_huge_time_in_its_detail() {
+        let huge = "x".repeat(1024 * 1024);
+        let msgs = messages(&with(
+            "/status/conditions/0/lastTransitionTime",
+            json!(huge),
+        ));
+        assert_eq!(msgs.len(), 1);
+        assert!(msgs[0].len() < 1024, "{} bytes", msgs[0].len());
+        assert!(
+            msgs[0].ends_with(&format!("({} bytes, truncated)", huge.len())),
+            "{}",
+            &msgs[0][..200]
+        );
     }
 }

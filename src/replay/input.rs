@@ -211,14 +211,19 @@ fn sniff(bytes: &[u8]) -> Format {
 ///
 /// The reader is consumed in chunks parsed from memory (serde_json parses a slice several times
 /// faster than a reader), keeping only the unfinished tail of a chunk: memory stays bounded by
-/// the chunk size and the largest document, however long the file.
+/// the chunk size and twice the largest document, however long the file.
+///
+/// A document longer than a chunk is parsed again from its start each time more is read, so
+/// each read is at least as long as what is already held: the buffer doubles, and a document
+/// is parsed a few times over in all rather than once per chunk it spans.
 fn json_documents(reader: &mut dyn Read, emit: &mut dyn FnMut(Result<Vec<u8>, String>)) {
     const CHUNK: u64 = 4 * 1024 * 1024;
     let mut buf: Vec<u8> = Vec::new();
     let mut at_end = false;
     loop {
         if !at_end {
-            match reader.take(CHUNK).read_to_end(&mut buf) {
+            let want = CHUNK.max(buf.len() as u64);
+            match reader.take(want).read_to_end(&mut buf) {
                 Ok(0) => at_end = true,
                 Ok(_) => {}
                 Err(e) => return emit(Err(format!("cannot read: {e}"))),
@@ -521,6 +526,29 @@ spec:
         assert_eq!(d.len(), 30);
         assert!(d.iter().all(|d| d.review.is_ok()));
         assert_eq!(d[29].index, 30);
+    }
+
+    // Regression: a document longer than a chunk was parsed again for every chunk it spans
+    // (quadratic in its length); it is read whole, once, with the ones around it.
+    #[test]
+    fn reads_a_document_many_chunks_long() {
+        let big = format!(
+            "{{\"kind\":\"IPAMClaim\",\"metadata\":{{\"name\":\"big\"}},\"spec\":{{\"pad\":\"{}\"}}}}",
+            "x".repeat(30 * 1024 * 1024)
+        );
+        let small = "{\"kind\":\"IPAMClaim\",\"metadata\":{\"name\":\"small\"}}";
+        let text = format!("{small}\n{big}\n{small}\n");
+        let d = docs(&text, Format::Json);
+        assert_eq!(d.len(), 3);
+        assert!(d.iter().all(|d| d.review.is_ok()));
+        let review: Value = serde_json::from_slice(d[1].review.as_ref().unwrap()).unwrap();
+        assert_eq!(review["request"]["name"], "big");
+        assert_eq!(
+            review["request"]["object"]["spec"]["pad"]
+                .as_str()
+                .map(str::len),
+            Some(30 * 1024 * 1024)
+        );
     }
 
     #[test]

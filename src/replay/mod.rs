@@ -242,7 +242,12 @@ pub fn text_lines(outcome: &Outcome, doc: Option<&Document>) -> String {
             for c in causes {
                 let f = c.get("field").and_then(Value::as_str).unwrap_or_default();
                 let m = c.get("message").and_then(Value::as_str).unwrap_or_default();
-                let _ = writeln!(out, "  {f}: {m}");
+                // A cause without a field (the last of a cut list, `and 9900 more errors`).
+                if f.is_empty() {
+                    let _ = writeln!(out, "  {m}");
+                } else {
+                    let _ = writeln!(out, "  {f}: {m}");
+                }
             }
         }
         _ if verdict == "DENIED" => {
