@@ -257,6 +257,20 @@ pub struct ServeArgs {
     )]
     pub max_connections: u32,
 
+    /// Memory the server plans to hold at most, in bytes or with a unit (96Mi, 1Gi): the
+    /// process, its connections' buffers and the request bodies it reads and judges. A body
+    /// larger than a small review is read only when it has room (it waits, then gets 503);
+    /// fewer connections are accepted if the budget cannot hold --max-connections. Keep it
+    /// about three quarters of the container's memory limit.
+    #[arg(
+        long,
+        env = "IPAMCLAIM_WEBHOOK_MEMORY_BUDGET",
+        value_name = "BYTES",
+        value_parser = byte_size,
+        default_value = "112Mi"
+    )]
+    pub memory_budget: usize,
+
     /// How often the certificate, key and client CA files are checked for changes (a changed
     /// pair is loaded without a restart; a broken one is logged and the old one kept).
     #[arg(
@@ -380,6 +394,7 @@ impl ServeArgs {
         cfg.header_timeout = self.header_timeout;
         cfg.request_timeout = self.request_timeout;
         cfg.max_connections = self.max_connections as usize;
+        cfg.memory_budget = self.memory_budget;
         cfg.tls_reload_interval = self.tls_reload_interval;
         if let Some(workers) = self.workers {
             cfg.workers = workers.into();
@@ -418,6 +433,27 @@ fn positive_duration(text: &str) -> Result<Duration, String> {
         d if d.is_zero() => Err("must be longer than zero".to_owned()),
         d => Ok(d),
     }
+}
+
+/// A size in bytes, plain or with a Kubernetes quantity suffix: `Ki`, `Mi`, `Gi` (powers of
+/// 1024) or `k`, `M`, `G` (powers of 1000).
+fn byte_size(text: &str) -> Result<usize, String> {
+    let digits = text.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let scale: usize = match &text[digits.len()..] {
+        "" => 1,
+        "Ki" => 1 << 10,
+        "Mi" => 1 << 20,
+        "Gi" => 1 << 30,
+        "k" => 1_000,
+        "M" => 1_000_000,
+        "G" => 1_000_000_000,
+        unit => return Err(format!("unknown unit {unit:?}: use Ki, Mi, Gi, k, M or G")),
+    };
+    digits
+        .parse::<usize>()
+        .map_err(|e| format!("not a size: {e}"))?
+        .checked_mul(scale)
+        .ok_or_else(|| "too large".to_owned())
 }
 
 /// Installs the global log subscriber: `RUST_LOG` if set, else [`DEFAULT_LOG_FILTER`]; logs
@@ -471,7 +507,29 @@ mod tests {
         assert_eq!(cfg.header_timeout, Duration::from_secs(5));
         assert_eq!(cfg.request_timeout, Duration::from_secs(30));
         assert_eq!(cfg.max_connections, 1024);
+        assert_eq!(cfg.memory_budget, serve::DEFAULT_MEMORY_BUDGET);
         assert_eq!(cfg.tls_reload_interval, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn memory_budget_takes_bytes_or_quantities() {
+        let budget = |value: &str| {
+            let argv = ["ipamclaim-webhook", "serve", "--memory-budget", value];
+            let Command::Serve(args) = Cli::try_parse_from(argv)
+                .map_err(|e| e.to_string())?
+                .command
+            else {
+                panic!("not serve");
+            };
+            Ok::<_, String>(args.config().expect("valid config").memory_budget)
+        };
+        assert_eq!(budget("96Mi"), Ok(96 << 20));
+        assert_eq!(budget("1Gi"), Ok(1 << 30));
+        assert_eq!(budget("100M"), Ok(100_000_000));
+        assert_eq!(budget("123456"), Ok(123_456));
+        for bad in ["96MB", "Mi", "-1Mi", "1.5Gi", "99999999999999999999Gi"] {
+            assert!(budget(bad).is_err(), "{bad} accepted");
+        }
     }
 
     #[test]

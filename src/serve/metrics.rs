@@ -79,6 +79,18 @@ pub struct Metrics {
     cert_not_after: Gauge<i64, AtomicI64>,
     reloads: Family<ResultLabels, Counter>,
     panics: Counter,
+    budget: BudgetGauges,
+}
+
+/// The gauges of the memory budget for request bodies (see `serve::budget`).
+#[derive(Clone, Debug, Default)]
+pub struct BudgetGauges {
+    /// Bytes set aside for request bodies.
+    pub size: Gauge,
+    /// Bytes of it that admitted bodies hold now.
+    pub in_use: Gauge,
+    /// Requests whose body waits for room.
+    pub waiting: Gauge,
 }
 
 /// Counts one request in flight until dropped, however its handler ends (answered, or
@@ -172,6 +184,22 @@ impl Metrics {
             "Panics caught while judging a review (each answered as a code 500 denial)",
             panics.clone(),
         );
+        let budget = BudgetGauges::default();
+        registry.register(
+            "ipamclaim_webhook_memory_budget_bodies_bytes",
+            "Bytes of the memory budget set aside for request bodies (and judging them)",
+            budget.size.clone(),
+        );
+        registry.register(
+            "ipamclaim_webhook_memory_budget_in_use_bytes",
+            "Bytes of the request-body budget that admitted bodies hold now",
+            budget.in_use.clone(),
+        );
+        registry.register(
+            "ipamclaim_webhook_memory_budget_waiting_requests",
+            "Requests whose body waits for room in the memory budget (their sockets are not read)",
+            budget.waiting.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -182,7 +210,13 @@ impl Metrics {
             cert_not_after,
             reloads,
             panics,
+            budget,
         }
+    }
+
+    /// The gauges of the memory budget, for the budget to keep up to date.
+    pub fn budget_gauges(&self) -> BudgetGauges {
+        self.budget.clone()
     }
 
     /// Counts an answered review of `webhook` (`validate` or `mutate`) that took `elapsed`.

@@ -452,6 +452,15 @@ def arg_value(args, flag):
     return None
 
 
+def quantity(text):
+    """A memory quantity (`128Mi`, `1Gi`, `500M`, bytes) in bytes; None when absent or unreadable."""
+    units = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "k": 10**3, "M": 10**6, "G": 10**9, "": 1}
+    m = re.fullmatch(r"(\d+)([A-Za-z]*)", str(text or ""))
+    if not m or m.group(2) not in units:
+        return None
+    return int(m.group(1)) * units[m.group(2)]
+
+
 def port_of(listen):
     return int(listen.rsplit(":", 1)[1]) if listen else None
 
@@ -687,6 +696,15 @@ def pod_violations(docs):
     for flag, want in (("--tls-cert", "/tls/tls.crt"), ("--tls-key", "/tls/tls.key")):
         if arg_value(args, flag) != want:
             bad.append(f"{flag} {arg_value(args, flag)!r}, want {want}")
+    # The memory budget the server keeps must fit the container's limit, with headroom for the
+    # allocator: at most seven eighths of it, and the limit at most 128 MiB (issue 18).
+    limit = quantity((c.get("resources") or {}).get("limits", {}).get("memory"))
+    budget = quantity(arg_value(args, "--memory-budget"))
+    if limit is None or limit > 128 * 2**20:
+        bad.append(f"memory limit {limit} bytes, want at most 128Mi")
+    elif budget is None or budget * 8 > limit * 7:
+        bad.append(f"--memory-budget {arg_value(args, '--memory-budget')!r} is not at most "
+                   f"seven eighths of the memory limit ({limit} bytes)")
     shutdown = arg_value(args, "--shutdown-timeout")
     # The server keeps accepting for --shutdown-delay (default 5 s) before it starts draining.
     delay = (arg_value(args, "--shutdown-delay") or "5").removesuffix("s")
@@ -833,6 +851,8 @@ LOOSENINGS = {
     "unconfined seccomp": lambda d: (pod_of(d)["securityContext"].update(seccompProfile={"type": "Unconfined"}),
                                      container_of(d)["securityContext"].pop("seccompProfile")),
     "no memory limit": lambda d: container_of(d)["resources"].pop("limits"),
+    "memory limit over 128Mi": lambda d: container_of(d)["resources"]["limits"].update(memory="256Mi"),
+    "memory budget over the limit": lambda d: set_arg(d, "--memory-budget", "128Mi"),
     "liveness on the webhook port": lambda d: container_of(d)["livenessProbe"]["httpGet"].update(port="webhook"),
     "grace shorter than shutdown": lambda d: set_arg(d, "--shutdown-timeout", "30"),
     "grace shorter than delay plus shutdown": lambda d: set_arg(d, "--shutdown-delay", "10"),
