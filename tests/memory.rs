@@ -3,8 +3,8 @@
 //! a normal review on a fresh connection is answered meanwhile, and the server lives on.
 //!
 //! The binary is the debug build of `cargo test`; set `IPAMCLAIM_WEBHOOK_BIN` to measure another
-//! one (the release build: `IPAMCLAIM_WEBHOOK_BIN=target/release/ipamclaim-webhook cargo test
-//! --release --test memory -- --nocapture --test-threads=1` prints the numbers).
+//! one: `cargo build --release && IPAMCLAIM_WEBHOOK_BIN=target/release/ipamclaim-webhook cargo
+//! test --test memory -- --nocapture` prints each flood's peak RSS (`VmHWM`).
 
 mod common;
 
