@@ -247,7 +247,8 @@ pub struct ServeArgs {
     pub request_timeout: Duration,
 
     /// Connections open at once, over all workers; beyond it new ones wait in the listen
-    /// backlog until one closes.
+    /// backlog until one closes. Fewer if --memory-budget cannot hold that many (a warning says
+    /// so).
     #[arg(
         long,
         env = "IPAMCLAIM_WEBHOOK_MAX_CONNECTIONS",
