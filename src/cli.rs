@@ -163,7 +163,8 @@ impl From<EnforcementArg> for Enforcement {
 /// Flags of `serve`; each can also be set by the environment variable shown.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Address of the TLS admission listener.
+    /// Address of the TLS admission listener. The default takes IPv6 and IPv4 on one socket,
+    /// or IPv4 alone where the kernel has no IPv6.
     #[arg(long, env = "IPAMCLAIM_WEBHOOK_LISTEN", default_value_t = serve::DEFAULT_LISTEN)]
     pub listen: SocketAddr,
 
@@ -187,7 +188,8 @@ pub struct ServeArgs {
     #[arg(long, env = "IPAMCLAIM_WEBHOOK_CLIENT_CA")]
     pub client_ca: Option<PathBuf>,
 
-    /// Address of the plain-HTTP listener for /healthz and /readyz.
+    /// Address of the plain-HTTP listener for /healthz, /readyz and /metrics (both families by
+    /// default, as --listen).
     #[arg(long, env = "IPAMCLAIM_WEBHOOK_PROBE_LISTEN", default_value_t = serve::DEFAULT_PROBE_LISTEN)]
     pub probe_listen: SocketAddr,
 
@@ -353,7 +355,8 @@ pub struct CertsArgs {
     #[arg(long = "dns", value_name = "NAME")]
     pub dns: Vec<String>,
 
-    /// IP address of the serving certificate (repeatable). Without --dns and --ip: 127.0.0.1.
+    /// IP address of the serving certificate (repeatable). Without --dns and --ip: 127.0.0.1
+    /// and ::1.
     #[arg(long = "ip", value_name = "ADDR")]
     pub ip: Vec<IpAddr>,
 }
@@ -495,8 +498,8 @@ mod tests {
             panic!("not serve");
         };
         let cfg = args.config().expect("valid config");
-        assert_eq!(cfg.listen.to_string(), "0.0.0.0:8443");
-        assert_eq!(cfg.probe_listen.to_string(), "0.0.0.0:8080");
+        assert_eq!(cfg.listen.to_string(), "[::]:8443");
+        assert_eq!(cfg.probe_listen.to_string(), "[::]:8080");
         assert_eq!(cfg.max_body_bytes, 7_340_032);
         assert_eq!(cfg.admission.field_validation, FieldValidation::Strict);
         assert!(!cfg.enable_http2);

@@ -16,7 +16,7 @@
 
 use std::future::{poll_fn, Future};
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::pin::pin;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -48,11 +48,15 @@ use crate::serve::record::{self, RecordError, Recorder};
 use crate::serve::reload::{self, CertStore, Reloader, Watch};
 use crate::serve::tls::{self, TlsError, TlsFiles};
 
-/// Default address of the TLS admission listener.
-pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 8443);
-/// Default address of the plain-HTTP probe listener.
+/// Default address of the TLS admission listener: every address of both families, on one
+/// socket (IPv4 only where the kernel has no IPv6).
+pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 8443);
+/// Default address of the plain-HTTP probe listener, both families as [`DEFAULT_LISTEN`].
 pub const DEFAULT_PROBE_LISTEN: SocketAddr =
-    SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 8080);
+    SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 8080);
+/// Connections a listener keeps waiting to be accepted (the kernel's backlog), as std's
+/// `TcpListener::bind`.
+const BACKLOG: i32 = 128;
 /// Default body limit: 7 MiB, as controller-runtime's webhook server.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 7 * 1024 * 1024;
 /// Default time in-flight requests get to finish after SIGTERM (once the shutdown delay has
@@ -267,8 +271,16 @@ pub fn start(cfg: ServeConfig) -> Result<Running, ServerError> {
     let reloader = Reloader::load(cfg.tls.clone(), metrics.clone())?;
     let tls_config = reloader.server_config(cfg.enable_http2)?;
     let certs = reloader.cert_store();
-    let (listener, addr) = bind(cfg.listen)?;
-    let (probe_listener, probe_addr) = bind(cfg.probe_listen)?;
+    let (listener, addr, no_ipv6) = bind(cfg.listen, bind_socket)?;
+    let (probe_listener, probe_addr, probe_no_ipv6) = bind(cfg.probe_listen, bind_socket)?;
+    if let Some(e) = no_ipv6.or(probe_no_ipv6) {
+        warn!(
+            listen = %addr,
+            probe_listen = %probe_addr,
+            error = %e,
+            "the kernel has no IPv6: listening on IPv4 only"
+        );
+    }
 
     let readiness = Readiness::new();
     let recorder = match &cfg.record_denied {
@@ -425,11 +437,49 @@ fn log_plan(plan: &MemoryPlan, asked: usize) {
     }
 }
 
-fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), ServerError> {
-    let bind_err = |source| ServerError::Bind { addr, source };
-    let listener = TcpListener::bind(addr).map_err(bind_err)?;
-    let local = listener.local_addr().map_err(bind_err)?;
-    Ok((listener, local))
+/// Binds a listener with `binder` (the socket calls, or a stand-in in tests). An IPv6
+/// wildcard (`[::]`, the default) that the kernel refuses because it has no IPv6 at all is
+/// bound as the IPv4 wildcard instead, as Go's `:8443` is; the refusal is returned for the log.
+fn bind(
+    addr: SocketAddr,
+    binder: fn(SocketAddr) -> io::Result<TcpListener>,
+) -> Result<(TcpListener, SocketAddr, Option<io::Error>), ServerError> {
+    let bound = |addr: SocketAddr, listener: io::Result<TcpListener>| {
+        let bind_err = |source| ServerError::Bind { addr, source };
+        let listener = listener.map_err(bind_err)?;
+        let local = listener.local_addr().map_err(bind_err)?;
+        Ok::<_, ServerError>((listener, local))
+    };
+    match binder(addr) {
+        Err(e)
+            if addr.ip() == IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+                && e.raw_os_error() == Some(libc::EAFNOSUPPORT) =>
+        {
+            let v4 = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), addr.port());
+            let (listener, local) = bound(v4, binder(v4))?;
+            Ok((listener, local, Some(e)))
+        }
+        listener => {
+            let (listener, local) = bound(addr, listener)?;
+            Ok((listener, local, None))
+        }
+    }
+}
+
+/// A listening TCP socket on `addr`. An IPv6 socket takes IPv4 connections too (as
+/// IPv4-mapped addresses) whatever `net.ipv6.bindv6only` says, so that `[::]` is every address
+/// of both families.
+fn bind_socket(addr: SocketAddr) -> io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(false)?;
+    }
+    // As std's bind: a restarted server can listen again while old connections linger.
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(BACKLOG)?;
+    Ok(socket.into())
 }
 
 /// The actix-web app config. Only URL generation reads it, and nothing here generates URLs.
@@ -1027,6 +1077,63 @@ mod tests {
             "FieldValueInvalid,FieldValueDuplicate"
         );
         assert_eq!(cause_types(&[]), "");
+    }
+
+    /// A kernel without IPv6: every IPv6 socket is refused as Linux refuses it then.
+    fn without_ipv6(addr: SocketAddr) -> io::Result<TcpListener> {
+        if addr.is_ipv6() {
+            Err(io::Error::from_raw_os_error(libc::EAFNOSUPPORT))
+        } else {
+            bind_socket(addr)
+        }
+    }
+
+    fn wildcard() -> SocketAddr {
+        SocketAddr::new(DEFAULT_LISTEN.ip(), 0)
+    }
+
+    #[test]
+    fn the_ipv6_wildcard_takes_both_families_on_one_socket() {
+        let (listener, local, refused) = bind(wildcard(), bind_socket).expect("bound");
+        assert!(refused.is_none());
+        assert_eq!(local.ip(), IpAddr::V6(Ipv6Addr::UNSPECIFIED));
+        for ip in [
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ] {
+            std::net::TcpStream::connect((ip, local.port()))
+                .unwrap_or_else(|e| panic!("connect over {ip}: {e}"));
+        }
+        drop(listener);
+    }
+
+    #[test]
+    fn without_ipv6_the_wildcard_falls_back_to_ipv4() {
+        let (listener, local, refused) = bind(wildcard(), without_ipv6).expect("bound");
+        assert_eq!(local.ip(), IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        assert_eq!(
+            refused.and_then(|e| e.raw_os_error()),
+            Some(libc::EAFNOSUPPORT)
+        );
+        std::net::TcpStream::connect((Ipv4Addr::LOCALHOST, local.port())).expect("IPv4");
+        drop(listener);
+    }
+
+    #[test]
+    fn only_the_wildcard_falls_back_and_only_for_a_missing_family() {
+        // A specific IPv6 address was asked for: refused, not replaced.
+        let loopback = SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), 0);
+        assert!(matches!(
+            bind(loopback, without_ipv6),
+            Err(ServerError::Bind { addr, .. }) if addr == loopback
+        ));
+        // Any other failure of the wildcard (here: the port is taken) is an error too.
+        let taken: fn(SocketAddr) -> io::Result<TcpListener> =
+            |_| Err(io::Error::from(io::ErrorKind::AddrInUse));
+        assert!(matches!(
+            bind(wildcard(), taken),
+            Err(ServerError::Bind { addr, .. }) if addr == wildcard()
+        ));
     }
 
     #[actix_web::test]

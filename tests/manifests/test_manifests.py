@@ -682,6 +682,11 @@ def pod_violations(docs):
         bad.append(f"webhook port {ports.get('webhook')} / --listen {arg_value(args, '--listen')}")
     if ports.get("probes") != PROBE_PORT or port_of(arg_value(args, "--probe-listen")) != PROBE_PORT:
         bad.append(f"probe port {ports.get('probes')} / --probe-listen {arg_value(args, '--probe-listen')}")
+    # On an IPv6-only cluster the pod has only an IPv6 address: an IPv4 bind is never reached.
+    for flag in ("--listen", "--probe-listen"):
+        value = arg_value(args, flag)
+        if value is not None and not value.startswith("["):
+            bad.append(f"{flag} {arg_value(args, flag)!r} binds IPv4 only; want [::] (both families)")
     for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
         get = (c.get(probe) or {}).get("httpGet") or {}
         if get.get("path") != path or get.get("port") not in ("probes", PROBE_PORT) \
@@ -855,6 +860,8 @@ LOOSENINGS = {
     "memory budget over the limit": lambda d: set_arg(d, "--memory-budget", "128Mi"),
     "liveness on the webhook port": lambda d: container_of(d)["livenessProbe"]["httpGet"].update(port="webhook"),
     "grace shorter than shutdown": lambda d: set_arg(d, "--shutdown-timeout", "30"),
+    "webhook on IPv4 only": lambda d: set_arg(d, "--listen", "0.0.0.0:8443"),
+    "probes on IPv4 only": lambda d: set_arg(d, "--probe-listen", "0.0.0.0:8080"),
     "grace shorter than delay plus shutdown": lambda d: set_arg(d, "--shutdown-delay", "10"),
     "hostNetwork": lambda d: pod_of(d).update(hostNetwork=True),
     "NetworkPolicy admits every port": lambda d: kind_of(d, "NetworkPolicy")["spec"]["ingress"].append({}),
