@@ -8,8 +8,10 @@
 //! The listener is assembled the way `src/server.rs` assembles it: actix-server with the same
 //! connection limit, actix-tls's rustls acceptor with the config of the library's
 //! [`Reloader`] (the resolver that follows certificate reloads), the protocol that ALPN chose,
-//! the same [`HeadTimed`] stream and [`head_timeout::track`] middleware, the same actix-http
-//! timeouts, and the body read under the same limit and deadline. Keep the two in step when
+//! the same [`HeadTimed`] and [`Gated`] streams with their [`head_timeout::track`] and
+//! [`gate::track`] middleware (the gate opened at once: the floor keeps no memory budget), the
+//! same actix-http timeouts and HTTP/2 windows, and the body read into one buffer of its
+//! declared size under the same limit and deadline. Keep the two in step when
 //! the server's stack changes.
 //!
 //! With `--skim` it also reads the review once with serde_json, keeping nothing, before it
@@ -18,8 +20,10 @@
 
 #![forbid(unsafe_code)]
 
+use std::future::poll_fn;
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
+use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,13 +31,16 @@ use actix_http::{HttpServiceBuilder, KeepAlive, Protocol, Request, Response};
 use actix_service::{map_config, Service, ServiceFactory, ServiceFactoryExt as _};
 use actix_tls::accept::rustls_0_23::{Acceptor, TlsStream};
 use actix_tls::accept::TlsError as AcceptError;
-use actix_web::body::BoxBody;
+use actix_web::body::{BodyStream, BoxBody, MessageBody as _};
 use actix_web::dev::{AppConfig, Server};
+use actix_web::http::header;
 use actix_web::rt::net::TcpStream;
 use actix_web::web::{self, Bytes};
-use actix_web::{App, HttpResponse};
+use actix_web::{App, HttpRequest, HttpResponse};
 use anyhow::Context as _;
 use clap::Parser;
+use ipamclaim_webhook::serve::budget::H2_WINDOW_BYTES;
+use ipamclaim_webhook::serve::gate::{self, Gate, Gated};
 use ipamclaim_webhook::serve::head_timeout::{self, HeadTimed, Phase};
 use ipamclaim_webhook::serve::metrics::Metrics;
 use ipamclaim_webhook::serve::reload::Reloader;
@@ -109,13 +116,15 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     let https = move || {
         let app = App::new()
             .app_data(web::Data::new(Skim(skim)))
+            .wrap_fn(gate::track)
             .wrap_fn(head_timeout::track)
             .service(web::resource("/validate").route(web::post().to(answer)))
             .default_service(web::to(HttpResponse::NotFound));
         let http = http_builder(addr)
             .secure()
-            .on_connect_ext(|io: &HeadTimed<TlsStream<TcpStream>>, data| {
+            .on_connect_ext(|io: &HeadTimed<Gated<TlsStream<TcpStream>>>, data| {
                 data.insert(io.phase());
+                data.insert(io.get_ref().gate());
             })
             .finish(map_config(app, |_: ()| AppConfig::default()));
         let mut acceptor = Acceptor::new(tls_config.clone());
@@ -123,15 +132,15 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         acceptor
             .map_err(AcceptError::into_service_error)
             .map(|io: TlsStream<TcpStream>| {
-                let (protocol, phase) = match io.get_ref().1.alpn_protocol() {
-                    Some(tls::ALPN_H2) => (Protocol::Http2, Phase::off()),
-                    _ => (Protocol::Http1, Phase::default()),
+                let (protocol, phase, gate) = match io.get_ref().1.alpn_protocol() {
+                    Some(tls::ALPN_H2) => (Protocol::Http2, Phase::off(), Gate::off()),
+                    _ => (Protocol::Http1, Phase::default(), Gate::default()),
                 };
                 // Same as the product: TCP_NODELAY on every accepted socket.
                 let _ = io.get_ref().0.set_nodelay(true);
                 let peer = io.get_ref().0.peer_addr().ok();
                 (
-                    HeadTimed::new(io, DEFAULT_HEADER_TIMEOUT, phase),
+                    HeadTimed::new(Gated::new(io, gate), DEFAULT_HEADER_TIMEOUT, phase),
                     protocol,
                     peer,
                 )
@@ -172,20 +181,41 @@ where
         .client_request_timeout(DEFAULT_HEADER_TIMEOUT)
         .client_disconnect_timeout(CLIENT_DISCONNECT_TIMEOUT)
         .local_addr(local_addr)
+        .h2_initial_window_size(H2_WINDOW_BYTES)
+        .h2_initial_connection_window_size(H2_WINDOW_BYTES)
 }
 
 /// Whether to read each review with serde_json before answering (`--skim`).
 struct Skim(bool);
 
-/// Reads the body under the product's limit and deadline, as the product does, then answers
-/// the constant.
-async fn answer(payload: web::Payload, skim: web::Data<Skim>) -> HttpResponse {
-    let read = tokio::time::timeout(
-        DEFAULT_REQUEST_TIMEOUT,
-        payload.to_bytes_limited(DEFAULT_MAX_BODY_BYTES),
-    );
+/// Opens the gate and reads the body under the product's limit and deadline, into one buffer
+/// of the declared size as the product does, then answers the constant.
+async fn answer(req: HttpRequest, payload: web::Payload, skim: web::Data<Skim>) -> HttpResponse {
+    if let Some(gate) = req.conn_data::<Gate>() {
+        gate.open();
+    }
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > DEFAULT_MAX_BODY_BYTES) {
+        return HttpResponse::PayloadTooLarge().finish();
+    }
+    let read = tokio::time::timeout(DEFAULT_REQUEST_TIMEOUT, async move {
+        let mut body = Vec::with_capacity(declared.unwrap_or(0));
+        let mut stream = pin!(BodyStream::new(payload));
+        while let Some(chunk) = poll_fn(|cx| stream.as_mut().poll_next(cx)).await {
+            let chunk = chunk.map_err(|_| HttpResponse::BadRequest().finish())?;
+            if body.len() + chunk.len() > DEFAULT_MAX_BODY_BYTES {
+                return Err(HttpResponse::PayloadTooLarge().finish());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    });
     match read.await {
-        Ok(Ok(Ok(body))) => {
+        Ok(Ok(body)) => {
             if skim.0 && serde_json::from_slice::<IgnoredAny>(&body).is_err() {
                 return HttpResponse::BadRequest().finish();
             }
@@ -193,8 +223,7 @@ async fn answer(payload: web::Payload, skim: web::Data<Skim>) -> HttpResponse {
                 .content_type("application/json")
                 .body(Bytes::from_static(ANSWER.as_bytes()))
         }
-        Ok(Ok(Err(_))) => HttpResponse::BadRequest().finish(),
-        Ok(Err(_)) => HttpResponse::PayloadTooLarge().finish(),
+        Ok(Err(refused)) => refused,
         Err(_) => HttpResponse::RequestTimeout().finish(),
     }
 }

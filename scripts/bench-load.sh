@@ -16,7 +16,8 @@
 # paces each connection with its own timer and the timers fire together, so every tick is a
 # burst of RATE_CONNS requests), WORKERS (server worker threads, 1), PIN (1: server on the last
 # CPU, h2load on the first, when there are two or more), STARTS (extra start-up samples, 5),
-# OUT (target/bench-load), PROTOCOLS ("h1 h2"), CARGO (cargo).
+# OUT (target/bench-load), PROTOCOLS ("h1 h2"), CARGO (cargo), PRODUCT_BIN (a product binary to
+# measure instead of the one built here, e.g. a release build of an earlier commit, to compare).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -51,7 +52,7 @@ command -v python3 >/dev/null 2>&1 || { echo "python3 is required" >&2; exit 1; 
 say "building the release server and the floor"
 "$CARGO" build --release --bin ipamclaim-webhook --example floor_server
 TARGET_DIR=$(CARGO="$CARGO" scripts/target-dir.sh)
-PRODUCT_BIN=${TARGET_DIR:-target}/release/ipamclaim-webhook
+PRODUCT_BIN=${PRODUCT_BIN:-${TARGET_DIR:-target}/release/ipamclaim-webhook}
 FLOOR_BIN=${TARGET_DIR:-target}/release/examples/floor_server
 
 # --- pinning -----------------------------------------------------------------------------------

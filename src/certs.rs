@@ -7,7 +7,7 @@
 use std::fmt;
 use std::fs::{self, OpenOptions};
 use std::io::Write;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -34,8 +34,12 @@ pub const DEFAULT_DNS_NAMES: &[&str] = &[
     "ipamclaim-webhook.ipamclaim-webhook.svc",
     "ipamclaim-webhook.ipamclaim-webhook.svc.cluster.local",
 ];
-/// IP addresses of the serving certificate when none is asked for.
-pub const DEFAULT_IPS: &[IpAddr] = &[IpAddr::V4(Ipv4Addr::LOCALHOST)];
+/// IP addresses of the serving certificate when none is asked for: both loopbacks, since the
+/// server listens on both families by default.
+pub const DEFAULT_IPS: &[IpAddr] = &[
+    IpAddr::V4(Ipv4Addr::LOCALHOST),
+    IpAddr::V6(Ipv6Addr::LOCALHOST),
+];
 
 const DAY: Duration = Duration::from_secs(24 * 60 * 60);
 /// How long the CA is valid: long enough that a development cluster never sees it expire.
@@ -439,7 +443,11 @@ mod tests {
     #[test]
     fn serving_certificate_is_valid_for_the_default_names() {
         let certs = generate(&CertsOptions::default()).expect("generate");
-        for name in DEFAULT_DNS_NAMES.iter().copied().chain(["127.0.0.1"]) {
+        for name in DEFAULT_DNS_NAMES
+            .iter()
+            .copied()
+            .chain(["127.0.0.1", "::1"])
+        {
             verify_server(&certs.ca_pem, &certs.cert_pem, name)
                 .unwrap_or_else(|e| panic!("{name}: {e}"));
         }
@@ -456,6 +464,7 @@ mod tests {
         verify_server(&certs.ca_pem, &certs.cert_pem, "webhook.example.test").expect("dns");
         verify_server(&certs.ca_pem, &certs.cert_pem, "10.96.0.10").expect("ip");
         assert!(verify_server(&certs.ca_pem, &certs.cert_pem, "localhost").is_err());
+        assert!(verify_server(&certs.ca_pem, &certs.cert_pem, "::1").is_err());
     }
 
     #[test]

@@ -176,7 +176,8 @@ impl From<EnforcementArg> for Enforcement {
 /// Flags of `serve`; each can also be set by the environment variable shown.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Address of the TLS admission listener.
+    /// Address of the TLS admission listener. The default takes IPv6 and IPv4 on one socket,
+    /// or IPv4 alone where the kernel has no IPv6.
     #[arg(long, env = "IPAMCLAIM_WEBHOOK_LISTEN", default_value_t = serve::DEFAULT_LISTEN)]
     pub listen: SocketAddr,
 
@@ -200,7 +201,8 @@ pub struct ServeArgs {
     #[arg(long, env = "IPAMCLAIM_WEBHOOK_CLIENT_CA")]
     pub client_ca: Option<PathBuf>,
 
-    /// Address of the plain-HTTP listener for /healthz and /readyz.
+    /// Address of the plain-HTTP listener for /healthz, /readyz and /metrics (both families by
+    /// default, as --listen).
     #[arg(long, env = "IPAMCLAIM_WEBHOOK_PROBE_LISTEN", default_value_t = serve::DEFAULT_PROBE_LISTEN)]
     pub probe_listen: SocketAddr,
 
@@ -262,7 +264,8 @@ pub struct ServeArgs {
     pub request_timeout: Duration,
 
     /// Connections open at once, over all workers; beyond it new ones wait in the listen
-    /// backlog until one closes.
+    /// backlog until one closes. Fewer if --memory-budget cannot hold that many (a warning says
+    /// so).
     #[arg(
         long,
         env = "IPAMCLAIM_WEBHOOK_MAX_CONNECTIONS",
@@ -271,6 +274,20 @@ pub struct ServeArgs {
         default_value_t = 1024
     )]
     pub max_connections: u32,
+
+    /// Memory the server plans to hold at most, in bytes or with a unit (96Mi, 1Gi): the
+    /// process, its connections' buffers and the request bodies it reads and judges. A body
+    /// larger than a small review is read only when it has room (it waits, then gets 503);
+    /// fewer connections are accepted if the budget cannot hold --max-connections. Keep it
+    /// about three quarters of the container's memory limit.
+    #[arg(
+        long,
+        env = "IPAMCLAIM_WEBHOOK_MEMORY_BUDGET",
+        value_name = "BYTES",
+        value_parser = byte_size,
+        default_value = "112Mi"
+    )]
+    pub memory_budget: usize,
 
     /// How often the certificate, key and client CA files are checked for changes (a changed
     /// pair is loaded without a restart; a broken one is logged and the old one kept).
@@ -384,7 +401,8 @@ pub struct CertsArgs {
     #[arg(long = "dns", value_name = "NAME")]
     pub dns: Vec<String>,
 
-    /// IP address of the serving certificate (repeatable). Without --dns and --ip: 127.0.0.1.
+    /// IP address of the serving certificate (repeatable). Without --dns and --ip: 127.0.0.1
+    /// and ::1.
     #[arg(long = "ip", value_name = "ADDR")]
     pub ip: Vec<IpAddr>,
 }
@@ -426,6 +444,7 @@ impl ServeArgs {
         cfg.header_timeout = self.header_timeout;
         cfg.request_timeout = self.request_timeout;
         cfg.max_connections = self.max_connections as usize;
+        cfg.memory_budget = self.memory_budget;
         cfg.tls_reload_interval = self.tls_reload_interval;
         if let Some(workers) = self.workers {
             cfg.workers = workers.into();
@@ -473,6 +492,27 @@ fn positive_duration(text: &str) -> Result<Duration, String> {
     }
 }
 
+/// A size in bytes, plain or with a Kubernetes quantity suffix: `Ki`, `Mi`, `Gi` (powers of
+/// 1024) or `k`, `M`, `G` (powers of 1000).
+fn byte_size(text: &str) -> Result<usize, String> {
+    let digits = text.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let scale: usize = match &text[digits.len()..] {
+        "" => 1,
+        "Ki" => 1 << 10,
+        "Mi" => 1 << 20,
+        "Gi" => 1 << 30,
+        "k" => 1_000,
+        "M" => 1_000_000,
+        "G" => 1_000_000_000,
+        unit => return Err(format!("unknown unit {unit:?}: use Ki, Mi, Gi, k, M or G")),
+    };
+    digits
+        .parse::<usize>()
+        .map_err(|e| format!("not a size: {e}"))?
+        .checked_mul(scale)
+        .ok_or_else(|| "too large".to_owned())
+}
+
 /// Installs the global log subscriber: `RUST_LOG` if set, else [`DEFAULT_LOG_FILTER`]; logs
 /// go to stderr so that stdout stays for command output.
 pub fn init_logging(format: LogFormat) -> Result<(), LoggingError> {
@@ -511,8 +551,8 @@ mod tests {
             panic!("not serve");
         };
         let cfg = args.config().expect("valid config");
-        assert_eq!(cfg.listen.to_string(), "0.0.0.0:8443");
-        assert_eq!(cfg.probe_listen.to_string(), "0.0.0.0:8080");
+        assert_eq!(cfg.listen.to_string(), "[::]:8443");
+        assert_eq!(cfg.probe_listen.to_string(), "[::]:8080");
         assert_eq!(cfg.max_body_bytes, 7_340_032);
         // Schema drift is reported, not denied (DESIGN §1); replay stays strict.
         assert_eq!(cfg.admission.field_validation, FieldValidation::Warn);
@@ -525,6 +565,7 @@ mod tests {
         assert_eq!(cfg.header_timeout, Duration::from_secs(5));
         assert_eq!(cfg.request_timeout, Duration::from_secs(30));
         assert_eq!(cfg.max_connections, 1024);
+        assert_eq!(cfg.memory_budget, serve::DEFAULT_MEMORY_BUDGET);
         assert_eq!(cfg.tls_reload_interval, Duration::from_secs(10));
         assert_eq!(cfg.unique_addresses, None, "no API access unless asked");
     }
@@ -567,6 +608,27 @@ mod tests {
             "needs --unique-addresses"
         );
         assert!(parse(&["--unique-addresses", "--reservation-ttl", "0"]).is_err());
+    }
+
+    #[test]
+    fn memory_budget_takes_bytes_or_quantities() {
+        let budget = |value: &str| {
+            let argv = ["ipamclaim-webhook", "serve", "--memory-budget", value];
+            let Command::Serve(args) = Cli::try_parse_from(argv)
+                .map_err(|e| e.to_string())?
+                .command
+            else {
+                panic!("not serve");
+            };
+            Ok::<_, String>(args.config().expect("valid config").memory_budget)
+        };
+        assert_eq!(budget("96Mi"), Ok(96 << 20));
+        assert_eq!(budget("1Gi"), Ok(1 << 30));
+        assert_eq!(budget("100M"), Ok(100_000_000));
+        assert_eq!(budget("123456"), Ok(123_456));
+        for bad in ["96MB", "Mi", "-1Mi", "1.5Gi", "99999999999999999999Gi"] {
+            assert!(budget(bad).is_err(), "{bad} accepted");
+        }
     }
 
     #[test]

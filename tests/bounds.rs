@@ -370,3 +370,136 @@ async fn shutdown_delay_keeps_accepting_while_not_ready() {
     );
     server.stop().await;
 }
+
+/// A server whose memory budget holds exactly one body of `max_body` bytes (and its judging)
+/// besides the small ones.
+fn one_large_body_at_a_time(max_body: usize) -> TestServer {
+    use ipamclaim_webhook::serve::budget;
+    TestServer::start(|cfg| {
+        cfg.max_body_bytes = max_body;
+        cfg.max_connections = 16;
+        cfg.memory_budget = budget::BASE_BYTES
+            + 16 * budget::CONNECTION_BYTES
+            + budget::MAX_WAITING * budget::WAITING_BYTES
+            + budget::charge(max_body);
+    })
+}
+
+/// A client that declares a body of `declared` bytes and sends only the first 100 KB of it,
+/// taking the budget's room; the connection closes when the stream is dropped.
+async fn hold_room(
+    server: &TestServer,
+    declared: usize,
+) -> StreamOwned<ClientConnection, TcpStream> {
+    let (addr, ca) = (server.addr, server.certs.ca_pem.clone());
+    let holder = tokio::task::spawn_blocking(move || {
+        let mut stream = raw_tls(addr, &ca);
+        stream
+            .write_all(&post_head("/validate", declared))
+            .expect("head");
+        stream
+            .write_all(&vec![b' '; 100_000])
+            .expect("part of the body");
+        stream.flush().expect("flush");
+        stream
+    })
+    .await
+    .expect("holder");
+    wait_for_metric(
+        server,
+        "ipamclaim_webhook_memory_budget_in_use_bytes",
+        |v| v > 0.0,
+    )
+    .await;
+    holder
+}
+
+/// Polls the metrics until `series` satisfies `ok`.
+async fn wait_for_metric(server: &TestServer, series: &str, ok: impl Fn(f64) -> bool) {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let text = server.metrics().await;
+        if metric(&text, series).is_some_and(&ok) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{series} never as expected:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_large_body_waits_for_room_and_is_answered_once_there_is_some() {
+    const MIB: usize = 1 << 20;
+    let server = one_large_body_at_a_time(MIB);
+    let holder = hold_room(&server, MIB).await;
+    // A large review now waits for room, its connection not read...
+    let big = padded_review(MIB);
+    let waiting = {
+        let (client, url) = (server.client(), server.url("/validate?timeout=20s"));
+        let big = big.clone();
+        tokio::spawn(async move { post_json(&client, &url, big).await })
+    };
+    wait_for_metric(
+        &server,
+        "ipamclaim_webhook_memory_budget_waiting_requests",
+        |v| v == 1.0,
+    )
+    .await;
+    // ...while a small review is answered at once: small bodies never wait.
+    normal_review_is_answered(&server).await;
+    assert!(!waiting.is_finished(), "the large review did not wait");
+    // The holder goes away, and the waiting review gets the room and its answer.
+    drop(holder);
+    let reply = tokio::time::timeout(PATIENCE, waiting)
+        .await
+        .expect("answered once there is room")
+        .expect("waiting task");
+    assert_answers(&reply, &big);
+    wait_for_metric(
+        &server,
+        "ipamclaim_webhook_memory_budget_in_use_bytes",
+        |v| v == 0.0,
+    )
+    .await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_body_that_finds_no_room_in_time_gets_503_with_retry_after() {
+    const MIB: usize = 1 << 20;
+    let server = one_large_body_at_a_time(MIB);
+    let _holder = hold_room(&server, MIB).await;
+    // It waits half of the API server's deadline, then gives up.
+    let started = Instant::now();
+    let resp = server
+        .client()
+        .post(server.url("/validate?timeout=2s"))
+        .header("Content-Type", "application/json")
+        .body(padded_review(MIB))
+        .send()
+        .await
+        .expect("an answer");
+    let waited = started.elapsed();
+    assert_eq!(resp.status().as_u16(), 503);
+    assert_eq!(
+        resp.headers().get("retry-after").map(|v| v.as_bytes()),
+        Some(&b"1"[..])
+    );
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(10),
+        "answered after {waited:?}"
+    );
+    let text = server.metrics().await;
+    assert_eq!(
+        metric(
+            &text,
+            r#"ipamclaim_webhook_requests_total{webhook="validate",operation="unknown",code="503",verdict="refused"}"#
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    server.stop().await;
+}

@@ -3,7 +3,7 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -290,6 +290,32 @@ async fn probes_answer_on_both_listeners() {
     let body = review("probe-port-uid", "admission.k8s.io/v1");
     let reply = post_json(&plain, &server.probe_url("/validate"), body).await;
     assert_eq!(reply.status, 404);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn default_listeners_answer_over_ipv4_and_ipv6() {
+    // The default addresses (`[::]`), on free ports: one socket per listener takes both
+    // families, and the development certificate names both loopbacks.
+    let server = TestServer::start(|cfg| {
+        cfg.listen = SocketAddr::new(serve::DEFAULT_LISTEN.ip(), 0);
+        cfg.probe_listen = SocketAddr::new(serve::DEFAULT_PROBE_LISTEN.ip(), 0);
+    });
+    let (tls, plain) = (server.client(), plain_client());
+    for host in ["127.0.0.1", "[::1]"] {
+        let https = |path: &str| format!("https://{host}:{}{path}", server.addr.port());
+        let http = |path: &str| format!("http://{host}:{}{path}", server.probe_addr.port());
+        for path in ["/healthz", "/readyz"] {
+            for (client, url) in [(&tls, https(path)), (&plain, http(path))] {
+                let sent = client.get(&url).send().await;
+                let reply = Reply::read(sent.unwrap_or_else(|e| panic!("{url}: {e:?}"))).await;
+                assert_eq!((reply.status, reply.text().trim()), (200, "ok"), "{url}");
+            }
+        }
+        let body = review(&format!("over-{host}"), "admission.k8s.io/v1");
+        let reply = post_json(&tls, &https("/validate"), body.clone()).await;
+        assert_answers(&reply, &body);
+    }
     server.stop().await;
 }
 

@@ -97,6 +97,7 @@ pub struct Metrics {
     panics: Counter,
     schema_drift: Family<FieldLabels, Counter>,
     drift_fields: Mutex<DriftFields>,
+    budget: BudgetGauges,
 }
 
 /// The field paths [`Metrics::schema_drift`] has labelled.
@@ -125,6 +126,17 @@ pub enum Drift {
     /// A new path past the label bound, counted under [`OTHER_DRIFT_FIELD`]; `true` the first
     /// time that happens.
     Overflow(bool),
+}
+
+/// The gauges of the memory budget for request bodies (see `serve::budget`).
+#[derive(Clone, Debug, Default)]
+pub struct BudgetGauges {
+    /// Bytes set aside for request bodies.
+    pub size: Gauge,
+    /// Bytes of it that admitted bodies hold now.
+    pub in_use: Gauge,
+    /// Requests whose body waits for room.
+    pub waiting: Gauge,
 }
 
 /// Counts one request in flight until dropped, however its handler ends (answered, or
@@ -225,6 +237,22 @@ impl Metrics {
              API server, the installed IPAMClaim CRD declares fields this webhook does not know",
             schema_drift.clone(),
         );
+        let budget = BudgetGauges::default();
+        registry.register(
+            "ipamclaim_webhook_memory_budget_bodies_bytes",
+            "Bytes of the memory budget set aside for request bodies (and judging them)",
+            budget.size.clone(),
+        );
+        registry.register(
+            "ipamclaim_webhook_memory_budget_in_use_bytes",
+            "Bytes of the request-body budget that admitted bodies hold now",
+            budget.in_use.clone(),
+        );
+        registry.register(
+            "ipamclaim_webhook_memory_budget_waiting_requests",
+            "Requests whose body waits for room in the memory budget (their sockets are not read)",
+            budget.waiting.clone(),
+        );
         Metrics {
             registry,
             schema_drift,
@@ -237,7 +265,13 @@ impl Metrics {
             cert_not_after,
             reloads,
             panics,
+            budget,
         }
+    }
+
+    /// The gauges of the memory budget, for the budget to keep up to date.
+    pub fn budget_gauges(&self) -> BudgetGauges {
+        self.budget.clone()
     }
 
     /// Counts an answered review of `webhook` (`validate` or `mutate`) that took `elapsed`.

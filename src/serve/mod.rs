@@ -1,10 +1,13 @@
 //! The HTTPS front end: `ipamclaim-webhook serve` on the admission core.
 //!
 //! [`server`] is the actix-web service (routes, limits, shutdown); around it: [`tls`] loading,
-//! certificate [`reload`], the per-request [`head_timeout`], [`metrics`], the [`record`]ing of
+//! certificate [`reload`], the per-request [`head_timeout`], the memory [`budget`] and the
+//! connection [`gate`] that keeps it, [`metrics`], the [`record`]ing of
 //! denied reviews and the Go [`duration`]s of `?timeout=` and the flags.
 
+pub mod budget;
 pub mod duration;
+pub mod gate;
 pub mod head_timeout;
 pub mod metrics;
 pub mod record;
@@ -15,6 +18,6 @@ pub mod tls;
 pub use server::{
     default_workers, run, start, Handle, Running, ServeConfig, ServerError, UniqueAddresses,
     DEFAULT_HEADER_TIMEOUT, DEFAULT_LISTEN, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONNECTIONS,
-    DEFAULT_PROBE_LISTEN, DEFAULT_REQUEST_TIMEOUT, DEFAULT_SHUTDOWN_DELAY,
+    DEFAULT_MEMORY_BUDGET, DEFAULT_PROBE_LISTEN, DEFAULT_REQUEST_TIMEOUT, DEFAULT_SHUTDOWN_DELAY,
     DEFAULT_SHUTDOWN_TIMEOUT,
 };

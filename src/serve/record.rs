@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::fs;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -17,6 +17,9 @@ pub const DEFAULT_MAX_FILES: usize = 1000;
 /// Reviews waiting to be written; beyond this a denial is not recorded (and counted) rather
 /// than slowing the answer.
 const QUEUE: usize = 256;
+/// Bytes of reviews waiting to be written, at most (part of the memory budget's plan when
+/// recording): a writer behind on large reviews drops them rather than holding them.
+pub const QUEUE_BYTES: usize = 8 * 1024 * 1024;
 
 /// The recording directory cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +43,8 @@ pub enum RecordError {
 pub struct Recorder {
     queue: SyncSender<(String, Vec<u8>)>,
     dropped: Arc<AtomicU64>,
+    /// Bytes of bodies in the queue.
+    queued: Arc<AtomicUsize>,
 }
 
 // === impl Recorder ===
@@ -65,6 +70,8 @@ impl Recorder {
         let (queue, rx) = sync_channel::<(String, Vec<u8>)>(QUEUE);
         let dir = dir.to_path_buf();
         let max_files = max_files.max(1);
+        let queued = Arc::new(AtomicUsize::new(0));
+        let written_bytes = queued.clone();
         std::thread::Builder::new()
             .name("record-denied".to_owned())
             .spawn(move || {
@@ -78,6 +85,8 @@ impl Recorder {
                             warn!(dir = %dir.display(), error = %e, "cannot record a denied review")
                         }
                     }
+                    written_bytes.fetch_sub(body.len(), Ordering::Relaxed);
+                    drop(body);
                     while written.len() > max_files {
                         if let Some(old) = written.pop_front() {
                             let _ = fs::remove_file(old);
@@ -89,21 +98,33 @@ impl Recorder {
         Ok(Recorder {
             queue,
             dropped: Arc::new(AtomicU64::new(0)),
+            queued,
         })
     }
 
     /// Queues a denied review for writing; when the writer is behind, the review is not
     /// recorded and counted instead, so the answer is never delayed.
     pub fn record(&self, uid: &str, body: &[u8]) {
-        match self.queue.try_send((uid.to_owned(), body.to_vec())) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-                warn!(
-                    dropped = n,
-                    "denied review not recorded: the writer is behind"
-                );
-            }
+        let room = self
+            .queued
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |queued| {
+                Some(queued + body.len()).filter(|&total| total <= QUEUE_BYTES)
+            })
+            .is_ok();
+        let sent = room
+            && match self.queue.try_send((uid.to_owned(), body.to_vec())) {
+                Ok(()) => true,
+                Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                    self.queued.fetch_sub(body.len(), Ordering::Relaxed);
+                    false
+                }
+            };
+        if !sent {
+            let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            warn!(
+                dropped = n,
+                "denied review not recorded: the writer is behind"
+            );
         }
     }
 }
@@ -191,6 +212,28 @@ mod tests {
         }
         let bodies: Vec<Vec<u8>> = files.iter().map(|f| fs::read(f).unwrap()).collect();
         assert_eq!(bodies, vec![b"2".to_vec(), b"3".to_vec(), b"4".to_vec()]);
+    }
+
+    #[test]
+    fn queued_bytes_are_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let rec = Recorder::start(dir.path(), 10).unwrap();
+        // Larger than the whole queue: dropped, never held.
+        rec.record("too-big", &vec![b' '; QUEUE_BYTES + 1]);
+        assert_eq!(rec.dropped.load(Ordering::Relaxed), 1);
+        rec.record("fits", b"{}");
+        let files = wait_for(dir.path(), 1);
+        assert_eq!(files.len(), 1, "{files:?}");
+        assert!(files[0].to_string_lossy().ends_with("-fits.json"));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while rec.queued.load(Ordering::Relaxed) != 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(
+            rec.queued.load(Ordering::Relaxed),
+            0,
+            "written bytes not given back"
+        );
     }
 
     #[test]

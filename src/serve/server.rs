@@ -5,15 +5,20 @@
 //! `HttpServer::bind_rustls_0_23`, because that one always puts `h2` first in the ALPN list
 //! whatever the rustls config says, and HTTP/2 must stay off unless `--enable-http2` is given.
 //!
+//! Memory is planned from `--memory-budget` (see [`budget`]): each connection is read through
+//! a [`Gated`] stream, so that a request body larger than a small review is read only once the
+//! budget has room for it; until then its socket is not read and TCP pushes back.
+//!
 //! Known limit: on a graceful stop, idle HTTP/1.1 connections close at once, but actix-http's
 //! HTTP/2 dispatcher ignores the signal, so an idle h2 connection (only with `--enable-http2`)
 //! holds the stop until `shutdown_timeout`. The probe listener shares the workers' connection
 //! limit: a flood that fills every slot of the TLS listener also delays probes.
 
-use std::future::Future;
+use std::future::{poll_fn, Future};
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
 use std::path::PathBuf;
+use std::pin::pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -23,12 +28,12 @@ use actix_http::{HttpServiceBuilder, KeepAlive, Protocol, Request, Response};
 use actix_service::{map_config, Service, ServiceFactory, ServiceFactoryExt as _};
 use actix_tls::accept::rustls_0_23::{Acceptor, TlsStream};
 use actix_tls::accept::TlsError as AcceptError;
-use actix_web::body::BoxBody;
+use actix_web::body::{BodyStream, BoxBody, MessageBody as _};
 use actix_web::dev::{AppConfig, Server, ServerHandle};
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::rt::net::TcpStream;
-use actix_web::web::{self, Bytes};
+use actix_web::web;
 use actix_web::{guard, App, HttpRequest, HttpResponse};
 use tokio::task::JoinHandle;
 use tracing::{debug, error, info, warn};
@@ -36,18 +41,24 @@ use tracing::{debug, error, info, warn};
 use crate::admission::{self, Webhook};
 use crate::cluster::watch::{self as cluster_watch, Credentials, WatchError};
 use crate::cluster::SharedIndex;
+use crate::serve::budget::{self, Budget, BudgetError, Exhausted, MemoryPlan};
 use crate::serve::duration;
+use crate::serve::gate::{self, Gate, Gated};
 use crate::serve::head_timeout::{self, HeadTimed, Phase};
 use crate::serve::metrics::{self, Metrics};
 use crate::serve::record::{self, RecordError, Recorder};
 use crate::serve::reload::{self, CertStore, Reloader, Watch};
 use crate::serve::tls::{self, TlsError, TlsFiles};
 
-/// Default address of the TLS admission listener.
-pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 8443);
-/// Default address of the plain-HTTP probe listener.
+/// Default address of the TLS admission listener: every address of both families, on one
+/// socket (IPv4 only where the kernel has no IPv6).
+pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 8443);
+/// Default address of the plain-HTTP probe listener, both families as [`DEFAULT_LISTEN`].
 pub const DEFAULT_PROBE_LISTEN: SocketAddr =
-    SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 8080);
+    SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 8080);
+/// Connections a listener keeps waiting to be accepted (the kernel's backlog), as std's
+/// `TcpListener::bind`.
+const BACKLOG: i32 = 128;
 /// Default body limit: 7 MiB, as controller-runtime's webhook server.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 7 * 1024 * 1024;
 /// Default time in-flight requests get to finish after SIGTERM (once the shutdown delay has
@@ -68,6 +79,8 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default limit of connections open at once over all workers; beyond it the listeners stop
 /// accepting until one closes.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// Default `--memory-budget`.
+pub const DEFAULT_MEMORY_BUDGET: usize = budget::DEFAULT_MEMORY_BUDGET;
 
 /// The reload interval is never shorter than this, whatever the config says: a zero would spin.
 const MIN_RELOAD_INTERVAL: Duration = Duration::from_millis(10);
@@ -105,8 +118,12 @@ pub struct ServeConfig {
     pub header_timeout: Duration,
     /// Longest time to read a body and judge it; `?timeout=` may shorten it per request.
     pub request_timeout: Duration,
-    /// Connections open at once, over all workers.
+    /// Connections open at once, over all workers (fewer if the memory budget cannot hold
+    /// that many).
     pub max_connections: usize,
+    /// Memory the server plans to hold at most: the process, its connections and the request
+    /// bodies it reads and judges.
+    pub memory_budget: usize,
     /// Time between two looks at the certificate, key and client CA files.
     pub tls_reload_interval: Duration,
     /// Worker threads (at least 1).
@@ -153,6 +170,9 @@ pub enum ServerError {
     /// The server failed while running.
     #[error("server failed")]
     Run(#[source] io::Error),
+    /// `--memory-budget` cannot hold the other limits.
+    #[error(transparent)]
+    Budget(#[from] BudgetError),
     /// The `--record-denied` directory cannot be used.
     #[error(transparent)]
     Record(#[from] RecordError),
@@ -193,6 +213,7 @@ struct State {
     options: admission::Options,
     recorder: Option<Recorder>,
     max_body_bytes: usize,
+    budget: Budget,
     request_timeout: Duration,
     readiness: Readiness,
     certs: Arc<CertStore>,
@@ -256,6 +277,14 @@ pub fn start(cfg: ServeConfig) -> Result<Running, ServerError> {
     if tokio::runtime::Handle::try_current().is_err() {
         return Err(ServerError::NoRuntime);
     }
+    let workers = cfg.workers.max(1);
+    let plan = MemoryPlan::new(
+        cfg.memory_budget,
+        cfg.max_connections,
+        cfg.max_body_bytes,
+        cfg.enable_http2,
+        cfg.record_denied.is_some(),
+    )?;
     let mut metrics = Metrics::new();
     let mut options = cfg.admission.clone();
     let (index, cluster_watch) = match &cfg.unique_addresses {
@@ -269,11 +298,20 @@ pub fn start(cfg: ServeConfig) -> Result<Running, ServerError> {
         None => (None, None),
     };
     let metrics = Arc::new(metrics);
+    let budget = Budget::new(plan, metrics.budget_gauges());
     let reloader = Reloader::load(cfg.tls.clone(), metrics.clone())?;
     let tls_config = reloader.server_config(cfg.enable_http2)?;
     let certs = reloader.cert_store();
-    let (listener, addr) = bind(cfg.listen)?;
-    let (probe_listener, probe_addr) = bind(cfg.probe_listen)?;
+    let (listener, addr, no_ipv6) = bind(cfg.listen, bind_socket)?;
+    let (probe_listener, probe_addr, probe_no_ipv6) = bind(cfg.probe_listen, bind_socket)?;
+    if let Some(e) = no_ipv6.or(probe_no_ipv6) {
+        warn!(
+            listen = %addr,
+            probe_listen = %probe_addr,
+            error = %e,
+            "the kernel has no IPv6: listening on IPv4 only"
+        );
+    }
 
     let readiness = Readiness::new();
     let recorder = match &cfg.record_denied {
@@ -284,16 +322,18 @@ pub fn start(cfg: ServeConfig) -> Result<Running, ServerError> {
         options,
         recorder,
         max_body_bytes: cfg.max_body_bytes,
+        budget,
         request_timeout: cfg.request_timeout,
         readiness: readiness.clone(),
         certs,
         metrics,
         index,
     });
-    let workers = cfg.workers.max(1);
     // actix limits connections per worker; the flag is the total, as an operator counts it.
-    let per_worker = cfg.max_connections.div_ceil(workers).max(1);
+    let per_worker = plan.connections.div_ceil(workers).max(1);
+    log_plan(&plan, cfg.max_connections);
     let header_timeout = cfg.header_timeout;
+    let http2 = cfg.enable_http2;
 
     let builder = Server::build()
         .workers(workers)
@@ -311,16 +351,18 @@ pub fn start(cfg: ServeConfig) -> Result<Running, ServerError> {
             let graceful = graceful.clone();
             let app = App::new()
                 .app_data(state.clone())
+                .wrap_fn(gate::track)
                 .wrap_fn(head_timeout::track)
                 .configure(webhook_routes)
                 .configure(probe_routes)
                 .default_service(web::to(not_found));
-            let http = http_builder(addr, true, header_timeout, move || {
+            let http = http_builder(addr, true, header_timeout, http2, move || {
                 let graceful = graceful.clone();
                 async move { graceful.notified().await }
             })
-            .on_connect_ext(|io: &HeadTimed<TlsStream<TcpStream>>, data| {
+            .on_connect_ext(|io: &HeadTimed<Gated<TlsStream<TcpStream>>>, data| {
                 data.insert(io.phase());
+                data.insert(io.get_ref().gate());
             })
             .finish(map_config(app, app_config));
             let mut acceptor = Acceptor::new(tls_config.clone());
@@ -330,14 +372,15 @@ pub fn start(cfg: ServeConfig) -> Result<Running, ServerError> {
                 .map(move |io: TlsStream<TcpStream>| {
                     // The protocol is what ALPN settled on; `h2` can only have been chosen if
                     // the config offered it.
-                    let (protocol, phase) = match io.get_ref().1.alpn_protocol() {
-                        Some(tls::ALPN_H2) => (Protocol::Http2, Phase::off()),
-                        _ => (Protocol::Http1, Phase::default()),
+                    let (protocol, phase, gate) = match io.get_ref().1.alpn_protocol() {
+                        Some(tls::ALPN_H2) => (Protocol::Http2, Phase::off(), Gate::off()),
+                        _ => (Protocol::Http1, Phase::default(), Gate::default()),
                     };
                     // Answers are small and written at once: without TCP_NODELAY, Nagle and
                     // delayed ACKs add a ~40 ms tail (seen on HTTP/2 in benches/load runs).
                     let _ = io.get_ref().0.set_nodelay(true);
                     let peer = io.get_ref().0.peer_addr().ok();
+                    let io = Gated::new(io, gate);
                     (HeadTimed::new(io, header_timeout, phase), protocol, peer)
                 })
                 .and_then(http.map_err(AcceptError::Service))
@@ -351,7 +394,7 @@ pub fn start(cfg: ServeConfig) -> Result<Running, ServerError> {
             .configure(probe_routes)
             .configure(metrics_routes)
             .default_service(web::to(not_found));
-        http_builder(probe_addr, false, header_timeout, move || {
+        http_builder(probe_addr, false, header_timeout, false, move || {
             let graceful = graceful.clone();
             async move { graceful.notified().await }
         })
@@ -387,6 +430,10 @@ pub fn start(cfg: ServeConfig) -> Result<Running, ServerError> {
         workers,
         max_connections = per_worker * workers,
         max_body_bytes = cfg.max_body_bytes,
+        memory_budget = plan.budget,
+        memory_base = plan.base,
+        memory_per_connection = plan.per_connection,
+        memory_bodies = plan.bodies,
         header_timeout_ms = millis(cfg.header_timeout),
         request_timeout_ms = millis(cfg.request_timeout),
         tls_reload_interval_ms = millis(reload_interval),
@@ -411,11 +458,62 @@ fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), ServerError> {
-    let bind_err = |source| ServerError::Bind { addr, source };
-    let listener = TcpListener::bind(addr).map_err(bind_err)?;
-    let local = listener.local_addr().map_err(bind_err)?;
-    Ok((listener, local))
+/// Logs a connection limit lowered to fit the memory budget.
+fn log_plan(plan: &MemoryPlan, asked: usize) {
+    if plan.connections < asked {
+        warn!(
+            max_connections = asked,
+            fit = plan.connections,
+            memory_budget = plan.budget,
+            per_connection = plan.per_connection,
+            "--max-connections lowered to what --memory-budget holds"
+        );
+    }
+}
+
+/// Binds a listener with `binder` (the socket calls, or a stand-in in tests). An IPv6
+/// wildcard (`[::]`, the default) that the kernel refuses because it has no IPv6 at all is
+/// bound as the IPv4 wildcard instead, as Go's `:8443` is; the refusal is returned for the log.
+fn bind(
+    addr: SocketAddr,
+    binder: fn(SocketAddr) -> io::Result<TcpListener>,
+) -> Result<(TcpListener, SocketAddr, Option<io::Error>), ServerError> {
+    let bound = |addr: SocketAddr, listener: io::Result<TcpListener>| {
+        let bind_err = |source| ServerError::Bind { addr, source };
+        let listener = listener.map_err(bind_err)?;
+        let local = listener.local_addr().map_err(bind_err)?;
+        Ok::<_, ServerError>((listener, local))
+    };
+    match binder(addr) {
+        Err(e)
+            if addr.ip() == IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+                && e.raw_os_error() == Some(libc::EAFNOSUPPORT) =>
+        {
+            let v4 = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), addr.port());
+            let (listener, local) = bound(v4, binder(v4))?;
+            Ok((listener, local, Some(e)))
+        }
+        listener => {
+            let (listener, local) = bound(addr, listener)?;
+            Ok((listener, local, None))
+        }
+    }
+}
+
+/// A listening TCP socket on `addr`. An IPv6 socket takes IPv4 connections too (as
+/// IPv4-mapped addresses) whatever `net.ipv6.bindv6only` says, so that `[::]` is every address
+/// of both families.
+fn bind_socket(addr: SocketAddr) -> io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(false)?;
+    }
+    // As std's bind: a restarted server can listen again while old connections linger.
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(BACKLOG)?;
+    Ok(socket.into())
 }
 
 /// The actix-web app config. Only URL generation reads it, and nothing here generates URLs.
@@ -428,6 +526,7 @@ fn http_builder<T, S, F, Fut>(
     local_addr: SocketAddr,
     secure: bool,
     header_timeout: Duration,
+    http2: bool,
     on_shutdown: F,
 ) -> HttpServiceBuilder<T, S>
 where
@@ -445,6 +544,15 @@ where
         .client_disconnect_timeout(CLIENT_DISCONNECT_TIMEOUT)
         .local_addr(local_addr)
         .graceful_shutdown_signal(on_shutdown);
+    // What an HTTP/2 connection may send before its handlers read: its share of the memory
+    // budget. (actix-http's defaults, 2 MiB per connection and 1 MiB per stream, are not.)
+    let builder = if http2 {
+        builder
+            .h2_initial_window_size(budget::H2_WINDOW_BYTES)
+            .h2_initial_connection_window_size(budget::H2_WINDOW_BYTES)
+    } else {
+        builder
+    };
     if secure {
         builder.secure()
     } else {
@@ -469,6 +577,7 @@ impl ServeConfig {
             header_timeout: DEFAULT_HEADER_TIMEOUT,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            memory_budget: DEFAULT_MEMORY_BUDGET,
             tls_reload_interval: reload::DEFAULT_RELOAD_INTERVAL,
             workers: default_workers(),
             record_denied: None,
@@ -676,15 +785,43 @@ async fn admit(
             "Content-Type must be application/json",
         );
     }
-    let budget = request_budget(req.query_string(), state.request_timeout);
-    let read = tokio::time::timeout(budget, read_body(&req, payload, state.max_body_bytes));
+    let deadline = request_budget(req.query_string(), state.request_timeout);
+    let declared = content_length(&req);
+    if declared.is_some_and(|len| len > state.max_body_bytes as u64) {
+        return too_large(&state, webhook_name, refuse);
+    }
+    // Room for the body first: until it has some, its connection is not read (the gate), and
+    // it waits at most half the deadline, leaving the rest to receive and judge it.
+    let gate = req.conn_data::<Gate>();
+    let grant = match room(&state, &req, gate, declared, deadline / 2).await {
+        Ok(grant) => grant,
+        Err(Exhausted) => {
+            let mut response = refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no room in the webhook's memory budget for this request body; try again",
+            );
+            // The body was never read: the connection cannot carry another request.
+            response
+                .head_mut()
+                .set_connection_type(ConnectionType::Close);
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            return response;
+        }
+    };
+    if let Some(gate) = gate {
+        gate.open();
+    }
+    let left = deadline.saturating_sub(started.elapsed());
+    let read = tokio::time::timeout(left, read_body(payload, declared, state.max_body_bytes));
     let body = match read.await {
         Ok(Ok(body)) => body,
         Err(_) => {
             warn!(
                 webhook = webhook_name,
                 status = 408,
-                budget_ms = millis(budget),
+                budget_ms = millis(deadline),
                 "request refused: body not received within the request deadline"
             );
             // The rest of the body may still be on its way: the connection cannot carry
@@ -698,21 +835,7 @@ async fn admit(
                 .set_connection_type(ConnectionType::Close);
             return response;
         }
-        Ok(Err(BodyError::TooLarge)) => {
-            warn!(
-                webhook = webhook_name,
-                status = 413,
-                limit = state.max_body_bytes,
-                "request refused: body too large"
-            );
-            return refuse(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                &format!(
-                    "request body exceeds the limit of {} bytes",
-                    state.max_body_bytes
-                ),
-            );
-        }
+        Ok(Err(BodyError::TooLarge)) => return too_large(&state, webhook_name, refuse),
         Ok(Err(BodyError::Read(e))) => {
             warn!(webhook = webhook_name, status = 400, error = %e, "request refused: body unreadable");
             return refuse(StatusCode::BAD_REQUEST, "request body could not be read");
@@ -750,14 +873,14 @@ async fn admit(
             if s.panicked {
                 error!(uid = %s.uid, webhook = webhook_name, "judging panicked: denied with code 500");
             }
-            if elapsed > budget {
+            if elapsed > deadline {
                 // The caller stopped waiting; an answer now would be read as if it were on time
                 // by a client that ignores its own deadline.
                 warn!(
                     uid = %s.uid,
                     webhook = webhook_name,
                     status = 504,
-                    budget_ms = millis(budget),
+                    budget_ms = millis(deadline),
                     "answer ready after the request deadline: not sent"
                 );
                 return refuse(
@@ -767,6 +890,8 @@ async fn admit(
             }
             state.metrics.review(webhook_name, s, elapsed);
             schema_drift(&state.metrics, s);
+            // The body and what judging it took are gone; the answer is small.
+            drop(grant);
             HttpResponse::Ok().content_type(JSON).body(reviewed.body)
         }
         Err(e) => {
@@ -829,31 +954,86 @@ fn is_json(content_type: Option<&HeaderValue>) -> bool {
     essence.eq_ignore_ascii_case(JSON)
 }
 
+/// 413, logged and counted.
+fn too_large(
+    state: &State,
+    webhook: &'static str,
+    refuse: impl Fn(StatusCode, &str) -> HttpResponse,
+) -> HttpResponse {
+    warn!(
+        webhook,
+        status = 413,
+        limit = state.max_body_bytes,
+        "request refused: body too large"
+    );
+    refuse(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        &format!(
+            "request body exceeds the limit of {} bytes",
+            state.max_body_bytes
+        ),
+    )
+}
+
+/// The request's `Content-Length`, if it has a readable one.
+fn content_length(req: &HttpRequest) -> Option<u64> {
+    req.headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+}
+
+/// Room in the memory budget for the body, waiting at most `patience`. A small body of an
+/// HTTP/1.1 request is covered by its connection's share and never waits; a body of unknown
+/// length (chunked, or HTTP/2 without `Content-Length`) is charged the largest it may be.
+async fn room(
+    state: &State,
+    req: &HttpRequest,
+    gate: Option<&Gate>,
+    declared: Option<u64>,
+    patience: Duration,
+) -> Result<budget::Grant, Exhausted> {
+    let http1 = gate.is_some_and(Gate::holds);
+    let chunked = req
+        .headers()
+        .get(header::TRANSFER_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
+    let len = match declared {
+        Some(len) => usize::try_from(len).unwrap_or(usize::MAX),
+        // HTTP/1.1 without either header has no body.
+        None if http1 && !chunked => 0,
+        None => state.max_body_bytes,
+    };
+    if http1 && len <= budget::SMALL_BODY_BYTES && !chunked {
+        return Ok(state.budget.small());
+    }
+    state.budget.reserve(len, patience).await
+}
+
 enum BodyError {
     TooLarge,
     Read(actix_web::Error),
 }
 
-/// Reads the body, refusing it as soon as it is known to exceed `max`: from `Content-Length`
-/// before reading anything, otherwise (chunked, HTTP/2) while streaming.
+/// Reads the body into one buffer of the declared size (no growth, no copy), refusing it as
+/// soon as it exceeds `max` (chunked and HTTP/2 bodies are checked while they stream).
 async fn read_body(
-    req: &HttpRequest,
     payload: web::Payload,
+    declared: Option<u64>,
     max: usize,
-) -> Result<Bytes, BodyError> {
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    if declared.is_some_and(|len| len > max as u64) {
-        return Err(BodyError::TooLarge);
+) -> Result<Vec<u8>, BodyError> {
+    let capacity = declared.map_or(0, |len| usize::try_from(len).unwrap_or(max).min(max));
+    let mut body = Vec::with_capacity(capacity);
+    let mut stream = pin!(BodyStream::new(payload));
+    while let Some(chunk) = poll_fn(|cx| stream.as_mut().poll_next(cx)).await {
+        let chunk = chunk.map_err(|e| BodyError::Read(e.into()))?;
+        if body.len() + chunk.len() > max {
+            return Err(BodyError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
     }
-    match payload.to_bytes_limited(max).await {
-        Ok(Ok(body)) => Ok(body),
-        Ok(Err(e)) => Err(BodyError::Read(e)),
-        Err(_) => Err(BodyError::TooLarge),
-    }
+    Ok(body)
 }
 
 #[cfg(test)]
@@ -878,6 +1058,10 @@ mod tests {
             options: admission::Options::default(),
             recorder: None,
             max_body_bytes: 64,
+            budget: Budget::new(
+                MemoryPlan::new(DEFAULT_MEMORY_BUDGET, 16, 64, false, false).expect("plan"),
+                Default::default(),
+            ),
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             readiness: Readiness::new(),
             certs: Arc::new(CertStore::new(cert)),
@@ -958,6 +1142,63 @@ mod tests {
             "FieldValueInvalid,FieldValueDuplicate"
         );
         assert_eq!(cause_types(&[]), "");
+    }
+
+    /// A kernel without IPv6: every IPv6 socket is refused as Linux refuses it then.
+    fn without_ipv6(addr: SocketAddr) -> io::Result<TcpListener> {
+        if addr.is_ipv6() {
+            Err(io::Error::from_raw_os_error(libc::EAFNOSUPPORT))
+        } else {
+            bind_socket(addr)
+        }
+    }
+
+    fn wildcard() -> SocketAddr {
+        SocketAddr::new(DEFAULT_LISTEN.ip(), 0)
+    }
+
+    #[test]
+    fn the_ipv6_wildcard_takes_both_families_on_one_socket() {
+        let (listener, local, refused) = bind(wildcard(), bind_socket).expect("bound");
+        assert!(refused.is_none());
+        assert_eq!(local.ip(), IpAddr::V6(Ipv6Addr::UNSPECIFIED));
+        for ip in [
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ] {
+            std::net::TcpStream::connect((ip, local.port()))
+                .unwrap_or_else(|e| panic!("connect over {ip}: {e}"));
+        }
+        drop(listener);
+    }
+
+    #[test]
+    fn without_ipv6_the_wildcard_falls_back_to_ipv4() {
+        let (listener, local, refused) = bind(wildcard(), without_ipv6).expect("bound");
+        assert_eq!(local.ip(), IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        assert_eq!(
+            refused.and_then(|e| e.raw_os_error()),
+            Some(libc::EAFNOSUPPORT)
+        );
+        std::net::TcpStream::connect((Ipv4Addr::LOCALHOST, local.port())).expect("IPv4");
+        drop(listener);
+    }
+
+    #[test]
+    fn only_the_wildcard_falls_back_and_only_for_a_missing_family() {
+        // A specific IPv6 address was asked for: refused, not replaced.
+        let loopback = SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), 0);
+        assert!(matches!(
+            bind(loopback, without_ipv6),
+            Err(ServerError::Bind { addr, .. }) if addr == loopback
+        ));
+        // Any other failure of the wildcard (here: the port is taken) is an error too.
+        let taken: fn(SocketAddr) -> io::Result<TcpListener> =
+            |_| Err(io::Error::from(io::ErrorKind::AddrInUse));
+        assert!(matches!(
+            bind(wildcard(), taken),
+            Err(ServerError::Bind { addr, .. }) if addr == wildcard()
+        ));
     }
 
     #[actix_web::test]

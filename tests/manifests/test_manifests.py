@@ -585,6 +585,15 @@ def arg_value(args, flag):
     return None
 
 
+def quantity(text):
+    """A memory quantity (`128Mi`, `1Gi`, `500M`, bytes) in bytes; None when absent or unreadable."""
+    units = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "k": 10**3, "M": 10**6, "G": 10**9, "": 1}
+    m = re.fullmatch(r"(\d+)([A-Za-z]*)", str(text or ""))
+    if not m or m.group(2) not in units:
+        return None
+    return int(m.group(1)) * units[m.group(2)]
+
+
 def port_of(listen):
     return int(listen.rsplit(":", 1)[1]) if listen else None
 
@@ -814,6 +823,11 @@ def pod_violations(docs, unique=False):
         bad.append(f"webhook port {ports.get('webhook')} / --listen {arg_value(args, '--listen')}")
     if ports.get("probes") != PROBE_PORT or port_of(arg_value(args, "--probe-listen")) != PROBE_PORT:
         bad.append(f"probe port {ports.get('probes')} / --probe-listen {arg_value(args, '--probe-listen')}")
+    # On an IPv6-only cluster the pod has only an IPv6 address: an IPv4 bind is never reached.
+    for flag in ("--listen", "--probe-listen"):
+        value = arg_value(args, flag)
+        if value is not None and not value.startswith("["):
+            bad.append(f"{flag} {arg_value(args, flag)!r} binds IPv4 only; want [::] (both families)")
     for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
         get = (c.get(probe) or {}).get("httpGet") or {}
         if get.get("path") != path or get.get("port") not in ("probes", PROBE_PORT) \
@@ -828,6 +842,15 @@ def pod_violations(docs, unique=False):
     for flag, want in (("--tls-cert", "/tls/tls.crt"), ("--tls-key", "/tls/tls.key")):
         if arg_value(args, flag) != want:
             bad.append(f"{flag} {arg_value(args, flag)!r}, want {want}")
+    # The memory budget the server keeps must fit the container's limit, with headroom for the
+    # allocator: at most seven eighths of it, and the limit at most 128 MiB (issue 18).
+    limit = quantity((c.get("resources") or {}).get("limits", {}).get("memory"))
+    budget = quantity(arg_value(args, "--memory-budget"))
+    if limit is None or limit > 128 * 2**20:
+        bad.append(f"memory limit {limit} bytes, want at most 128Mi")
+    elif budget is None or budget * 8 > limit * 7:
+        bad.append(f"--memory-budget {arg_value(args, '--memory-budget')!r} is not at most "
+                   f"seven eighths of the memory limit ({limit} bytes)")
     shutdown = arg_value(args, "--shutdown-timeout")
     # The server keeps accepting for --shutdown-delay (default 5 s) before it starts draining.
     delay = (arg_value(args, "--shutdown-delay") or "5").removesuffix("s")
@@ -1050,8 +1073,12 @@ LOOSENINGS = {
     "unconfined seccomp": lambda d: (pod_of(d)["securityContext"].update(seccompProfile={"type": "Unconfined"}),
                                      container_of(d)["securityContext"].pop("seccompProfile")),
     "no memory limit": lambda d: container_of(d)["resources"].pop("limits"),
+    "memory limit over 128Mi": lambda d: container_of(d)["resources"]["limits"].update(memory="256Mi"),
+    "memory budget over the limit": lambda d: set_arg(d, "--memory-budget", "128Mi"),
     "liveness on the webhook port": lambda d: container_of(d)["livenessProbe"]["httpGet"].update(port="webhook"),
     "grace shorter than shutdown": lambda d: set_arg(d, "--shutdown-timeout", "30"),
+    "webhook on IPv4 only": lambda d: set_arg(d, "--listen", "0.0.0.0:8443"),
+    "probes on IPv4 only": lambda d: set_arg(d, "--probe-listen", "0.0.0.0:8080"),
     "grace shorter than delay plus shutdown": lambda d: set_arg(d, "--shutdown-delay", "10"),
     "hostNetwork": lambda d: pod_of(d).update(hostNetwork=True),
     "NetworkPolicy admits every port": lambda d: kind_of(d, "NetworkPolicy")["spec"]["ingress"].append({}),
