@@ -229,9 +229,28 @@ fn long_review(shape: &str, n: usize) -> (Vec<u8>, bool) {
             }
             false
         }
+        "spec_duplicate_keys" => {
+            // Written as text below: a `Value` cannot hold a key twice.
+            object["spec"]["@@DUPLICATES@@"] = Value::from(0);
+            false
+        }
         other => panic!("no shape {other}"),
     };
-    (serde_json::to_vec(&review).expect("serialise"), allowed)
+    let body = serde_json::to_string(&review).expect("serialise");
+    if shape == "spec_duplicate_keys" {
+        // `n` unknown keys, each twice, in reverse order: every one is a duplicate field and
+        // an unknown field, and each unknown field found sorts before those kept so far.
+        let keys: Vec<String> = (0..n)
+            .rev()
+            .map(|i| format!(r#""d{i:06}":0,"d{i:06}":0"#))
+            .collect();
+        return (
+            body.replace(r#""@@DUPLICATES@@":0"#, &keys.join(","))
+                .into_bytes(),
+            allowed,
+        );
+    }
+    (body.into_bytes(), allowed)
 }
 
 /// Growth: `/validate` on reviews with one list of 1,000, 10,000 and 100,000 items. Criterion
@@ -252,6 +271,7 @@ fn growth(c: &mut Criterion) {
         "conditions_distinct_types",
         "conditions_ratcheted",
         "spec_unknown_keys",
+        "spec_duplicate_keys",
     ] {
         for n in [1_000, 10_000, 100_000] {
             let (body, allowed) = long_review(shape, n);

@@ -130,6 +130,18 @@ def shapes(review, n):
     entry = '{"manager":"m","operation":"Update","fieldsType":"FieldsV1","fieldsV1":' + fields + "}"
     add("duplicates-under-long-key", "managedFields[0].fieldsV1: a 3 MiB key holding 700,000 duplicate keys",
         splice(review, obj + ["metadata", "managedFields"], "[" + entry + "]"))
+    # Distinct keys, each twice: every one a duplicate field of its own, named below the long key.
+    pairs, size, i = [], 0, 0
+    while size < MAX_BODY - len(long_key) - 16384:
+        pair = f'"a{i}":0,"a{i}":0'
+        pairs.append(pair)
+        size += len(pair) + 1
+        i += 1
+    fields = '{"' + long_key + '":{' + ",".join(pairs[:-1]) + "}}"
+    entry = '{"manager":"m","operation":"Update","fieldsType":"FieldsV1","fieldsV1":' + fields + "}"
+    add("distinct-duplicates-under-long-key",
+        f"managedFields[0].fieldsV1: a 3 MiB key holding {len(pairs) - 1:,} distinct keys, each twice",
+        splice(review, obj + ["metadata", "managedFields"], "[" + entry + "]"))
     return out
 
 

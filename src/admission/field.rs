@@ -145,6 +145,15 @@ pub enum BadValue {
     Bool(bool),
     /// A structured value, printed as compact JSON.
     Json(String),
+    /// A JSON object or array as the API server's schema validation prints it: Go's `%#v` of
+    /// the `map[string]interface {}` or `[]interface {}` its decoder makes of it. `head` is
+    /// the start of the text, at most [`MAX_ECHOED_BYTES`], `len` the length of all of it.
+    Go {
+        /// The start of the text.
+        head: String,
+        /// The length of the whole text in bytes.
+        len: usize,
+    },
     /// No value at all, printed `null`.
     Null,
 }
@@ -163,6 +172,27 @@ impl BadValue {
                 None => BadValue::Float(n.as_f64().unwrap_or(f64::NAN)),
             },
             other => BadValue::Json(other.to_string()),
+        }
+    }
+
+    /// The bad value the API server's schema validation prints for `v` (its enum check, its
+    /// minimum): what its decoder makes of `v` (an `int64`, a `float64`, a `bool`, a map or a
+    /// slice), printed as Go prints it.
+    pub fn decoded(v: &serde_json::Value) -> Self {
+        match v {
+            serde_json::Value::Number(n) => match decoded_number(n) {
+                Ok(i) => BadValue::Int(i),
+                Err(f) => BadValue::Float(f),
+            },
+            serde_json::Value::Array(_) | serde_json::Value::Object(_) => {
+                let mut text = Bounded::new(MAX_ECHOED_BYTES);
+                let _ = go_syntax(v, &mut text);
+                BadValue::Go {
+                    head: text.head,
+                    len: text.len,
+                }
+            }
+            other => BadValue::from_json(other),
         }
     }
 }
@@ -221,6 +251,38 @@ impl FieldError {
             BadValue::Str(actual.to_owned()),
             detail,
         )
+    }
+
+    /// A value that is not of the type a schema `format` needs (an integer where a `date-time`
+    /// belongs), worded as the API server's schema validation words it: the value is the
+    /// format of what its decoder made of the value (`int64`, `float64`, or nothing for other
+    /// types), e.g. `Invalid value: "int64": x in body must be of type date-time: "int64"`.
+    pub fn format_type_invalid(path: Path, actual: &serde_json::Value, format: &str) -> Self {
+        let actual = decoded_format(actual);
+        let detail = format!("{path} in body must be of type {format}: \"{actual}\"");
+        Self::new(
+            ErrorType::TypeInvalid,
+            path,
+            BadValue::Str(actual.to_owned()),
+            detail,
+        )
+    }
+
+    /// A string that is not of a schema `format` (`date-time`): a type error for the API
+    /// server's schema validation too.
+    pub fn format_invalid(path: Path, value: &str, format: &str) -> Self {
+        let detail = format!(
+            "{path} in body must be of type {format}: {}",
+            quote_clipped(value)
+        );
+        Self::new(ErrorType::TypeInvalid, path, value.into(), detail)
+    }
+
+    /// A string shorter than a schema `minLength`, as CRD validation words it (`""` in a
+    /// `minLength: 1` field is this, not `Required value`).
+    pub fn too_short(path: Path, value: &str, min: usize) -> Self {
+        let detail = format!("{path} in body should be at least {min} chars long");
+        Self::new(ErrorType::Invalid, path, value.into(), detail)
     }
 
     /// A repeated value that must be unique (`field.Duplicate`).
@@ -283,7 +345,10 @@ impl FieldError {
                     s.push_str(&quote_clipped(v));
                 }
                 BadValue::Int(i) => s.push_str(&format!(": {i}")),
-                BadValue::Float(f) => s.push_str(&format!(": {f}")),
+                BadValue::Float(f) => {
+                    s.push_str(": ");
+                    s.push_str(&go_float(*f));
+                }
                 BadValue::Bool(b) => s.push_str(&format!(": {b}")),
                 BadValue::Json(j) => {
                     s.push_str(": ");
@@ -292,6 +357,13 @@ impl FieldError {
                         (head, true) => {
                             s.push_str(&format!("{head}... ({} bytes, truncated)", j.len()))
                         }
+                    }
+                }
+                BadValue::Go { head, len } => {
+                    s.push_str(": ");
+                    s.push_str(head);
+                    if *len > head.len() {
+                        s.push_str(&format!("... ({len} bytes, truncated)"));
                     }
                 }
                 BadValue::Null => s.push_str(": \"null\""),
@@ -316,11 +388,118 @@ pub fn json_type_name(v: &serde_json::Value) -> &'static str {
     match v {
         serde_json::Value::Null => "null",
         serde_json::Value::Bool(_) => "boolean",
-        serde_json::Value::Number(n) if n.is_f64() => "number",
-        serde_json::Value::Number(_) => "integer",
+        serde_json::Value::Number(n) => match decoded_number(n) {
+            Ok(_) => "integer",
+            Err(_) => "number",
+        },
         serde_json::Value::String(_) => "string",
         serde_json::Value::Array(_) => "array",
         serde_json::Value::Object(_) => "object",
+    }
+}
+
+/// A JSON number as the API server's decoder makes it: an `int64` when its text is an integer
+/// that fits (`Ok`), else a `float64` (`Err`): a fraction, an exponent, or beyond int64.
+pub fn decoded_number(n: &serde_json::Number) -> Result<i64, f64> {
+    n.as_i64().ok_or_else(|| n.as_f64().unwrap_or(f64::NAN))
+}
+
+/// The format the API server's schema validation gives what its decoder made of `v`, when
+/// `v` is not a string: `int64`, `float64`, or nothing (booleans, objects, arrays).
+pub fn decoded_format(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Number(n) => match decoded_number(n) {
+            Ok(_) => "int64",
+            Err(_) => "float64",
+        },
+        _ => "",
+    }
+}
+
+/// A float as Go's `%v` prints it: the shortest text that reads back the same, with an
+/// exponent (`1e+06`, `1.5e-07`) below 1e-4 and from 1e6 on.
+pub fn go_float(f: f64) -> String {
+    let exponential = format!("{f:e}");
+    let Some((mantissa, exponent)) = exponential.split_once('e') else {
+        return exponential;
+    };
+    let exponent: i32 = exponent.parse().unwrap_or(0);
+    if (-4..6).contains(&exponent) || f == 0.0 || !f.is_finite() {
+        return format!("{f}");
+    }
+    let sign = if exponent < 0 { '-' } else { '+' };
+    format!("{mantissa}e{sign}{:02}", exponent.unsigned_abs())
+}
+
+/// Text written up to a number of bytes (cut on a character boundary) and measured whole.
+struct Bounded {
+    head: String,
+    max: usize,
+    len: usize,
+}
+
+// === impl Bounded ===
+
+impl Bounded {
+    fn new(max: usize) -> Self {
+        Bounded {
+            head: String::new(),
+            max,
+            len: 0,
+        }
+    }
+}
+
+impl fmt::Write for Bounded {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        // Once cut, nothing more is written: the head stays a prefix of the whole.
+        if self.head.len() == self.len {
+            self.head
+                .push_str(clip(s, self.max.saturating_sub(self.head.len())).0);
+        }
+        self.len += s.len();
+        Ok(())
+    }
+}
+
+/// Writes `v` as Go's `%#v` prints what the API server's decoder makes of it:
+/// `map[string]interface {}{"a":1, "b":[]interface {}{true, "x"}}`, keys sorted, `null` as
+/// `interface {}(nil)`, numbers as `int64` or `float64`.
+fn go_syntax(v: &serde_json::Value, out: &mut impl fmt::Write) -> fmt::Result {
+    use serde_json::Value;
+    match v {
+        Value::Null => out.write_str("interface {}(nil)"),
+        Value::Bool(b) => write!(out, "{b}"),
+        Value::Number(n) => match decoded_number(n) {
+            Ok(i) => write!(out, "{i}"),
+            Err(f) => out.write_str(&go_float(f)),
+        },
+        Value::String(s) => out.write_str(&go_quote(s)),
+        Value::Array(items) => {
+            out.write_str("[]interface {}{")?;
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.write_str(", ")?;
+                }
+                go_syntax(item, out)?;
+            }
+            out.write_str("}")
+        }
+        Value::Object(members) => {
+            out.write_str("map[string]interface {}{")?;
+            // Go prints a map's keys sorted, whatever order they came in.
+            let mut keys: Vec<&String> = members.keys().collect();
+            keys.sort_unstable();
+            for (i, key) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.write_str(", ")?;
+                }
+                out.write_str(&go_quote(key))?;
+                out.write_str(":")?;
+                go_syntax(&members[key], out)?;
+            }
+            out.write_str("}")
+        }
     }
 }
 

@@ -515,8 +515,8 @@ fn review_with(
     if let Some(object) = &request.object {
         summary.unknown_fields = object
             .issues
+            .unknown_fields()
             .iter()
-            .filter(|issue| issue.kind == strict::IssueKind::Unknown)
             .take(MAX_SUMMARY_UNKNOWN_FIELDS)
             .map(|issue| {
                 crate::admission::field::clip(&issue.path, MAX_UNKNOWN_FIELD_BYTES)
@@ -794,22 +794,27 @@ fn judge_object(
 
 /// Strict field validation of the object: under `Strict` a denial, under `Warn` the warnings
 /// to add, under `Ignore` nothing (the walk looked for no issues). Either lists the first
-/// errors up to the caps of [`caps`] and counts the rest.
+/// errors, in the API server's order, up to the caps of [`caps`] and counts the rest.
 fn strict_fields(uid: &str, object: &Walked, opts: &Options) -> Result<Warnings, Box<Response>> {
     let issues = &object.issues;
     let mut warnings = Warnings::new();
     if opts.field_validation == FieldValidation::Ignore || issues.is_empty() {
         return Ok(warnings);
     }
+    // The walk kept the first errors in full; the others it only counted.
+    let mut kept = 0;
     if opts.field_validation == FieldValidation::Warn {
-        for issue in issues {
+        for issue in issues.first() {
+            kept += 1;
             warnings.push_with(|| issue_text(issue));
         }
+        warnings.leave_out(issues.len() - kept);
         return Ok(warnings);
     }
     let mut room = Listing::causes();
     let mut texts = Vec::new();
-    for issue in issues {
+    for issue in issues.first() {
+        kept += 1;
         if room.is_full() {
             room.leave_out(1);
             continue;
@@ -819,6 +824,7 @@ fn strict_fields(uid: &str, object: &Walked, opts: &Options) -> Result<Warnings,
             texts.push(text);
         }
     }
+    room.leave_out(issues.len() - kept);
     if room.left_out() > 0 {
         texts.push(caps::and_more(room.left_out(), "error"));
     }
@@ -1113,6 +1119,81 @@ mod tests {
             "{message}"
         );
         assert!(message.ends_with(", and 9900 more errors"), "{message}");
+    }
+
+    /// A CREATE review whose `spec` holds `unknown` keys (`u0`, `u1`, ...) and whose
+    /// annotations repeat `duplicated` keys (`d0`, `d1`, ...) three times each, written as text.
+    fn unknown_and_duplicate_keys(unknown: usize, duplicated: usize) -> Vec<u8> {
+        let unknowns: String = (0..unknown).map(|i| format!(r#","u{i}":1"#)).collect();
+        let duplicates: Vec<String> = (0..duplicated)
+            .flat_map(|i| std::iter::repeat_n(format!(r#""d{i}":"x""#), 3))
+            .collect();
+        REVIEW
+            .replace(
+                r#""interface":"eth0"}"#,
+                &format!(r#""interface":"eth0"{unknowns}}}"#),
+            )
+            .replace(
+                r#""metadata":{"name":"a"}"#,
+                &format!(
+                    r#""metadata":{{"name":"a","annotations":{{{}}}}}"#,
+                    duplicates.join(",")
+                ),
+            )
+            .into_bytes()
+    }
+
+    // Issue 16: the API server's order decides which errors the cap keeps: duplicates first,
+    // each path once, then the unknown fields sorted.
+    #[test]
+    fn strict_denial_lists_the_first_errors_in_the_api_servers_order() {
+        let strict = with(FieldValidation::Strict, Enforcement::Deny);
+        let (a, summary) = answer(&unknown_and_duplicate_keys(500, 60), &strict);
+        let message = a["response"]["status"]["message"].as_str().unwrap();
+        let (_, errors) = message.split_once("strict decoding error: ").unwrap();
+        let errors: Vec<&str> = errors.split(", ").collect();
+        assert_eq!(errors.len(), caps::MAX_CAUSES + 1, "{message}");
+        for (i, e) in errors[..60].iter().enumerate() {
+            assert_eq!(*e, format!("duplicate field \"metadata.annotations.d{i}\""));
+        }
+        let mut sorted: Vec<String> = (0..500).map(|i| format!("u{i}")).collect();
+        sorted.sort();
+        for (e, key) in errors[60..100].iter().zip(&sorted) {
+            assert_eq!(*e, format!("unknown field \"spec.{key}\""));
+        }
+        assert_eq!(errors[100], format!("and {} more errors", 60 + 500 - 100));
+        // The drift summary names the first unknown fields, whatever comes before them.
+        let first: Vec<String> = sorted[..MAX_SUMMARY_UNKNOWN_FIELDS]
+            .iter()
+            .map(|k| format!("spec.{k}"))
+            .collect();
+        assert_eq!(summary.unknown_fields, first);
+        let (_, summary) = answer(&unknown_and_duplicate_keys(20, 300), &strict);
+        assert_eq!(summary.unknown_fields.len(), MAX_SUMMARY_UNKNOWN_FIELDS);
+    }
+
+    #[test]
+    fn warn_lists_the_first_errors_in_the_api_servers_order() {
+        let opts = with(FieldValidation::Warn, Enforcement::Deny);
+        let (a, _) = answer(&unknown_and_duplicate_keys(3, 150), &opts);
+        let warnings = a["response"]["warnings"].as_array().unwrap();
+        let last = warnings.last().unwrap().as_str().unwrap();
+        let listed = warnings.len() - 1;
+        assert_eq!(last, format!("and {} more warnings", 150 + 3 - listed));
+        for (i, w) in warnings[..listed].iter().enumerate() {
+            assert_eq!(w, &format!("duplicate field \"metadata.annotations.d{i}\""));
+        }
+        let (a, _) = answer(&unknown_and_duplicate_keys(3, 2), &opts);
+        assert_eq!(
+            a["response"]["warnings"],
+            serde_json::json!([
+                "duplicate field \"metadata.annotations.d0\"",
+                "duplicate field \"metadata.annotations.d1\"",
+                "unknown field \"spec.u0\"",
+                "unknown field \"spec.u1\"",
+                "unknown field \"spec.u2\""
+            ])
+        );
     }
 
     #[test]

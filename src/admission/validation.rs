@@ -7,7 +7,9 @@ use std::hash::Hash;
 
 use serde_json::{Map, Value};
 
-use crate::admission::field::{BadValue, CappedErrors, ErrorList, FieldError, Path, Report};
+use crate::admission::field::{
+    decoded_number, BadValue, CappedErrors, ErrorList, FieldError, Path, Report,
+};
 use crate::admission::ip::{self, AddressError};
 
 /// Longest allowed object name (`IsDNS1123Subdomain`).
@@ -446,13 +448,23 @@ fn validate_condition<'a>(
             s,
             &CONDITION_STATUSES,
         )),
-        Text::Str(_) | Text::WrongType => {}
+        Text::WrongType => {
+            // The API server checks the enum after the type, whatever the type: a value that
+            // is not a string is both a type error and an unsupported value.
+            let value = present(cond, "status").unwrap_or(&Value::Null);
+            errs.push(FieldError::not_supported(
+                item_path.child("status"),
+                BadValue::decoded(value),
+                &CONDITION_STATUSES,
+            ))
+        }
+        Text::Str(_) => {}
     }
 
     match string_field(cond, "reason", item_path, errs) {
-        Text::Absent | Text::Str("") => {
-            errs.push(FieldError::required(item_path.child("reason"), ""))
-        }
+        Text::Absent => errs.push(FieldError::required(item_path.child("reason"), "")),
+        // The CRD's `minLength: 1`, checked before the pattern (the API server stops at it).
+        Text::Str("") => errs.push(FieldError::too_short(item_path.child("reason"), "", 1)),
         Text::WrongType => {}
         Text::Str(r) => {
             let p = || item_path.child("reason");
@@ -474,37 +486,67 @@ fn validate_condition<'a>(
         }
     }
 
-    match string_field(cond, "lastTransitionTime", item_path, errs) {
-        Text::Absent | Text::Str("") => errs.push(FieldError::required(
-            item_path.child("lastTransitionTime"),
-            "",
-        )),
-        Text::Str(t) if !is_rfc3339(t) => {
-            let p = item_path.child("lastTransitionTime");
-            let detail = format!(
-                "{p} in body must be of type date-time: {}",
-                crate::admission::field::quote_clipped(t)
-            );
-            errs.push(FieldError::invalid(p, t, detail));
+    // `format: date-time`: the API server's schema validation reports a value that is not a
+    // date-time as a type error, a string (`""` too) or not.
+    let p = || item_path.child("lastTransitionTime");
+    match present(cond, "lastTransitionTime") {
+        None => errs.push(FieldError::required(p(), "")),
+        Some(Value::String(t)) if !is_rfc3339(t) => {
+            errs.push(FieldError::format_invalid(p(), t, "date-time"))
         }
-        Text::Str(_) | Text::WrongType => {}
+        Some(Value::String(_)) => {}
+        // Its schema validation lets a list through a string field with a format; a claim
+        // is never admitted with one, so it is the plain type error.
+        Some(list @ Value::Array(_)) => errs.push(FieldError::type_invalid(p(), list, "string")),
+        Some(other) => errs.push(FieldError::format_type_invalid(p(), other, "date-time")),
     }
 
-    match present(cond, "observedGeneration") {
-        None => {}
-        Some(Value::Number(n)) if n.is_i64() || n.is_u64() => {
-            if let Some(g) = n.as_i64().filter(|g| *g < 0) {
-                let p = item_path.child("observedGeneration");
-                let detail = format!("{p} in body should be greater than or equal to 0");
-                errs.push(FieldError::invalid(p, g, detail));
+    if let Some(generation) = present(cond, "observedGeneration") {
+        let p = item_path.child("observedGeneration");
+        validate_observed_generation(generation, &p, errs);
+    }
+}
+
+/// `observedGeneration` (`type: integer`, `format: int64`, `minimum: 0`), judged as the API
+/// server's schema validation judges what its decoder makes of the value: an `int64`, or a
+/// `float64` for a number with a fraction or an exponent or beyond int64, which counts as an
+/// integer when it has no fraction. Its minimum is checked on any number, after the type.
+fn validate_observed_generation(value: &Value, path: &Path, errs: &mut dyn Report) {
+    match value {
+        Value::Number(n) => {
+            let (integer, negative, bad) = match decoded_number(n) {
+                Ok(i) => (true, i < 0, BadValue::Int(i)),
+                Err(f) => (is_json_integer(f), f < 0.0, BadValue::Float(f)),
+            };
+            if !integer {
+                errs.push(FieldError::format_type_invalid(
+                    path.clone(),
+                    value,
+                    "int64",
+                ));
+            }
+            if negative {
+                let detail = format!("{path} in body should be greater than or equal to 0");
+                errs.push(FieldError::invalid(path.clone(), bad, detail));
             }
         }
-        Some(other) => errs.push(FieldError::type_invalid(
-            item_path.child("observedGeneration"),
-            other,
-            "integer",
+        Value::Bool(_) | Value::Object(_) => errs.push(FieldError::format_type_invalid(
+            path.clone(),
+            value,
+            "int64",
         )),
+        Value::String(_) | Value::Array(_) | Value::Null => {
+            errs.push(FieldError::type_invalid(path.clone(), value, "integer"))
+        }
     }
+}
+
+/// Whether a `float64` is taken for an integer by the API server's schema validation: no
+/// fraction, within ±(2^53 - 1). (go-openapi also lets a fraction within a relative 1e-9 of
+/// an integer pass, e.g. `1000000000.5`; that is not copied: such a generation is denied.)
+fn is_json_integer(f: f64) -> bool {
+    const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
+    f.is_finite() && f.abs() <= MAX_SAFE_INTEGER && f.fract() == 0.0
 }
 
 /// The API server's wording for a string that does not match a CRD schema `pattern`.
@@ -1404,6 +1446,225 @@ mod tests {
             "status.conditions[0].observedGeneration: Invalid value: -1: status.conditions[0].observedGeneration in body should be greater than or equal to 0",
         );
         assert_clean(&with("/status/conditions/0/observedGeneration", json!(0)));
+    }
+
+    // --- schema-level faults as kube-apiserver 1.28's CRD validation gives them (issue 17) ---
+
+    /// The cause type and message of each error of the claim with `pointer` set to `value`.
+    fn causes_with(pointer: &str, value: Value) -> Vec<(&'static str, String)> {
+        validate_object(&with(pointer, value))
+            .iter()
+            .map(|e| (e.kind.cause_type(), e.to_string()))
+            .collect()
+    }
+
+    const CONDITION: &str = "status.conditions[0]";
+    const SUPPORTED: &str = r#"supported values: "True", "False", "Unknown""#;
+
+    #[test]
+    fn an_empty_reason_is_shorter_than_its_min_length() {
+        let r = format!("{CONDITION}.reason");
+        assert_eq!(
+            causes_with("/status/conditions/0/reason", json!("")),
+            [(
+                "FieldValueInvalid",
+                format!(r#"{r}: Invalid value: "": {r} in body should be at least 1 chars long"#)
+            )]
+        );
+    }
+
+    #[test]
+    fn a_time_that_is_not_a_date_time_is_a_type_error() {
+        let t = format!("{CONDITION}.lastTransitionTime");
+        for (value, shown) in [
+            (json!("now"), r#""now""#),
+            (json!(""), r#""""#),
+            (json!(5), r#""int64""#),
+            (json!(-5), r#""int64""#),
+            (json!(5.5), r#""float64""#),
+            (json!(1e3), r#""float64""#),
+            (json!(u64::MAX), r#""float64""#),
+            (json!(true), r#""""#),
+            (json!({"seconds": 5}), r#""""#),
+        ] {
+            assert_eq!(
+                causes_with("/status/conditions/0/lastTransitionTime", value.clone()),
+                [(
+                    "FieldValueTypeInvalid",
+                    format!("{t}: Invalid value: {shown}: {t} in body must be of type date-time: {shown}")
+                )],
+                "{value}"
+            );
+        }
+        // A list passes the API server's schema here; it is denied as the type error it is.
+        assert_eq!(
+            causes_with("/status/conditions/0/lastTransitionTime", json!([])),
+            [(
+                "FieldValueTypeInvalid",
+                format!(
+                    r#"{t}: Invalid value: "array": {t} in body must be of type string: "array""#
+                )
+            )]
+        );
+    }
+
+    #[test]
+    fn a_status_that_is_not_a_string_is_a_type_error_and_unsupported() {
+        let s = format!("{CONDITION}.status");
+        for (value, kind, shown) in [
+            (json!(2), "integer", "2"),
+            (json!(-7), "integer", "-7"),
+            (json!(2.5), "number", "2.5"),
+            (json!(1e21), "number", "1e+21"),
+            (json!(u64::MAX), "number", "1.8446744073709552e+19"),
+            (json!(true), "boolean", "true"),
+            (json!({}), "object", "map[string]interface {}{}"),
+            (
+                json!({"z": null, "a": [1, 2.5, "x", true], "m": {"k": "v"}}),
+                "object",
+                r#"map[string]interface {}{"a":[]interface {}{1, 2.5, "x", true}, "m":map[string]interface {}{"k":"v"}, "z":interface {}(nil)}"#,
+            ),
+            (json!([]), "array", "[]interface {}{}"),
+            (json!(["True"]), "array", r#"[]interface {}{"True"}"#),
+        ] {
+            assert_eq!(
+                causes_with("/status/conditions/0/status", value.clone()),
+                [
+                    (
+                        "FieldValueTypeInvalid",
+                        format!(
+                            r#"{s}: Invalid value: "{kind}": {s} in body must be of type string: "{kind}""#
+                        )
+                    ),
+                    (
+                        "FieldValueNotSupported",
+                        format!("{s}: Unsupported value: {shown}: {SUPPORTED}")
+                    ),
+                ],
+                "{value}"
+            );
+        }
+    }
+
+    #[test]
+    fn cuts_a_huge_unsupported_status() {
+        let huge: Vec<String> = (0..10_000).map(|i| format!("v{i}")).collect();
+        let causes = causes_with("/status/conditions/0/status", json!(huge));
+        let (_, message) = &causes[1];
+        assert!(message.len() < 600, "{} bytes", message.len());
+        assert!(
+            message.starts_with(&format!(
+                r#"{CONDITION}.status: Unsupported value: []interface {{}}{{"v0", "v1", "#
+            )),
+            "{message}"
+        );
+        let whole = 16
+            + (0..10_000)
+                .map(|i| format!("\"v{i}\"").len() + 2)
+                .sum::<usize>()
+            - 2;
+        assert!(
+            message.ends_with(&format!("... ({whole} bytes, truncated): {SUPPORTED}")),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_generation_is_an_int64_of_at_least_zero() {
+        let g = format!("{CONDITION}.observedGeneration");
+        let minimum = |shown: &str| {
+            (
+                "FieldValueInvalid",
+                format!(
+                    "{g}: Invalid value: {shown}: {g} in body should be greater than or equal to 0"
+                ),
+            )
+        };
+        let int64 = |shown: &str| {
+            (
+                "FieldValueTypeInvalid",
+                format!("{g}: Invalid value: {shown}: {g} in body must be of type int64: {shown}"),
+            )
+        };
+        let integer = |shown: &str| {
+            (
+                "FieldValueTypeInvalid",
+                format!(
+                    "{g}: Invalid value: {shown}: {g} in body must be of type integer: {shown}"
+                ),
+            )
+        };
+        let cases = [
+            (json!(1.5), vec![int64(r#""float64""#)]),
+            (json!(-1.5), vec![int64(r#""float64""#), minimum("-1.5")]),
+            (json!(-2.0), vec![minimum("-2")]),
+            (json!(-2e6), vec![minimum("-2e+06")]),
+            (json!(u64::MAX), vec![int64(r#""float64""#)]),
+            (json!(1e300), vec![int64(r#""float64""#)]),
+            (json!(true), vec![int64(r#""""#)]),
+            (json!({"n": 1}), vec![int64(r#""""#)]),
+            (json!("1"), vec![integer(r#""string""#)]),
+            (json!([1]), vec![integer(r#""array""#)]),
+        ];
+        for (value, want) in cases {
+            assert_eq!(
+                causes_with("/status/conditions/0/observedGeneration", value.clone()),
+                want,
+                "{value}"
+            );
+        }
+        // A number without a fraction is an integer to the API server however it is written.
+        for value in [
+            json!(3.0),
+            json!(1e3),
+            json!(0.0),
+            json!(-0.0),
+            json!(9_007_199_254_740_991.0),
+        ] {
+            assert_clean(&with("/status/conditions/0/observedGeneration", value));
+        }
+    }
+
+    #[test]
+    fn numbers_the_decoder_makes_floats_are_named_numbers() {
+        assert_one(
+            &with("/spec/network", json!(u64::MAX)),
+            r#"spec.network: Invalid value: "number": spec.network in body must be of type string: "number""#,
+        );
+    }
+
+    #[test]
+    fn prints_floats_as_go_does() {
+        use crate::admission::field::go_float;
+        for (f, go) in [
+            (0.0, "0"),
+            (-0.0, "-0"),
+            (1.0, "1"),
+            (-1.5, "-1.5"),
+            (0.0001, "0.0001"),
+            (0.00001, "1e-05"),
+            (123456.0, "123456"),
+            (1234567.0, "1.234567e+06"),
+            (1e6, "1e+06"),
+            (1e21, "1e+21"),
+            (1.5e-7, "1.5e-07"),
+            (1e100, "1e+100"),
+            (9_007_199_254_740_993.0, "9.007199254740992e+15"),
+        ] {
+            assert_eq!(go_float(f), go, "{f}");
+        }
+    }
+
+    #[test]
+    fn ratchets_an_unchanged_schema_fault() {
+        let mut old = claim();
+        set(&mut old, "/status/conditions/0/status", json!(2));
+        set(&mut old, "/status/conditions/0/reason", json!(""));
+        let mut new = old.clone();
+        set(&mut new, "/status/ips", json!(["10.128.20.9/24"]));
+        let verdict = validate(&new, Some(&old));
+        assert!(verdict.errors.is_empty(), "{:?}", verdict.errors);
+        assert_eq!(verdict.ratcheted.len(), 3);
     }
 
     #[test]
