@@ -982,7 +982,8 @@ class PolicyTest(unittest.TestCase):
 
     def test_unique_addresses_component_changes_only_what_it_needs(self):
         # Against the overlay it is applied to: the same objects plus the RBAC, and in the
-        # Deployment and NetworkPolicy only the flag, the token, the memory limit and egress.
+        # Deployment and NetworkPolicy only the flag, the token, the memory budget (room for the
+        # index) and egress.
         plain = {(d["kind"], d["metadata"]["name"]): d for d in Rendered.get(self, "cert-manager")}
         with_component = {(d["kind"], d["metadata"]["name"]): d
                           for d in Rendered.get(self, UNIQUE)}
@@ -997,11 +998,15 @@ class PolicyTest(unittest.TestCase):
         container = pod["containers"][0]
         self.assertEqual(container["args"].pop(), "--unique-addresses")
         self.assertIs(pod.pop("automountServiceAccountToken"), True)
-        self.assertEqual(container["resources"]["limits"].pop("memory"), "128Mi")
+        # The index gets 40 MiB of the same limit: the budget shrinks by as much.
+        self.assertEqual(container["resources"]["limits"]["memory"], "128Mi")
+        self.assertEqual(arg_value(container["args"], "--memory-budget"), "72Mi")
         base_dep = copy.deepcopy(plain[("Deployment", "ipamclaim-webhook")])
         base_pod = at(base_dep, "spec", "template", "spec")
         base_pod.pop("automountServiceAccountToken")
-        base_pod["containers"][0]["resources"]["limits"].pop("memory")
+        base_args = base_pod["containers"][0]["args"]
+        self.assertEqual(arg_value(base_args, "--memory-budget"), "112Mi")
+        base_args[base_args.index("--memory-budget") + 1] = "72Mi"
         self.assertEqual(dep, base_dep)
 
     def test_self_signed_ca_bundle_is_the_ca_not_the_leaf(self):
