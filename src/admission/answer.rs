@@ -76,8 +76,10 @@ impl Sink for Buffer {
 
     fn patch(&mut self, patch: &Patch<'_, '_>) {
         self.0.push(b'"');
-        let mut encoder =
-            base64::write::EncoderWriter::new(&mut self.0, &base64::engine::general_purpose::STANDARD);
+        let mut encoder = base64::write::EncoderWriter::new(
+            &mut self.0,
+            &base64::engine::general_purpose::STANDARD,
+        );
         // Writing to a vector cannot fail, nor can serialising the operations (their numbers
         // and strings were read from the review).
         let _ = serde_json::to_writer(&mut encoder, patch.ops);
@@ -166,7 +168,12 @@ impl Members {
     }
 }
 
-fn review(out: &mut impl Sink, api_version: &str, response: &Response<'_>, patch: Option<&Patch<'_, '_>>) {
+fn review(
+    out: &mut impl Sink,
+    api_version: &str,
+    response: &Response<'_>,
+    patch: Option<&Patch<'_, '_>>,
+) {
     let mut review = Members::open(out);
     review.string(out, "apiVersion", api_version);
     review.string(out, "kind", "AdmissionReview");

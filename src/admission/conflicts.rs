@@ -264,7 +264,8 @@ impl fmt::Display for Holder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::admission::view::testing;
+    use serde_json::{json, Value};
 
     /// A fixed set of holders: `(namespace, name, network, ip)`.
     #[derive(Debug)]
@@ -316,15 +317,29 @@ mod tests {
         })
     }
 
-    fn judge(object: &Value, old: Option<&Value>) -> Verdict {
+    fn judge(object: &Value, old: Option<&Value>) -> Verdict<'static> {
         let mut verdict = Verdict::default();
-        check(&fixed(), &ME, object, old, &mut verdict);
+        let old = old.map(testing::claim);
+        check(
+            &fixed(),
+            &ME,
+            &testing::claim(object),
+            old.as_ref(),
+            &mut verdict,
+        );
         verdict
     }
 
     /// What `check` returns for the claim to hold.
     fn admitted(object: &Value, old: Option<&Value>) -> Option<Admitted> {
-        check(&fixed(), &ME, object, old, &mut Verdict::default())
+        let old = old.map(testing::claim);
+        check(
+            &fixed(),
+            &ME,
+            &testing::claim(object),
+            old.as_ref(),
+            &mut Verdict::default(),
+        )
     }
 
     fn texts(list: &crate::admission::field::CappedErrors) -> Vec<String> {
@@ -380,7 +395,7 @@ mod tests {
         let holds = check(
             &me_holding,
             &ME,
-            &claim(json!([]), json!(["10.0.0.5/24"])),
+            &testing::claim(&claim(json!([]), json!(["10.0.0.5/24"]))),
             None,
             &mut verdict,
         );

@@ -251,7 +251,12 @@ fn canonicalise<'a>(items: List<'a>, parent: &str, field: &str, ops: &mut Vec<Op
 }
 
 /// Sets label `key` to `network` when that is a valid label value and not already set.
-fn label<'a>(object: &Claim<'a>, key: &'a str, network: Cow<'a, str>, ops: &mut Vec<Operation<'a>>) {
+fn label<'a>(
+    object: &Claim<'a>,
+    key: &'a str,
+    network: Cow<'a, str>,
+    ops: &mut Vec<Operation<'a>>,
+) {
     if !is_label_value(&network) {
         return;
     }
@@ -260,7 +265,10 @@ fn label<'a>(object: &Claim<'a>, key: &'a str, network: Cow<'a, str>, ops: &mut 
         return;
     };
     match metadata.labels {
-        Field::Absent => ops.push(add(&["metadata", "labels"], PatchValue::Labels(key, network))),
+        Field::Absent => ops.push(add(
+            &["metadata", "labels"],
+            PatchValue::Labels(key, network),
+        )),
         Field::Null => ops.push(replace(
             &["metadata", "labels"],
             PatchValue::Labels(key, network),
@@ -302,7 +310,11 @@ fn replace<'a>(tokens: &[&str], value: PatchValue<'a>) -> Operation<'a> {
 /// operations were made: a patch that does not apply is a bug, refused rather than sent.
 pub fn applies(ops: &[Operation<'_>], object: &Claim<'_>) -> bool {
     ops.iter().all(|op| {
-        let tokens: Vec<Cow<'_, str>> = op.path().tokens().map(|t| t.decoded().into_owned().into()).collect();
+        let tokens: Vec<Cow<'_, str>> = op
+            .path()
+            .tokens()
+            .map(|t| t.decoded().into_owned().into())
+            .collect();
         let tokens: Vec<&str> = tokens.iter().map(Cow::as_ref).collect();
         match op {
             Operation::Add { .. } => match tokens.split_last() {
@@ -352,7 +364,10 @@ fn resolve(object: &Claim<'_>, tokens: &[&str]) -> Target {
         ["metadata"] => of(Some(&object.metadata), true),
         ["metadata", "labels"] => of(metadata.map(|m| &m.labels), true),
         ["metadata", "labels", key] => {
-            match metadata.and_then(|m| m.labels.value()).and_then(|l| l.member(key)) {
+            match metadata
+                .and_then(|m| m.labels.value())
+                .and_then(|l| l.member(key))
+            {
                 Some(value) if value.kind == Kind::Object => Target::Object,
                 Some(_) => Target::Value,
                 None => Target::Missing,
@@ -372,7 +387,18 @@ fn resolve(object: &Claim<'_>, tokens: &[&str]) -> Target {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::admission::view::testing;
+    use json_patch::PatchOperation;
+    use serde_json::{json, Value};
+
+    /// The patch of `object`, as `json-patch` reads it back; checked to apply to the view the
+    /// patch was made from.
+    fn patch(object: &Value, create: bool, defaults: &Defaults) -> Vec<PatchOperation> {
+        let claim = testing::claim(object);
+        let ops = super::patch(&claim, create, defaults);
+        assert!(applies(&ops, &claim), "the patch applies to its object");
+        serde_json::from_value(ops_json(&ops)).expect("json-patch reads the patch")
+    }
 
     fn claim() -> Value {
         json!({
@@ -384,7 +410,7 @@ mod tests {
         })
     }
 
-    fn ops_json(ops: &[PatchOperation]) -> Value {
+    fn ops_json<T: Serialize>(ops: &[T]) -> Value {
         serde_json::to_value(ops).expect("patch serialises")
     }
 
@@ -517,7 +543,10 @@ mod tests {
     fn escapes_tilde_in_label_keys() {
         let mut c = claim();
         c["metadata"]["labels"] = json!({});
-        let ops = vec![add(&["metadata", "labels", "a~b/c"], json!("x"))];
+        let ops = vec![add(
+            &["metadata", "labels", "a~b/c"],
+            PatchValue::Str("x".into()),
+        )];
         assert_eq!(ops_json(&ops)[0]["path"], "/metadata/labels/a~0b~1c");
     }
 
@@ -608,6 +637,27 @@ mod tests {
                 ..Defaults::default()
             };
             assert!(d.check().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn applies_refuses_a_patch_whose_target_is_missing() {
+        let mut c = claim();
+        c["metadata"].as_object_mut().unwrap().remove("labels");
+        let claim = testing::claim(&c);
+        let ok = [replace(
+            &["status", "ips", "1"],
+            PatchValue::Str("x".into()),
+        )];
+        assert!(applies(&ok, &claim));
+        for bad in [
+            replace(&["status", "ips", "2"], PatchValue::Str("x".into())),
+            replace(&["status", "ips", "-"], PatchValue::Str("x".into())),
+            add(&["metadata", "labels", "a"], PatchValue::Str("x".into())),
+            replace(&["spec", "ipRequests"], PatchValue::EmptyList),
+            add(&["spec", "interface", "x"], PatchValue::EmptyList),
+        ] {
+            assert!(!applies(std::slice::from_ref(&bad), &claim), "{bad:?}");
         }
     }
 }

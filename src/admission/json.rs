@@ -597,7 +597,8 @@ fn unescape(raw: &str) -> String {
                 match unit {
                     0xD800..=0xDBFF => {
                         let low = hex4(bytes, at + 8).unwrap_or(0);
-                        let code = 0x10000 + ((u32::from(unit) - 0xD800) << 10)
+                        let code = 0x10000
+                            + ((u32::from(unit) - 0xD800) << 10)
                             + u32::from(low).wrapping_sub(0xDC00);
                         (char::from_u32(code).unwrap_or('\u{FFFD}'), 12)
                     }
@@ -657,7 +658,10 @@ impl<'a> Raw<'a> {
     /// The value of the last member named `key` (the one a decoder keeps), if the value is an
     /// object that has one.
     pub fn member(&self, key: &str) -> Option<Raw<'a>> {
-        self.members().filter(|(k, _)| k.is(key)).last().map(|(_, v)| v)
+        self.members()
+            .filter(|(k, _)| k.is(key))
+            .last()
+            .map(|(_, v)| v)
     }
 
     /// A 128-bit fingerprint of the value as serde_json's `Value` would hold it: equal values
@@ -842,19 +846,16 @@ impl Serialize for Canonical<'_> {
 /// of repeated keys), for printers of other syntaxes.
 pub fn sorted_object<'a>(object: Raw<'a>) -> impl Iterator<Item = (Cow<'a, str>, Raw<'a>)> {
     let text = object.text;
-    sorted_members(object).into_iter().map(move |(key, value)| {
-        (
-            Str::at(text, key).decode(),
-            value_at(text, value as usize),
-        )
-    })
+    sorted_members(object)
+        .into_iter()
+        .map(move |(key, value)| (Str::at(text, key).decode(), value_at(text, value as usize)))
 }
 
 /// The hasher keys of [`Raw::fingerprint`], drawn once per process.
 fn fingerprint_keys() -> &'static [std::collections::hash_map::RandomState; 2] {
     static KEYS: std::sync::OnceLock<[std::collections::hash_map::RandomState; 2]> =
         std::sync::OnceLock::new();
-    KEYS.get_or_init(|| Default::default())
+    KEYS.get_or_init(Default::default)
 }
 
 /// Two independently keyed SipHashes of a text written to it.

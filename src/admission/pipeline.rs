@@ -437,7 +437,12 @@ fn object_name<'a>(object: Option<&Walked<'a>>) -> Option<Cow<'a, str>> {
 }
 
 /// Judges a well-formed request; pure, and panics only on a bug (caught by the caller).
-fn judge<'a>(request: Request<'a>, uid: &'a str, webhook: Webhook, opts: &'a Options) -> Response<'a> {
+fn judge<'a>(
+    request: Request<'a>,
+    uid: &'a str,
+    webhook: Webhook,
+    opts: &'a Options,
+) -> Response<'a> {
     if let Some(status) = wrong_resource(&request) {
         return Response::deny(uid, status);
     }
@@ -667,10 +672,11 @@ fn issue_text(issue: &strict::Issue) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     const REVIEW: &str = r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u1","kind":{"group":"k8s.cni.cncf.io","version":"v1alpha1","kind":"IPAMClaim"},"resource":{"group":"k8s.cni.cncf.io","version":"v1alpha1","resource":"ipamclaims"},"operation":"CREATE","userInfo":{},"object":{"metadata":{"name":"a"},"spec":{"network":"n","interface":"eth0"}}}}"#;
 
-    fn panicking_judge(_: Request<'_>, _: &str, _: Webhook, _: &Options) -> Response {
+    fn panicking_judge<'a>(_: Request<'a>, _: &'a str, _: Webhook, _: &'a Options) -> Response<'a> {
         panic!("a bug while judging");
     }
 

@@ -243,7 +243,7 @@ fn by_serde(text: &str, strict: bool) -> Result<Review<'_>, String> {
         .map_err(|e| e.to_string())?;
     fn walk(raw: Option<&str>, strict: bool) -> Result<Option<Walked<'_>>, String> {
         match raw {
-        None => Ok(None),
+            None => Ok(None),
             Some(raw) => strict::walk(raw, strict)
                 .map(Some)
                 .map_err(|_| "request.object or request.oldObject cannot be read".to_owned()),
@@ -375,4 +375,3 @@ impl<'de, const STRICT: bool> Deserialize<'de> for Skeleton<STRICT> {
         Ok(Skeleton)
     }
 }
-

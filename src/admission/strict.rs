@@ -320,7 +320,9 @@ impl Node {
             Node::Object(fields) => {
                 let found = if key.is_escaped() {
                     let decoded = key.decode();
-                    fields.iter().position(|(name, _)| *name == decoded.as_ref())
+                    fields
+                        .iter()
+                        .position(|(name, _)| *name == decoded.as_ref())
                 } else {
                     let raw = key.raw().as_bytes();
                     fields
@@ -595,7 +597,9 @@ impl<'a> Walker<'a> {
         });
         let seen = self.object(at, |w, name, at| {
             Ok(Some(match name {
-                "metadata" => w.typed(at, &mut claim.metadata, Metadata::default(), Self::metadata)?,
+                "metadata" => {
+                    w.typed(at, &mut claim.metadata, Metadata::default(), Self::metadata)?
+                }
                 "spec" => w.spec(at, &mut claim.spec)?,
                 "status" => w.typed(at, &mut claim.status, Status::default(), Self::status)?,
                 _ => return Ok(None),
@@ -605,7 +609,12 @@ impl<'a> Walker<'a> {
         Ok((claim, seen.unknowns))
     }
 
-    fn metadata(&mut self, meta: &mut Metadata<'a>, name: &str, at: At<'_, 'a>) -> Read<Option<Unknowns>> {
+    fn metadata(
+        &mut self,
+        meta: &mut Metadata<'a>,
+        name: &str,
+        at: At<'_, 'a>,
+    ) -> Read<Option<Unknowns>> {
         Ok(Some(match name {
             "name" => self.string(at, &mut meta.name)?,
             "generateName" => self.string(at, &mut meta.generate_name)?,
@@ -643,15 +652,25 @@ impl<'a> Walker<'a> {
         Ok(unknowns)
     }
 
-    fn status(&mut self, status: &mut Status<'a>, name: &str, at: At<'_, 'a>) -> Read<Option<Unknowns>> {
+    fn status(
+        &mut self,
+        status: &mut Status<'a>,
+        name: &str,
+        at: At<'_, 'a>,
+    ) -> Read<Option<Unknowns>> {
         Ok(Some(match name {
             "ips" => self.list(at, &mut status.ips)?,
-            "ownerPod" => self.typed(at, &mut status.owner_pod, OwnerPod::default(), |w, pod, name, at| {
-                Ok(match name {
-                    "name" => Some(w.string(at, &mut pod.name)?),
-                    _ => None,
-                })
-            })?,
+            "ownerPod" => self.typed(
+                at,
+                &mut status.owner_pod,
+                OwnerPod::default(),
+                |w, pod, name, at| {
+                    Ok(match name {
+                        "name" => Some(w.string(at, &mut pod.name)?),
+                        _ => None,
+                    })
+                },
+            )?,
             "conditions" => self.list(at, &mut status.conditions)?,
             _ => return Ok(None),
         }))
@@ -666,7 +685,8 @@ impl<'a> Walker<'a> {
         value: T,
         fill: impl FnMut(&mut Self, &mut T, &str, At<'_, 'a>) -> Read<Option<Unknowns>>,
     ) -> Read<Unknowns> {
-        self.typed_raw(at, field, value, fill).map(|(unknowns, _)| unknowns)
+        self.typed_raw(at, field, value, fill)
+            .map(|(unknowns, _)| unknowns)
     }
 
     fn typed_raw<T>(
@@ -694,7 +714,11 @@ impl<'a> Walker<'a> {
     }
 
     /// A member the schema types as a list.
-    fn list(&mut self, at: At<'_, 'a>, field: &mut Field<'a, crate::admission::view::List<'a>>) -> Read<Unknowns> {
+    fn list(
+        &mut self,
+        at: At<'_, 'a>,
+        field: &mut Field<'a, crate::admission::view::List<'a>>,
+    ) -> Read<Unknowns> {
         let seen = self.value(at)?;
         *field = Field::of_list(seen.raw, seen.items);
         Ok(seen.unknowns)
@@ -1276,6 +1300,8 @@ impl<'de> serde::de::Visitor<'de> for Skeleton {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::admission::json::{Raw, Str};
+    use crate::admission::view::{Claim, Field, List};
     use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
         JSONSchemaProps, JSONSchemaPropsOrArray,
     };
@@ -1283,6 +1309,7 @@ mod tests {
     use proptest::prelude::*;
     use proptest::test_runner::TestCaseError;
     use serde_json::value::RawValue;
+    use serde_json::Value;
     use std::collections::{BTreeMap, BTreeSet};
 
     /// The issues of `json` as the API server would word them, in its order; every one, as
@@ -2669,24 +2696,115 @@ mod tests {
         );
     }
 
-    /// What the walk must keep: the full decode with only the members rules read.
+    /// What the view must hold: the full decode with only the members rules read.
     fn kept_part_of(full: Value) -> Value {
+        fn retain(value: Option<&mut Value>, keys: &[&str]) {
+            if let Some(Value::Object(obj)) = value {
+                obj.retain(|k, _| keys.contains(&k.as_str()));
+            }
+        }
         let Value::Object(mut obj) = full else {
             return full;
         };
         obj.retain(|k, _| matches!(k.as_str(), "metadata" | "spec" | "status"));
-        if let Some(Value::Object(meta)) = obj.get_mut("metadata") {
-            meta.retain(|k, _| matches!(k.as_str(), "name" | "generateName" | "labels"));
+        retain(obj.get_mut("metadata"), &["name", "generateName", "labels"]);
+        retain(obj.get_mut("spec"), &["network", "interface", "ipRequests"]);
+        retain(obj.get_mut("status"), &["ips", "ownerPod", "conditions"]);
+        if let Some(status) = obj.get_mut("status") {
+            retain(status.get_mut("ownerPod"), &["name"]);
         }
         Value::Object(obj)
     }
 
-    /// Both walks keep what a full decode holds of the read members.
+    /// A value kept as text, decoded by serde_json.
+    fn decoded(raw: Raw<'_>) -> Value {
+        serde_json::from_str(raw.text).expect("kept text decodes")
+    }
+
+    /// A field of the view as a member of a JSON object (`None`: no member).
+    fn member_of<T>(field: &Field<'_, T>, value: impl Fn(&T) -> Value) -> Option<Value> {
+        match field {
+            Field::Absent => None,
+            Field::Null => Some(Value::Null),
+            Field::Value(v) => Some(value(v)),
+            Field::Other(raw) => {
+                assert_ne!(raw.kind, json::Kind::Null, "null is Field::Null");
+                Some(decoded(*raw))
+            }
+        }
+    }
+
+    fn object_of(members: &[(&str, Option<Value>)]) -> Value {
+        Value::Object(
+            members
+                .iter()
+                .filter_map(|(k, v)| Some(((*k).to_owned(), v.clone()?)))
+                .collect(),
+        )
+    }
+
+    fn str_of(s: &Str<'_>) -> Value {
+        Value::String(s.decode().into_owned())
+    }
+
+    fn list_of(list: &List<'_>) -> Value {
+        let value = decoded(list.raw);
+        assert_eq!(
+            value.as_array().map(Vec::len),
+            Some(list.len),
+            "list length"
+        );
+        assert_eq!(list.items().count(), list.len, "items of {}", list.raw.text);
+        value
+    }
+
+    /// The view the walk made, as a JSON value of the members it holds.
+    fn view_value(claim: &Claim<'_>) -> Value {
+        if !claim.is_object() {
+            return decoded(claim.raw);
+        }
+        let metadata = member_of(&claim.metadata, |m| {
+            object_of(&[
+                ("name", member_of(&m.name, str_of)),
+                ("generateName", member_of(&m.generate_name, str_of)),
+                ("labels", member_of(&m.labels, |l| decoded(*l))),
+            ])
+        });
+        let spec = member_of(&claim.spec, |s| {
+            object_of(&[
+                ("network", member_of(&s.network, str_of)),
+                ("interface", member_of(&s.interface, str_of)),
+                ("ipRequests", member_of(&s.ip_requests, list_of)),
+            ])
+        });
+        let status = member_of(&claim.status, |s| {
+            let owner_pod = member_of(&s.owner_pod, |o| {
+                object_of(&[("name", member_of(&o.name, str_of))])
+            });
+            object_of(&[
+                ("ips", member_of(&s.ips, list_of)),
+                ("ownerPod", owner_pod),
+                ("conditions", member_of(&s.conditions, list_of)),
+            ])
+        });
+        object_of(&[("metadata", metadata), ("spec", spec), ("status", status)])
+    }
+
+    /// Both walks keep what a full decode holds of the read members: the typed members, the
+    /// whole object's text and the whole `spec`'s text.
     fn assert_keeps_like_full(text: &str) {
         let full = serde_json::from_str::<Value>(text).expect("decodes");
         for strict in [true, false] {
-            let walked = walk(text, strict).unwrap_or_else(|e| panic!("{text}: {e}"));
-            assert_eq!(walked.value, kept_part_of(full.clone()), "{text}");
+            let walked = walk(text, strict).unwrap_or_else(|e| panic!("{text}: {e:?}"));
+            assert_eq!(
+                view_value(&walked.claim),
+                kept_part_of(full.clone()),
+                "{text}"
+            );
+            assert_eq!(decoded(walked.claim.raw), full, "{text}");
+            if let Field::Value(spec) = walked.claim.spec {
+                assert_eq!(Some(&decoded(spec.raw)), full.get("spec"), "{text}");
+            }
             assert!(!walked.too_deep);
         }
     }
@@ -2729,11 +2847,19 @@ mod tests {
                 continue;
             }
             assert_keeps_like_full(object);
-            let full = |t: &str| serde_json::from_str::<Value>(t).expect("decodes");
-            let walked = |t: &str| walk(t, false).expect("decodes").value;
+            // The reference: the text serde_json writes of its own decode (no repeated key,
+            // no escape it does not need, no whitespace).
+            let full = |t: &str| {
+                let value = serde_json::from_str::<Value>(t).expect("decodes");
+                serde_json::to_string(&value).expect("writes")
+            };
+            let walked = |t: &'static str| walk(t, false).expect("decodes").claim;
+            let leak = |t: String| -> &'static str { Box::leak(t.into_boxed_str()) };
+            let (object_text, old_text) = (leak(object.clone()), old.clone().map(leak));
+            let (full_object, full_old) = (leak(full(object)), old.as_deref().map(full).map(leak));
             assert_eq!(
-                validate(&walked(object), old.as_deref().map(walked).as_ref()),
-                validate(&full(object), old.as_deref().map(full).as_ref()),
+                validate(&walked(object_text), old_text.map(walked).as_ref()),
+                validate(&walked(full_object), full_old.map(walked).as_ref()),
                 "{object}"
             );
         }
@@ -2794,7 +2920,7 @@ mod tests {
             r#"{"metadata":{"managedFields":[{"x":1e999}]},"spec":{}}"#,
             deep.as_str(),
         ] {
-            let walked = walk(text, false).unwrap_or_else(|e| panic!("{text}: {e}"));
+            let walked = walk(text, false).unwrap_or_else(|e| panic!("{text}: {e:?}"));
             assert!(!walked.too_deep, "{text}");
         }
         for text in [
@@ -2820,7 +2946,10 @@ mod tests {
     fn raw_value_marker_is_an_ordinary_key() {
         let text = r#"{"$serde_json::private::RawValue":"{\"spec\":{\"network\":\"n\"}}","metadata":{"$serde_json::private::RawValue":"{}","name":"a"}}"#;
         let walked = walk(text, true).expect("well-formed");
-        assert_eq!(walked.value, serde_json::json!({"metadata": {"name": "a"}}));
+        assert_eq!(
+            view_value(&walked.claim),
+            serde_json::json!({"metadata": {"name": "a"}})
+        );
         assert_eq!(
             issues(text),
             [
@@ -2829,10 +2958,14 @@ mod tests {
             ]
         );
         let spec = r#"{"spec":{"$serde_json::private::RawValue":"[1]"}}"#;
-        assert_eq!(
-            walk(spec, false).expect("well-formed").value,
-            serde_json::json!({"spec": {"$serde_json::private::RawValue": "[1]"}})
-        );
+        let walked = walk(spec, false).expect("well-formed");
+        assert_eq!(view_value(&walked.claim), serde_json::json!({"spec": {}}));
+        let Field::Value(kept) = walked.claim.spec else {
+            panic!("spec is an object");
+        };
+        // As text: serde_json's own decode of it would read the marker.
+        assert_eq!(kept.raw.text, r#"{"$serde_json::private::RawValue":"[1]"}"#);
+        assert_eq!(kept.network, Field::Absent);
     }
 
     proptest! {

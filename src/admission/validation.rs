@@ -75,14 +75,20 @@ pub fn validate_object<'a>(object: &Claim<'a>) -> ErrorList<'a> {
 /// Every rule on a single object, each error handed to `errs` as it is found.
 fn check_object<'a>(object: &Claim<'a>, errs: &mut dyn Report<'a>) {
     if object.raw.kind != Kind::Object {
-        errs.push(FieldError::type_invalid(Path::default(), object.raw, "object"));
+        errs.push(FieldError::type_invalid(
+            Path::default(),
+            object.raw,
+            "object",
+        ));
         return;
     }
     validate_metadata(object.metadata, errs);
     match object.spec {
         Field::Absent | Field::Null => errs.push(FieldError::required(Path::new("spec"), "")),
         Field::Value(spec) => validate_spec(&spec, errs),
-        Field::Other(other) => errs.push(FieldError::type_invalid(Path::new("spec"), other, "object")),
+        Field::Other(other) => {
+            errs.push(FieldError::type_invalid(Path::new("spec"), other, "object"))
+        }
     }
     match object.status {
         Field::Absent | Field::Null => {}
@@ -364,7 +370,11 @@ impl AddressList {
 /// The list is read twice: once to parse every item and find the repeats (by sorting compact
 /// keys: an address, or where a string stands in the list's text), once to report each
 /// item's errors in order.
-fn validate_address_list<'a>(list: List<'a>, path: &Path, errs: &mut dyn Report<'a>) -> AddressList {
+fn validate_address_list<'a>(
+    list: List<'a>,
+    path: &Path,
+    errs: &mut dyn Report<'a>,
+) -> AddressList {
     let mut classes = Vec::with_capacity(list.len);
     let mut keys = RepeatKeys::default();
     for (i, item) in list.items().enumerate() {
@@ -462,7 +472,11 @@ impl RepeatKeys {
 
 /// Marks every entry of `sorted` (ordered by key, then by index) whose key is its
 /// predecessor's: all but the first of each key.
-fn mark_repeats<T: Copy>(sorted: &[(T, u32)], same: impl Fn(&(T, u32), &(T, u32)) -> bool, out: &mut Bits) {
+fn mark_repeats<T: Copy>(
+    sorted: &[(T, u32)],
+    same: impl Fn(&(T, u32), &(T, u32)) -> bool,
+    out: &mut Bits,
+) {
     for pair in sorted.windows(2) {
         if same(&pair[0], &pair[1]) {
             out.set(pair[1].1 as usize);
@@ -498,7 +512,9 @@ fn validate_status<'a>(status: &Status<'a>, errs: &mut dyn Report<'a>) {
                 validate_address_list(ips, &path.child("ips"), errs);
             }
         }
-        Field::Other(other) => errs.push(FieldError::type_invalid(path.child("ips"), other, "array")),
+        Field::Other(other) => {
+            errs.push(FieldError::type_invalid(path.child("ips"), other, "array"))
+        }
     }
     match status.owner_pod {
         Field::Absent | Field::Null => {}
@@ -507,7 +523,11 @@ fn validate_status<'a>(status: &Status<'a>, errs: &mut dyn Report<'a>) {
             if let Text::Str(name) = string_field(owner.name, &owner_path, "name", errs) {
                 if !name.is_empty() {
                     for msg in dns1123_subdomain(&name) {
-                        errs.push(FieldError::invalid(owner_path.child("name"), name.clone(), msg));
+                        errs.push(FieldError::invalid(
+                            owner_path.child("name"),
+                            name.clone(),
+                            msg,
+                        ));
                     }
                 }
             }
@@ -671,7 +691,11 @@ fn validate_observed_generation<'a>(value: Raw<'a>, path: &Path, errs: &mut dyn 
                 None => (false, false, BadValue::Float(f64::NAN)),
             };
             if !integer {
-                errs.push(FieldError::format_type_invalid(path.clone(), value, "int64"));
+                errs.push(FieldError::format_type_invalid(
+                    path.clone(),
+                    value,
+                    "int64",
+                ));
             }
             if negative {
                 let detail = format!("{path} in body should be greater than or equal to 0");
@@ -970,7 +994,9 @@ impl<'a> OldConditions<'a> {
         }
         let str_at = |at: u32| Str::at(text, at);
         // Stable, so that the first of each type comes first.
-        index.strs.sort_by(|a, b| str_at(a.0).cmp_decoded(&str_at(b.0)));
+        index
+            .strs
+            .sort_by(|a, b| str_at(a.0).cmp_decoded(&str_at(b.0)));
         index.others.sort_by_key(|o| o.0);
         index
     }
@@ -1023,7 +1049,8 @@ impl<'a> Report<'a> for FieldsOnly<'a> {
 
 impl<'a> OldIndex<'a> {
     fn new(object: &Claim<'a>, old: &Claim<'a>) -> Self {
-        let same_list = ATOMIC_LISTS.map(|which| Member::of(object, which).same(&Member::of(old, which)));
+        let same_list =
+            ATOMIC_LISTS.map(|which| Member::of(object, which).same(&Member::of(old, which)));
         let mut fields = FieldsOnly::default();
         check_object(old, &mut fields);
         let mut old_errors: std::collections::HashMap<String, Vec<FieldError<'a>>> =
@@ -1158,7 +1185,29 @@ impl<'a> Report<'a> for Ratchet<'_, 'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::admission::view::testing;
+    use serde_json::{json, Value};
+
+    /// [`super::validate`] of JSON values.
+    fn validate(object: &Value, old: Option<&Value>) -> Verdict<'static> {
+        let old = old.map(testing::claim);
+        super::validate(&testing::claim(object), old.as_ref())
+    }
+
+    /// [`super::validate_object`] of a JSON value.
+    fn validate_object(object: &Value) -> ErrorList<'static> {
+        super::validate_object(&testing::claim(object))
+    }
+
+    /// [`super::immutability`] of JSON values.
+    fn immutability(object: &Value, old: &Value) -> ErrorList<'static> {
+        super::immutability(&testing::claim(object), &testing::claim(old))
+    }
+
+    /// `value[parent][field]`, as the model reads a list.
+    fn member<'v>(value: &'v Value, parent: &str, field: &str) -> Option<&'v Value> {
+        value.get(parent)?.get(field)
+    }
 
     fn claim() -> Value {
         json!({

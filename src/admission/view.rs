@@ -271,3 +271,22 @@ impl<'a> Condition<'a> {
         item.member("type")
     }
 }
+
+/// Views of JSON values for unit tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::Claim;
+
+    /// The view the walk makes of `text`, which must be well-formed JSON.
+    pub fn claim_of(text: &str) -> Claim<'_> {
+        crate::admission::strict::walk(text, false)
+            .unwrap_or_else(|_| panic!("not JSON: {text}"))
+            .claim
+    }
+
+    /// The view of `value` as serde_json writes it. The text is leaked so that the view (and
+    /// the errors that borrow from it) outlive the test's own values; tests are short-lived.
+    pub fn claim(value: &serde_json::Value) -> Claim<'static> {
+        claim_of(Box::leak(value.to_string().into_boxed_str()))
+    }
+}
