@@ -99,8 +99,18 @@ impl<'a> Reader<'a> {
     }
 
     /// Skips whitespace and returns the next byte, if any.
-    #[inline]
+    #[inline(always)]
     pub fn peek(&mut self) -> Option<u8> {
+        // Compact JSON, as the API server sends it, has no whitespace between tokens: every
+        // byte that starts a token is above the space.
+        let b = *self.bytes().get(self.pos)?;
+        if b > b' ' {
+            return Some(b);
+        }
+        self.skip_whitespace()
+    }
+
+    fn skip_whitespace(&mut self) -> Option<u8> {
         let bytes = self.bytes();
         while let Some(&b) = bytes.get(self.pos) {
             if !matches!(b, b' ' | b'\n' | b'\t' | b'\r') {
@@ -117,7 +127,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Consumes `byte` after whitespace, or fails.
-    #[inline]
+    #[inline(always)]
     fn expect(&mut self, byte: u8) -> Read<()> {
         if self.peek() == Some(byte) {
             self.pos += 1;
@@ -205,11 +215,28 @@ impl<'a> Reader<'a> {
         self.string_with(true)
     }
 
+    #[inline(always)]
     fn string_with(&mut self, read: bool) -> Read<Str<'a>> {
         self.expect(b'"')?;
         let bytes = self.bytes();
         let start = self.pos;
-        let mut i = start;
+        let end = plain_run(bytes, start);
+        // Most strings hold no escape: they end at the first byte that ends a plain run.
+        if bytes.get(end) == Some(&b'"') {
+            self.pos = end + 1;
+            return Ok(Str {
+                raw: &self.text[start..end],
+                escaped: false,
+            });
+        }
+        self.escaped_string(start, end, read)
+    }
+
+    /// The rest of a string from `i`, where a plain run from `start` stopped short of its
+    /// closing quote.
+    #[inline(never)]
+    fn escaped_string(&mut self, start: usize, mut i: usize, read: bool) -> Read<Str<'a>> {
+        let bytes = self.bytes();
         let mut escaped = false;
         loop {
             i = plain_run(bytes, i);
@@ -422,7 +449,7 @@ impl BitStack {
 
 /// The index of the first byte from `i` on that ends a plain run of string text: a quote, a
 /// backslash or a control character; the length of `bytes` if none. Eight bytes at a time.
-#[inline]
+#[inline(always)]
 pub(crate) fn plain_run(bytes: &[u8], mut i: usize) -> usize {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;

@@ -551,7 +551,11 @@ fn validate_conditions<'a>(conditions: List<'a>, path: &Path, errs: &mut dyn Rep
     // they stand in the list's text.
     let text = conditions.raw.text;
     let mut types: Vec<(u32, u32)> = Vec::new();
-    for (i, item) in conditions.items().enumerate() {
+    // A single condition repeats nothing: its list need not be read twice.
+    let items = conditions
+        .items()
+        .take(if conditions.len < 2 { 0 } else { usize::MAX });
+    for (i, item) in items.enumerate() {
         if let Some(t) = Condition::read(item).and_then(|c| c.r#type.str()) {
             if !t.raw().is_empty() {
                 types.push((json::offset(text, t.raw()), i as u32));
