@@ -404,6 +404,11 @@ fn validate_address_list<'a>(
         classes.push(class);
     }
     let repeats = keys.repeats(list.raw.text, list.len);
+    // Most lists are valid and repeat nothing: then there is nothing to report.
+    let clean = classes.iter().all(|c| matches!(c, Class::V4 | Class::V6));
+    if clean && !repeats.any() {
+        return AddressList { classes, repeats };
+    }
     for ((i, item), class) in list.items().enumerate().zip(&classes) {
         // Most items are valid: their path is written only for an error.
         let item_path = || path.index(i);
@@ -500,6 +505,10 @@ impl Bits {
 
     fn get(&self, i: usize) -> bool {
         self.0.get(i / 64).is_some_and(|w| w >> (i % 64) & 1 == 1)
+    }
+
+    fn any(&self) -> bool {
+        self.0.iter().any(|&w| w != 0)
     }
 }
 
