@@ -376,7 +376,7 @@ fn validate_address_list<'a>(
     errs: &mut dyn Report<'a>,
 ) -> AddressList {
     let mut classes = Vec::with_capacity(list.len);
-    let mut keys = RepeatKeys::default();
+    let mut keys = RepeatKeys::new(list);
     for (i, item) in list.items().enumerate() {
         let Some(text) = item.as_str() else {
             classes.push(Class::NotString);
@@ -397,13 +397,13 @@ fn validate_address_list<'a>(
                 Class::NotCanonical
             }
             Err(_) => {
-                keys.text(list.raw.text, text, i);
+                keys.text(text, i);
                 Class::Invalid
             }
         };
         classes.push(class);
     }
-    let repeats = keys.repeats(list.raw.text, list.len);
+    let repeats = keys.repeats();
     // Most lists are valid and repeat nothing: then there is nothing to report.
     let clean = classes.iter().all(|c| matches!(c, Class::V4 | Class::V6));
     if clean && !repeats.any() {
@@ -435,20 +435,31 @@ fn validate_address_list<'a>(
     AddressList { classes, repeats }
 }
 
-/// The keys of a list's items that must not repeat, each with the item's index.
-#[derive(Default)]
-struct RepeatKeys {
+/// The keys of a list's items that must not repeat: addresses, each with the item's index,
+/// and strings, found repeated as they come.
+struct RepeatKeys<'a> {
     /// IPv4 addresses.
     v4: Vec<(u32, u32)>,
     /// IPv6 addresses.
     v6: Vec<([u8; 16], u32)>,
-    /// Strings, by where their text starts in the list's text.
-    texts: Vec<(u32, u32)>,
+    /// The strings seen so far.
+    texts: FirstTexts<'a>,
+    /// Which items repeat an earlier one (for strings, as found).
+    repeats: Bits,
 }
 
 // === impl RepeatKeys ===
 
-impl RepeatKeys {
+impl<'a> RepeatKeys<'a> {
+    fn new(list: List<'a>) -> Self {
+        RepeatKeys {
+            v4: Vec::new(),
+            v6: Vec::new(),
+            texts: FirstTexts::new(list.raw.text),
+            repeats: Bits::new(list.len),
+        }
+    }
+
     fn address(&mut self, ip: std::net::IpAddr, i: usize) {
         match ip {
             std::net::IpAddr::V4(v4) => self.v4.push((u32::from(v4), i as u32)),
@@ -456,23 +467,70 @@ impl RepeatKeys {
         }
     }
 
-    fn text(&mut self, list: &str, text: Str<'_>, i: usize) {
-        self.texts.push((json::offset(list, text.raw()), i as u32));
+    /// Item `i`, a string of the list's text that is not an address.
+    fn text(&mut self, text: Str<'a>, i: usize) {
+        if self.texts.repeats(text) {
+            self.repeats.set(i);
+        }
     }
 
-    /// Which of `len` items repeat the key of an earlier one.
-    fn repeats(mut self, list: &str, len: usize) -> Bits {
-        let mut repeats = Bits::new(len);
+    /// Which items repeat the key of an earlier one.
+    fn repeats(mut self) -> Bits {
         self.v4.sort_unstable();
-        mark_repeats(&self.v4, |a, b| a.0 == b.0, &mut repeats);
+        mark_repeats(&self.v4, |a, b| a.0 == b.0, &mut self.repeats);
         self.v6.sort_unstable();
-        mark_repeats(&self.v6, |a, b| a.0 == b.0, &mut repeats);
-        let text = |at: u32| Str::at(list, at);
-        self.texts
-            .sort_unstable_by(|a, b| text(a.0).cmp_decoded(&text(b.0)).then(a.1.cmp(&b.1)));
-        mark_repeats(&self.texts, |a, b| text(a.0) == text(b.0), &mut repeats);
-        repeats
+        mark_repeats(&self.v6, |a, b| a.0 == b.0, &mut self.repeats);
+        self.repeats
     }
+}
+
+/// The distinct strings of a list's text, each remembered by where its first copy starts and
+/// half of its hash (8 bytes in a hash table): whether a string repeats an earlier one is
+/// found in constant time, without sorting, whatever the strings (the hash is keyed per
+/// process, so that a client cannot choose strings that collide).
+struct FirstTexts<'a> {
+    text: &'a str,
+    table: hashbrown::HashTable<(u32, u32)>,
+}
+
+// === impl FirstTexts ===
+
+impl<'a> FirstTexts<'a> {
+    fn new(text: &'a str) -> Self {
+        FirstTexts {
+            text,
+            table: hashbrown::HashTable::new(),
+        }
+    }
+
+    /// Whether `s`, a string of the list's text, repeats one seen before; remembers it if not.
+    fn repeats(&mut self, s: Str<'a>) -> bool {
+        let text = self.text;
+        let hash = std::hash::BuildHasher::hash_one(text_hash_state(), s.decode().as_bytes());
+        // The table is rebuilt from the kept half as it grows: the low bits pick the bucket,
+        // the top ones hashbrown's tag, so the half is spread over both.
+        let half = (hash >> 32) as u32;
+        let spread = |half: u32| u64::from(half).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let entry = self.table.entry(
+            spread(half),
+            |&(at, h)| h == half && Str::at(text, at) == s,
+            |&(_, h)| spread(h),
+        );
+        match entry {
+            hashbrown::hash_table::Entry::Occupied(_) => true,
+            hashbrown::hash_table::Entry::Vacant(slot) => {
+                slot.insert((json::offset(text, s.raw()), half));
+                false
+            }
+        }
+    }
+}
+
+/// The hasher keys of [`FirstTexts`], drawn once per process.
+fn text_hash_state() -> &'static std::collections::hash_map::RandomState {
+    static STATE: std::sync::OnceLock<std::collections::hash_map::RandomState> =
+        std::sync::OnceLock::new();
+    STATE.get_or_init(Default::default)
 }
 
 /// Marks every entry of `sorted` (ordered by key, then by index) whose key is its
@@ -558,24 +616,18 @@ fn validate_status<'a>(status: &Status<'a>, errs: &mut dyn Report<'a>) {
 fn validate_conditions<'a>(conditions: List<'a>, path: &Path, errs: &mut dyn Report<'a>) {
     // First, which conditions repeat the type of an earlier one: their types sorted by where
     // they stand in the list's text.
-    let text = conditions.raw.text;
-    let mut types: Vec<(u32, u32)> = Vec::new();
+    let mut repeats = Bits::new(conditions.len);
     // A single condition repeats nothing: its list need not be read twice.
-    let items = conditions
-        .items()
-        .take(if conditions.len < 2 { 0 } else { usize::MAX });
-    for (i, item) in items.enumerate() {
-        if let Some(t) = Condition::read(item).and_then(|c| c.r#type.str()) {
-            if !t.raw().is_empty() {
-                types.push((json::offset(text, t.raw()), i as u32));
+    if conditions.len > 1 {
+        let mut types = FirstTexts::new(conditions.raw.text);
+        for (i, item) in conditions.items().enumerate() {
+            if let Some(t) = Condition::read(item).and_then(|c| c.r#type.str()) {
+                if !t.raw().is_empty() && types.repeats(t) {
+                    repeats.set(i);
+                }
             }
         }
     }
-    let at = |at: u32| Str::at(text, at);
-    types.sort_unstable_by(|a, b| at(a.0).cmp_decoded(&at(b.0)).then(a.1.cmp(&b.1)));
-    let mut repeats = Bits::new(conditions.len);
-    mark_repeats(&types, |a, b| at(a.0) == at(b.0), &mut repeats);
-    drop(types);
     for (i, item) in conditions.items().enumerate() {
         errs.condition(i, item);
         validate_condition(item, &path.index(i), repeats.get(i), errs);
@@ -2240,6 +2292,19 @@ mod tests {
         assert!(v.errors.kept.0[0]
             .to_string()
             .starts_with("status.ips[0]: Invalid value: \"x0\""));
+    }
+
+    // Repeats are found on the decoded strings, whatever their escapes (and a string that
+    // differs only after an escape is no repeat).
+    #[test]
+    fn a_repeat_written_with_escapes_is_still_a_repeat() {
+        let text = r#"{"metadata":{"name":"a"},"spec":{"network":"n","interface":"e"},"status":{"ips":["x","\u0078","x\u0079"],"conditions":[{"type":"A","status":"True","reason":"R","lastTransitionTime":"2026-11-26T23:00:00Z"},{"type":"\u0041","status":"True","reason":"R","lastTransitionTime":"2026-11-26T23:00:00Z"}]}}"#;
+        let errors: Vec<String> = super::validate_object(&testing::claim_of(text))
+            .iter()
+            .filter(|e| e.kind.cause_type() == "FieldValueDuplicate")
+            .map(|e| e.path.to_string())
+            .collect();
+        assert_eq!(errors, ["status.ips[1]", "status.conditions[1].type"]);
     }
 
     #[test]
