@@ -614,35 +614,30 @@ fn validate_status<'a>(status: &Status<'a>, errs: &mut dyn Report<'a>) {
 
 /// `metav1.Condition` rules, as the CRD schema and the API server word them.
 fn validate_conditions<'a>(conditions: List<'a>, path: &Path, errs: &mut dyn Report<'a>) {
-    // First, which conditions repeat the type of an earlier one: their types sorted by where
-    // they stand in the list's text.
-    let mut repeats = Bits::new(conditions.len);
-    // A single condition repeats nothing: its list need not be read twice.
-    if conditions.len > 1 {
-        let mut types = FirstTexts::new(conditions.raw.text);
-        for (i, item) in conditions.items().enumerate() {
-            if let Some(t) = Condition::read(item).and_then(|c| c.r#type.str()) {
-                if !t.raw().is_empty() && types.repeats(t) {
-                    repeats.set(i);
-                }
-            }
-        }
-    }
+    // A condition repeats the type of an earlier one: the types seen so far tell as the list
+    // is read, once. A single condition repeats nothing.
+    let mut types = (conditions.len > 1).then(|| FirstTexts::new(conditions.raw.text));
     for (i, item) in conditions.items().enumerate() {
         errs.condition(i, item);
-        validate_condition(item, &path.index(i), repeats.get(i), errs);
+        let cond = Condition::read(item);
+        let repeated = match (&mut types, cond.and_then(|c| c.r#type.str())) {
+            (Some(types), Some(t)) if !t.raw().is_empty() => types.repeats(t),
+            _ => false,
+        };
+        validate_condition(item, cond, &path.index(i), repeated, errs);
     }
 }
 
-/// The rules of one condition at `item_path`; `repeated` when its type is that of an earlier
+/// The rules of one condition at `item_path` (`cond`, as read from `item`); `repeated` when its type is that of an earlier
 /// condition (a duplicate is reported after the type's other errors).
 fn validate_condition<'a>(
     item: Raw<'a>,
+    cond: Option<Condition<'a>>,
     item_path: &Path,
     repeated: bool,
     errs: &mut dyn Report<'a>,
 ) {
-    let Some(cond) = Condition::read(item) else {
+    let Some(cond) = cond else {
         errs.push(FieldError::type_invalid(item_path.clone(), item, "object"));
         return;
     };
@@ -1216,7 +1211,13 @@ impl<'r, 'a> Ratchet<'r, 'a> {
             let mut errs = ErrorList::new();
             let old_path = Path::new("status").child("conditions").index(old_index);
             // The first condition of a type is never a duplicate: no list to check against.
-            validate_condition(old_item, &old_path, false, &mut errs);
+            validate_condition(
+                old_item,
+                Condition::read(old_item),
+                &old_path,
+                false,
+                &mut errs,
+            );
             self.old_condition_errors = Some((old_index, errs));
         }
         let Some((_, old_errors)) = &self.old_condition_errors else {
