@@ -8,8 +8,8 @@
 //! The listener is assembled the way `src/server.rs` assembles it: actix-server with the same
 //! connection limit, actix-tls's rustls acceptor with the config of the library's
 //! [`Reloader`] (the resolver that follows certificate reloads), the protocol that ALPN chose,
-//! the same [`HeadTimed`] and [`Gated`] streams with their [`head_timeout::track`] and
-//! [`gate::track`] middleware (the gate opened at once: the floor keeps no memory budget), the
+//! the same [`HeadTimed`] and [`Gated`] streams with their [`conn::track`]
+//! middleware (the gate opened at once: the floor keeps no memory budget), the
 //! same actix-http timeouts and HTTP/2 windows, and the body read into one buffer of its
 //! declared size under the same limit and deadline. Keep the two in step when
 //! the server's stack changes.
@@ -40,8 +40,9 @@ use actix_web::{App, HttpRequest, HttpResponse};
 use anyhow::Context as _;
 use clap::Parser;
 use ipamclaim_webhook::serve::budget::H2_WINDOW_BYTES;
-use ipamclaim_webhook::serve::gate::{self, Gate, Gated};
-use ipamclaim_webhook::serve::head_timeout::{self, HeadTimed, Phase};
+use ipamclaim_webhook::serve::conn;
+use ipamclaim_webhook::serve::gate::{Gate, Gated};
+use ipamclaim_webhook::serve::head_timeout::{HeadTimed, Phase};
 use ipamclaim_webhook::serve::metrics::Metrics;
 use ipamclaim_webhook::serve::reload::Reloader;
 use ipamclaim_webhook::serve::tls::{self, TlsFiles};
@@ -116,8 +117,8 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     let https = move || {
         let app = App::new()
             .app_data(web::Data::new(Skim(skim)))
-            .wrap_fn(gate::track)
-            .wrap_fn(head_timeout::track)
+            .wrap_fn(conn::track::<Gate, _, _>)
+            .wrap_fn(conn::track::<Phase, _, _>)
             .service(web::resource("/validate").route(web::post().to(answer)))
             .default_service(web::to(HttpResponse::NotFound));
         let http = http_builder(addr)

@@ -10,13 +10,13 @@ mod common;
 
 use std::fs;
 use std::io::{ErrorKind, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::process::{Launch, Serving};
 use common::*;
 use ipamclaim_webhook::certs::{self, CertsOptions, DevCerts};
 use rustls::pki_types::ServerName;
@@ -32,19 +32,6 @@ const SHARE_OF_LIMIT: f64 = 0.85;
 /// A normal review during a flood must be answered within this. The issue asks for 2 s on an
 /// idle machine; the tests allow more because the machine is shared.
 const PROMPT: Duration = Duration::from_secs(5);
-
-fn bin() -> PathBuf {
-    match std::env::var_os("IPAMCLAIM_WEBHOOK_BIN") {
-        Some(path) => PathBuf::from(path),
-        None => assert_cmd::cargo::cargo_bin("ipamclaim-webhook"),
-    }
-}
-
-/// A port that was free a moment ago.
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
-    listener.local_addr().expect("local addr").port()
-}
 
 /// `resources.limits.memory` of the webhook container in `manifests/base/deployment.yaml`, in
 /// bytes.
@@ -71,13 +58,10 @@ fn quantity(text: &str) -> Option<u64> {
     number.parse::<u64>().ok().map(|n| n * scale)
 }
 
-/// The server process, killed if a test fails half-way.
+/// The server process (killed if a test fails half-way) and the certificates it serves.
 struct Server {
-    child: Child,
-    addr: SocketAddr,
-    probe_port: u16,
+    process: Serving,
     certs: DevCerts,
-    log: PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -98,66 +82,16 @@ impl Server {
     async fn start(extra: &[&str]) -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
         let certs = certs::generate(&CertsOptions::default()).expect("certs");
-        certs.write_to(dir.path()).expect("write certs");
-        let log = dir.path().join("server.log");
-        let (port, probe_port) = (free_port(), free_port());
-        let child = Command::new(bin())
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-            .args(["--probe-listen", &format!("127.0.0.1:{probe_port}")])
-            .arg("--tls-cert")
-            .arg(dir.path().join(certs::CERT_FILE))
-            .arg("--tls-key")
-            .arg(dir.path().join(certs::KEY_FILE))
-            .args(["--shutdown-delay", "0", "--shutdown-timeout", "2"])
+        let process = Launch::serving(dir.path(), &certs)
+            .args(&["--shutdown-delay", "0", "--shutdown-timeout", "2"])
             .args(extra)
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(fs::File::create(&log).expect("log file"))
-            .spawn()
-            .expect("spawn the server");
-        let mut server = Server {
-            child,
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
-            probe_port,
+            .start()
+            .await;
+        Server {
+            process,
             certs,
-            log,
             _dir: dir,
-        };
-        let deadline = Instant::now() + PATIENCE;
-        while !server.healthy().await {
-            assert!(
-                Instant::now() < deadline,
-                "never healthy:\n{}",
-                server.log()
-            );
-            tokio::time::sleep(Duration::from_millis(25)).await;
         }
-        server
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn log(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Whether the process runs and `/healthz` answers 200.
-    async fn healthy(&mut self) -> bool {
-        if let Some(status) = self.child.try_wait().expect("try_wait") {
-            panic!("the server exited ({status}):\n{}", self.log());
-        }
-        let url = format!("http://127.0.0.1:{}/healthz", self.probe_port);
-        matches!(plain_client().get(url).send().await, Ok(r) if r.status() == 200)
-    }
-
-    /// `GET /metrics`.
-    async fn metrics(&self) -> String {
-        let url = format!("http://127.0.0.1:{}/metrics", self.probe_port);
-        let resp = plain_client().get(url).send().await.expect("GET /metrics");
-        resp.text().await.expect("metrics text")
     }
 
     /// A normal review on a fresh connection: asserts it is answered, returns how long it took.
@@ -169,37 +103,12 @@ impl Server {
             None,
         ));
         let body = review(uid, "admission.k8s.io/v1");
-        let url = format!("https://{}/validate?timeout=10s", self.addr);
+        let url = format!("https://{}/validate?timeout=10s", self.process.addr());
         let started = Instant::now();
         let reply = post_json(&client, &url, body.clone()).await;
         let took = started.elapsed();
         assert_answers(&reply, &body);
         took
-    }
-
-    /// SIGTERM; asserts a clean exit.
-    async fn stop(mut self) {
-        let pid = self.pid().to_string();
-        let kill = Command::new("kill").args(["-TERM", &pid]).status();
-        assert!(kill.expect("run kill").success());
-        let deadline = Instant::now() + PATIENCE;
-        let status = loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                break status;
-            }
-            assert!(Instant::now() < deadline, "still running:\n{}", self.log());
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        };
-        assert!(status.success(), "exit status {status}:\n{}", self.log());
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
     }
 }
 
@@ -422,8 +331,8 @@ async fn flood_within_budget(
     let _one = ONE_AT_A_TIME.lock().await;
     let limit = deployment_memory_limit();
     let mut server = Server::start(&[]).await;
-    let idle_rss = proc_status(server.pid(), "VmRSS");
-    let (addr, ca) = (server.addr, server.certs.ca_pem.clone());
+    let idle_rss = proc_status(server.process.pid(), "VmRSS");
+    let (addr, ca) = (server.process.addr(), server.certs.ca_pem.clone());
     let flood = tokio::task::spawn_blocking(move || {
         let flood = Flood::start(addr, &ca, connections, declared, sent);
         flood.settle();
@@ -432,15 +341,18 @@ async fn flood_within_budget(
     .await
     .expect("flood");
     let review_took = server.normal_review("during-the-flood").await;
-    assert!(server.healthy().await, "not healthy during the flood");
+    assert!(
+        server.process.healthy().await,
+        "not healthy during the flood"
+    );
     let measured = Measured {
         connected: flood.connected.load(Ordering::Relaxed),
         refused: flood.refused.load(Ordering::Relaxed),
         taken: flood.taken.load(Ordering::Relaxed),
-        peak_rss: proc_status(server.pid(), "VmHWM"),
+        peak_rss: proc_status(server.process.pid(), "VmHWM"),
         review_took,
     };
-    let metrics = server.metrics().await;
+    let metrics = server.process.metrics().await;
     tokio::task::spawn_blocking(move || flood.end())
         .await
         .expect("end the flood");
@@ -456,7 +368,7 @@ async fn flood_within_budget(
     server.normal_review("after-the-flood").await;
     let deadline = Instant::now() + PATIENCE;
     loop {
-        let text = server.metrics().await;
+        let text = server.process.metrics().await;
         if metric(&text, "ipamclaim_webhook_memory_budget_in_use_bytes") == Some(0.0)
             && metric(&text, "ipamclaim_webhook_memory_budget_waiting_requests") == Some(0.0)
         {
@@ -468,8 +380,8 @@ async fn flood_within_budget(
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let log = server.log();
-    server.stop().await;
+    let log = server.process.log();
+    server.process.stop().await;
 
     assert_eq!(
         measured.connected, connections,

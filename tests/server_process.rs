@@ -3,105 +3,30 @@
 mod common;
 
 use std::fs;
-use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::process::{bin, Launch};
 use common::*;
 use ipamclaim_webhook::certs::{self, CertsOptions};
 
 const SHUTDOWN_TIMEOUT_SECS: u64 = 10;
 const BURST: usize = 48;
 
-fn bin() -> PathBuf {
-    assert_cmd::cargo::cargo_bin("ipamclaim-webhook")
-}
-
-/// A port that was free a moment ago.
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
-    listener.local_addr().expect("local addr").port()
-}
-
-/// Waits for the child to exit, for at most `limit`.
-async fn wait_exit(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            return Some(status);
-        }
-        if Instant::now() > deadline {
-            return None;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-fn read_log(path: &Path) -> String {
-    fs::read_to_string(path).unwrap_or_default()
-}
-
-/// Kills the child if a test fails half-way, so that no server outlives the test.
-struct Reaper(Child);
-
-impl Drop for Reaper {
-    fn drop(&mut self) {
-        if self.0.try_wait().ok().flatten().is_none() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
-
 #[tokio::test]
 async fn sigterm_lets_in_flight_reviews_finish_and_exits_zero() {
     let dir = tempfile::tempdir().expect("tempdir");
     let certs = certs::generate(&CertsOptions::default()).expect("certs");
-    certs.write_to(dir.path()).expect("write certs");
-    let log = dir.path().join("server.log");
-    let (port, probe_port) = (free_port(), free_port());
-    let child = Command::new(bin())
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .args(["--probe-listen", &format!("127.0.0.1:{probe_port}")])
-        .arg("--tls-cert")
-        .arg(dir.path().join(certs::CERT_FILE))
-        .arg("--tls-key")
-        .arg(dir.path().join(certs::KEY_FILE))
-        .args(["--shutdown-timeout", &SHUTDOWN_TIMEOUT_SECS.to_string()])
+    let shutdown_timeout = SHUTDOWN_TIMEOUT_SECS.to_string();
+    let mut server = Launch::serving(dir.path(), &certs)
+        .args(&["--shutdown-timeout", &shutdown_timeout])
         // The delay has its own test below; here the drain is what is tested.
-        .args(["--shutdown-delay", "0"])
-        .args(["--workers", "2", "--log-format", "json"])
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(fs::File::create(&log).expect("log file"))
-        .spawn()
-        .expect("spawn the server");
-    let mut child = Reaper(child);
-    let pid = child.0.id();
-
-    // Ready when /healthz answers on the probe port.
-    let plain = plain_client();
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        if let Some(status) = child.0.try_wait().expect("try_wait") {
-            panic!("server exited early ({status}):\n{}", read_log(&log));
-        }
-        let url = format!("http://127.0.0.1:{probe_port}/healthz");
-        if let Ok(resp) = plain.get(url).send().await {
-            if resp.status() == 200 {
-                break;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "server never became healthy:\n{}",
-            read_log(&log)
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+        .args(&["--shutdown-delay", "0"])
+        .args(&["--workers", "2", "--log-format", "json"])
+        .start()
+        .await;
+    let port = server.port;
 
     let url = format!("https://127.0.0.1:{port}/validate?timeout=5s");
     let client = client(tls_client(
@@ -143,11 +68,7 @@ async fn sigterm_lets_in_flight_reviews_finish_and_exits_zero() {
     tokio::time::timeout(PATIENCE, done_rx.recv())
         .await
         .expect("a burst review finishes");
-    let kill = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .expect("run kill");
-    assert!(kill.success(), "kill -TERM {pid} failed");
+    server.sigterm();
 
     let mut answered = 0;
     for task in tasks {
@@ -163,10 +84,11 @@ async fn sigterm_lets_in_flight_reviews_finish_and_exits_zero() {
     assert!(answered >= 1, "no review of the burst was answered");
 
     let limit = Duration::from_secs(SHUTDOWN_TIMEOUT_SECS) + PATIENCE;
-    let status = wait_exit(&mut child.0, limit)
+    let status = server
+        .wait_exit(limit)
         .await
-        .unwrap_or_else(|| panic!("server still running after SIGTERM:\n{}", read_log(&log)));
-    let log_text = read_log(&log);
+        .unwrap_or_else(|| panic!("server still running after SIGTERM:\n{}", server.log()));
+    let log_text = server.log();
     assert!(status.success(), "exit status {status}:\n{log_text}");
     assert!(
         log_text.contains("SIGTERM"),
@@ -184,29 +106,6 @@ async fn sigterm_lets_in_flight_reviews_finish_and_exits_zero() {
     );
 }
 
-/// Polls `/healthz` on the probe port until it answers 200.
-async fn wait_healthy(child: &mut Child, probe_port: u16, log: &Path) {
-    let plain = plain_client();
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            panic!("server exited early ({status}):\n{}", read_log(log));
-        }
-        let url = format!("http://127.0.0.1:{probe_port}/healthz");
-        if let Ok(resp) = plain.get(url).send().await {
-            if resp.status() == 200 {
-                return;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "server never became healthy:\n{}",
-            read_log(log)
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
-
 #[tokio::test]
 async fn sigterm_fails_readiness_but_keeps_serving_for_the_shutdown_delay() {
     const DELAY: Duration = Duration::from_secs(2);
@@ -221,10 +120,10 @@ async fn sigterm_fails_readiness_but_keeps_serving_for_the_shutdown_delay() {
             (certs::KEY_FILE, certs.key_pem.as_bytes()),
         ],
     );
-    let log = dir.path().join("server.log");
-    let (port, probe_port) = (free_port(), free_port());
-    let child = Command::new(bin())
-        .arg("serve")
+    let mut launch = Launch::bare(dir.path());
+    let (port, probe_port) = (launch.port, launch.probe_port);
+    launch
+        .cmd
         .env("IPAMCLAIM_WEBHOOK_LISTEN", format!("127.0.0.1:{port}"))
         .env(
             "IPAMCLAIM_WEBHOOK_PROBE_LISTEN",
@@ -234,17 +133,11 @@ async fn sigterm_fails_readiness_but_keeps_serving_for_the_shutdown_delay() {
         .env("IPAMCLAIM_WEBHOOK_TLS_KEY", tls_dir.join(certs::KEY_FILE))
         .env("IPAMCLAIM_WEBHOOK_SHUTDOWN_DELAY", "2s")
         .env("IPAMCLAIM_WEBHOOK_SHUTDOWN_TIMEOUT", "5")
-        .env("IPAMCLAIM_WEBHOOK_TLS_RELOAD_INTERVAL", "100ms")
-        .args(["--workers", "1", "--log-format", "json"])
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(fs::File::create(&log).expect("log file"))
-        .spawn()
-        .expect("spawn the server");
-    let mut child = Reaper(child);
-    let pid = child.0.id();
-    wait_healthy(&mut child.0, probe_port, &log).await;
+        .env("IPAMCLAIM_WEBHOOK_TLS_RELOAD_INTERVAL", "100ms");
+    let mut server = launch
+        .args(&["--workers", "1", "--log-format", "json"])
+        .start()
+        .await;
 
     let url = format!("https://127.0.0.1:{port}/validate?timeout=5s");
     let fresh_client = || {
@@ -273,16 +166,12 @@ async fn sigterm_fails_readiness_but_keeps_serving_for_the_shutdown_delay() {
         (certs::KEY_FILE, renewed.key_pem.as_bytes()),
     ]);
     let deadline = Instant::now() + PATIENCE;
-    while !read_log(&log).contains("serving certificate reloaded") {
-        assert!(Instant::now() < deadline, "no reload:\n{}", read_log(&log));
+    while !server.log().contains("serving certificate reloaded") {
+        assert!(Instant::now() < deadline, "no reload:\n{}", server.log());
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 
-    let kill = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .expect("run kill");
-    assert!(kill.success(), "kill -TERM {pid} failed");
+    server.sigterm();
     let signalled = Instant::now();
     let plain = plain_client();
     let readyz = format!("http://127.0.0.1:{probe_port}/readyz");
@@ -307,11 +196,12 @@ async fn sigterm_fails_readiness_but_keeps_serving_for_the_shutdown_delay() {
         "the delay was over before the check"
     );
 
-    let status = wait_exit(&mut child.0, DELAY + PATIENCE)
+    let status = server
+        .wait_exit(DELAY + PATIENCE)
         .await
-        .unwrap_or_else(|| panic!("server still running after SIGTERM:\n{}", read_log(&log)));
+        .unwrap_or_else(|| panic!("server still running after SIGTERM:\n{}", server.log()));
     let exited = signalled.elapsed();
-    let log_text = read_log(&log);
+    let log_text = server.log();
     assert!(status.success(), "exit status {status}:\n{log_text}");
     assert!(exited >= DELAY, "exited after {exited:?}, before the delay");
     for needle in [
@@ -421,31 +311,6 @@ fn review_from_a_newer_crd(uid: &str) -> Vec<u8> {
     serde_json::to_vec(&review).expect("JSON")
 }
 
-/// Starts the real binary with default flags but for its ports and certificate, plus `extra`.
-async fn serve_defaults(dir: &Path, certs: &certs::DevCerts, extra: &[&str]) -> (Reaper, u16, u16) {
-    certs.write_to(dir).expect("write certs");
-    let log = dir.join("server.log");
-    let (port, probe_port) = (free_port(), free_port());
-    let child = Command::new(bin())
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .args(["--probe-listen", &format!("127.0.0.1:{probe_port}")])
-        .arg("--tls-cert")
-        .arg(dir.join(certs::CERT_FILE))
-        .arg("--tls-key")
-        .arg(dir.join(certs::KEY_FILE))
-        .args(extra)
-        .env_remove("RUST_LOG")
-        .env_remove("IPAMCLAIM_WEBHOOK_FIELD_VALIDATION")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(fs::File::create(&log).expect("log file"))
-        .spawn()
-        .expect("spawn the server");
-    let mut child = Reaper(child);
-    wait_healthy(&mut child.0, probe_port, &log).await;
-    (child, port, probe_port)
-}
-
 // DESIGN §1: through an API server an unknown field means the installed CRD is newer than the
 // webhook. With default flags it is reported (warning, metric, one log line), never denied;
 // `--field-validation Strict` denies it as before; replay stays strict by default.
@@ -453,7 +318,8 @@ async fn serve_defaults(dir: &Path, certs: &certs::DevCerts, extra: &[&str]) -> 
 async fn schema_drift_is_reported_not_denied_under_default_flags() {
     let dir = tempfile::tempdir().expect("tempdir");
     let certs = certs::generate(&CertsOptions::default()).expect("certs");
-    let (server, port, probe_port) = serve_defaults(dir.path(), &certs, &[]).await;
+    let server = Launch::serving(dir.path(), &certs).start().await;
+    let port = server.port;
     let client = client(tls_client(
         &certs.ca_pem,
         &[b"http/1.1"],
@@ -471,14 +337,7 @@ async fn schema_drift_is_reported_not_denied_under_default_flags() {
             "{answer}"
         );
     }
-    let metrics = plain_client()
-        .get(format!("http://127.0.0.1:{probe_port}/metrics"))
-        .send()
-        .await
-        .expect("GET /metrics")
-        .text()
-        .await
-        .expect("metrics text");
+    let metrics = server.metrics().await;
     assert_eq!(
         metric(
             &metrics,
@@ -487,8 +346,8 @@ async fn schema_drift_is_reported_not_denied_under_default_flags() {
         Some(2.0),
         "{metrics}"
     );
+    let log = server.log();
     drop(server);
-    let log = read_log(&dir.path().join("server.log"));
     assert_eq!(
         log.matches("schema drift").count(),
         1,
@@ -498,8 +357,11 @@ async fn schema_drift_is_reported_not_denied_under_default_flags() {
 
     // Strict on request: denied as before.
     let strict_dir = tempfile::tempdir().expect("tempdir");
-    let (_strict, port, _) =
-        serve_defaults(strict_dir.path(), &certs, &["--field-validation", "Strict"]).await;
+    let strict = Launch::serving(strict_dir.path(), &certs)
+        .args(&["--field-validation", "Strict"])
+        .start()
+        .await;
+    let port = strict.port;
     let url = format!("https://127.0.0.1:{port}/validate?timeout=5s");
     let body = review_from_a_newer_crd("strict-1");
     let answer = assert_answers(&post_json(&client, &url, body.clone()).await, &body);

@@ -7,9 +7,10 @@ mod common;
 mod standin;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::process::{bin, Launch, Serving};
 use common::{metric, plain_client, post_json, TestServer, PATIENCE};
 use ipamclaim_webhook::cluster::watch::Credentials;
 use ipamclaim_webhook::serve::UniqueAddresses;
@@ -361,54 +362,20 @@ async fn of_concurrent_reviews_for_one_address_one_replica_admits_one() {
 
 // --- the real binary ---
 
-fn bin() -> std::path::PathBuf {
-    assert_cmd::cargo::cargo_bin("ipamclaim-webhook")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
-/// Kills the child if the test fails half-way.
-struct Reaper(Child);
-
-impl Drop for Reaper {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// `serve` with certificates in `dir`, logging to `dir/log`; `extra` flags and `env`.
-fn spawn_serve(dir: &Path, extra: &[&str], env: &[(&str, &Path)]) -> (Reaper, String) {
+/// `serve` with certificates in `dir`, logging to `dir/server.log`; `extra` flags and `env`.
+/// Not waited for: the caller watches its probes.
+fn spawn_serve(dir: &Path, extra: &[&str], env: &[(&str, &Path)]) -> (Serving, String) {
     let certs = ipamclaim_webhook::certs::generate(&Default::default()).expect("certs");
-    certs.write_to(dir).expect("write certs");
-    let probe_port = free_port();
-    let log = std::fs::File::create(dir.join("log")).expect("log");
-    let mut cmd = Command::new(bin());
-    cmd.arg("serve")
-        .args(["--listen", &format!("127.0.0.1:{}", free_port())])
-        .args(["--probe-listen", &format!("127.0.0.1:{probe_port}")])
-        .arg("--tls-cert")
-        .arg(dir.join("tls.crt"))
-        .arg("--tls-key")
-        .arg(dir.join("tls.key"))
-        .args(["--workers", "1", "--log-format", "json"])
-        .args(extra)
-        .env_remove("RUST_LOG")
-        .env_remove("KUBECONFIG")
-        .env("HOME", dir)
-        .stdout(Stdio::null())
-        .stderr(log);
+    let mut launch = Launch::serving(dir, &certs)
+        .args(&["--workers", "1", "--log-format", "json"])
+        .args(extra);
+    launch.cmd.env("HOME", dir);
     for (k, v) in env {
-        cmd.env(k, v);
+        launch.cmd.env(k, v);
     }
-    let child = cmd.spawn().expect("serve starts");
-    (Reaper(child), format!("http://127.0.0.1:{probe_port}"))
+    let serving = launch.spawn();
+    let probe = serving.probe_url("");
+    (serving, probe)
 }
 
 #[tokio::test]
@@ -452,9 +419,8 @@ async fn an_rbac_refusal_keeps_readyz_failing_with_one_log_line_and_no_spin() {
         readyz(&probe).await.0 == 200
     })
     .await;
-    let _ = child.0.kill();
-    let _ = child.0.wait();
-    let log = std::fs::read_to_string(dir.path().join("log")).expect("log");
+    child.kill();
+    let log = child.log();
     let refusals: Vec<&str> = log
         .lines()
         .filter(|l| l.contains("cannot watch IPAMClaims"))
@@ -488,7 +454,7 @@ async fn without_the_flag_the_server_never_reaches_the_api() {
     let api = StandIn::start(vec![claim("ns1", "vm-b.red", "red", &["10.0.0.5/24"])]);
     let dir = tempfile::tempdir().expect("tempdir");
     let kubeconfig = api.kubeconfig(dir.path());
-    let (_child, probe) = spawn_serve(dir.path(), &[], &[("KUBECONFIG", &kubeconfig)]);
+    let (child, probe) = spawn_serve(dir.path(), &[], &[("KUBECONFIG", &kubeconfig)]);
     eventually("ready", || async {
         match plain_client().get(format!("{probe}/readyz")).send().await {
             Ok(r) => r.status().as_u16() == 200,
@@ -498,7 +464,7 @@ async fn without_the_flag_the_server_never_reaches_the_api() {
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(api.served(), Vec::new());
-    let log = std::fs::read_to_string(dir.path().join("log")).expect("log");
+    let log = child.log();
     assert!(!log.contains("IPAMClaims"), "{log}");
 }
 

@@ -457,11 +457,13 @@ fn replay_uid(source: &str, position: &str) -> String {
     format!("00000000-0000-4000-8000-{}", &hex[4..])
 }
 
+/// What the replay tests of this module and of [`crate::replay`] read documents with.
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(crate) mod testing {
+    use super::{read_source, Document, Format, Input};
 
-    const CLAIM_YAML: &str = "apiVersion: k8s.cni.cncf.io/v1alpha1
+    /// A bare claim, as a user would write it.
+    pub const CLAIM_YAML: &str = "apiVersion: k8s.cni.cncf.io/v1alpha1
 kind: IPAMClaim
 metadata:
   name: vm-a.tenantred
@@ -471,11 +473,11 @@ spec:
   interface: pod16367aacb67
 ";
 
-    fn docs(bytes: &str, format: Format) -> Vec<Document> {
+    pub fn docs(bytes: &str, format: Format) -> Vec<Document> {
         docs_from("test", bytes, format)
     }
 
-    fn docs_from(source: &str, bytes: &str, format: Format) -> Vec<Document> {
+    pub fn docs_from(source: &str, bytes: &str, format: Format) -> Vec<Document> {
         let mut out = Vec::new();
         read_source(
             source,
@@ -488,6 +490,12 @@ spec:
         );
         out
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::{docs, docs_from, CLAIM_YAML};
+    use super::*;
 
     #[test]
     fn uses_default_namespace_and_a_stable_uid() {

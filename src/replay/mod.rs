@@ -277,36 +277,9 @@ pub fn text_lines(outcome: &Outcome, doc: Option<&Document>) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::input::{read_source, Format};
+    use super::input::testing::{docs, CLAIM_YAML};
+    use super::input::Format;
     use super::*;
-
-    const CLAIM_YAML: &str = "apiVersion: k8s.cni.cncf.io/v1alpha1
-kind: IPAMClaim
-metadata:
-  name: vm-a.tenantred
-  namespace: ns1
-spec:
-  network: tenantred
-  interface: pod16367aacb67
-";
-
-    fn docs(bytes: &str, format: Format) -> Vec<Document> {
-        docs_from("test", bytes, format)
-    }
-
-    fn docs_from(source: &str, bytes: &str, format: Format) -> Vec<Document> {
-        let mut out = Vec::new();
-        read_source(
-            source,
-            Some(format),
-            &mut bytes.as_bytes(),
-            &mut |i| match i {
-                Input::Document(d) => out.push(d),
-                Input::Error(e) => panic!("{e:?}"),
-            },
-        );
-        out
-    }
 
     fn verdict(doc: &Document, mode: Mode) -> Value {
         let mut t = InProcess::default();

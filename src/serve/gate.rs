@@ -10,7 +10,7 @@
 //!   actix-http parses a request head and hands the request to the app before it has read
 //!   more than a piece of the body, and so that its read buffer never grows past its first
 //!   allocation (each piece is parsed and taken by the handler before the next is read);
-//! - once the app has the request ([`track`]), nothing more is read until the handler opens
+//! - once the app has the request ([`RequestMarks`], through [`track`](crate::serve::conn::track)), nothing more is read until the handler opens
 //!   the gate ([`Gate::open`]: the body has room in the budget) or the request ends.
 //!
 //! While a gate is held, the body waits in the kernel's socket buffers and TCP pushes back on
@@ -18,15 +18,14 @@
 //! one stream, and their flow-control windows bound what they buffer.
 
 use std::cell::Cell;
-use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 
-use actix_web::body::MessageBody;
-use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, ReadBuf};
+
+use crate::serve::conn::{forward_writes, RequestMarks};
 
 /// Most bytes handed up per turn of a connection's task between requests: a request head of
 /// the API server (about 300 bytes) and a small review fit in one piece.
@@ -127,7 +126,7 @@ impl<T> Gated<T> {
         Gated { io, gate }
     }
 
-    /// The gate the connection's requests open (see [`track`]).
+    /// The gate the connection's requests open (see [`track`](crate::serve::conn::track)).
     pub fn gate(&self) -> Gate {
         self.gate.clone()
     }
@@ -189,64 +188,17 @@ impl<T: AsyncRead + Unpin> AsyncRead for Gated<T> {
     }
 }
 
-impl<T: AsyncWrite + Unpin> AsyncWrite for Gated<T> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+forward_writes!(Gated);
+
+impl RequestMarks for Gate {
+    /// The app has the request: hold reads until [`Gate::open`].
+    fn request_started(&self) {
+        self.hold();
     }
 
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
-    }
-}
-
-/// Middleware (for `App::wrap_fn`): the app has the request, so its connection's reads are
-/// held until the handler opens the gate; once the answer is ready (or the request is
-/// dropped), the connection reads in pieces again.
-pub fn track<S, B>(
-    req: ServiceRequest,
-    srv: &S,
-) -> impl Future<Output = Result<ServiceResponse<B>, actix_web::Error>> + use<S, B>
-where
-    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
-    B: MessageBody,
-{
-    let gate = req.request().conn_data::<Gate>().cloned();
-    if let Some(gate) = &gate {
-        gate.hold();
-    }
-    let answer = srv.call(req);
-    async move {
-        let _done = gate.map(DoneOnDrop);
-        answer.await
-    }
-}
-
-/// Ends the request's hold on the connection however its handling ends.
-struct DoneOnDrop(Gate);
-
-impl Drop for DoneOnDrop {
-    fn drop(&mut self) {
-        self.0.request_done();
+    /// The request is answered (or dropped): read the next one.
+    fn request_ended(&self) {
+        self.request_done();
     }
 }
 

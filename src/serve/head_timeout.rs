@@ -8,7 +8,7 @@
 //!
 //! Two parts share one per-connection [`Phase`]: [`HeadTimed`] wraps the connection's stream,
 //! arms the deadline when the first byte after an idle period arrives, and fails the read once
-//! it passes (actix then drops the connection); [`track`], a middleware, marks the head as
+//! it passes (actix then drops the connection); [`track`](crate::serve::conn::track), a middleware, marks the head as
 //! complete when the request reaches the app, and the connection idle again when the answer is
 //! ready. The body is not covered: the handler bounds its read with the request timeout.
 
@@ -20,11 +20,11 @@ use std::rc::Rc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use actix_web::body::MessageBody;
-use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, ReadBuf};
 use tokio::time::{Instant, Sleep};
 use tracing::debug;
+
+use crate::serve::conn::{forward_writes, RequestMarks};
 
 /// Where a connection is between requests, shared by its stream and its requests.
 #[derive(Clone, Debug, Default)]
@@ -91,7 +91,7 @@ impl<T> HeadTimed<T> {
         }
     }
 
-    /// The phase the connection's requests update (see [`track`]).
+    /// The phase the connection's requests update (see [`track`](crate::serve::conn::track)).
     pub fn phase(&self) -> Phase {
         self.phase.clone()
     }
@@ -141,63 +141,15 @@ impl<T: AsyncRead + Unpin> AsyncRead for HeadTimed<T> {
     }
 }
 
-impl<T: AsyncWrite + Unpin> AsyncWrite for HeadTimed<T> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+forward_writes!(HeadTimed);
+
+impl RequestMarks for Phase {
+    fn request_started(&self) {
+        self.busy();
     }
 
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
-    }
-}
-
-/// Middleware (for `App::wrap_fn`): the request's head is complete; the connection is idle
-/// again once the answer is ready (or the request is dropped).
-pub fn track<S, B>(
-    req: ServiceRequest,
-    srv: &S,
-) -> impl Future<Output = Result<ServiceResponse<B>, actix_web::Error>> + use<S, B>
-where
-    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
-    B: MessageBody,
-{
-    let phase = req.request().conn_data::<Phase>().cloned();
-    if let Some(phase) = &phase {
-        phase.busy();
-    }
-    let answer = srv.call(req);
-    async move {
-        let _idle = phase.map(IdleOnDrop);
-        answer.await
-    }
-}
-
-/// Sets the connection idle when the request's handling ends, however it ends.
-struct IdleOnDrop(Phase);
-
-impl Drop for IdleOnDrop {
-    fn drop(&mut self) {
-        self.0.idle();
+    fn request_ended(&self) {
+        self.idle();
     }
 }
 

@@ -2,10 +2,11 @@
 //!
 //! [`server`] is the actix-web service (routes, limits, shutdown); around it: [`tls`] loading,
 //! certificate [`reload`], the per-request [`head_timeout`], the memory [`budget`] and the
-//! connection [`gate`] that keeps it, [`metrics`], the [`record`]ing of
-//! denied reviews and the Go [`duration`]s of `?timeout=` and the flags.
+//! connection [`gate`] that keeps it (the two [`conn`]ection wrappers), [`metrics`], the
+//! [`record`]ing of denied reviews and the Go [`duration`]s of `?timeout=` and the flags.
 
 pub mod budget;
+pub mod conn;
 pub mod duration;
 pub mod gate;
 pub mod head_timeout;

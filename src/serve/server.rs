@@ -42,9 +42,10 @@ use crate::admission::{self, Webhook};
 use crate::cluster::watch::{self as cluster_watch, Credentials, WatchError};
 use crate::cluster::SharedIndex;
 use crate::serve::budget::{self, Budget, BudgetError, Exhausted, MemoryPlan};
+use crate::serve::conn;
 use crate::serve::duration;
-use crate::serve::gate::{self, Gate, Gated};
-use crate::serve::head_timeout::{self, HeadTimed, Phase};
+use crate::serve::gate::{Gate, Gated};
+use crate::serve::head_timeout::{HeadTimed, Phase};
 use crate::serve::metrics::{self, Metrics};
 use crate::serve::record::{self, RecordError, Recorder};
 use crate::serve::reload::{self, CertStore, Reloader, Watch};
@@ -351,8 +352,8 @@ pub fn start(cfg: ServeConfig) -> Result<Running, ServerError> {
             let graceful = graceful.clone();
             let app = App::new()
                 .app_data(state.clone())
-                .wrap_fn(gate::track)
-                .wrap_fn(head_timeout::track)
+                .wrap_fn(conn::track::<Gate, _, _>)
+                .wrap_fn(conn::track::<Phase, _, _>)
                 .configure(webhook_routes)
                 .configure(probe_routes)
                 .default_service(web::to(not_found));

@@ -21,6 +21,8 @@ use rustls::{
 use serde_json::Value;
 use tempfile::TempDir;
 
+pub mod process;
+
 /// Generous bound for anything that should take milliseconds; the machine is shared.
 pub const PATIENCE: Duration = Duration::from_secs(30);
 
