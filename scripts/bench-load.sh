@@ -17,7 +17,9 @@
 # burst of RATE_CONNS requests), WORKERS (server worker threads, 1), PIN (1: server on the last
 # CPU, h2load on the first, when there are two or more), STARTS (extra start-up samples, 5),
 # OUT (target/bench-load), PROTOCOLS ("h1 h2"), CARGO (cargo), PRODUCT_BIN (a product binary to
-# measure instead of the one built here, e.g. a release build of an earlier commit, to compare).
+# measure instead of the one built here, e.g. a release build of an earlier commit, to compare),
+# BEFORE_BIN (another product binary, e.g. the release build of main, that joins the saturation
+# rounds as server "before": old and new alternate in the same minutes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -53,6 +55,7 @@ say "building the release server and the floor"
 "$CARGO" build --release --bin ipamclaim-webhook --example floor_server
 TARGET_DIR=$(CARGO="$CARGO" scripts/target-dir.sh)
 PRODUCT_BIN=${PRODUCT_BIN:-${TARGET_DIR:-target}/release/ipamclaim-webhook}
+BEFORE_BIN=${BEFORE_BIN:-}
 FLOOR_BIN=${TARGET_DIR:-target}/release/examples/floor_server
 
 # --- pinning -----------------------------------------------------------------------------------
@@ -118,6 +121,8 @@ start() {
   local extra=()
   if [[ $server == product ]]; then
     bin=(env RUST_LOG=warn "${SERVER_CPU[@]}" "$PRODUCT_BIN" serve --shutdown-delay 0 --shutdown-timeout 2)
+  elif [[ $server == before ]]; then
+    bin=(env RUST_LOG=warn "${SERVER_CPU[@]}" "$BEFORE_BIN" serve --shutdown-delay 0 --shutdown-timeout 2)
   else
     bin=(env RUST_LOG=warn "${SERVER_CPU[@]}" "$FLOOR_BIN")
     [[ $server == skim ]] && extra=(--skim)
@@ -182,16 +187,28 @@ for proto in $PROTOCOLS; do
   f_pid=$PID f_port=$PORT
   start skim "$proto"
   s_pid=$PID s_port=$PORT
+  if [[ -n $BEFORE_BIN ]]; then
+    start before "$proto"
+    b_pid=$PID b_port=$PORT
+  fi
 
   say "$proto: saturation, $ROUNDS rounds alternating product, floor and skim"
   sat=()
   for round in $(seq 1 "$ROUNDS"); do
     measure product "$proto" "$p_pid" "$p_port" saturation 1 null
     sat+=("$LAST_RPS")
+    if [[ -n $BEFORE_BIN ]]; then
+      measure before "$proto" "$b_pid" "$b_port" saturation 1 null
+    fi
     measure floor "$proto" "$f_pid" "$f_port" saturation 1 null
     measure skim "$proto" "$s_pid" "$s_port" saturation 1 null
   done
   stop "$s_pid"
+  if [[ -n $BEFORE_BIN ]]; then
+    peak=$(proc_field "$b_pid" VmHWM)
+    printf '{"kind":"peak","server":"before","proto":"%s","peak_rss_kib":%s}\n' "$proto" "$peak" >>"$results"
+    stop "$b_pid"
+  fi
   product_sat=$(printf '%s\n' "${sat[@]}" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}')
 
   say "$proto: fixed rates, fractions of the product's saturation ($product_sat req/s)"

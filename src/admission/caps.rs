@@ -168,6 +168,15 @@ impl Warnings {
         self.len() == 0
     }
 
+    /// The warnings as the answer carries them, the one counting the rest last.
+    pub fn texts(&self) -> impl Iterator<Item = std::borrow::Cow<'_, str>> {
+        let more = (self.room.left_out() > 0).then(|| and_more(self.room.left_out(), "warning"));
+        self.listed
+            .iter()
+            .map(|w| std::borrow::Cow::Borrowed(w.as_str()))
+            .chain(more.map(std::borrow::Cow::Owned))
+    }
+
     /// The warnings as the answer carries them.
     pub fn to_vec(&self) -> Vec<String> {
         let mut all = self.listed.clone();

@@ -6,17 +6,17 @@
 //! `replay` an index of its inputs, tests a fixed one. Nothing here knows where the holders
 //! come from.
 
+use std::borrow::Cow;
 use std::fmt::{self, Write as _};
 use std::net::IpAddr;
 use std::sync::Arc;
-
-use serde_json::Value;
 
 use crate::admission::field::Report as _;
 use crate::admission::field::{go_quote, quote_clipped, FieldError, Path};
 use crate::admission::ip::{self, AddressError};
 use crate::admission::types::KIND;
 use crate::admission::validation::Verdict;
+use crate::admission::view::{Claim, Field, List};
 
 /// The two lists of a claim that hold addresses, as `(parent, member)`.
 pub const ADDRESS_LISTS: [(&str, &str); 2] = [("spec", "ipRequests"), ("status", "ips")];
@@ -139,32 +139,33 @@ impl fmt::Write for SpelledAs<'_> {
 }
 
 /// `object.spec.network` when it is a non-empty string.
-pub fn network_of(object: &Value) -> Option<&str> {
-    object
-        .get("spec")?
-        .get("network")?
-        .as_str()
-        .filter(|n| !n.is_empty())
+pub fn network_of<'a>(object: &Claim<'a>) -> Option<Cow<'a, str>> {
+    let network = object.spec.value()?.network.str()?.decode();
+    (!network.is_empty()).then_some(network)
 }
 
-/// The items of the list `parent.member` of `object`, when it is a list.
-fn list<'v>(object: &'v Value, (parent, member): (&str, &str)) -> &'v [Value] {
-    object
-        .get(parent)
-        .and_then(|p| p.get(member))
-        .and_then(Value::as_array)
-        .map_or(&[], Vec::as_slice)
+/// The list `parent.member` of `object` (one of [`ADDRESS_LISTS`]), when it is a list.
+fn list<'a>(object: &Claim<'a>, (parent, _): (&str, &str)) -> Option<List<'a>> {
+    let field = match parent {
+        "spec" => object.spec.value()?.ip_requests,
+        _ => object.status.value()?.ips,
+    };
+    match field {
+        Field::Value(list) => Some(list),
+        _ => None,
+    }
 }
 
 /// The addresses of the list `which` of `old`, sorted, for ratcheting by binary search (a
 /// list may be long: the check stays n log n).
-fn old_addresses(old: Option<&Value>, network: &str, which: (&str, &str)) -> Vec<IpAddr> {
-    let Some(old) = old.filter(|o| network_of(o) == Some(network)) else {
+fn old_addresses(old: Option<&Claim<'_>>, network: &str, which: (&str, &str)) -> Vec<IpAddr> {
+    let Some(old) = old.filter(|o| network_of(o).as_deref() == Some(network)) else {
         return Vec::new();
     };
     let mut ips: Vec<IpAddr> = list(old, which)
         .iter()
-        .filter_map(|item| held_address(item.as_str()?))
+        .flat_map(List::items)
+        .filter_map(|item| held_address(&item.as_str()?.decode()))
         .collect();
     ips.sort_unstable();
     ips
@@ -178,36 +179,38 @@ fn old_addresses(old: Option<&Value>, network: &str, which: (&str, &str)) -> Vec
 /// Returns what the claim holds once written (every address, each once, sorted), for the
 /// front end to reserve or index if the review is admitted; `None` when the object names no
 /// network or holds no address.
-pub fn check(
+pub fn check<'a>(
     holders: &dyn Holders,
     claimant: &Claimant<'_>,
-    object: &Value,
-    old: Option<&Value>,
-    verdict: &mut Verdict,
+    object: &Claim<'a>,
+    old: Option<&Claim<'a>>,
+    verdict: &mut Verdict<'a>,
 ) -> Option<Admitted> {
     let network = network_of(object)?;
     let mut addresses: Vec<AdmittedAddress> = Vec::new();
     for which in ADDRESS_LISTS {
-        let items = list(object, which);
-        if items.is_empty() {
+        let Some(items) = list(object, which).filter(|l| l.len > 0) else {
             continue;
-        }
-        let before = old_addresses(old, network, which);
+        };
+        let before = old_addresses(old, &network, which);
         let mut path: Option<Path> = None;
-        for (i, item) in items.iter().enumerate() {
-            let Some((text, ip)) = item.as_str().and_then(|t| Some((t, held_address(t)?))) else {
+        for (i, item) in items.items().enumerate() {
+            let Some(text) = item.as_str().map(|s| s.decode()) else {
+                continue;
+            };
+            let Some(ip) = held_address(&text) else {
                 continue;
             };
             let judged = before.binary_search(&ip).is_err();
             addresses.push(AdmittedAddress { ip, judged });
-            let Some(holder) = holders.holder(network, ip, claimant) else {
+            let Some(holder) = holders.holder(&network, ip, claimant) else {
                 continue;
             };
             let path = path.get_or_insert_with(|| Path::new(which.0).child(which.1));
             let error = FieldError::invalid(
                 path.index(i),
                 text,
-                allocated(ip, &holder, claimant, network),
+                allocated(ip, &holder, claimant, &network),
             );
             if judged {
                 verdict.errors.push(error);
@@ -231,7 +234,7 @@ pub fn check(
     Some(Admitted {
         namespace: claimant.namespace.to_owned(),
         name: claimant.name.to_owned(),
-        network: network.to_owned(),
+        network: network.into_owned(),
         addresses,
         dry_run: false,
     })
@@ -261,7 +264,8 @@ impl fmt::Display for Holder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::admission::view::testing;
+    use serde_json::{json, Value};
 
     /// A fixed set of holders: `(namespace, name, network, ip)`.
     #[derive(Debug)]
@@ -313,15 +317,29 @@ mod tests {
         })
     }
 
-    fn judge(object: &Value, old: Option<&Value>) -> Verdict {
+    fn judge(object: &Value, old: Option<&Value>) -> Verdict<'static> {
         let mut verdict = Verdict::default();
-        check(&fixed(), &ME, object, old, &mut verdict);
+        let old = old.map(testing::claim);
+        check(
+            &fixed(),
+            &ME,
+            &testing::claim(object),
+            old.as_ref(),
+            &mut verdict,
+        );
         verdict
     }
 
     /// What `check` returns for the claim to hold.
     fn admitted(object: &Value, old: Option<&Value>) -> Option<Admitted> {
-        check(&fixed(), &ME, object, old, &mut Verdict::default())
+        let old = old.map(testing::claim);
+        check(
+            &fixed(),
+            &ME,
+            &testing::claim(object),
+            old.as_ref(),
+            &mut Verdict::default(),
+        )
     }
 
     fn texts(list: &crate::admission::field::CappedErrors) -> Vec<String> {
@@ -377,7 +395,7 @@ mod tests {
         let holds = check(
             &me_holding,
             &ME,
-            &claim(json!([]), json!(["10.0.0.5/24"])),
+            &testing::claim(&claim(json!([]), json!(["10.0.0.5/24"]))),
             None,
             &mut verdict,
         );

@@ -1,14 +1,21 @@
 //! Defaulting for `/mutate`: the smallest RFC 6902 JSON Patch that applies the defaults.
 //!
 //! The patch is computed from the object as the request carried it and touches only the
-//! paths it defaults, so fields the types do not model are never dropped or rewritten.
+//! paths it defaults, so fields the types do not model are never dropped or rewritten. Its
+//! operations are written as `json-patch` writes its own (`{"op","path","value"}`, paths
+//! escaped by its `jsonptr`), and a list rewritten whole is written item by item from the
+//! request's text: the patch holds no copy of the list.
+
+use std::borrow::Cow;
 
 use json_patch::jsonptr::PointerBuf;
-use json_patch::{AddOperation, PatchOperation, ReplaceOperation};
-use serde_json::{Map, Value};
+use serde::ser::SerializeSeq;
+use serde::{Serialize, Serializer};
 
 use crate::admission::ip::{self, AddressError};
+use crate::admission::json::{Canonical, Kind, Raw};
 use crate::admission::validation::{is_dns1123_subdomain, is_qualified_name_part};
+use crate::admission::view::{Claim, Field, List};
 
 /// Longest label value, and longest name part of a label key.
 const LABEL_MAX: usize = 63;
@@ -99,46 +106,121 @@ fn is_label_value(value: &str) -> bool {
     value.is_empty() || (value.len() <= LABEL_MAX && is_qualified_name_part(value))
 }
 
+/// One operation of the patch, serialised as `json-patch` serialises its `PatchOperation`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "op", rename_all = "lowercase")]
+pub enum Operation<'a> {
+    /// `add`.
+    Add {
+        /// Where.
+        path: PointerBuf,
+        /// What.
+        value: PatchValue<'a>,
+    },
+    /// `replace`.
+    Replace {
+        /// Where.
+        path: PointerBuf,
+        /// What.
+        value: PatchValue<'a>,
+    },
+}
+
+/// The value of an operation.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PatchValue<'a> {
+    /// A string.
+    Str(Cow<'a, str>),
+    /// `[]`.
+    EmptyList,
+    /// `{key: value}`: labels with one label.
+    Labels(&'a str, Cow<'a, str>),
+    /// An address list with each valid but non-canonical address in canonical form and
+    /// every other item as it was.
+    Canonical(List<'a>),
+}
+
+// === impl Operation ===
+
+impl Operation<'_> {
+    /// Where the operation applies.
+    pub fn path(&self) -> &PointerBuf {
+        match self {
+            Operation::Add { path, .. } | Operation::Replace { path, .. } => path,
+        }
+    }
+}
+
+impl Serialize for PatchValue<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            PatchValue::Str(s) => serializer.serialize_str(s),
+            PatchValue::EmptyList => serializer.serialize_seq(Some(0))?.end(),
+            PatchValue::Labels(key, value) => {
+                use serde::ser::SerializeMap;
+                let mut map = serializer.serialize_map(Some(1))?;
+                map.serialize_entry(key, value)?;
+                map.end()
+            }
+            PatchValue::Canonical(list) => {
+                let mut seq = serializer.serialize_seq(Some(list.len))?;
+                for item in list.items() {
+                    match rewrite(item) {
+                        Some(canonical) => seq.serialize_element(&canonical)?,
+                        None => seq.serialize_element(&Canonical::new(item))?,
+                    }
+                }
+                seq.end()
+            }
+        }
+    }
+}
+
+/// The canonical text of an item that is a valid address not written canonically.
+fn rewrite(item: Raw<'_>) -> Option<String> {
+    let text = item.as_str()?.decode();
+    match ip::parse(&text) {
+        Err(AddressError::NotCanonical { canonical }) => Some(canonical.to_string()),
+        _ => None,
+    }
+}
+
 /// The patch operations that default `object`; empty when nothing changes.
 ///
 /// `create` is true on CREATE (the only operation where `spec` may still be filled in).
-pub fn patch(object: &Value, create: bool, defaults: &Defaults) -> Vec<PatchOperation> {
+pub fn patch<'a>(object: &Claim<'a>, create: bool, defaults: &'a Defaults) -> Vec<Operation<'a>> {
     let mut ops = Vec::new();
-    let Some(obj) = object.as_object() else {
+    if object.raw.kind != Kind::Object {
         return ops;
-    };
-    let spec = obj.get("spec").and_then(Value::as_object);
+    }
+    let spec = object.spec.value();
 
     if create {
         if let (Some(spec), Some(name)) = (spec, &defaults.default_interface) {
-            match spec.get("interface") {
-                None => ops.push(add(&["spec", "interface"], Value::String(name.clone()))),
-                Some(Value::Null) => {
-                    ops.push(replace(&["spec", "interface"], Value::String(name.clone())))
-                }
-                Some(_) => {}
+            let value = || PatchValue::Str(Cow::Borrowed(name.as_str()));
+            match spec.interface {
+                Field::Absent => ops.push(add(&["spec", "interface"], value())),
+                Field::Null => ops.push(replace(&["spec", "interface"], value())),
+                Field::Value(_) | Field::Other(_) => {}
             }
         }
-        if let Some(requests) = spec
-            .and_then(|s| s.get("ipRequests"))
-            .and_then(Value::as_array)
-        {
+        if let Some(Field::Value(requests)) = spec.map(|s| s.ip_requests) {
             canonicalise(requests, "spec", "ipRequests", &mut ops);
         }
     }
 
     if let Some(key) = &defaults.network_label {
-        if let Some(network) = spec.and_then(|s| s.get("network")).and_then(Value::as_str) {
-            label(obj, key, network, &mut ops);
+        if let Some(network) = spec.and_then(|s| s.network.str()) {
+            label(object, key, network.decode(), &mut ops);
         }
     }
 
-    if let Some(Value::Object(status)) = obj.get("status") {
-        match status.get("ips") {
-            None => ops.push(add(&["status", "ips"], Value::Array(Vec::new()))),
-            Some(Value::Null) => ops.push(replace(&["status", "ips"], Value::Array(Vec::new()))),
-            Some(Value::Array(ips)) => canonicalise(ips, "status", "ips", &mut ops),
-            Some(_) => {}
+    if let Field::Value(status) = object.status {
+        match status.ips {
+            Field::Absent => ops.push(add(&["status", "ips"], PatchValue::EmptyList)),
+            Field::Null => ops.push(replace(&["status", "ips"], PatchValue::EmptyList)),
+            Field::Value(ips) => canonicalise(ips, "status", "ips", &mut ops),
+            Field::Other(_) => {}
         }
     }
     ops
@@ -150,55 +232,56 @@ pub fn patch(object: &Value, create: bool, defaults: &Defaults) -> Vec<PatchOper
 ///
 /// One `replace` per address, or, for more than [`MAX_ITEM_OPERATIONS`] of them, one of the
 /// whole list with those addresses rewritten and every other item as it was.
-fn canonicalise(items: &[Value], parent: &str, field: &str, ops: &mut Vec<PatchOperation>) {
-    let rewrites: Vec<(usize, String)> = items
-        .iter()
-        .enumerate()
-        .filter_map(|(i, item)| match ip::parse(item.as_str()?) {
-            Err(AddressError::NotCanonical { canonical }) => Some((i, canonical.to_string())),
-            _ => None,
-        })
-        .collect();
-    if rewrites.len() > MAX_ITEM_OPERATIONS {
-        let mut list = items.to_vec();
-        for (i, canonical) in rewrites {
-            list[i] = Value::String(canonical);
+fn canonicalise<'a>(items: List<'a>, parent: &str, field: &str, ops: &mut Vec<Operation<'a>>) {
+    let mut rewrites: Vec<(usize, String)> = Vec::new();
+    for (i, item) in items.items().enumerate() {
+        if let Some(canonical) = rewrite(item) {
+            if rewrites.len() == MAX_ITEM_OPERATIONS {
+                ops.push(replace(&[parent, field], PatchValue::Canonical(items)));
+                return;
+            }
+            rewrites.push((i, canonical));
         }
-        ops.push(replace(&[parent, field], Value::Array(list)));
-        return;
     }
     for (i, canonical) in rewrites {
         let index = i.to_string();
-        ops.push(replace(&[parent, field, &index], Value::String(canonical)));
+        let value = PatchValue::Str(Cow::Owned(canonical));
+        ops.push(replace(&[parent, field, &index], value));
     }
 }
 
 /// Sets label `key` to `network` when that is a valid label value and not already set.
-fn label(obj: &Map<String, Value>, key: &str, network: &str, ops: &mut Vec<PatchOperation>) {
-    if !is_label_value(network) {
+fn label<'a>(
+    object: &Claim<'a>,
+    key: &'a str,
+    network: Cow<'a, str>,
+    ops: &mut Vec<Operation<'a>>,
+) {
+    if !is_label_value(&network) {
         return;
     }
-    let value = Value::String(network.to_owned());
-    let metadata = obj.get("metadata").and_then(Value::as_object);
-    match metadata.map(|m| m.get("labels")) {
-        // A review always carries metadata; without it there is nowhere sane to add a label.
-        None => {}
-        Some(None) | Some(Some(Value::Null)) => {
-            let mut labels = Map::new();
-            labels.insert(key.to_owned(), value);
-            let op = if metadata.is_some_and(|m| m.contains_key("labels")) {
-                replace(&["metadata", "labels"], Value::Object(labels))
-            } else {
-                add(&["metadata", "labels"], Value::Object(labels))
-            };
-            ops.push(op);
-        }
-        Some(Some(Value::Object(labels))) => match labels.get(key) {
-            Some(current) if current == &value => {}
-            Some(_) => ops.push(replace(&["metadata", "labels", key], value)),
-            None => ops.push(add(&["metadata", "labels", key], value)),
+    // A review always carries metadata; without it there is nowhere sane to add a label.
+    let Some(metadata) = object.metadata.value() else {
+        return;
+    };
+    match metadata.labels {
+        Field::Absent => ops.push(add(
+            &["metadata", "labels"],
+            PatchValue::Labels(key, network),
+        )),
+        Field::Null => ops.push(replace(
+            &["metadata", "labels"],
+            PatchValue::Labels(key, network),
+        )),
+        Field::Value(labels) => match labels.member(key) {
+            Some(current) if current.as_str().is_some_and(|c| c.is(&network)) => {}
+            Some(_) => ops.push(replace(
+                &["metadata", "labels", key],
+                PatchValue::Str(network),
+            )),
+            None => ops.push(add(&["metadata", "labels", key], PatchValue::Str(network))),
         },
-        Some(Some(_)) => {}
+        Field::Other(_) => {}
     }
 }
 
@@ -207,24 +290,115 @@ fn pointer(tokens: &[&str]) -> PointerBuf {
     PointerBuf::from_tokens(tokens.iter().copied())
 }
 
-fn add(tokens: &[&str], value: Value) -> PatchOperation {
-    PatchOperation::Add(AddOperation {
+fn add<'a>(tokens: &[&str], value: PatchValue<'a>) -> Operation<'a> {
+    Operation::Add {
         path: pointer(tokens),
         value,
+    }
+}
+
+fn replace<'a>(tokens: &[&str], value: PatchValue<'a>) -> Operation<'a> {
+    Operation::Replace {
+        path: pointer(tokens),
+        value,
+    }
+}
+
+/// Whether every operation of `ops` applies to `object` as RFC 6902 requires: the parent of
+/// an `add` is an object, the target of a `replace` exists (an item: within its list). It
+/// resolves each path against what the walk kept of the object, independently of how the
+/// operations were made: a patch that does not apply is a bug, refused rather than sent.
+pub fn applies(ops: &[Operation<'_>], object: &Claim<'_>) -> bool {
+    ops.iter().all(|op| {
+        let tokens: Vec<Cow<'_, str>> = op
+            .path()
+            .tokens()
+            .map(|t| t.decoded().into_owned().into())
+            .collect();
+        let tokens: Vec<&str> = tokens.iter().map(Cow::as_ref).collect();
+        match op {
+            Operation::Add { .. } => match tokens.split_last() {
+                Some((_, parent)) => resolve(object, parent) == Target::Object,
+                None => false,
+            },
+            Operation::Replace { .. } => resolve(object, &tokens) != Target::Missing,
+        }
     })
 }
 
-fn replace(tokens: &[&str], value: Value) -> PatchOperation {
-    PatchOperation::Replace(ReplaceOperation {
-        path: pointer(tokens),
-        value,
-    })
+/// What a JSON pointer names in an object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Target {
+    /// Nothing.
+    Missing,
+    /// An object.
+    Object,
+    /// Some other value (`null` included).
+    Value,
+}
+
+/// What the pointer `tokens` names in `object`, as far as the walk kept it.
+fn resolve(object: &Claim<'_>, tokens: &[&str]) -> Target {
+    fn of<T>(field: Option<&Field<'_, T>>, is_object: bool) -> Target {
+        match field {
+            None | Some(Field::Absent) => Target::Missing,
+            Some(Field::Value(_)) if is_object => Target::Object,
+            Some(Field::Other(raw)) if raw.kind == Kind::Object => Target::Object,
+            Some(_) => Target::Value,
+        }
+    }
+    fn item(list: Option<&Field<'_, List<'_>>>, index: &str) -> Target {
+        match (list.and_then(Field::value), index.parse::<usize>()) {
+            (Some(list), Ok(i)) if i < list.len => Target::Value,
+            _ => Target::Missing,
+        }
+    }
+    if object.raw.kind != Kind::Object {
+        return Target::Missing;
+    }
+    let metadata = object.metadata.value();
+    let spec = object.spec.value();
+    let status = object.status.value();
+    match tokens {
+        [] => Target::Object,
+        ["metadata"] => of(Some(&object.metadata), true),
+        ["metadata", "labels"] => of(metadata.map(|m| &m.labels), true),
+        ["metadata", "labels", key] => {
+            match metadata
+                .and_then(|m| m.labels.value())
+                .and_then(|l| l.member(key))
+            {
+                Some(value) if value.kind == Kind::Object => Target::Object,
+                Some(_) => Target::Value,
+                None => Target::Missing,
+            }
+        }
+        ["spec"] => of(Some(&object.spec), true),
+        ["spec", "interface"] => of(spec.map(|s| &s.interface), false),
+        ["spec", "ipRequests"] => of(spec.map(|s| &s.ip_requests), false),
+        ["spec", "ipRequests", i] => item(spec.map(|s| &s.ip_requests), i),
+        ["status"] => of(Some(&object.status), true),
+        ["status", "ips"] => of(status.map(|s| &s.ips), false),
+        ["status", "ips", i] => item(status.map(|s| &s.ips), i),
+        _ => Target::Missing,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::admission::view::testing;
+    use json_patch::PatchOperation;
+    use serde_json::{json, Value};
+
+    /// The patch of `object`, as `json-patch` reads it back; checked to apply to the view the
+    /// patch was made from.
+    fn patch(object: &Value, create: bool, defaults: &Defaults) -> Vec<PatchOperation> {
+        let claim = testing::claim(object);
+        let ops = super::patch(&claim, create, defaults);
+        assert!(applies(&ops, &claim), "the patch applies to its object");
+        serde_json::from_value(ops_json(&ops)).expect("json-patch reads the patch")
+    }
 
     fn claim() -> Value {
         json!({
@@ -236,7 +410,7 @@ mod tests {
         })
     }
 
-    fn ops_json(ops: &[PatchOperation]) -> Value {
+    fn ops_json<T: Serialize>(ops: &[T]) -> Value {
         serde_json::to_value(ops).expect("patch serialises")
     }
 
@@ -369,7 +543,10 @@ mod tests {
     fn escapes_tilde_in_label_keys() {
         let mut c = claim();
         c["metadata"]["labels"] = json!({});
-        let ops = vec![add(&["metadata", "labels", "a~b/c"], json!("x"))];
+        let ops = vec![add(
+            &["metadata", "labels", "a~b/c"],
+            PatchValue::Str("x".into()),
+        )];
         assert_eq!(ops_json(&ops)[0]["path"], "/metadata/labels/a~0b~1c");
     }
 
@@ -460,6 +637,27 @@ mod tests {
                 ..Defaults::default()
             };
             assert!(d.check().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn applies_refuses_a_patch_whose_target_is_missing() {
+        let mut c = claim();
+        c["metadata"].as_object_mut().unwrap().remove("labels");
+        let claim = testing::claim(&c);
+        let ok = [replace(
+            &["status", "ips", "1"],
+            PatchValue::Str("x".into()),
+        )];
+        assert!(applies(&ok, &claim));
+        for bad in [
+            replace(&["status", "ips", "2"], PatchValue::Str("x".into())),
+            replace(&["status", "ips", "-"], PatchValue::Str("x".into())),
+            add(&["metadata", "labels", "a"], PatchValue::Str("x".into())),
+            replace(&["spec", "ipRequests"], PatchValue::EmptyList),
+            add(&["spec", "interface", "x"], PatchValue::EmptyList),
+        ] {
+            assert!(!applies(std::slice::from_ref(&bad), &claim), "{bad:?}");
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Field paths and field errors, rendered exactly like apimachinery's `field.Error` and
 //! `apierrors.NewInvalid`.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fmt;
 
@@ -8,6 +9,7 @@ use kube::core::response::{StatusCause, StatusDetails, StatusSummary};
 use kube::core::Status;
 
 use crate::admission::caps::{self, Listing};
+use crate::admission::json::{self, Kind, Raw};
 
 /// Longest value (in bytes) echoed in an error; longer ones are cut, so that a huge invalid
 /// value never makes a huge answer (the API server cuts webhook messages anyway).
@@ -130,21 +132,28 @@ impl ErrorType {
     }
 }
 
-/// The offending value of a field error, printed the way Go's `%q` / `%v` would.
+/// The offending value of a field error, printed the way Go's `%q` / `%v` would. Strings are
+/// borrowed from the review: an error costs no copy of a value, however long.
 #[derive(Clone, Debug, PartialEq)]
-pub enum BadValue {
+pub enum BadValue<'a> {
     /// No value is printed.
     Omit,
     /// A string, printed quoted.
-    Str(String),
+    Str(Cow<'a, str>),
     /// An integer, printed bare.
     Int(i64),
     /// A float, printed bare.
     Float(f64),
     /// A boolean, printed bare.
     Bool(bool),
-    /// A structured value, printed as compact JSON.
-    Json(String),
+    /// A structured value, printed as compact JSON (as serde_json prints its `Value`): `head`
+    /// is the start of the text, at most [`MAX_ECHOED_BYTES`], `len` the length of all of it.
+    Json {
+        /// The start of the text.
+        head: String,
+        /// The length of the whole text in bytes.
+        len: usize,
+    },
     /// A JSON object or array as the API server's schema validation prints it: Go's `%#v` of
     /// the `map[string]interface {}` or `[]interface {}` its decoder makes of it. `head` is
     /// the start of the text, at most [`MAX_ECHOED_BYTES`], `len` the length of all of it.
@@ -160,31 +169,42 @@ pub enum BadValue {
 
 // === impl BadValue ===
 
-impl BadValue {
+impl<'a> BadValue<'a> {
     /// The bad value of a JSON value, with strings and numbers printed like Go would.
-    pub fn from_json(v: &serde_json::Value) -> Self {
-        match v {
-            serde_json::Value::Null => BadValue::Null,
-            serde_json::Value::Bool(b) => BadValue::Bool(*b),
-            serde_json::Value::String(s) => BadValue::Str(s.clone()),
-            serde_json::Value::Number(n) => match n.as_i64() {
-                Some(i) => BadValue::Int(i),
-                None => BadValue::Float(n.as_f64().unwrap_or(f64::NAN)),
+    pub fn of(v: Raw<'a>) -> Self {
+        match v.kind {
+            Kind::Null => BadValue::Null,
+            Kind::Bool => BadValue::Bool(v.text == "true"),
+            Kind::String => BadValue::Str(v.as_str().map(|s| s.decode()).unwrap_or_default()),
+            Kind::Number => match v.number() {
+                Some(n) => match n.as_i64() {
+                    Some(i) => BadValue::Int(i),
+                    None => BadValue::Float(n.as_f64().unwrap_or(f64::NAN)),
+                },
+                None => BadValue::Float(f64::NAN),
             },
-            other => BadValue::Json(other.to_string()),
+            Kind::Array | Kind::Object => {
+                let mut text = Bounded::new(MAX_ECHOED_BYTES);
+                let _ = serde_json::to_writer(&mut text, &json::Canonical::new(v));
+                BadValue::Json {
+                    head: text.head,
+                    len: text.len,
+                }
+            }
         }
     }
 
     /// The bad value the API server's schema validation prints for `v` (its enum check, its
     /// minimum): what its decoder makes of `v` (an `int64`, a `float64`, a `bool`, a map or a
     /// slice), printed as Go prints it.
-    pub fn decoded(v: &serde_json::Value) -> Self {
-        match v {
-            serde_json::Value::Number(n) => match decoded_number(n) {
-                Ok(i) => BadValue::Int(i),
-                Err(f) => BadValue::Float(f),
+    pub fn decoded(v: Raw<'a>) -> Self {
+        match v.kind {
+            Kind::Number => match v.number().map(|n| decoded_number(&n)) {
+                Some(Ok(i)) => BadValue::Int(i),
+                Some(Err(f)) => BadValue::Float(f),
+                None => BadValue::Float(f64::NAN),
             },
-            serde_json::Value::Array(_) | serde_json::Value::Object(_) => {
+            Kind::Array | Kind::Object => {
                 let mut text = Bounded::new(MAX_ECHOED_BYTES);
                 let _ = go_syntax(v, &mut text);
                 BadValue::Go {
@@ -192,24 +212,30 @@ impl BadValue {
                     len: text.len,
                 }
             }
-            other => BadValue::from_json(other),
+            _ => BadValue::of(v),
         }
     }
 }
 
-impl From<&str> for BadValue {
-    fn from(s: &str) -> Self {
-        BadValue::Str(s.to_owned())
+impl<'a> From<&'a str> for BadValue<'a> {
+    fn from(s: &'a str) -> Self {
+        BadValue::Str(Cow::Borrowed(s))
     }
 }
 
-impl From<String> for BadValue {
-    fn from(s: String) -> Self {
+impl<'a> From<Cow<'a, str>> for BadValue<'a> {
+    fn from(s: Cow<'a, str>) -> Self {
         BadValue::Str(s)
     }
 }
 
-impl From<i64> for BadValue {
+impl From<String> for BadValue<'_> {
+    fn from(s: String) -> Self {
+        BadValue::Str(Cow::Owned(s))
+    }
+}
+
+impl From<i64> for BadValue<'_> {
     fn from(i: i64) -> Self {
         BadValue::Int(i)
     }
@@ -217,38 +243,38 @@ impl From<i64> for BadValue {
 
 /// One field-level validation error, like apimachinery's `field.Error`.
 #[derive(Clone, Debug, PartialEq)]
-pub struct FieldError {
+pub struct FieldError<'a> {
     /// What is wrong.
     pub kind: ErrorType,
     /// Where it is wrong.
     pub path: Path,
     /// The offending value.
-    pub value: BadValue,
+    pub value: BadValue<'a>,
     /// Why it is wrong, in a few words (may be empty).
     pub detail: String,
 }
 
 // === impl FieldError ===
 
-impl FieldError {
+impl<'a> FieldError<'a> {
     /// A missing required value (`field.Required`).
     pub fn required(path: Path, detail: impl Into<String>) -> Self {
         Self::new(ErrorType::Required, path, BadValue::Omit, detail)
     }
 
     /// A malformed value (`field.Invalid`).
-    pub fn invalid(path: Path, value: impl Into<BadValue>, detail: impl Into<String>) -> Self {
+    pub fn invalid(path: Path, value: impl Into<BadValue<'a>>, detail: impl Into<String>) -> Self {
         Self::new(ErrorType::Invalid, path, value.into(), detail)
     }
 
     /// A value of the wrong JSON type, worded like the API server's schema validation.
-    pub fn type_invalid(path: Path, actual: &serde_json::Value, expected: &str) -> Self {
+    pub fn type_invalid(path: Path, actual: Raw<'_>, expected: &str) -> Self {
         let actual = json_type_name(actual);
         let detail = format!("{path} in body must be of type {expected}: \"{actual}\"");
         Self::new(
             ErrorType::TypeInvalid,
             path,
-            BadValue::Str(actual.to_owned()),
+            BadValue::Str(Cow::Borrowed(actual)),
             detail,
         )
     }
@@ -257,36 +283,36 @@ impl FieldError {
     /// belongs), worded as the API server's schema validation words it: the value is the
     /// format of what its decoder made of the value (`int64`, `float64`, or nothing for other
     /// types), e.g. `Invalid value: "int64": x in body must be of type date-time: "int64"`.
-    pub fn format_type_invalid(path: Path, actual: &serde_json::Value, format: &str) -> Self {
+    pub fn format_type_invalid(path: Path, actual: Raw<'_>, format: &str) -> Self {
         let actual = decoded_format(actual);
         let detail = format!("{path} in body must be of type {format}: \"{actual}\"");
         Self::new(
             ErrorType::TypeInvalid,
             path,
-            BadValue::Str(actual.to_owned()),
+            BadValue::Str(Cow::Borrowed(actual)),
             detail,
         )
     }
 
     /// A string that is not of a schema `format` (`date-time`): a type error for the API
     /// server's schema validation too.
-    pub fn format_invalid(path: Path, value: &str, format: &str) -> Self {
+    pub fn format_invalid(path: Path, value: Cow<'a, str>, format: &str) -> Self {
         let detail = format!(
             "{path} in body must be of type {format}: {}",
-            quote_clipped(value)
+            quote_clipped(&value)
         );
         Self::new(ErrorType::TypeInvalid, path, value.into(), detail)
     }
 
     /// A string shorter than a schema `minLength`, as CRD validation words it (`""` in a
     /// `minLength: 1` field is this, not `Required value`).
-    pub fn too_short(path: Path, value: &str, min: usize) -> Self {
+    pub fn too_short(path: Path, value: &'a str, min: usize) -> Self {
         let detail = format!("{path} in body should be at least {min} chars long");
         Self::new(ErrorType::Invalid, path, value.into(), detail)
     }
 
     /// A repeated value that must be unique (`field.Duplicate`).
-    pub fn duplicate(path: Path, value: impl Into<BadValue>) -> Self {
+    pub fn duplicate(path: Path, value: impl Into<BadValue<'a>>) -> Self {
         Self::new(ErrorType::Duplicate, path, value.into(), "")
     }
 
@@ -310,7 +336,7 @@ impl FieldError {
     }
 
     /// A value outside an enumeration (`field.NotSupported`).
-    pub fn not_supported(path: Path, value: impl Into<BadValue>, valid: &[&str]) -> Self {
+    pub fn not_supported(path: Path, value: impl Into<BadValue<'a>>, valid: &[&str]) -> Self {
         let quoted: Vec<String> = valid.iter().map(|v| format!("{v:?}")).collect();
         let detail = format!("supported values: {}", quoted.join(", "));
         Self::new(ErrorType::NotSupported, path, value.into(), detail)
@@ -321,7 +347,7 @@ impl FieldError {
         Self::new(ErrorType::Forbidden, path, BadValue::Omit, detail)
     }
 
-    fn new(kind: ErrorType, path: Path, value: BadValue, detail: impl Into<String>) -> Self {
+    fn new(kind: ErrorType, path: Path, value: BadValue<'a>, detail: impl Into<String>) -> Self {
         FieldError {
             kind,
             path,
@@ -350,16 +376,7 @@ impl FieldError {
                     s.push_str(&go_float(*f));
                 }
                 BadValue::Bool(b) => s.push_str(&format!(": {b}")),
-                BadValue::Json(j) => {
-                    s.push_str(": ");
-                    match clip(j, MAX_ECHOED_BYTES) {
-                        (whole, false) => s.push_str(whole),
-                        (head, true) => {
-                            s.push_str(&format!("{head}... ({} bytes, truncated)", j.len()))
-                        }
-                    }
-                }
-                BadValue::Go { head, len } => {
+                BadValue::Json { head, len } | BadValue::Go { head, len } => {
                     s.push_str(": ");
                     s.push_str(head);
                     if *len > head.len() {
@@ -377,24 +394,24 @@ impl FieldError {
     }
 }
 
-impl fmt::Display for FieldError {
+impl fmt::Display for FieldError<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.path, self.body())
     }
 }
 
 /// The JSON type name the API server's schema validation uses in its messages.
-pub fn json_type_name(v: &serde_json::Value) -> &'static str {
-    match v {
-        serde_json::Value::Null => "null",
-        serde_json::Value::Bool(_) => "boolean",
-        serde_json::Value::Number(n) => match decoded_number(n) {
-            Ok(_) => "integer",
-            Err(_) => "number",
+pub fn json_type_name(v: Raw<'_>) -> &'static str {
+    match v.kind {
+        Kind::Null => "null",
+        Kind::Bool => "boolean",
+        Kind::Number => match v.number().map(|n| decoded_number(&n)) {
+            Some(Ok(_)) => "integer",
+            _ => "number",
         },
-        serde_json::Value::String(_) => "string",
-        serde_json::Value::Array(_) => "array",
-        serde_json::Value::Object(_) => "object",
+        Kind::String => "string",
+        Kind::Array => "array",
+        Kind::Object => "object",
     }
 }
 
@@ -406,13 +423,11 @@ pub fn decoded_number(n: &serde_json::Number) -> Result<i64, f64> {
 
 /// The format the API server's schema validation gives what its decoder made of `v`, when
 /// `v` is not a string: `int64`, `float64`, or nothing (booleans, objects, arrays).
-pub fn decoded_format(v: &serde_json::Value) -> &'static str {
-    match v {
-        serde_json::Value::Number(n) => match decoded_number(n) {
-            Ok(_) => "int64",
-            Err(_) => "float64",
-        },
-        _ => "",
+pub fn decoded_format(v: Raw<'_>) -> &'static str {
+    match v.number().map(|n| decoded_number(&n)) {
+        Some(Ok(_)) => "int64",
+        Some(Err(_)) => "float64",
+        None => "",
     }
 }
 
@@ -450,6 +465,20 @@ impl Bounded {
     }
 }
 
+impl std::io::Write for Bounded {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        // serde_json writes whole UTF-8 sequences; a cut may still fall inside one, which
+        // `clip` moves back to a character boundary.
+        let text = String::from_utf8_lossy(buf);
+        let _ = fmt::Write::write_str(self, &text);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 impl fmt::Write for Bounded {
     fn write_str(&mut self, s: &str) -> fmt::Result {
         // Once cut, nothing more is written: the head stays a prefix of the whole.
@@ -465,19 +494,22 @@ impl fmt::Write for Bounded {
 /// Writes `v` as Go's `%#v` prints what the API server's decoder makes of it:
 /// `map[string]interface {}{"a":1, "b":[]interface {}{true, "x"}}`, keys sorted, `null` as
 /// `interface {}(nil)`, numbers as `int64` or `float64`.
-fn go_syntax(v: &serde_json::Value, out: &mut impl fmt::Write) -> fmt::Result {
-    use serde_json::Value;
-    match v {
-        Value::Null => out.write_str("interface {}(nil)"),
-        Value::Bool(b) => write!(out, "{b}"),
-        Value::Number(n) => match decoded_number(n) {
-            Ok(i) => write!(out, "{i}"),
-            Err(f) => out.write_str(&go_float(f)),
+fn go_syntax(v: Raw<'_>, out: &mut impl fmt::Write) -> fmt::Result {
+    match v.kind {
+        Kind::Null => out.write_str("interface {}(nil)"),
+        Kind::Bool => out.write_str(v.text),
+        Kind::Number => match v.number().map(|n| decoded_number(&n)) {
+            Some(Ok(i)) => write!(out, "{i}"),
+            Some(Err(f)) => out.write_str(&go_float(f)),
+            None => out.write_str(v.text),
         },
-        Value::String(s) => out.write_str(&go_quote(s)),
-        Value::Array(items) => {
+        Kind::String => {
+            let text = v.as_str().map(|s| s.decode()).unwrap_or_default();
+            out.write_str(&go_quote(&text))
+        }
+        Kind::Array => {
             out.write_str("[]interface {}{")?;
-            for (i, item) in items.iter().enumerate() {
+            for (i, item) in v.items().enumerate() {
                 if i > 0 {
                     out.write_str(", ")?;
                 }
@@ -485,18 +517,16 @@ fn go_syntax(v: &serde_json::Value, out: &mut impl fmt::Write) -> fmt::Result {
             }
             out.write_str("}")
         }
-        Value::Object(members) => {
+        Kind::Object => {
             out.write_str("map[string]interface {}{")?;
             // Go prints a map's keys sorted, whatever order they came in.
-            let mut keys: Vec<&String> = members.keys().collect();
-            keys.sort_unstable();
-            for (i, key) in keys.into_iter().enumerate() {
+            for (i, (key, value)) in json::sorted_object(v).enumerate() {
                 if i > 0 {
                     out.write_str(", ")?;
                 }
-                out.write_str(&go_quote(key))?;
+                out.write_str(&go_quote(&key))?;
                 out.write_str(":")?;
-                go_syntax(&members[key], out)?;
+                go_syntax(value, out)?;
             }
             out.write_str("}")
         }
@@ -548,23 +578,23 @@ fn is_go_printable(c: char) -> bool {
 
 /// A list of field errors, collected in the order they were found.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct ErrorList(pub Vec<FieldError>);
+pub struct ErrorList<'a>(pub Vec<FieldError<'a>>);
 
 // === impl ErrorList ===
 
-impl ErrorList {
+impl<'a> ErrorList<'a> {
     /// An empty list.
     pub fn new() -> Self {
         ErrorList(Vec::new())
     }
 
     /// Adds one error.
-    pub fn push(&mut self, e: FieldError) {
+    pub fn push(&mut self, e: FieldError<'a>) {
         self.0.push(e);
     }
 
     /// Adds every error of another list.
-    pub fn extend(&mut self, other: ErrorList) {
+    pub fn extend(&mut self, other: ErrorList<'a>) {
         self.0.extend(other.0);
     }
 
@@ -579,7 +609,7 @@ impl ErrorList {
     }
 
     /// The errors, in order.
-    pub fn iter(&self) -> std::slice::Iter<'_, FieldError> {
+    pub fn iter(&self) -> std::slice::Iter<'_, FieldError<'a>> {
         self.0.iter()
     }
 
@@ -611,14 +641,14 @@ impl ErrorList {
 /// error of its own, and kubectl prints it after the others as `: and 9900 more errors`, where
 /// it cannot be missed (kubectl shows the causes, not the message).
 fn invalid_status(
-    errors: &[FieldError],
+    errors: &[FieldError<'_>],
     more: usize,
     group: &str,
     kind: &str,
     name: &str,
 ) -> (Status, usize) {
     let mut room = Listing::causes();
-    let mut listed: Vec<(&FieldError, String, String)> = Vec::new();
+    let mut listed: Vec<(&FieldError<'_>, String, String)> = Vec::new();
     for e in errors {
         if room.is_full() {
             room.leave_out(1);
@@ -682,19 +712,23 @@ fn invalid_status(
 
 /// Where validation puts the errors it finds: a whole [`ErrorList`], or a collector that sorts
 /// them as they come and keeps only what an answer lists.
-pub trait Report {
+pub trait Report<'a> {
     /// Takes one error.
-    fn push(&mut self, e: FieldError);
+    fn push(&mut self, e: FieldError<'a>);
 
     /// Whether the items of lists are to be judged at all: not when only the errors of the
     /// fields that hold them are wanted.
     fn items(&self) -> bool {
         true
     }
+
+    /// Says which item of `status.conditions` the next errors are about (ratcheting matches
+    /// them with the old condition of the same type).
+    fn condition(&mut self, _index: usize, _item: Raw<'a>) {}
 }
 
-impl Report for ErrorList {
-    fn push(&mut self, e: FieldError) {
+impl<'a> Report<'a> for ErrorList<'a> {
+    fn push(&mut self, e: FieldError<'a>) {
         self.0.push(e);
     }
 }
@@ -702,16 +736,16 @@ impl Report for ErrorList {
 /// Errors as an answer needs them: the first ones in full, in the order they were found, and
 /// only the number of the others, so that a review with a million errors holds a hundred.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct CappedErrors {
+pub struct CappedErrors<'a> {
     /// The first errors found, at most [`CappedErrors::KEPT`].
-    pub kept: ErrorList,
+    pub kept: ErrorList<'a>,
     /// How many more were found.
     pub more: usize,
 }
 
 // === impl CappedErrors ===
 
-impl CappedErrors {
+impl<'a> CappedErrors<'a> {
     /// How many errors are kept in full: as many as an answer lists, as causes or warnings.
     pub const KEPT: usize = if caps::MAX_CAUSES > caps::MAX_WARNINGS {
         caps::MAX_CAUSES
@@ -730,7 +764,7 @@ impl CappedErrors {
     }
 
     /// The errors kept, in order.
-    pub fn iter(&self) -> std::slice::Iter<'_, FieldError> {
+    pub fn iter(&self) -> std::slice::Iter<'_, FieldError<'a>> {
         self.kept.iter()
     }
 
@@ -745,8 +779,8 @@ impl CappedErrors {
     }
 }
 
-impl Report for CappedErrors {
-    fn push(&mut self, e: FieldError) {
+impl<'a> Report<'a> for CappedErrors<'a> {
+    fn push(&mut self, e: FieldError<'a>) {
         if self.kept.len() < Self::KEPT {
             self.kept.0.push(e);
         } else {
@@ -778,9 +812,9 @@ fn aggregate<T: AsRef<str>>(texts: &[T], left_out: usize) -> String {
     }
 }
 
-impl IntoIterator for ErrorList {
-    type Item = FieldError;
-    type IntoIter = std::vec::IntoIter<FieldError>;
+impl<'a> IntoIterator for ErrorList<'a> {
+    type Item = FieldError<'a>;
+    type IntoIter = std::vec::IntoIter<FieldError<'a>>;
     fn into_iter(self) -> Self::IntoIter {
         self.0.into_iter()
     }

@@ -167,7 +167,9 @@ pub fn parse(value: &str) -> Result<Address, AddressError> {
         });
     }
     let address = Address { ip, prefix };
-    if !address.is_spelled(value) {
+    // Dotted-quad text that passed the checks above (four decimal octets and a decimal prefix,
+    // no leading zeros) is the canonical text; only IPv6 text has other spellings.
+    if ip.is_ipv6() && !address.is_spelled(value) {
         return Err(AddressError::NotCanonical { canonical: address });
     }
     Ok(address)

@@ -2,24 +2,27 @@
 //!
 //! The HTTPS server and `replay` are two thin front ends on [`review`]: the same bytes in give
 //! the same bytes out, whichever front end carried them.
+//!
+//! A review is read once ([`request`]), into typed views borrowed from its bytes; the rules
+//! read those views, and the answer is written into one buffer sized before it is written
+//! ([`answer`]). What judging holds beyond the body is bounded by the body (README, "Memory").
 
 use std::borrow::Cow;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use kube::core::response::StatusSummary;
 use kube::core::Status;
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
-use base64::Engine as _;
-
+use crate::admission::answer;
 use crate::admission::caps::{self, Listing, Warnings};
 use crate::admission::conflicts::{self, Admitted, Claimant};
-use crate::admission::defaulting::{self, Defaults};
+use crate::admission::defaulting::{self, Defaults, Operation};
 use crate::admission::field;
-use crate::admission::strict::{self, PlainObject, StrictObject, Walked};
+use crate::admission::request::{self, GroupVersion, Request};
+use crate::admission::strict::{self, Walked};
 use crate::admission::types::{GROUP, KIND, PLURAL, VERSION};
 use crate::admission::validation;
+use crate::admission::view::Claim;
 
 /// `apiVersion` of `admission.k8s.io/v1` reviews.
 pub const ADMISSION_V1: &str = "admission.k8s.io/v1";
@@ -175,200 +178,44 @@ pub const MAX_SUMMARY_UNKNOWN_FIELDS: usize = 16;
 /// Longest unknown-field path a [`Summary`] keeps (an unknown key can be megabytes long).
 const MAX_UNKNOWN_FIELD_BYTES: usize = 256;
 
-/// Decodes `T` only from a JSON object: serde's derived structs also accept an array of their
-/// fields in order, which no API server sends and which must not be judged as a review.
-struct MapOnly<T>(T);
-
-// === impl MapOnly ===
-
-impl<'de, T: Deserialize<'de>> Deserialize<'de> for MapOnly<T> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Objects<T>(std::marker::PhantomData<T>);
-        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Objects<T> {
-            type Value = T;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
-                T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
-            }
-        }
-        d.deserialize_map(Objects(std::marker::PhantomData))
-            .map(MapOnly)
-    }
-}
-
-/// The envelope of an incoming AdmissionReview, decoded in one pass with its objects: `O` is
-/// how `request.object` is read ([`StrictObject`] or [`PlainObject`]), so that the strict field
-/// check sees every key as it is read (duplicate keys are lost once decoded).
-///
-/// Strings are borrowed from the body where they hold no escapes: a review is answered
-/// without copying what it only reads.
-#[derive(Deserialize)]
-#[serde(bound(deserialize = "'de: 'a, O: Deserialize<'de>"))]
-struct ReviewIn<'a, O> {
-    #[serde(rename = "apiVersion", default, borrow)]
-    api_version: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    kind: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    request: Option<MapOnly<RequestIn<'a, O>>>,
-}
-
-#[derive(Deserialize)]
-#[serde(
-    rename_all = "camelCase",
-    bound(deserialize = "'de: 'a, O: Deserialize<'de>")
-)]
-struct RequestIn<'a, O> {
-    #[serde(default, borrow)]
-    uid: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    kind: Option<Gvk<'a>>,
-    #[serde(default, borrow)]
-    resource: Option<Gvr<'a>>,
-    #[serde(default, borrow)]
-    sub_resource: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    name: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    namespace: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    operation: Option<Cow<'a, str>>,
-    #[serde(default)]
-    object: Option<O>,
-    #[serde(default)]
-    old_object: Option<PlainObject>,
-    #[serde(default)]
-    dry_run: Option<bool>,
-}
-
-/// `request.kind`: a group, version and kind (`metav1.GroupVersionKind`).
-#[derive(Deserialize)]
-struct Gvk<'a> {
-    #[serde(borrow)]
-    group: Cow<'a, str>,
-    #[serde(borrow)]
-    version: Cow<'a, str>,
-    #[serde(borrow)]
-    kind: Cow<'a, str>,
-}
-
-/// `request.resource`: a group, version and resource (`metav1.GroupVersionResource`).
-#[derive(Deserialize)]
-struct Gvr<'a> {
-    #[serde(borrow)]
-    group: Cow<'a, str>,
-    #[serde(borrow)]
-    version: Cow<'a, str>,
-    #[serde(borrow)]
-    resource: Cow<'a, str>,
-}
-
-/// A request whose objects have been read.
-type Request<'a> = RequestIn<'a, Walked>;
-
-// === impl RequestIn ===
-
-impl<'a, O: Into<Walked>> RequestIn<'a, O> {
-    fn walked(self) -> Request<'a> {
-        RequestIn {
-            uid: self.uid,
-            kind: self.kind,
-            resource: self.resource,
-            sub_resource: self.sub_resource,
-            name: self.name,
-            namespace: self.namespace,
-            operation: self.operation,
-            object: self.object.map(Into::into),
-            old_object: self.old_object,
-            dry_run: self.dry_run,
-        }
-    }
-}
-
-impl From<StrictObject> for Walked {
-    fn from(object: StrictObject) -> Walked {
-        object.0
-    }
-}
-
-impl From<PlainObject> for Walked {
-    fn from(object: PlainObject) -> Walked {
-        object.0
-    }
-}
-
-/// Decodes the envelope and its objects, `request.object` as `O` says.
-fn decode_review<'de, O: Deserialize<'de> + Into<Walked>>(
-    text: &'de str,
-) -> Result<ReviewIn<'de, Walked>, RequestError> {
-    let MapOnly(envelope): MapOnly<ReviewIn<'de, O>> =
-        serde_json::from_str(text).map_err(|e| RequestError::NotAReview(e.to_string()))?;
-    Ok(ReviewIn {
-        api_version: envelope.api_version,
-        kind: envelope.kind,
-        request: envelope.request.map(|MapOnly(r)| MapOnly(r.walked())),
-    })
-}
-
-/// The outgoing AdmissionReview.
-#[derive(Serialize)]
-struct ReviewOut<'a> {
-    #[serde(rename = "apiVersion")]
-    api_version: &'a str,
-    kind: &'static str,
-    response: &'a Response,
-}
-
-/// The `response` of an AdmissionReview.
+/// The `response` of an AdmissionReview, borrowed from the review where it can be: the uid,
+/// and the defaults of a patch (written from the review's text when the answer is).
 ///
 /// kube-core's `AdmissionResponse` serialises `patch` as an array of numbers, while the API
-/// server expects base64 text; this type writes what Kubernetes documents.
-#[derive(Serialize, Debug, Clone, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct Response {
+/// server expects base64 text; this type is written as Kubernetes documents it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Response<'a> {
     /// Copied from `request.uid`.
-    pub uid: String,
+    pub uid: &'a str,
     /// The verdict.
     pub allowed: bool,
     /// Why a review was denied.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<Status>,
-    /// Base64 of an RFC 6902 JSON Patch (mutating webhook only).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub patch: Option<String>,
-    /// `JSONPatch` whenever `patch` is set.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub patch_type: Option<String>,
+    /// An RFC 6902 JSON Patch (mutating webhook only), written base64-encoded with
+    /// `patchType: JSONPatch`.
+    pub patch: Option<Vec<Operation<'a>>>,
     /// Annotations for the audit log.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub audit_annotations: Option<std::collections::BTreeMap<String, String>>,
     /// Warnings for the requesting client, within the caps of [`caps::Warnings`].
-    #[serde(skip_serializing_if = "Warnings::is_empty")]
     pub warnings: Warnings,
     /// Whether a denial is a verdict on the object's content (which `--enforcement` may
     /// soften) rather than a refusal of a request that cannot be judged (which it never does).
-    #[serde(skip)]
     verdict: bool,
     /// With `unique_addresses`: what the claim holds once written (see [`Reviewed::admitted`]).
-    #[serde(skip)]
     admitted: Option<Admitted>,
     /// How many errors of a 422 denial its causes leave out (see [`caps`]).
-    #[serde(skip)]
     unlisted: usize,
 }
 
 // === impl Response ===
 
-impl Response {
-    fn allow(uid: &str) -> Self {
+impl<'a> Response<'a> {
+    fn allow(uid: &'a str) -> Self {
         Response {
-            uid: uid.to_owned(),
+            uid,
             allowed: true,
             status: None,
             patch: None,
-            patch_type: None,
             audit_annotations: None,
             warnings: Warnings::new(),
             verdict: false,
@@ -377,7 +224,7 @@ impl Response {
         }
     }
 
-    fn deny(uid: &str, status: Status) -> Self {
+    fn deny(uid: &'a str, status: Status) -> Self {
         Response {
             allowed: false,
             status: Some(status),
@@ -386,7 +233,7 @@ impl Response {
     }
 
     /// A denial because of what the object holds (invalid values, unknown or duplicate fields).
-    fn deny_verdict(uid: &str, status: Status) -> Self {
+    fn deny_verdict(uid: &'a str, status: Status) -> Self {
         Response {
             verdict: true,
             ..Response::deny(uid, status)
@@ -465,7 +312,7 @@ pub fn review(body: &[u8], webhook: Webhook, opts: &Options) -> Result<Reviewed,
 }
 
 /// The judging step, as a parameter so that tests can prove a failing judge fails closed.
-type Judge = fn(Request<'_>, &str, Webhook, &Options) -> Response;
+type Judge = for<'a> fn(Request<'a>, &'a str, Webhook, &'a Options) -> Response<'a>;
 
 fn review_with(
     body: &[u8],
@@ -477,11 +324,7 @@ fn review_with(
     let text = std::str::from_utf8(body)
         .map_err(|e| RequestError::NotAReview(format!("not UTF-8: {e}")))?;
     let strict = webhook == Webhook::Validate && opts.field_validation != FieldValidation::Ignore;
-    let envelope = if strict {
-        decode_review::<StrictObject>(text)?
-    } else {
-        decode_review::<PlainObject>(text)?
-    };
+    let envelope = request::decode(text, strict).map_err(RequestError::NotAReview)?;
     let api_version = envelope.api_version.unwrap_or_default();
     if api_version != ADMISSION_V1 && api_version != ADMISSION_V1BETA1 {
         return Err(RequestError::UnsupportedVersion(api_version.into_owned()));
@@ -494,14 +337,14 @@ fn review_with(
             ))
         }
     }
-    let MapOnly(request) = envelope.request.ok_or(RequestError::NoRequest)?;
-    let uid = match request.uid.as_deref() {
-        Some(uid) if !uid.is_empty() => uid.to_owned(),
+    let mut request = envelope.request.ok_or(RequestError::NoRequest)?;
+    let uid = match request.uid.take() {
+        Some(uid) if !uid.is_empty() => uid,
         _ => return Err(RequestError::NoUid),
     };
 
     let mut summary = Summary {
-        uid: uid.clone(),
+        uid: uid.clone().into_owned(),
         namespace: request.namespace.as_deref().unwrap_or_default().to_owned(),
         name: request.name.as_deref().unwrap_or_default().to_owned(),
         operation: request.operation.as_deref().unwrap_or_default().to_owned(),
@@ -526,16 +369,13 @@ fn review_with(
             .collect();
     }
     if summary.name.is_empty() {
-        summary.name = object_name(
-            request
-                .object
-                .as_ref()
-                .or(request.old_object.as_ref().map(|o| &o.0)),
-        );
+        summary.name = object_name(request.object.as_ref().or(request.old_object.as_ref()))
+            .map(Cow::into_owned)
+            .unwrap_or_default();
     }
 
     let dry_run = request.dry_run == Some(true);
-    // The request is judged by value: the mutating webhook patches the decoded object itself.
+    // The request is judged by value: the mutating webhook patches from the object's text.
     let judged = catch_unwind(AssertUnwindSafe(|| judge(request, &uid, webhook, opts)));
     let mut response = match judged {
         Ok(response) => response,
@@ -570,20 +410,7 @@ fn review_with(
     summary.allowed = response.allowed;
     summary.warnings = response.warnings.len();
 
-    let out = ReviewOut {
-        api_version: &api_version,
-        kind: "AdmissionReview",
-        response: &response,
-    };
-    // Serialising plain strings, bools and maps cannot fail; if it ever did, answer a denial
-    // rather than nothing.
-    let body = serde_json::to_vec(&out).unwrap_or_else(|_| {
-        format!(
-            r#"{{"apiVersion":"{api_version}","kind":"AdmissionReview","response":{{"uid":{},"allowed":false,"status":{{"code":500,"message":"internal error serialising the response"}}}}}}"#,
-            serde_json::Value::String(uid.clone())
-        )
-        .into_bytes()
-    });
+    let body = answer::write(&api_version, &response);
     let admitted = response
         .admitted
         .take()
@@ -599,37 +426,23 @@ fn review_with(
     })
 }
 
-/// The claim under review, never in conflict with itself.
-fn claimant<'r>(
-    namespace: Option<&'r str>,
-    name: Option<&'r str>,
-    object: &'r Walked,
-) -> Claimant<'r> {
-    let name = match name {
-        Some(name) if !name.is_empty() => name,
-        _ => object
-            .value
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or_default(),
-    };
-    Claimant {
-        namespace: namespace.unwrap_or_default(),
-        name,
-    }
+/// The object's `metadata.name`, when it is a string.
+fn claim_name<'a>(object: &Claim<'a>) -> Option<Cow<'a, str>> {
+    Some(object.metadata.value()?.name.str()?.decode())
 }
 
 /// The object's `metadata.name`, or nothing.
-fn object_name(object: Option<&Walked>) -> String {
-    object
-        .and_then(|o| o.value.pointer("/metadata/name"))
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned()
+fn object_name<'a>(object: Option<&Walked<'a>>) -> Option<Cow<'a, str>> {
+    claim_name(&object?.claim)
 }
 
 /// Judges a well-formed request; pure, and panics only on a bug (caught by the caller).
-fn judge(request: Request<'_>, uid: &str, webhook: Webhook, opts: &Options) -> Response {
+fn judge<'a>(
+    request: Request<'a>,
+    uid: &'a str,
+    webhook: Webhook,
+    opts: &'a Options,
+) -> Response<'a> {
     if let Some(status) = wrong_resource(&request) {
         return Response::deny(uid, status);
     }
@@ -651,7 +464,6 @@ fn judge(request: Request<'_>, uid: &str, webhook: Webhook, opts: &Options) -> R
     let old = request
         .old_object
         .as_ref()
-        .map(|o| &o.0)
         .filter(|_| operation == "UPDATE");
     if operation == "UPDATE" && old.is_none() {
         let msg = "request.oldObject is required for UPDATE".to_owned();
@@ -660,11 +472,15 @@ fn judge(request: Request<'_>, uid: &str, webhook: Webhook, opts: &Options) -> R
 
     match webhook {
         Webhook::Validate => {
-            let claimant = claimant(
-                request.namespace.as_deref(),
-                request.name.as_deref(),
-                &object,
-            );
+            // The claim under review, never in conflict with itself.
+            let name = match request.name.as_deref() {
+                Some(name) if !name.is_empty() => Cow::Borrowed(name),
+                _ => claim_name(&object.claim).unwrap_or_default(),
+            };
+            let claimant = Claimant {
+                namespace: request.namespace.as_deref().unwrap_or_default(),
+                name: &name,
+            };
             validate(uid, &object, old, opts, &claimant)
         }
         Webhook::Mutate => mutate(uid, object, operation == "CREATE", opts),
@@ -673,26 +489,21 @@ fn judge(request: Request<'_>, uid: &str, webhook: Webhook, opts: &Options) -> R
 
 /// The `/mutate` answer: allowed, with the defaults as a JSON Patch when anything changes.
 /// It never denies a decodable review; an object it cannot read is left to validation.
-fn mutate(uid: &str, object: Walked, create: bool, opts: &Options) -> Response {
+fn mutate<'a>(uid: &'a str, object: Walked<'a>, create: bool, opts: &'a Options) -> Response<'a> {
     let mut response = Response::allow(uid);
     if object.too_deep {
         return response;
     }
-    // Defaulting reads and patches only members that the walk keeps.
-    let ops = defaulting::patch(&object.value, create, &opts.defaults);
+    let ops = defaulting::patch(&object.claim, create, &opts.defaults);
     if ops.is_empty() {
         return response;
     }
-    // Applying the patch to its own object proves it well-formed before the API server sees it.
-    let mut patched = object.value;
-    if json_patch::patch(&mut patched, &ops).is_err() {
-        // A patch that does not apply to its own object is a bug: refuse rather than send it.
+    // A patch that does not apply to its own object is a bug: refuse rather than send it.
+    if !defaulting::applies(&ops, &object.claim) {
         let msg = "internal error: the defaults do not apply to the object; refused (fail closed)";
         return Response::deny(uid, failure(500, "InternalError", msg.to_owned()));
     }
-    let bytes = serde_json::to_vec(&ops).unwrap_or_default();
-    response.patch = Some(base64::engine::general_purpose::STANDARD.encode(bytes));
-    response.patch_type = Some("JSONPatch".to_owned());
+    response.patch = Some(ops);
     response
 }
 
@@ -705,13 +516,13 @@ fn wrong_resource(request: &Request<'_>) -> Option<Status> {
     let resource_ok = request
         .resource
         .as_ref()
-        .is_none_or(|r| r.group == GROUP && r.version == VERSION && r.resource == PLURAL);
+        .is_none_or(|r| r.group == GROUP && r.version == VERSION && r.kind == PLURAL);
     if kind_ok && resource_ok {
         return None;
     }
     let got = match (&request.kind, &request.resource) {
-        (Some(k), _) if !kind_ok => format!("kind {}", gvk_text(&k.group, &k.version, &k.kind)),
-        (_, Some(r)) => format!("resource {}", gvk_text(&r.group, &r.version, &r.resource)),
+        (Some(k), _) if !kind_ok => format!("kind {}", gvk_text(k)),
+        (_, Some(r)) => format!("resource {}", gvk_text(r)),
         _ => "a request without kind".to_owned(),
     };
     let msg =
@@ -719,7 +530,12 @@ fn wrong_resource(request: &Request<'_>) -> Option<Status> {
     Some(failure(400, "BadRequest", msg))
 }
 
-fn gvk_text(group: &str, version: &str, kind: &str) -> String {
+fn gvk_text(gvk: &GroupVersion<'_>) -> String {
+    let GroupVersion {
+        group,
+        version,
+        kind,
+    } = gvk;
     if group.is_empty() {
         format!("{version} {kind}")
     } else {
@@ -728,13 +544,13 @@ fn gvk_text(group: &str, version: &str, kind: &str) -> String {
 }
 
 /// The `/validate` verdict on CREATE and UPDATE.
-fn validate(
-    uid: &str,
-    object: &Walked,
-    old: Option<&Walked>,
+fn validate<'a>(
+    uid: &'a str,
+    object: &Walked<'a>,
+    old: Option<&Walked<'a>>,
     opts: &Options,
     claimant: &Claimant<'_>,
-) -> Response {
+) -> Response<'a> {
     for (walked, name) in [(Some(object), "object"), (old, "oldObject")] {
         if walked.is_some_and(|w| w.too_deep) {
             let e = strict::StrictError::TooDeep {
@@ -749,17 +565,17 @@ fn validate(
         Err(denied) => return *denied,
     };
     let holders = opts.unique_addresses.as_deref().map(|h| (h, claimant));
-    judge_object(uid, &object.value, old.map(|o| &o.value), warnings, holders)
+    judge_object(uid, &object.claim, old.map(|o| &o.claim), warnings, holders)
 }
 
 /// The rules of DESIGN §4 on a decoded object, with the warnings gathered so far.
-fn judge_object(
-    uid: &str,
-    object: &Value,
-    old: Option<&Value>,
+fn judge_object<'a>(
+    uid: &'a str,
+    object: &Claim<'a>,
+    old: Option<&Claim<'a>>,
     mut warnings: Warnings,
     holders: Option<(&dyn conflicts::Holders, &Claimant<'_>)>,
-) -> Response {
+) -> Response<'a> {
     if !object.is_object() {
         let msg = "request.object must be a JSON object".to_owned();
         return Response::deny(uid, failure(400, "BadRequest", msg));
@@ -779,11 +595,8 @@ fn judge_object(
         response.admitted = admitted;
         return response;
     }
-    let name = object
-        .pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let (status, unlisted) = verdict.errors.to_invalid_status_listed(GROUP, KIND, name);
+    let name = claim_name(object).unwrap_or_default();
+    let (status, unlisted) = verdict.errors.to_invalid_status_listed(GROUP, KIND, &name);
     let mut response = Response::deny_verdict(uid, status);
     response.unlisted = unlisted;
     response.warnings = warnings;
@@ -795,7 +608,11 @@ fn judge_object(
 /// Strict field validation of the object: under `Strict` a denial, under `Warn` the warnings
 /// to add, under `Ignore` nothing (the walk looked for no issues). Either lists the first
 /// errors, in the API server's order, up to the caps of [`caps`] and counts the rest.
-fn strict_fields(uid: &str, object: &Walked, opts: &Options) -> Result<Warnings, Box<Response>> {
+fn strict_fields<'a>(
+    uid: &'a str,
+    object: &Walked<'_>,
+    opts: &Options,
+) -> Result<Warnings, Box<Response<'a>>> {
     let issues = &object.issues;
     let mut warnings = Warnings::new();
     if opts.field_validation == FieldValidation::Ignore || issues.is_empty() {
@@ -855,10 +672,11 @@ fn issue_text(issue: &strict::Issue) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     const REVIEW: &str = r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u1","kind":{"group":"k8s.cni.cncf.io","version":"v1alpha1","kind":"IPAMClaim"},"resource":{"group":"k8s.cni.cncf.io","version":"v1alpha1","resource":"ipamclaims"},"operation":"CREATE","userInfo":{},"object":{"metadata":{"name":"a"},"spec":{"network":"n","interface":"eth0"}}}}"#;
 
-    fn panicking_judge(_: Request<'_>, _: &str, _: Webhook, _: &Options) -> Response {
+    fn panicking_judge<'a>(_: Request<'a>, _: &'a str, _: Webhook, _: &'a Options) -> Response<'a> {
         panic!("a bug while judging");
     }
 

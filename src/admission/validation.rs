@@ -1,16 +1,19 @@
 //! Validation of IPAMClaim objects: every rule of the behaviour contract, errors collected
-//! (never only the first), spec immutability and ratcheting on UPDATE. The rules read only
-//! what `strict::Walked` keeps of an object.
+//! (never only the first), spec immutability and ratcheting on UPDATE. The rules read the
+//! typed [`view`](crate::admission::view) the walk keeps of an object, nothing else.
+//!
+//! Lists are read item by item from their text, and what a rule must remember of every item
+//! (to find a value repeated, or the old condition of a type) is kept compact: a parsed
+//! address or the place of a string in the text, never a copy of the item.
 
-use std::collections::{HashMap, HashSet};
-use std::hash::Hash;
-
-use serde_json::{Map, Value};
+use std::borrow::Cow;
 
 use crate::admission::field::{
     decoded_number, BadValue, CappedErrors, ErrorList, FieldError, Path, Report,
 };
 use crate::admission::ip::{self, AddressError};
+use crate::admission::json::{self, Kind, Raw, Str};
+use crate::admission::view::{Claim, Condition, Field, List, Metadata, RawOf, Spec, Status};
 
 /// Longest allowed object name (`IsDNS1123Subdomain`).
 const DNS1123_SUBDOMAIN_MAX: usize = 253;
@@ -32,11 +35,11 @@ const CONDITION_REASON_PATTERN: &str = r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?
 /// The verdict on one object: the errors found, sorted as they are found and kept only as far
 /// as an answer lists them (see [`CappedErrors`]).
 #[derive(Debug, Default, PartialEq)]
-pub struct Verdict {
+pub struct Verdict<'a> {
     /// Errors that deny the request.
-    pub errors: CappedErrors,
+    pub errors: CappedErrors<'a>,
     /// Errors on values unchanged since `oldObject` (ratcheting): reported as warnings only.
-    pub ratcheted: CappedErrors,
+    pub ratcheted: CappedErrors<'a>,
 }
 
 /// Validates `object`; on UPDATE (`old` given) also checks spec immutability and ratchets
@@ -44,7 +47,7 @@ pub struct Verdict {
 ///
 /// Each error is sorted as it is found, and only the first ones are kept: judging a review
 /// costs as much as reading it, however many errors it has.
-pub fn validate(object: &Value, old: Option<&Value>) -> Verdict {
+pub fn validate<'a>(object: &Claim<'a>, old: Option<&Claim<'a>>) -> Verdict<'a> {
     let Some(old) = old else {
         let mut errors = CappedErrors::default();
         check_object(object, &mut errors);
@@ -63,28 +66,34 @@ pub fn validate(object: &Value, old: Option<&Value>) -> Verdict {
 }
 
 /// Every rule on a single object, independent of any old object: every error, in order.
-pub fn validate_object(object: &Value) -> ErrorList {
+pub fn validate_object<'a>(object: &Claim<'a>) -> ErrorList<'a> {
     let mut errs = ErrorList::new();
     check_object(object, &mut errs);
     errs
 }
 
 /// Every rule on a single object, each error handed to `errs` as it is found.
-fn check_object(object: &Value, errs: &mut dyn Report) {
-    let Some(obj) = object.as_object() else {
-        errs.push(FieldError::type_invalid(Path::default(), object, "object"));
+fn check_object<'a>(object: &Claim<'a>, errs: &mut dyn Report<'a>) {
+    if object.raw.kind != Kind::Object {
+        errs.push(FieldError::type_invalid(
+            Path::default(),
+            object.raw,
+            "object",
+        ));
         return;
-    };
-    validate_metadata(obj, errs);
-    match present(obj, "spec") {
-        None => errs.push(FieldError::required(Path::new("spec"), "")),
-        Some(Value::Object(spec)) => validate_spec(spec, errs),
-        Some(other) => errs.push(FieldError::type_invalid(Path::new("spec"), other, "object")),
     }
-    match present(obj, "status") {
-        None => {}
-        Some(Value::Object(status)) => validate_status(status, errs),
-        Some(other) => errs.push(FieldError::type_invalid(
+    validate_metadata(object.metadata, errs);
+    match object.spec {
+        Field::Absent | Field::Null => errs.push(FieldError::required(Path::new("spec"), "")),
+        Field::Value(spec) => validate_spec(&spec, errs),
+        Field::Other(other) => {
+            errs.push(FieldError::type_invalid(Path::new("spec"), other, "object"))
+        }
+    }
+    match object.status {
+        Field::Absent | Field::Null => {}
+        Field::Value(status) => validate_status(&status, errs),
+        Field::Other(other) => errs.push(FieldError::type_invalid(
             Path::new("status"),
             other,
             "object",
@@ -92,17 +101,12 @@ fn check_object(object: &Value, errs: &mut dyn Report) {
     }
 }
 
-/// A field's value, treating JSON `null` as absent (as the API server does for optional fields).
-fn present<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
-    obj.get(key).filter(|v| !v.is_null())
-}
-
 /// A string field as found: absent (or null), a string, or a value of another type (already
 /// reported, so callers do not report it missing as well).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 enum Text<'a> {
     Absent,
-    Str(&'a str),
+    Str(Cow<'a, str>),
     WrongType,
 }
 
@@ -110,7 +114,7 @@ enum Text<'a> {
 
 impl<'a> Text<'a> {
     /// The string; empty when absent or of the wrong type.
-    fn or_empty(self) -> &'a str {
+    fn or_empty(&self) -> &str {
         match self {
             Text::Str(s) => s,
             Text::Absent | Text::WrongType => "",
@@ -118,17 +122,17 @@ impl<'a> Text<'a> {
     }
 }
 
-/// Reads a string field, reporting a value of another type.
+/// Reads the string field `key` below `path`, reporting a value of another type.
 fn string_field<'a>(
-    obj: &'a Map<String, Value>,
-    key: &str,
+    field: Field<'a, Str<'a>>,
     path: &Path,
-    errs: &mut dyn Report,
+    key: &str,
+    errs: &mut dyn Report<'a>,
 ) -> Text<'a> {
-    match present(obj, key) {
-        None => Text::Absent,
-        Some(Value::String(s)) => Text::Str(s),
-        Some(other) => {
+    match field {
+        Field::Absent | Field::Null => Text::Absent,
+        Field::Value(s) => Text::Str(s.decode()),
+        Field::Other(other) => {
             errs.push(FieldError::type_invalid(path.child(key), other, "string"));
             Text::WrongType
         }
@@ -137,55 +141,60 @@ fn string_field<'a>(
 
 /// A list field; a value of another type is reported and treated as absent.
 fn list_field<'a>(
-    obj: &'a Map<String, Value>,
-    key: &str,
+    field: Field<'a, List<'a>>,
     path: &Path,
-    errs: &mut dyn Report,
-) -> Option<&'a Vec<Value>> {
-    match present(obj, key)? {
-        Value::Array(items) => Some(items),
-        other => {
+    key: &str,
+    errs: &mut dyn Report<'a>,
+) -> Option<List<'a>> {
+    match field {
+        Field::Absent | Field::Null => None,
+        Field::Value(list) => Some(list),
+        Field::Other(other) => {
             errs.push(FieldError::type_invalid(path.child(key), other, "array"));
             None
         }
     }
 }
 
-fn validate_metadata(obj: &Map<String, Value>, errs: &mut dyn Report) {
+fn validate_metadata<'a>(metadata: Field<'a, Metadata<'a>>, errs: &mut dyn Report<'a>) {
     let path = Path::new("metadata");
-    let empty = Map::new();
-    let meta = match present(obj, "metadata") {
-        None => &empty,
-        Some(Value::Object(m)) => m,
-        Some(other) => {
+    let meta = match metadata {
+        Field::Absent | Field::Null => Metadata::default(),
+        Field::Value(m) => m,
+        Field::Other(other) => {
             errs.push(FieldError::type_invalid(path, other, "object"));
             return;
         }
     };
-    let name_field = string_field(meta, "name", &path, errs);
-    let name = name_field.or_empty();
-    let generate_name = string_field(meta, "generateName", &path, errs).or_empty();
-    if !generate_name.is_empty() {
-        // A generateName is a prefix: its trailing dash is fine, the suffix comes later.
-        let prefix = generate_name.strip_suffix('-').unwrap_or(generate_name);
-        for msg in dns1123_subdomain(prefix) {
-            errs.push(FieldError::invalid(
-                path.child("generateName"),
-                generate_name,
-                msg,
-            ));
+    let name_field = string_field(meta.name, &path, "name", errs);
+    let generate_name = string_field(meta.generate_name, &path, "generateName", errs);
+    if let Text::Str(generate_name) = &generate_name {
+        if !generate_name.is_empty() {
+            // A generateName is a prefix: its trailing dash is fine, the suffix comes later.
+            let prefix = generate_name.strip_suffix('-').unwrap_or(generate_name);
+            for msg in dns1123_subdomain(prefix) {
+                errs.push(FieldError::invalid(
+                    path.child("generateName"),
+                    generate_name.clone(),
+                    msg,
+                ));
+            }
         }
     }
-    if name.is_empty() {
-        if generate_name.is_empty() && name_field != Text::WrongType {
-            errs.push(FieldError::required(
-                path.child("name"),
-                "name or generateName is required",
-            ));
+    match name_field {
+        Text::Str(name) if !name.is_empty() => {
+            for msg in dns1123_subdomain(&name) {
+                errs.push(FieldError::invalid(path.child("name"), name.clone(), msg));
+            }
         }
-    } else {
-        for msg in dns1123_subdomain(name) {
-            errs.push(FieldError::invalid(path.child("name"), name, msg));
+        Text::WrongType => {}
+        Text::Absent | Text::Str(_) => {
+            if generate_name.or_empty().is_empty() {
+                errs.push(FieldError::required(
+                    path.child("name"),
+                    "name or generateName is required",
+                ));
+            }
         }
     }
 }
@@ -221,25 +230,29 @@ fn is_dns1123_label(label: &str) -> bool {
     }
 }
 
-fn validate_spec(spec: &Map<String, Value>, errs: &mut dyn Report) {
+fn validate_spec<'a>(spec: &Spec<'a>, errs: &mut dyn Report<'a>) {
     let path = Path::new("spec");
-    match string_field(spec, "network", &path, errs) {
-        Text::Absent | Text::Str("") => errs.push(FieldError::required(path.child("network"), "")),
-        Text::Str(network) if !is_network_name(network) => errs.push(FieldError::invalid(
+    match string_field(spec.network, &path, "network", errs) {
+        Text::Absent => errs.push(FieldError::required(path.child("network"), "")),
+        Text::Str(network) if network.is_empty() => {
+            errs.push(FieldError::required(path.child("network"), ""))
+        }
+        Text::Str(network) if !is_network_name(&network) => errs.push(FieldError::invalid(
             path.child("network"),
             network,
             NETWORK_NAME_MSG,
         )),
         Text::Str(_) | Text::WrongType => {}
     }
-    match string_field(spec, "interface", &path, errs) {
-        Text::Absent | Text::Str("") => {
+    match string_field(spec.interface, &path, "interface", errs) {
+        Text::Absent => errs.push(FieldError::required(path.child("interface"), "")),
+        Text::Str(interface) if interface.is_empty() => {
             errs.push(FieldError::required(path.child("interface"), ""))
         }
         Text::Str(interface) => validate_interface_name(interface, &path.child("interface"), errs),
         Text::WrongType => {}
     }
-    if let Some(requests) = list_field(spec, "ipRequests", &path, errs) {
+    if let Some(requests) = list_field(spec.ip_requests, &path, "ipRequests", errs) {
         validate_ip_requests(requests, &path.child("ipRequests"), errs);
     }
 }
@@ -254,14 +267,14 @@ fn is_network_name(name: &str) -> bool {
 
 /// A kernel interface name as CNI's `ValidateInterfaceName` checks it; every broken rule is
 /// reported. Non-empty is checked by the caller.
-fn validate_interface_name(name: &str, path: &Path, errs: &mut dyn Report) {
+fn validate_interface_name<'a>(name: Cow<'a, str>, path: &Path, errs: &mut dyn Report<'a>) {
     if name.len() > INTERFACE_NAME_MAX_BYTES {
         errs.push(FieldError::too_long(path.clone(), INTERFACE_NAME_MAX_BYTES));
     }
     if name == "." || name == ".." {
         errs.push(FieldError::invalid(
             path.clone(),
-            name,
+            name.clone(),
             "interface name is . or ..",
         ));
     }
@@ -278,11 +291,11 @@ fn validate_interface_name(name: &str, path: &Path, errs: &mut dyn Report) {
 }
 
 /// `spec.ipRequests`: at most two interface addresses, of different IP families.
-fn validate_ip_requests(requests: &[Value], path: &Path, errs: &mut dyn Report) {
-    if requests.len() > IP_REQUESTS_MAX {
+fn validate_ip_requests<'a>(requests: List<'a>, path: &Path, errs: &mut dyn Report<'a>) {
+    if requests.len > IP_REQUESTS_MAX {
         errs.push(FieldError::too_many(
             path.clone(),
-            requests.len(),
+            requests.len,
             IP_REQUESTS_MAX,
         ));
     }
@@ -291,109 +304,308 @@ fn validate_ip_requests(requests: &[Value], path: &Path, errs: &mut dyn Report) 
     }
     let addresses = validate_address_list(requests, path, errs);
     let mut seen_family: Option<(usize, bool)> = None;
-    for (i, address) in addresses.iter().enumerate() {
-        let Some((address, duplicate)) = address else {
+    for (i, item) in requests.items().enumerate() {
+        let Some(v4) = addresses.family(i) else {
             continue;
         };
-        if *duplicate {
-            continue;
-        }
         match seen_family {
-            Some((first, v4)) if v4 == address.is_ipv4() => errs.push(FieldError::invalid(
-                path.index(i),
-                requests[i].as_str().unwrap_or_default(),
-                format!(
-                    "must be of a different IP family than {}",
-                    path.index(first)
-                ),
-            )),
+            Some((first, first_v4)) if first_v4 == v4 => {
+                let value = item.as_str().map(|s| s.decode()).unwrap_or_default();
+                errs.push(FieldError::invalid(
+                    path.index(i),
+                    value,
+                    format!(
+                        "must be of a different IP family than {}",
+                        path.index(first)
+                    ),
+                ))
+            }
             Some(_) => {}
-            None => seen_family = Some((i, address.is_ipv4())),
+            None => seen_family = Some((i, v4)),
+        }
+    }
+}
+
+/// What [`validate_address_list`] found of each item of an address list.
+struct AddressList {
+    /// Per item, what it is ([`Class`]).
+    classes: Vec<Class>,
+    /// Per item, whether it repeats an earlier one.
+    repeats: Bits,
+}
+
+/// What an item of an address list is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Class {
+    /// Not a string.
+    NotString,
+    /// A valid IPv4 address or interface address.
+    V4,
+    /// A valid IPv6 address or interface address.
+    V6,
+    /// An address not written in canonical form.
+    NotCanonical,
+    /// Not an address.
+    Invalid,
+}
+
+// === impl AddressList ===
+
+impl AddressList {
+    /// Whether item `i` is a valid address that repeats no earlier one, and if so whether it
+    /// is IPv4.
+    fn family(&self, i: usize) -> Option<bool> {
+        match self.classes[i] {
+            Class::V4 if !self.repeats.get(i) => Some(true),
+            Class::V6 if !self.repeats.get(i) => Some(false),
+            _ => None,
         }
     }
 }
 
 /// Checks each item of an address list (`status.ips`, `spec.ipRequests`) and reports the
-/// same address twice. Returns, per item, the address when valid and whether it repeats one.
-fn validate_address_list(
-    items: &[Value],
+/// same address twice (whatever the spelling or prefix; a value that is not an address when
+/// its text repeats). Returns what each item is.
+///
+/// The list is read twice: once to parse every item and find the repeats (by sorting compact
+/// keys: an address, or where a string stands in the list's text), once to report each
+/// item's errors in order.
+fn validate_address_list<'a>(
+    list: List<'a>,
     path: &Path,
-    errs: &mut dyn Report,
-) -> Vec<Option<(ip::Address, bool)>> {
-    let mut seen_ips: HashSet<std::net::IpAddr> = HashSet::with_capacity(items.len());
-    let mut seen_invalid: HashSet<&str> = HashSet::new();
-    let mut out = Vec::with_capacity(items.len());
-    for (i, item) in items.iter().enumerate() {
-        // Most items are valid: their path is written only for an error.
-        let item_path = || path.index(i);
-        let Value::String(value) = item else {
-            errs.push(FieldError::type_invalid(item_path(), item, "string"));
-            out.push(None);
+    errs: &mut dyn Report<'a>,
+) -> AddressList {
+    let mut classes = Vec::with_capacity(list.len);
+    let mut keys = RepeatKeys::new(list);
+    for (i, item) in list.items().enumerate() {
+        let Some(text) = item.as_str() else {
+            classes.push(Class::NotString);
             continue;
         };
-        // The same address twice is a duplicate whatever the spelling or prefix; a value that
-        // is not an address is a duplicate when its text repeats.
-        let (address, duplicate) = match ip::parse(value) {
-            Ok(a) => (Some(a), remember(&mut seen_ips, a.ip)),
-            Err(AddressError::NotCanonical { canonical }) => {
-                errs.push(FieldError::invalid(
-                    item_path(),
-                    value.as_str(),
-                    AddressError::NotCanonical { canonical }.to_string(),
-                ));
-                (None, remember(&mut seen_ips, canonical.ip))
+        let value = text.decode();
+        let class = match ip::parse(&value) {
+            Ok(a) => {
+                keys.address(a.ip, i);
+                if a.is_ipv4() {
+                    Class::V4
+                } else {
+                    Class::V6
+                }
             }
-            Err(e) => {
-                errs.push(FieldError::invalid(
-                    item_path(),
-                    value.as_str(),
-                    e.to_string(),
-                ));
-                (None, remember(&mut seen_invalid, value.as_str()))
+            Err(AddressError::NotCanonical { canonical }) => {
+                keys.address(canonical.ip, i);
+                Class::NotCanonical
+            }
+            Err(_) => {
+                keys.text(text, i);
+                Class::Invalid
             }
         };
-        if duplicate {
-            errs.push(FieldError::duplicate(item_path(), value.as_str()));
-        }
-        out.push(address.map(|a| (a, duplicate)));
+        classes.push(class);
     }
-    out
+    let repeats = keys.repeats();
+    // Most lists are valid and repeat nothing: then there is nothing to report.
+    let clean = classes.iter().all(|c| matches!(c, Class::V4 | Class::V6));
+    if clean && !repeats.any() {
+        return AddressList { classes, repeats };
+    }
+    for ((i, item), class) in list.items().enumerate().zip(&classes) {
+        // Most items are valid: their path is written only for an error.
+        let item_path = || path.index(i);
+        let value = match item.as_str() {
+            Some(text) => text.decode(),
+            None => {
+                errs.push(FieldError::type_invalid(item_path(), item, "string"));
+                continue;
+            }
+        };
+        if matches!(class, Class::NotCanonical | Class::Invalid) {
+            if let Err(e) = ip::parse(&value) {
+                errs.push(FieldError::invalid(
+                    item_path(),
+                    value.clone(),
+                    e.to_string(),
+                ));
+            }
+        }
+        if repeats.get(i) {
+            errs.push(FieldError::duplicate(item_path(), value));
+        }
+    }
+    AddressList { classes, repeats }
 }
 
-/// Records `item`; true when it was already there.
-fn remember<T: Eq + Hash>(seen: &mut HashSet<T>, item: T) -> bool {
-    !seen.insert(item)
+/// The keys of a list's items that must not repeat: addresses, each with the item's index,
+/// and strings, found repeated as they come.
+struct RepeatKeys<'a> {
+    /// IPv4 addresses.
+    v4: Vec<(u32, u32)>,
+    /// IPv6 addresses.
+    v6: Vec<([u8; 16], u32)>,
+    /// The strings seen so far.
+    texts: FirstTexts<'a>,
+    /// Which items repeat an earlier one (for strings, as found).
+    repeats: Bits,
 }
 
-fn validate_status(status: &Map<String, Value>, errs: &mut dyn Report) {
+// === impl RepeatKeys ===
+
+impl<'a> RepeatKeys<'a> {
+    fn new(list: List<'a>) -> Self {
+        RepeatKeys {
+            v4: Vec::new(),
+            v6: Vec::new(),
+            texts: FirstTexts::new(list.raw.text),
+            repeats: Bits::new(list.len),
+        }
+    }
+
+    fn address(&mut self, ip: std::net::IpAddr, i: usize) {
+        match ip {
+            std::net::IpAddr::V4(v4) => self.v4.push((u32::from(v4), i as u32)),
+            std::net::IpAddr::V6(v6) => self.v6.push((v6.octets(), i as u32)),
+        }
+    }
+
+    /// Item `i`, a string of the list's text that is not an address.
+    fn text(&mut self, text: Str<'a>, i: usize) {
+        if self.texts.repeats(text) {
+            self.repeats.set(i);
+        }
+    }
+
+    /// Which items repeat the key of an earlier one.
+    fn repeats(mut self) -> Bits {
+        self.v4.sort_unstable();
+        mark_repeats(&self.v4, |a, b| a.0 == b.0, &mut self.repeats);
+        self.v6.sort_unstable();
+        mark_repeats(&self.v6, |a, b| a.0 == b.0, &mut self.repeats);
+        self.repeats
+    }
+}
+
+/// The distinct strings of a list's text, each remembered by where its first copy starts and
+/// half of its hash (8 bytes in a hash table): whether a string repeats an earlier one is
+/// found in constant time, without sorting, whatever the strings (the hash is keyed per
+/// process, so that a client cannot choose strings that collide).
+struct FirstTexts<'a> {
+    text: &'a str,
+    table: hashbrown::HashTable<(u32, u32)>,
+}
+
+// === impl FirstTexts ===
+
+impl<'a> FirstTexts<'a> {
+    fn new(text: &'a str) -> Self {
+        FirstTexts {
+            text,
+            table: hashbrown::HashTable::new(),
+        }
+    }
+
+    /// Whether `s`, a string of the list's text, repeats one seen before; remembers it if not.
+    fn repeats(&mut self, s: Str<'a>) -> bool {
+        let text = self.text;
+        let hash = std::hash::BuildHasher::hash_one(text_hash_state(), s.decode().as_bytes());
+        // The table is rebuilt from the kept half as it grows: the low bits pick the bucket,
+        // the top ones hashbrown's tag, so the half is spread over both.
+        let half = (hash >> 32) as u32;
+        let spread = |half: u32| u64::from(half).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let entry = self.table.entry(
+            spread(half),
+            |&(at, h)| h == half && Str::at(text, at) == s,
+            |&(_, h)| spread(h),
+        );
+        match entry {
+            hashbrown::hash_table::Entry::Occupied(_) => true,
+            hashbrown::hash_table::Entry::Vacant(slot) => {
+                slot.insert((json::offset(text, s.raw()), half));
+                false
+            }
+        }
+    }
+}
+
+/// The hasher keys of [`FirstTexts`], drawn once per process.
+fn text_hash_state() -> &'static std::collections::hash_map::RandomState {
+    static STATE: std::sync::OnceLock<std::collections::hash_map::RandomState> =
+        std::sync::OnceLock::new();
+    STATE.get_or_init(Default::default)
+}
+
+/// Marks every entry of `sorted` (ordered by key, then by index) whose key is its
+/// predecessor's: all but the first of each key.
+fn mark_repeats<T: Copy>(
+    sorted: &[(T, u32)],
+    same: impl Fn(&(T, u32), &(T, u32)) -> bool,
+    out: &mut Bits,
+) {
+    for pair in sorted.windows(2) {
+        if same(&pair[0], &pair[1]) {
+            out.set(pair[1].1 as usize);
+        }
+    }
+}
+
+/// One bit per item.
+struct Bits(Vec<u64>);
+
+// === impl Bits ===
+
+impl Bits {
+    fn new(len: usize) -> Self {
+        Bits(vec![0; len.div_ceil(64)])
+    }
+
+    fn set(&mut self, i: usize) {
+        self.0[i / 64] |= 1 << (i % 64);
+    }
+
+    fn get(&self, i: usize) -> bool {
+        self.0.get(i / 64).is_some_and(|w| w >> (i % 64) & 1 == 1)
+    }
+
+    fn any(&self) -> bool {
+        self.0.iter().any(|&w| w != 0)
+    }
+}
+
+fn validate_status<'a>(status: &Status<'a>, errs: &mut dyn Report<'a>) {
     let path = Path::new("status");
-    match present(status, "ips") {
-        None => errs.push(FieldError::required(path.child("ips"), "")),
-        Some(Value::Array(ips)) => {
+    match status.ips {
+        Field::Absent | Field::Null => errs.push(FieldError::required(path.child("ips"), "")),
+        Field::Value(ips) => {
             if errs.items() {
                 validate_address_list(ips, &path.child("ips"), errs);
             }
         }
-        Some(other) => errs.push(FieldError::type_invalid(path.child("ips"), other, "array")),
+        Field::Other(other) => {
+            errs.push(FieldError::type_invalid(path.child("ips"), other, "array"))
+        }
     }
-    match present(status, "ownerPod") {
-        None => {}
-        Some(Value::Object(owner)) => {
+    match status.owner_pod {
+        Field::Absent | Field::Null => {}
+        Field::Value(owner) => {
             let owner_path = path.child("ownerPod");
-            let name = string_field(owner, "name", &owner_path, errs).or_empty();
-            if !name.is_empty() {
-                for msg in dns1123_subdomain(name) {
-                    errs.push(FieldError::invalid(owner_path.child("name"), name, msg));
+            if let Text::Str(name) = string_field(owner.name, &owner_path, "name", errs) {
+                if !name.is_empty() {
+                    for msg in dns1123_subdomain(&name) {
+                        errs.push(FieldError::invalid(
+                            owner_path.child("name"),
+                            name.clone(),
+                            msg,
+                        ));
+                    }
                 }
             }
         }
-        Some(other) => errs.push(FieldError::type_invalid(
+        Field::Other(other) => errs.push(FieldError::type_invalid(
             path.child("ownerPod"),
             other,
             "object",
         )),
     }
-    if let Some(conditions) = list_field(status, "conditions", &path, errs) {
+    if let Some(conditions) = list_field(status.conditions, &path, "conditions", errs) {
         if errs.items() {
             validate_conditions(conditions, &path.child("conditions"), errs);
         }
@@ -401,28 +613,38 @@ fn validate_status(status: &Map<String, Value>, errs: &mut dyn Report) {
 }
 
 /// `metav1.Condition` rules, as the CRD schema and the API server word them.
-fn validate_conditions(conditions: &[Value], path: &Path, errs: &mut dyn Report) {
-    let mut seen_types: HashSet<&str> = HashSet::with_capacity(conditions.len());
-    for (i, item) in conditions.iter().enumerate() {
-        validate_condition(item, &path.index(i), Some(&mut seen_types), errs);
+fn validate_conditions<'a>(conditions: List<'a>, path: &Path, errs: &mut dyn Report<'a>) {
+    // A condition repeats the type of an earlier one: the types seen so far tell as the list
+    // is read, once. A single condition repeats nothing.
+    let mut types = (conditions.len > 1).then(|| FirstTexts::new(conditions.raw.text));
+    for (i, item) in conditions.items().enumerate() {
+        errs.condition(i, item);
+        let cond = Condition::read(item);
+        let repeated = match (&mut types, cond.and_then(|c| c.r#type.str())) {
+            (Some(types), Some(t)) if !t.raw().is_empty() => types.repeats(t),
+            _ => false,
+        };
+        validate_condition(item, cond, &path.index(i), repeated, errs);
     }
 }
 
-/// The rules of one condition at `item_path`; with `seen_types`, also that its type is not one
-/// of an earlier condition (a duplicate is reported after the type's other errors).
+/// The rules of one condition at `item_path` (`cond`, as read from `item`); `repeated` when its type is that of an earlier
+/// condition (a duplicate is reported after the type's other errors).
 fn validate_condition<'a>(
-    item: &'a Value,
+    item: Raw<'a>,
+    cond: Option<Condition<'a>>,
     item_path: &Path,
-    seen_types: Option<&mut HashSet<&'a str>>,
-    errs: &mut dyn Report,
+    repeated: bool,
+    errs: &mut dyn Report<'a>,
 ) {
-    let Value::Object(cond) = item else {
+    let Some(cond) = cond else {
         errs.push(FieldError::type_invalid(item_path.clone(), item, "object"));
         return;
     };
 
-    match string_field(cond, "type", item_path, errs) {
-        Text::Absent | Text::Str("") => {
+    match string_field(cond.r#type, item_path, "type", errs) {
+        Text::Absent => errs.push(FieldError::required(item_path.child("type"), "")),
+        Text::Str(t) if t.is_empty() => {
             errs.push(FieldError::required(item_path.child("type"), ""))
         }
         Text::WrongType => {}
@@ -432,52 +654,53 @@ fn validate_condition<'a>(
             if t.chars().count() > CONDITION_TYPE_MAX {
                 errs.push(FieldError::too_long_max_length(p(), CONDITION_TYPE_MAX));
             }
-            if !is_qualified_condition_type(t) {
-                errs.push(pattern_error(&p(), t, CONDITION_TYPE_PATTERN));
+            if !is_qualified_condition_type(&t) {
+                errs.push(pattern_error(&p(), t.clone(), CONDITION_TYPE_PATTERN));
             }
-            if seen_types.is_some_and(|seen| remember(seen, t)) {
+            if repeated {
                 errs.push(FieldError::duplicate(p(), t));
             }
         }
     }
 
-    match string_field(cond, "status", item_path, errs) {
+    match string_field(cond.status, item_path, "status", errs) {
         Text::Absent => errs.push(FieldError::required(item_path.child("status"), "")),
-        Text::Str(s) if !CONDITION_STATUSES.contains(&s) => errs.push(FieldError::not_supported(
-            item_path.child("status"),
-            s,
-            &CONDITION_STATUSES,
-        )),
+        Text::Str(s) if !CONDITION_STATUSES.contains(&s.as_ref()) => errs.push(
+            FieldError::not_supported(item_path.child("status"), s, &CONDITION_STATUSES),
+        ),
         Text::WrongType => {
             // The API server checks the enum after the type, whatever the type: a value that
             // is not a string is both a type error and an unsupported value.
-            let value = present(cond, "status").unwrap_or(&Value::Null);
-            errs.push(FieldError::not_supported(
-                item_path.child("status"),
-                BadValue::decoded(value),
-                &CONDITION_STATUSES,
-            ))
+            if let Field::Other(value) = cond.status {
+                errs.push(FieldError::not_supported(
+                    item_path.child("status"),
+                    BadValue::decoded(value),
+                    &CONDITION_STATUSES,
+                ))
+            }
         }
         Text::Str(_) => {}
     }
 
-    match string_field(cond, "reason", item_path, errs) {
+    match string_field(cond.reason, item_path, "reason", errs) {
         Text::Absent => errs.push(FieldError::required(item_path.child("reason"), "")),
         // The CRD's `minLength: 1`, checked before the pattern (the API server stops at it).
-        Text::Str("") => errs.push(FieldError::too_short(item_path.child("reason"), "", 1)),
+        Text::Str(r) if r.is_empty() => {
+            errs.push(FieldError::too_short(item_path.child("reason"), "", 1))
+        }
         Text::WrongType => {}
         Text::Str(r) => {
             let p = || item_path.child("reason");
             if r.chars().count() > CONDITION_REASON_MAX {
                 errs.push(FieldError::too_long_max_length(p(), CONDITION_REASON_MAX));
             }
-            if !is_condition_reason(r) {
+            if !is_condition_reason(&r) {
                 errs.push(pattern_error(&p(), r, CONDITION_REASON_PATTERN));
             }
         }
     }
 
-    if let Text::Str(m) = string_field(cond, "message", item_path, errs) {
+    if let Text::Str(m) = string_field(cond.message, item_path, "message", errs) {
         if m.chars().count() > CONDITION_MESSAGE_MAX {
             errs.push(FieldError::too_long_max_length(
                 item_path.child("message"),
@@ -489,21 +712,28 @@ fn validate_condition<'a>(
     // `format: date-time`: the API server's schema validation reports a value that is not a
     // date-time as a type error, a string (`""` too) or not.
     let p = || item_path.child("lastTransitionTime");
-    match present(cond, "lastTransitionTime") {
-        None => errs.push(FieldError::required(p(), "")),
-        Some(Value::String(t)) if !is_rfc3339(t) => {
-            errs.push(FieldError::format_invalid(p(), t, "date-time"))
+    match cond.last_transition_time {
+        Field::Absent | Field::Null => errs.push(FieldError::required(p(), "")),
+        Field::Value(t) => {
+            let t = t.decode();
+            if !is_rfc3339(&t) {
+                errs.push(FieldError::format_invalid(p(), t, "date-time"))
+            }
         }
-        Some(Value::String(_)) => {}
         // Its schema validation lets a list through a string field with a format; a claim
         // is never admitted with one, so it is the plain type error.
-        Some(list @ Value::Array(_)) => errs.push(FieldError::type_invalid(p(), list, "string")),
-        Some(other) => errs.push(FieldError::format_type_invalid(p(), other, "date-time")),
+        Field::Other(list) if list.kind == Kind::Array => {
+            errs.push(FieldError::type_invalid(p(), list, "string"))
+        }
+        Field::Other(other) => errs.push(FieldError::format_type_invalid(p(), other, "date-time")),
     }
 
-    if let Some(generation) = present(cond, "observedGeneration") {
-        let p = item_path.child("observedGeneration");
-        validate_observed_generation(generation, &p, errs);
+    match cond.observed_generation {
+        Field::Absent | Field::Null => {}
+        Field::Value(generation) | Field::Other(generation) => {
+            let p = item_path.child("observedGeneration");
+            validate_observed_generation(generation, &p, errs);
+        }
     }
 }
 
@@ -511,12 +741,14 @@ fn validate_condition<'a>(
 /// server's schema validation judges what its decoder makes of the value: an `int64`, or a
 /// `float64` for a number with a fraction or an exponent or beyond int64, which counts as an
 /// integer when it has no fraction. Its minimum is checked on any number, after the type.
-fn validate_observed_generation(value: &Value, path: &Path, errs: &mut dyn Report) {
-    match value {
-        Value::Number(n) => {
-            let (integer, negative, bad) = match decoded_number(n) {
-                Ok(i) => (true, i < 0, BadValue::Int(i)),
-                Err(f) => (is_json_integer(f), f < 0.0, BadValue::Float(f)),
+fn validate_observed_generation<'a>(value: Raw<'a>, path: &Path, errs: &mut dyn Report<'a>) {
+    match value.kind {
+        Kind::Number => {
+            let decoded = value.number().map(|n| decoded_number(&n));
+            let (integer, negative, bad) = match decoded {
+                Some(Ok(i)) => (true, i < 0, BadValue::Int(i)),
+                Some(Err(f)) => (is_json_integer(f), f < 0.0, BadValue::Float(f)),
+                None => (false, false, BadValue::Float(f64::NAN)),
             };
             if !integer {
                 errs.push(FieldError::format_type_invalid(
@@ -530,12 +762,12 @@ fn validate_observed_generation(value: &Value, path: &Path, errs: &mut dyn Repor
                 errs.push(FieldError::invalid(path.clone(), bad, detail));
             }
         }
-        Value::Bool(_) | Value::Object(_) => errs.push(FieldError::format_type_invalid(
+        Kind::Bool | Kind::Object => errs.push(FieldError::format_type_invalid(
             path.clone(),
             value,
             "int64",
         )),
-        Value::String(_) | Value::Array(_) | Value::Null => {
+        Kind::String | Kind::Array | Kind::Null => {
             errs.push(FieldError::type_invalid(path.clone(), value, "integer"))
         }
     }
@@ -550,11 +782,10 @@ fn is_json_integer(f: f64) -> bool {
 }
 
 /// The API server's wording for a string that does not match a CRD schema `pattern`.
-fn pattern_error(path: &Path, value: &str, pattern: &str) -> FieldError {
+fn pattern_error<'a>(path: &Path, value: Cow<'a, str>, pattern: &str) -> FieldError<'a> {
     let detail = format!("{path} in body should match '{pattern}'");
     FieldError::invalid(path.clone(), value, detail)
 }
-
 /// `^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$`
 fn is_qualified_condition_type(value: &str) -> bool {
     match value.split_once('/') {
@@ -645,35 +876,62 @@ fn is_rfc3339(value: &str) -> bool {
 
 /// UPDATE: the spec is immutable. Each changed spec field is an error; the whole `spec` when
 /// it appears or disappears.
-fn immutability(object: &Value, old: &Value) -> ErrorList {
+fn immutability<'a>(object: &Claim<'a>, old: &Claim<'a>) -> ErrorList<'a> {
     let mut errs = ErrorList::new();
-    let new_spec = object.get("spec").filter(|v| !v.is_null());
-    let old_spec = old.get("spec").filter(|v| !v.is_null());
-    match (new_spec, old_spec) {
-        (None, None) => {}
-        (Some(Value::Object(new_spec)), Some(Value::Object(old_spec))) => {
-            for field in ["network", "interface", "ipRequests"] {
-                let new_value = new_spec.get(field).filter(|v| !v.is_null());
-                let old_value = old_spec.get(field).filter(|v| !v.is_null());
-                if new_value != old_value {
-                    errs.push(immutable(Path::new("spec").child(field), new_value));
+    match (object.spec, old.spec) {
+        (Field::Value(new_spec), Field::Value(old_spec)) => {
+            let strings = [
+                ("network", new_spec.network, old_spec.network),
+                ("interface", new_spec.interface, old_spec.interface),
+            ];
+            for (field, new_value, old_value) in strings {
+                if !same(new_value.raw(), old_value.raw(), RawOf::same_value) {
+                    let value = new_value.raw().map(|v| match v {
+                        RawOf::Str(s) => BadValue::Str(s.decode()),
+                        RawOf::Raw(raw) => BadValue::of(raw),
+                    });
+                    errs.push(immutable(Path::new("spec").child(field), value));
                 }
             }
+            let (new_value, old_value) = (new_spec.ip_requests.raw(), old_spec.ip_requests.raw());
+            if !same(new_value, old_value, Raw::same_value) {
+                let path = Path::new("spec").child("ipRequests");
+                errs.push(immutable(path, new_value.map(BadValue::of)));
+            }
         }
-        (new_spec, old_spec) if new_spec != old_spec => {
-            errs.push(immutable(Path::new("spec"), new_spec));
+        (new_spec, old_spec) => {
+            let (new_value, old_value) = (spec_raw(&new_spec), spec_raw(&old_spec));
+            if !same(new_value, old_value, Raw::same_value) {
+                errs.push(immutable(Path::new("spec"), new_value.map(BadValue::of)));
+            }
         }
-        _ => {}
     }
     errs
 }
 
-fn immutable(path: Path, new_value: Option<&Value>) -> FieldError {
-    let value = new_value.map_or(BadValue::Null, BadValue::from_json);
+/// `spec` as text, unless absent or `null`.
+fn spec_raw<'a>(spec: &Field<'a, Spec<'a>>) -> Option<Raw<'a>> {
+    match *spec {
+        Field::Value(spec) => Some(spec.raw),
+        Field::Other(raw) => Some(raw),
+        Field::Absent | Field::Null => None,
+    }
+}
+
+/// Whether two values (`None` for absent or `null`) are the same.
+fn same<T>(a: Option<T>, b: Option<T>, same_value: impl Fn(&T, &T) -> bool) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(a), Some(b)) => same_value(&a, &b),
+        _ => false,
+    }
+}
+
+fn immutable<'a>(path: Path, new_value: Option<BadValue<'a>>) -> FieldError<'a> {
     FieldError {
         kind: crate::admission::field::ErrorType::Invalid,
         path,
-        value,
+        value: new_value.unwrap_or(BadValue::Null),
         detail: "field is immutable".to_owned(),
     }
 }
@@ -692,25 +950,27 @@ fn immutable(path: Path, new_value: Option<&Value>) -> FieldError {
 /// needed, and every other field has a handful of errors at most, judged at the first error.
 /// So sorting the errors of a review costs as much as reading it, however many errors there
 /// are, and a valid object costs nothing more.
-struct Ratchet<'a> {
-    object: &'a Value,
-    old: &'a Value,
+struct Ratchet<'r, 'a> {
+    object: &'r Claim<'a>,
+    old: &'r Claim<'a>,
     /// What the errors are matched against, made at the first error.
     index: Option<OldIndex<'a>>,
+    /// The condition being judged: its index and its text.
+    condition: Option<(usize, Raw<'a>)>,
     /// The errors of the old condition last looked at, and its index.
-    old_condition_errors: Option<(usize, ErrorList)>,
+    old_condition_errors: Option<(usize, ErrorList<'a>)>,
     /// Where the errors go.
-    verdict: Verdict,
+    verdict: Verdict<'a>,
 }
 
 /// What [`Ratchet`] matches errors against.
 struct OldIndex<'a> {
     /// Whether `status.ips` and `spec.ipRequests` are the same in both objects.
     same_list: [bool; 2],
-    /// The index of the first old condition of each `type`.
-    old_conditions: HashMap<ConditionType<'a>, usize>,
+    /// The old conditions by `type`, the first of each type (see [`OldConditions`]).
+    old_conditions: OldConditions<'a>,
     /// The old object's errors outside list items, by path.
-    old_errors: HashMap<String, Vec<FieldError>>,
+    old_errors: std::collections::HashMap<String, Vec<FieldError<'a>>>,
 }
 
 /// The atomic lists whose items are never correlated with the old object's.
@@ -718,21 +978,114 @@ const ATOMIC_LISTS: [(&str, &str); 2] = [("status", "ips"), ("spec", "ipRequests
 /// The start of the path of a condition.
 const CONDITION_PREFIX: &str = "status.conditions[";
 
-/// A condition's `type` as a key: a string as it is, any other JSON value as its text.
-#[derive(PartialEq, Eq, Hash)]
-enum ConditionType<'a> {
-    Str(&'a str),
-    Other(String),
+/// A list member of a claim as `value[parent][list]` finds it: missing, `null`, or a value.
+#[derive(Clone, Copy)]
+enum Member<'a> {
+    Missing,
+    Null,
+    Is(Raw<'a>),
 }
 
-// === impl ConditionType ===
+// === impl Member ===
 
-impl<'a> ConditionType<'a> {
-    fn of(value: &'a Value) -> Self {
-        match value {
-            Value::String(s) => ConditionType::Str(s),
-            other => ConditionType::Other(other.to_string()),
+impl<'a> Member<'a> {
+    /// `claim[parent][list]` for one of the [`ATOMIC_LISTS`].
+    fn of(claim: &Claim<'a>, (parent, _): (&str, &str)) -> Self {
+        let field = match (parent, claim.status, claim.spec) {
+            ("status", Field::Value(status), _) => status.ips,
+            ("spec", _, Field::Value(spec)) => spec.ip_requests,
+            _ => return Member::Missing,
+        };
+        match field {
+            Field::Absent => Member::Missing,
+            Field::Null => Member::Null,
+            Field::Value(list) => Member::Is(list.raw),
+            Field::Other(raw) => Member::Is(raw),
         }
+    }
+
+    fn same(&self, other: &Member<'_>) -> bool {
+        match (self, other) {
+            (Member::Missing, Member::Missing) | (Member::Null, Member::Null) => true,
+            (Member::Is(a), Member::Is(b)) => a.same_value(b),
+            _ => false,
+        }
+    }
+}
+
+/// The old object's conditions that have a `type`, the first of each type, sorted by type for
+/// a binary search: a string type by where its text stands in the list, any other by its
+/// fingerprint. Each entry is the condition's index and where its text starts.
+struct OldConditions<'a> {
+    /// The list's text.
+    text: &'a str,
+    /// `(type, index, item)` for string types.
+    strs: Vec<(u32, u32, u32)>,
+    /// `(fingerprint, index, item)` for types of any other JSON type (`null` included).
+    others: Vec<(u128, u32, u32)>,
+}
+
+// === impl OldConditions ===
+
+impl<'a> OldConditions<'a> {
+    fn new(old: &Claim<'a>) -> Self {
+        let list = match old.status {
+            Field::Value(Status {
+                conditions: Field::Value(list),
+                ..
+            }) => Some(list),
+            _ => None,
+        };
+        let text = list.map_or("", |l| l.raw.text);
+        let mut index = OldConditions {
+            text,
+            strs: Vec::new(),
+            others: Vec::new(),
+        };
+        for (i, item) in list.iter().flat_map(List::items).enumerate() {
+            let Some(t) = Condition::type_value(item) else {
+                continue;
+            };
+            let (i, at) = (i as u32, json::offset(text, item.text));
+            match t.as_str() {
+                Some(s) => index.strs.push((json::offset(text, s.raw()), i, at)),
+                None => index.others.push((t.fingerprint(), i, at)),
+            }
+        }
+        let str_at = |at: u32| Str::at(text, at);
+        // Stable, so that the first of each type comes first.
+        index
+            .strs
+            .sort_by(|a, b| str_at(a.0).cmp_decoded(&str_at(b.0)));
+        index.others.sort_by_key(|o| o.0);
+        index
+    }
+
+    fn is_empty(&self) -> bool {
+        self.strs.is_empty() && self.others.is_empty()
+    }
+
+    /// The index and text of the first old condition whose type is `t`.
+    fn find(&self, t: Raw<'_>) -> Option<(usize, Raw<'a>)> {
+        let (index, at) = match t.as_str() {
+            Some(s) => {
+                let str_at = |at: u32| Str::at(self.text, at);
+                let first = self
+                    .strs
+                    .partition_point(|e| str_at(e.0).cmp_decoded(&s).is_lt());
+                let &(found, index, at) = self.strs.get(first)?;
+                (str_at(found) == s).then_some((index, at))?
+            }
+            None => {
+                let fingerprint = t.fingerprint();
+                let first = self.others.partition_point(|e| e.0 < fingerprint);
+                let &(found, index, at) = self.others.get(first)?;
+                (found == fingerprint).then_some((index, at))?
+            }
+        };
+        let mut reader = json::Reader::new(&self.text[at as usize..]);
+        let item = reader.skip().ok()?;
+        Some((index as usize, item))
     }
 }
 
@@ -740,10 +1093,10 @@ impl<'a> ConditionType<'a> {
 /// atomic lists and of the conditions (which [`Ratchet`] matches otherwise). Items are not
 /// judged at all.
 #[derive(Default)]
-struct FieldsOnly(ErrorList);
+struct FieldsOnly<'a>(ErrorList<'a>);
 
-impl Report for FieldsOnly {
-    fn push(&mut self, e: FieldError) {
+impl<'a> Report<'a> for FieldsOnly<'a> {
+    fn push(&mut self, e: FieldError<'a>) {
         self.0.push(e);
     }
 
@@ -755,43 +1108,38 @@ impl Report for FieldsOnly {
 // === impl Ratchet ===
 
 impl<'a> OldIndex<'a> {
-    fn new(object: &'a Value, old: &'a Value) -> Self {
-        let same_list = ATOMIC_LISTS
-            .map(|(parent, list)| member(object, parent, list) == member(old, parent, list));
-        let mut old_conditions = HashMap::new();
-        let old_list = member(old, "status", "conditions").and_then(Value::as_array);
-        for (i, condition) in old_list.into_iter().flatten().enumerate() {
-            if let Some(t) = condition.get("type") {
-                old_conditions.entry(ConditionType::of(t)).or_insert(i);
-            }
-        }
+    fn new(object: &Claim<'a>, old: &Claim<'a>) -> Self {
+        let same_list =
+            ATOMIC_LISTS.map(|which| Member::of(object, which).same(&Member::of(old, which)));
         let mut fields = FieldsOnly::default();
         check_object(old, &mut fields);
-        let mut old_errors: HashMap<String, Vec<FieldError>> = HashMap::new();
+        let mut old_errors: std::collections::HashMap<String, Vec<FieldError<'a>>> =
+            std::collections::HashMap::new();
         for e in fields.0 {
             old_errors.entry(e.path.to_string()).or_default().push(e);
         }
         OldIndex {
             same_list,
-            old_conditions,
+            old_conditions: OldConditions::new(old),
             old_errors,
         }
     }
 }
 
-impl<'a> Ratchet<'a> {
-    fn new(object: &'a Value, old: &'a Value) -> Self {
+impl<'r, 'a> Ratchet<'r, 'a> {
+    fn new(object: &'r Claim<'a>, old: &'r Claim<'a>) -> Self {
         Ratchet {
             object,
             old,
             index: None,
+            condition: None,
             old_condition_errors: None,
             verdict: Verdict::default(),
         }
     }
 
     /// Whether `error` is about a value unchanged from the old object.
-    fn is_unchanged(&mut self, error: &FieldError) -> bool {
+    fn is_unchanged(&mut self, error: &FieldError<'a>) -> bool {
         let (object, old) = (self.object, self.old);
         let index = self.index.get_or_insert_with(|| OldIndex::new(object, old));
         let path = error.path.as_str();
@@ -820,9 +1168,25 @@ impl<'a> Ratchet<'a> {
         })
     }
 
+    /// The `type` of the new condition `i`, whatever its JSON type.
+    fn new_type(&self, i: usize) -> Option<Raw<'a>> {
+        match self.condition {
+            Some((current, item)) if current == i => Condition::type_value(item),
+            // Validation names the condition it judges before its errors; should it not, the
+            // list is read to find it.
+            _ => match self.object.status {
+                Field::Value(Status {
+                    conditions: Field::Value(list),
+                    ..
+                }) => list.items().nth(i).and_then(Condition::type_value),
+                _ => None,
+            },
+        }
+    }
+
     /// Whether an error under `status.conditions[i]` was an error of the old condition of the
     /// same `type` too, at its own index there.
-    fn condition_unchanged(&mut self, error: &FieldError) -> bool {
+    fn condition_unchanged(&mut self, error: &FieldError<'a>) -> bool {
         let Some(old_conditions) = self.index.as_ref().map(|i| &i.old_conditions) else {
             return false;
         };
@@ -833,15 +1197,11 @@ impl<'a> Ratchet<'a> {
         let Some((new_index, tail)) = path[CONDITION_PREFIX.len()..].split_once(']') else {
             return false;
         };
-        let Some(old_index) = new_index
+        let Some((old_index, old_item)) = new_index
             .parse::<usize>()
             .ok()
-            .and_then(|i| {
-                member(self.object, "status", "conditions")?
-                    .get(i)?
-                    .get("type")
-            })
-            .and_then(|t| old_conditions.get(&ConditionType::of(t)).copied())
+            .and_then(|i| self.new_type(i))
+            .and_then(|t| old_conditions.find(t))
         else {
             return false;
         };
@@ -849,13 +1209,15 @@ impl<'a> Ratchet<'a> {
         // new condition is enough.
         if self.old_condition_errors.as_ref().map(|(i, _)| *i) != Some(old_index) {
             let mut errs = ErrorList::new();
-            if let Some(condition) =
-                member(self.old, "status", "conditions").and_then(|c| c.get(old_index))
-            {
-                let old_path = Path::new("status").child("conditions").index(old_index);
-                // The first condition of a type is never a duplicate: no list to check against.
-                validate_condition(condition, &old_path, None, &mut errs);
-            }
+            let old_path = Path::new("status").child("conditions").index(old_index);
+            // The first condition of a type is never a duplicate: no list to check against.
+            validate_condition(
+                old_item,
+                Condition::read(old_item),
+                &old_path,
+                false,
+                &mut errs,
+            );
             self.old_condition_errors = Some((old_index, errs));
         }
         let Some((_, old_errors)) = &self.old_condition_errors else {
@@ -873,25 +1235,45 @@ impl<'a> Ratchet<'a> {
     }
 }
 
-impl Report for Ratchet<'_> {
-    fn push(&mut self, e: FieldError) {
+impl<'a> Report<'a> for Ratchet<'_, 'a> {
+    fn push(&mut self, e: FieldError<'a>) {
         if self.is_unchanged(&e) {
             self.verdict.ratcheted.push(e);
         } else {
             self.verdict.errors.push(e);
         }
     }
-}
 
-/// `value[parent][field]`, what the JSON pointer `/parent/field` finds.
-fn member<'v>(value: &'v Value, parent: &str, field: &str) -> Option<&'v Value> {
-    value.get(parent)?.get(field)
+    fn condition(&mut self, index: usize, item: Raw<'a>) {
+        self.condition = Some((index, item));
+    }
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::admission::view::testing;
+    use serde_json::{json, Value};
+
+    /// [`super::validate`] of JSON values.
+    fn validate(object: &Value, old: Option<&Value>) -> Verdict<'static> {
+        let old = old.map(testing::claim);
+        super::validate(&testing::claim(object), old.as_ref())
+    }
+
+    /// [`super::validate_object`] of a JSON value.
+    fn validate_object(object: &Value) -> ErrorList<'static> {
+        super::validate_object(&testing::claim(object))
+    }
+
+    /// [`super::immutability`] of JSON values.
+    fn immutability(object: &Value, old: &Value) -> ErrorList<'static> {
+        super::immutability(&testing::claim(object), &testing::claim(old))
+    }
+
+    /// `value[parent][field]`, as the model reads a list.
+    fn member<'v>(value: &'v Value, parent: &str, field: &str) -> Option<&'v Value> {
+        value.get(parent)?.get(field)
+    }
 
     fn claim() -> Value {
         json!({
@@ -1911,6 +2293,19 @@ mod tests {
         assert!(v.errors.kept.0[0]
             .to_string()
             .starts_with("status.ips[0]: Invalid value: \"x0\""));
+    }
+
+    // Repeats are found on the decoded strings, whatever their escapes (and a string that
+    // differs only after an escape is no repeat).
+    #[test]
+    fn a_repeat_written_with_escapes_is_still_a_repeat() {
+        let text = r#"{"metadata":{"name":"a"},"spec":{"network":"n","interface":"e"},"status":{"ips":["x","\u0078","x\u0079"],"conditions":[{"type":"A","status":"True","reason":"R","lastTransitionTime":"2026-11-26T23:00:00Z"},{"type":"\u0041","status":"True","reason":"R","lastTransitionTime":"2026-11-26T23:00:00Z"}]}}"#;
+        let errors: Vec<String> = super::validate_object(&testing::claim_of(text))
+            .iter()
+            .filter(|e| e.kind.cause_type() == "FieldValueDuplicate")
+            .map(|e| e.path.to_string())
+            .collect();
+        assert_eq!(errors, ["status.ips[1]", "status.conditions[1].type"]);
     }
 
     #[test]

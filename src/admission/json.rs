@@ -1,0 +1,923 @@
+//! JSON text as the admission core reads it: a reader that checks the syntax exactly as
+//! serde_json does and hands out strings borrowed from the text, and values kept as their text
+//! ([`Raw`]), compared and printed the way serde_json's `Value` would be, decoded only when a
+//! rule needs them.
+//!
+//! The reader knows two ways of reading a value, because the API server's decoder (and the
+//! serde_json one this webhook used before) knows two: a value that is *read* has its strings'
+//! `\u` escapes checked for paired surrogates and its numbers checked to fit a `float64`; a
+//! value that is *skipped* has only its syntax checked. Which one applies where is decided by
+//! the walk of an object ([`strict`](crate::admission::strict)); both accept exactly what
+//! serde_json accepts in the same place. Nothing here says *why* a text is malformed: the
+//! pipeline asks serde_json for that (see `admission::request`), so that the message is
+//! serde_json's, position included.
+
+use std::borrow::Cow;
+use std::cmp::Ordering;
+use std::fmt;
+use std::hash::{BuildHasher, Hasher};
+
+use serde::ser::{SerializeMap, SerializeSeq};
+use serde::{Serialize, Serializer};
+
+/// The text is not JSON where it was read (or, in a number that is read, does not fit a
+/// `float64`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Malformed;
+
+/// The result of reading.
+pub type Read<T> = Result<T, Malformed>;
+
+/// The JSON type of a value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    /// `null`.
+    Null,
+    /// `true` or `false`.
+    Bool,
+    /// A number.
+    Number,
+    /// A string.
+    String,
+    /// An array.
+    Array,
+    /// An object.
+    Object,
+}
+
+/// A JSON string as it stands in the text: its content between the quotes, escapes and all.
+/// Most strings hold no escape and *are* their decoded text; the others are decoded when
+/// needed.
+#[derive(Clone, Copy, Debug)]
+pub struct Str<'a> {
+    raw: &'a str,
+    escaped: bool,
+}
+
+/// A value kept as its text (from its first byte to its last), and its JSON type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Raw<'a> {
+    /// The value's text.
+    pub text: &'a str,
+    /// Its JSON type.
+    pub kind: Kind,
+}
+
+/// Reads JSON text from a position on.
+#[derive(Clone, Debug)]
+pub struct Reader<'a> {
+    text: &'a str,
+    pos: usize,
+}
+
+// === impl Reader ===
+
+impl<'a> Reader<'a> {
+    /// A reader at the start of `text`.
+    pub fn new(text: &'a str) -> Self {
+        Reader { text, pos: 0 }
+    }
+
+    /// The text being read.
+    pub fn text(&self) -> &'a str {
+        self.text
+    }
+
+    /// Where the reader is, in bytes from the start of the text.
+    pub fn pos(&self) -> usize {
+        self.pos
+    }
+
+    /// The text from `start` to where the reader is.
+    pub fn since(&self, start: usize) -> &'a str {
+        &self.text[start..self.pos]
+    }
+
+    #[inline]
+    fn bytes(&self) -> &'a [u8] {
+        self.text.as_bytes()
+    }
+
+    /// Skips whitespace and returns the next byte, if any.
+    #[inline(always)]
+    pub fn peek(&mut self) -> Option<u8> {
+        // Compact JSON, as the API server sends it, has no whitespace between tokens: every
+        // byte that starts a token is above the space.
+        let b = *self.bytes().get(self.pos)?;
+        if b > b' ' {
+            return Some(b);
+        }
+        self.skip_whitespace()
+    }
+
+    fn skip_whitespace(&mut self) -> Option<u8> {
+        let bytes = self.bytes();
+        while let Some(&b) = bytes.get(self.pos) {
+            if !matches!(b, b' ' | b'\n' | b'\t' | b'\r') {
+                return Some(b);
+            }
+            self.pos += 1;
+        }
+        None
+    }
+
+    /// Whether only whitespace is left.
+    pub fn at_end(&mut self) -> bool {
+        self.peek().is_none()
+    }
+
+    /// Consumes `byte` after whitespace, or fails.
+    #[inline(always)]
+    fn expect(&mut self, byte: u8) -> Read<()> {
+        if self.peek() == Some(byte) {
+            self.pos += 1;
+            Ok(())
+        } else {
+            Err(Malformed)
+        }
+    }
+
+    /// The type of the next value, from its first byte, without reading it.
+    pub fn kind(&mut self) -> Read<Kind> {
+        match self.peek().ok_or(Malformed)? {
+            b'{' => Ok(Kind::Object),
+            b'[' => Ok(Kind::Array),
+            b'"' => Ok(Kind::String),
+            b'-' | b'0'..=b'9' => Ok(Kind::Number),
+            b't' | b'f' => Ok(Kind::Bool),
+            b'n' => Ok(Kind::Null),
+            _ => Err(Malformed),
+        }
+    }
+
+    /// Opens the object that comes next and reads its first key; `None` if it is empty.
+    pub fn open_object(&mut self) -> Read<Option<Str<'a>>> {
+        self.expect(b'{')?;
+        if self.peek() == Some(b'}') {
+            self.pos += 1;
+            return Ok(None);
+        }
+        self.key().map(Some)
+    }
+
+    /// After a member's value: the next key, or `None` where the object closes.
+    pub fn next_key(&mut self) -> Read<Option<Str<'a>>> {
+        match self.peek() {
+            Some(b',') => {
+                self.pos += 1;
+                self.key().map(Some)
+            }
+            Some(b'}') => {
+                self.pos += 1;
+                Ok(None)
+            }
+            _ => Err(Malformed),
+        }
+    }
+
+    /// A key and its colon; keys are always read (escapes checked), never only skipped.
+    fn key(&mut self) -> Read<Str<'a>> {
+        if self.peek() != Some(b'"') {
+            return Err(Malformed);
+        }
+        let key = self.string()?;
+        self.expect(b':')?;
+        Ok(key)
+    }
+
+    /// Opens the array that comes next; whether an item follows.
+    pub fn open_array(&mut self) -> Read<bool> {
+        self.expect(b'[')?;
+        if self.peek() == Some(b']') {
+            self.pos += 1;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    /// After an item: whether another follows (`,`), or the array closes.
+    pub fn next_item(&mut self) -> Read<bool> {
+        match self.peek() {
+            Some(b',') => {
+                self.pos += 1;
+                Ok(true)
+            }
+            Some(b']') => {
+                self.pos += 1;
+                Ok(false)
+            }
+            _ => Err(Malformed),
+        }
+    }
+
+    /// Reads the string that comes next: escapes checked, `\u` surrogates paired.
+    pub fn string(&mut self) -> Read<Str<'a>> {
+        self.string_with(true)
+    }
+
+    #[inline(always)]
+    fn string_with(&mut self, read: bool) -> Read<Str<'a>> {
+        self.expect(b'"')?;
+        let bytes = self.bytes();
+        let start = self.pos;
+        let end = plain_run(bytes, start);
+        // Most strings hold no escape: they end at the first byte that ends a plain run.
+        if bytes.get(end) == Some(&b'"') {
+            self.pos = end + 1;
+            return Ok(Str {
+                raw: &self.text[start..end],
+                escaped: false,
+            });
+        }
+        self.escaped_string(start, end, read)
+    }
+
+    /// The rest of a string from `i`, where a plain run from `start` stopped short of its
+    /// closing quote.
+    #[inline(never)]
+    fn escaped_string(&mut self, start: usize, mut i: usize, read: bool) -> Read<Str<'a>> {
+        let bytes = self.bytes();
+        let mut escaped = false;
+        loop {
+            i = plain_run(bytes, i);
+            match bytes.get(i) {
+                Some(b'"') => {
+                    self.pos = i + 1;
+                    return Ok(Str {
+                        raw: &self.text[start..i],
+                        escaped,
+                    });
+                }
+                Some(b'\\') => {
+                    escaped = true;
+                    i = escape(bytes, i + 1, read)?;
+                }
+                // A control character, or the end of the text.
+                _ => return Err(Malformed),
+            }
+        }
+    }
+
+    /// Reads the number that comes next and returns its text. A number that is read must fit
+    /// a `float64`, as serde_json decodes it; a skipped one need only be well-formed.
+    pub fn number(&mut self, read: bool) -> Read<&'a str> {
+        self.peek();
+        let bytes = self.bytes();
+        let start = self.pos;
+        let mut i = start;
+        if bytes.get(i) == Some(&b'-') {
+            i += 1;
+        }
+        match bytes.get(i) {
+            Some(b'0') => i += 1,
+            Some(b'1'..=b'9') => i = digits(bytes, i + 1),
+            _ => return Err(Malformed),
+        }
+        let mut plain = true;
+        if bytes.get(i) == Some(&b'.') {
+            let end = digits(bytes, i + 1);
+            if end == i + 1 {
+                return Err(Malformed);
+            }
+            i = end;
+        }
+        if matches!(bytes.get(i), Some(b'e' | b'E')) {
+            plain = false;
+            i += 1;
+            if matches!(bytes.get(i), Some(b'+' | b'-')) {
+                i += 1;
+            }
+            let end = digits(bytes, i);
+            if end == i {
+                return Err(Malformed);
+            }
+            i = end;
+        }
+        let token = &self.text[start..i];
+        self.pos = i;
+        // Without an exponent, 300 characters cannot reach the largest float64 (about 1.8e308):
+        // only longer numbers and exponents are handed to serde_json to find out.
+        if read && !(plain && token.len() <= 300) && !fits(token) {
+            return Err(Malformed);
+        }
+        Ok(token)
+    }
+
+    /// Reads `true`, `false` or `null`.
+    pub fn literal(&mut self) -> Read<Kind> {
+        let rest = &self.bytes()[self.pos..];
+        let (len, kind) = match rest.first() {
+            Some(b't') if rest.starts_with(b"true") => (4, Kind::Bool),
+            Some(b'f') if rest.starts_with(b"false") => (5, Kind::Bool),
+            Some(b'n') if rest.starts_with(b"null") => (4, Kind::Null),
+            _ => return Err(Malformed),
+        };
+        self.pos += len;
+        Ok(kind)
+    }
+
+    /// Reads a scalar (string, number, literal) that comes next, and returns it as text.
+    pub fn scalar(&mut self, read: bool) -> Read<Raw<'a>> {
+        let kind = self.kind()?;
+        let start = self.pos;
+        match kind {
+            Kind::String => {
+                self.string_with(read)?;
+            }
+            Kind::Number => {
+                self.number(read)?;
+            }
+            Kind::Bool | Kind::Null => {
+                self.literal()?;
+            }
+            Kind::Array | Kind::Object => return Err(Malformed),
+        }
+        Ok(Raw {
+            text: self.since(start),
+            kind,
+        })
+    }
+
+    /// Skips the value that comes next, checking only its syntax, as serde_json's own skipper
+    /// does: keys and strings are not checked for paired surrogates, numbers not for range,
+    /// and nesting costs no recursion however deep it goes.
+    pub fn skip(&mut self) -> Read<Raw<'a>> {
+        let kind = self.kind()?;
+        let start = self.pos;
+        if !matches!(kind, Kind::Array | Kind::Object) {
+            return self.scalar(false);
+        }
+        // One bit per open container: set for an object.
+        let mut open = BitStack::default();
+        loop {
+            // At a value.
+            match self.peek().ok_or(Malformed)? {
+                b'{' => {
+                    self.pos += 1;
+                    open.push(true);
+                    if self.peek() == Some(b'}') {
+                        self.pos += 1;
+                        open.pop();
+                    } else {
+                        self.skip_key()?;
+                        continue;
+                    }
+                }
+                b'[' => {
+                    self.pos += 1;
+                    open.push(false);
+                    if self.peek() == Some(b']') {
+                        self.pos += 1;
+                        open.pop();
+                    } else {
+                        continue;
+                    }
+                }
+                _ => {
+                    self.scalar(false)?;
+                }
+            }
+            // After a value: a separator, or the end of containers.
+            loop {
+                let Some(object) = open.top() else {
+                    return Ok(Raw {
+                        text: self.since(start),
+                        kind,
+                    });
+                };
+                match self.peek() {
+                    Some(b',') => {
+                        self.pos += 1;
+                        if object {
+                            self.skip_key()?;
+                        }
+                        break;
+                    }
+                    Some(b'}') if object => {
+                        self.pos += 1;
+                        open.pop();
+                    }
+                    Some(b']') if !object => {
+                        self.pos += 1;
+                        open.pop();
+                    }
+                    _ => return Err(Malformed),
+                }
+            }
+        }
+    }
+
+    fn skip_key(&mut self) -> Read<()> {
+        if self.peek() != Some(b'"') {
+            return Err(Malformed);
+        }
+        self.string_with(false)?;
+        self.expect(b':')
+    }
+}
+
+/// A stack of booleans, one bit each.
+#[derive(Default)]
+struct BitStack {
+    words: Vec<u64>,
+    len: usize,
+}
+
+impl BitStack {
+    fn push(&mut self, bit: bool) {
+        let (word, shift) = (self.len / 64, self.len % 64);
+        if word == self.words.len() {
+            self.words.push(0);
+        }
+        if bit {
+            self.words[word] |= 1 << shift;
+        } else {
+            self.words[word] &= !(1 << shift);
+        }
+        self.len += 1;
+    }
+
+    fn pop(&mut self) {
+        self.len -= 1;
+    }
+
+    fn top(&self) -> Option<bool> {
+        let i = self.len.checked_sub(1)?;
+        Some(self.words[i / 64] >> (i % 64) & 1 == 1)
+    }
+}
+
+/// The index of the first byte from `i` on that ends a plain run of string text: a quote, a
+/// backslash or a control character; the length of `bytes` if none. Eight bytes at a time.
+#[inline(always)]
+pub(crate) fn plain_run(bytes: &[u8], mut i: usize) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    while let Some(chunk) = bytes.get(i..i + 8) {
+        let mut word = [0; 8];
+        word.copy_from_slice(chunk);
+        let w = u64::from_le_bytes(word);
+        // A byte is flagged when it is zero after the xor (a quote, a backslash) or below
+        // 0x20: the lowest flag of each test is exact, so the lowest of all is the first.
+        let quote = w ^ (ONES * u64::from(b'"'));
+        let backslash = w ^ (ONES * u64::from(b'\\'));
+        let flags = (quote.wrapping_sub(ONES) & !quote)
+            | (backslash.wrapping_sub(ONES) & !backslash)
+            | (w.wrapping_sub(ONES * 0x20) & !w);
+        let flags = flags & HIGHS;
+        if flags != 0 {
+            return i + (flags.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while let Some(&b) = bytes.get(i) {
+        if b == b'"' || b == b'\\' || b < 0x20 {
+            break;
+        }
+        i += 1;
+    }
+    i
+}
+
+/// Checks the escape after a backslash at `i` and returns where it ends. A string that is read
+/// must pair its `\u` surrogates (as serde_json requires to make a Rust string); a skipped one
+/// need only have four hex digits after each `\u`.
+fn escape(bytes: &[u8], i: usize, read: bool) -> Read<usize> {
+    match bytes.get(i) {
+        Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => Ok(i + 1),
+        Some(b'u') => {
+            let unit = hex4(bytes, i + 1)?;
+            let end = i + 5;
+            if !read {
+                return Ok(end);
+            }
+            match unit {
+                0xDC00..=0xDFFF => Err(Malformed),
+                0xD800..=0xDBFF => {
+                    if bytes.get(end..end + 2) != Some(b"\\u") {
+                        return Err(Malformed);
+                    }
+                    match hex4(bytes, end + 2)? {
+                        0xDC00..=0xDFFF => Ok(end + 6),
+                        _ => Err(Malformed),
+                    }
+                }
+                _ => Ok(end),
+            }
+        }
+        _ => Err(Malformed),
+    }
+}
+
+/// The four hex digits at `i`.
+fn hex4(bytes: &[u8], i: usize) -> Read<u16> {
+    let digits = bytes.get(i..i + 4).ok_or(Malformed)?;
+    digits.iter().try_fold(0u16, |acc, &b| {
+        let d = match b {
+            b'0'..=b'9' => b - b'0',
+            b'a'..=b'f' => b - b'a' + 10,
+            b'A'..=b'F' => b - b'A' + 10,
+            _ => return Err(Malformed),
+        };
+        Ok(acc << 4 | u16::from(d))
+    })
+}
+
+/// The index after the decimal digits from `i` on.
+#[inline]
+fn digits(bytes: &[u8], mut i: usize) -> usize {
+    while bytes.get(i).is_some_and(u8::is_ascii_digit) {
+        i += 1;
+    }
+    i
+}
+
+/// Whether serde_json decodes the well-formed number `token` (it refuses one beyond a
+/// `float64`, e.g. `1e400`).
+fn fits(token: &str) -> bool {
+    token.parse::<serde_json::Number>().is_ok()
+}
+
+// === impl Str ===
+
+impl<'a> Str<'a> {
+    /// A string of text that needs no escape to be decoded (the name of a field, say).
+    pub const fn plain(text: &'a str) -> Self {
+        Str {
+            raw: text,
+            escaped: false,
+        }
+    }
+
+    /// The string whose content starts at `at` of `text` (just after its opening quote), in
+    /// text the walk has read.
+    pub fn at(text: &'a str, at: u32) -> Self {
+        let mut reader = Reader {
+            text,
+            pos: (at as usize).saturating_sub(1),
+        };
+        read_or_broken(reader.string())
+    }
+
+    /// The string's text between its quotes, escapes and all.
+    pub fn raw(&self) -> &'a str {
+        self.raw
+    }
+
+    /// Whether the text holds an escape.
+    pub fn is_escaped(&self) -> bool {
+        self.escaped
+    }
+
+    /// The decoded string: borrowed from the text unless it holds an escape.
+    pub fn decode(&self) -> Cow<'a, str> {
+        if !self.escaped {
+            return Cow::Borrowed(self.raw);
+        }
+        Cow::Owned(unescape(self.raw))
+    }
+
+    /// Whether the decoded string is `text`.
+    pub fn is(&self, text: &str) -> bool {
+        if self.escaped {
+            self.decode() == text
+        } else {
+            self.raw == text
+        }
+    }
+
+    /// The decoded strings in order (bytewise, as Rust and Go compare strings).
+    pub fn cmp_decoded(&self, other: &Str<'_>) -> Ordering {
+        if !self.escaped && !other.escaped {
+            return self.raw.cmp(other.raw);
+        }
+        self.decode().as_ref().cmp(other.decode().as_ref())
+    }
+}
+
+impl PartialEq for Str<'_> {
+    fn eq(&self, other: &Str<'_>) -> bool {
+        if !self.escaped && !other.escaped {
+            return self.raw == other.raw;
+        }
+        self.cmp_decoded(other) == Ordering::Equal
+    }
+}
+
+impl Eq for Str<'_> {}
+
+/// Decodes the escapes of a string's text that the reader has checked.
+fn unescape(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    let mut rest = raw;
+    while let Some(at) = rest.find('\\') {
+        out.push_str(&rest[..at]);
+        let bytes = rest.as_bytes();
+        let (c, used) = match bytes.get(at + 1) {
+            Some(b'b') => ('\u{8}', 2),
+            Some(b'f') => ('\u{c}', 2),
+            Some(b'n') => ('\n', 2),
+            Some(b'r') => ('\r', 2),
+            Some(b't') => ('\t', 2),
+            Some(b'u') => {
+                let unit = hex4(bytes, at + 2).unwrap_or(0xFFFD);
+                match unit {
+                    0xD800..=0xDBFF => {
+                        let low = hex4(bytes, at + 8).unwrap_or(0);
+                        let code = 0x10000
+                            + ((u32::from(unit) - 0xD800) << 10)
+                            + u32::from(low).wrapping_sub(0xDC00);
+                        (char::from_u32(code).unwrap_or('\u{FFFD}'), 12)
+                    }
+                    _ => (char::from_u32(u32::from(unit)).unwrap_or('\u{FFFD}'), 6),
+                }
+            }
+            Some(&other) => (char::from(other), 2),
+            None => ('\\', 1),
+        };
+        out.push(c);
+        rest = rest.get(at + used..).unwrap_or_default();
+    }
+    out.push_str(rest);
+    out
+}
+
+// === impl Raw ===
+
+impl<'a> Raw<'a> {
+    /// The string, when the value is one.
+    pub fn as_str(&self) -> Option<Str<'a>> {
+        if self.kind != Kind::String {
+            return None;
+        }
+        let raw = &self.text[1..self.text.len() - 1];
+        Some(Str {
+            raw,
+            escaped: raw.contains('\\'),
+        })
+    }
+
+    /// The number as serde_json decodes it, when the value is one.
+    pub fn number(&self) -> Option<serde_json::Number> {
+        (self.kind == Kind::Number)
+            .then(|| self.text.parse().ok())
+            .flatten()
+    }
+
+    /// The items of an array, in order; nothing for any other value.
+    pub fn items(&self) -> Items<'a> {
+        let mut reader = Reader::new(self.text);
+        let more = self.kind == Kind::Array && reader.open_array() == Ok(true);
+        Items { reader, more }
+    }
+
+    /// The members of an object in the order they stand, repeated keys included; nothing for
+    /// any other value.
+    pub fn members(&self) -> Members<'a> {
+        let mut reader = Reader::new(self.text);
+        let next = match self.kind {
+            Kind::Object => read_or_broken(reader.open_object()),
+            _ => None,
+        };
+        Members { reader, next }
+    }
+
+    /// The value of the last member named `key` (the one a decoder keeps), if the value is an
+    /// object that has one.
+    pub fn member(&self, key: &str) -> Option<Raw<'a>> {
+        self.members()
+            .filter(|(k, _)| k.is(key))
+            .last()
+            .map(|(_, v)| v)
+    }
+
+    /// A 128-bit fingerprint of the value as serde_json's `Value` would hold it: equal values
+    /// (keys in any order, the last of repeated keys, `1.0` and `1.00`) have equal
+    /// fingerprints; different values have different ones but with a chance of 2^-128, which
+    /// no client can aim for (the keys are drawn per process).
+    pub fn fingerprint(&self) -> u128 {
+        let keys = fingerprint_keys();
+        let mut hasher = TextHasher([keys[0].build_hasher(), keys[1].build_hasher()]);
+        let _ = serde_json::to_writer(&mut hasher, &Canonical::for_equality(*self));
+        hasher.finish()
+    }
+
+    /// Whether `self` and `other` are the same value for serde_json's `Value` (see
+    /// [`Raw::fingerprint`]); the same text always is.
+    pub fn same_value(&self, other: &Raw<'_>) -> bool {
+        self.text == other.text
+            || (self.kind == other.kind && self.fingerprint() == other.fingerprint())
+    }
+}
+
+/// A read that cannot fail on text the walk has already read; should it fail anyway, that is a
+/// bug: it panics, and the pipeline answers the review with a 500 (fail closed).
+fn read_or_broken<T>(read: Read<T>) -> T {
+    read.expect("text the walk has read is well-formed")
+}
+
+/// The items of an array kept as text.
+#[derive(Clone, Debug)]
+pub struct Items<'a> {
+    reader: Reader<'a>,
+    more: bool,
+}
+
+impl<'a> Iterator for Items<'a> {
+    type Item = Raw<'a>;
+
+    fn next(&mut self) -> Option<Raw<'a>> {
+        if !self.more {
+            return None;
+        }
+        let item = read_or_broken(self.reader.skip());
+        self.more = read_or_broken(self.reader.next_item());
+        Some(item)
+    }
+}
+
+/// The members of an object kept as text.
+#[derive(Clone, Debug)]
+pub struct Members<'a> {
+    reader: Reader<'a>,
+    next: Option<Str<'a>>,
+}
+
+impl<'a> Iterator for Members<'a> {
+    type Item = (Str<'a>, Raw<'a>);
+
+    fn next(&mut self) -> Option<(Str<'a>, Raw<'a>)> {
+        let key = self.next?;
+        let value = read_or_broken(self.reader.skip());
+        self.next = read_or_broken(self.reader.next_key());
+        Some((key, value))
+    }
+}
+
+/// The members of an object as serde_json's `Value` holds them: sorted by key (bytewise), the
+/// last of repeated keys kept. Each member is remembered by where it starts in the object's
+/// text (eight bytes a member, however long): sorting a huge object costs less memory than its
+/// text.
+fn sorted_members(object: Raw<'_>) -> Vec<(u32, u32)> {
+    let text = object.text;
+    let mut reader = Reader::new(text);
+    let mut members = Vec::new();
+    let mut next = read_or_broken(reader.open_object());
+    while let Some(key) = next {
+        let value = read_or_broken(reader.skip());
+        members.push((offset(text, key.raw), offset(text, value.text)));
+        next = read_or_broken(reader.next_key());
+    }
+    let key = |at: u32| Str::at(text, at);
+    // Stable: of equal keys the last stays last, and is the one kept.
+    members.sort_by(|a, b| key(a.0).cmp_decoded(&key(b.0)));
+    let mut kept = 0;
+    for i in 0..members.len() {
+        if kept > 0 && key(members[kept - 1].0) == key(members[i].0) {
+            members[kept - 1] = members[i];
+        } else {
+            members[kept] = members[i];
+            kept += 1;
+        }
+    }
+    members.truncate(kept);
+    members
+}
+
+/// Where `part`, a slice of `text`, starts in it. Texts are at most 2 GiB (the pipeline
+/// refuses larger bodies), so the offset fits 32 bits.
+pub fn offset(text: &str, part: &str) -> u32 {
+    (part.as_ptr() as usize - text.as_ptr() as usize) as u32
+}
+
+/// The value that starts at `at` of `text`.
+fn value_at(text: &str, at: usize) -> Raw<'_> {
+    let mut reader = Reader { text, pos: at };
+    read_or_broken(reader.skip())
+}
+
+/// A value kept as text, serialised as serde_json serialises the `Value` it decodes to: keys
+/// sorted, the last of repeated keys, numbers as serde_json prints them, strings escaped as it
+/// escapes them. For equality, `-0.0` is written as `0.0`, which `Value` holds equal to it.
+#[derive(Clone, Copy, Debug)]
+pub struct Canonical<'a> {
+    raw: Raw<'a>,
+    for_equality: bool,
+}
+
+// === impl Canonical ===
+
+impl<'a> Canonical<'a> {
+    /// `raw` as serde_json would print its `Value`.
+    pub fn new(raw: Raw<'a>) -> Self {
+        Canonical {
+            raw,
+            for_equality: false,
+        }
+    }
+
+    fn for_equality(raw: Raw<'a>) -> Self {
+        Canonical {
+            raw,
+            for_equality: true,
+        }
+    }
+
+    fn child(&self, raw: Raw<'a>) -> Self {
+        Canonical { raw, ..*self }
+    }
+}
+
+impl Serialize for Canonical<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let raw = self.raw;
+        match raw.kind {
+            Kind::Null => serializer.serialize_unit(),
+            Kind::Bool => serializer.serialize_bool(raw.text == "true"),
+            Kind::Number => {
+                let number = raw.number().ok_or_else(|| {
+                    serde::ser::Error::custom("a number the walk has read does not decode")
+                })?;
+                if self.for_equality && number.as_f64() == Some(0.0) && number.is_f64() {
+                    return serializer.serialize_f64(0.0);
+                }
+                number.serialize(serializer)
+            }
+            Kind::String => {
+                let text = raw.as_str().map(|s| s.decode()).unwrap_or_default();
+                serializer.serialize_str(&text)
+            }
+            Kind::Array => {
+                let mut seq = serializer.serialize_seq(None)?;
+                for item in raw.items() {
+                    seq.serialize_element(&self.child(item))?;
+                }
+                seq.end()
+            }
+            Kind::Object => {
+                let mut map = serializer.serialize_map(None)?;
+                for (key, value) in sorted_members(raw) {
+                    let key = Str::at(raw.text, key).decode();
+                    map.serialize_entry(
+                        key.as_ref(),
+                        &self.child(value_at(raw.text, value as usize)),
+                    )?;
+                }
+                map.end()
+            }
+        }
+    }
+}
+
+/// Visits a value as serde_json's `Value` holds it (object members sorted by key, the last
+/// of repeated keys), for printers of other syntaxes.
+pub fn sorted_object<'a>(object: Raw<'a>) -> impl Iterator<Item = (Cow<'a, str>, Raw<'a>)> {
+    let text = object.text;
+    sorted_members(object)
+        .into_iter()
+        .map(move |(key, value)| (Str::at(text, key).decode(), value_at(text, value as usize)))
+}
+
+/// The hasher keys of [`Raw::fingerprint`], drawn once per process.
+fn fingerprint_keys() -> &'static [std::collections::hash_map::RandomState; 2] {
+    static KEYS: std::sync::OnceLock<[std::collections::hash_map::RandomState; 2]> =
+        std::sync::OnceLock::new();
+    KEYS.get_or_init(Default::default)
+}
+
+/// Two independently keyed SipHashes of a text written to it.
+struct TextHasher([std::collections::hash_map::DefaultHasher; 2]);
+
+impl TextHasher {
+    fn finish(&self) -> u128 {
+        (u128::from(self.0[0].finish()) << 64) | u128::from(self.0[1].finish())
+    }
+}
+
+impl std::io::Write for TextHasher {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        // Byte by byte: the same text must hash the same however it is cut into writes.
+        for &b in buf {
+            self.0[0].write_u8(b);
+            self.0[1].write_u8(b);
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Kind::Null => "null",
+            Kind::Bool => "boolean",
+            Kind::Number => "number",
+            Kind::String => "string",
+            Kind::Array => "array",
+            Kind::Object => "object",
+        })
+    }
+}

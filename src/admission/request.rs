@@ -1,0 +1,377 @@
+//! Decoding an AdmissionReview: the envelope and, in the same pass over the body's text, its
+//! `object` and `oldObject` (walked by [`strict`](crate::admission::strict) into typed views).
+//!
+//! Reviews as an API server sends them are read by hand, once. Anything else (a member of an
+//! unexpected type, a repeated envelope key, malformed JSON) goes to serde_json's decoder over
+//! the same types as before, which either accepts it (and the objects are then walked from the
+//! text it found them in) or refuses it in its own words, position included: a refusal reads
+//! the same whichever way the body came in.
+
+use std::borrow::Cow;
+
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::admission::json::{Kind, Reader, Str};
+use crate::admission::strict::{self, Walked};
+
+/// Largest body the walk reads: offsets into the text are kept in 32 bits (with one bit to
+/// spare), so 2 GiB. The server's body limit is far below.
+pub const MAX_TEXT_BYTES: usize = (u32::MAX >> 1) as usize;
+
+/// A decoded AdmissionReview.
+#[derive(Debug, Default)]
+pub struct Review<'a> {
+    /// `apiVersion`.
+    pub api_version: Option<Cow<'a, str>>,
+    /// `kind`.
+    pub kind: Option<Cow<'a, str>>,
+    /// `request`.
+    pub request: Option<Request<'a>>,
+}
+
+/// `request` of an AdmissionReview: what the webhook reads of it. Strings are borrowed from
+/// the body where they hold no escapes.
+#[derive(Debug, Default)]
+pub struct Request<'a> {
+    /// `uid`.
+    pub uid: Option<Cow<'a, str>>,
+    /// `kind`.
+    pub kind: Option<GroupVersion<'a>>,
+    /// `resource`.
+    pub resource: Option<GroupVersion<'a>>,
+    /// `subResource`.
+    pub sub_resource: Option<Cow<'a, str>>,
+    /// `name`.
+    pub name: Option<Cow<'a, str>>,
+    /// `namespace`.
+    pub namespace: Option<Cow<'a, str>>,
+    /// `operation`.
+    pub operation: Option<Cow<'a, str>>,
+    /// `object`, walked strictly or not as asked.
+    pub object: Option<Walked<'a>>,
+    /// `oldObject`, never walked strictly.
+    pub old_object: Option<Walked<'a>>,
+    /// `dryRun`.
+    pub dry_run: Option<bool>,
+}
+
+/// `request.kind` (`metav1.GroupVersionKind`) or `request.resource`
+/// (`metav1.GroupVersionResource`, whose third member is `resource`).
+#[derive(Debug)]
+pub struct GroupVersion<'a> {
+    /// The API group.
+    pub group: Cow<'a, str>,
+    /// The version.
+    pub version: Cow<'a, str>,
+    /// The kind, or the resource.
+    pub kind: Cow<'a, str>,
+}
+
+/// Decodes a review's text; `strict` walks `object` for unknown and duplicate fields. The
+/// error is why the body is not a review, in serde_json's words.
+pub fn decode(text: &str, strict: bool) -> Result<Review<'_>, String> {
+    if text.len() > MAX_TEXT_BYTES {
+        return Err(format!(
+            "a body of {} bytes is more than the {MAX_TEXT_BYTES} this webhook reads",
+            text.len()
+        ));
+    }
+    match fast(text, strict) {
+        Some(review) => Ok(review),
+        None => by_serde(text, strict),
+    }
+}
+
+// === The one pass ===
+
+/// The review an API server sends, read in one pass; `None` for anything else (which
+/// [`by_serde`] decodes or refuses).
+fn fast(text: &str, strict: bool) -> Option<Review<'_>> {
+    let mut reader = Reader::new(text);
+    let mut review = Review::default();
+    let mut seen = Once::default();
+    let mut key = reader.open_object().ok()?;
+    while let Some(k) = key {
+        match plain(k)? {
+            "apiVersion" => review.api_version = seen.once(0, string(&mut reader))?,
+            "kind" => review.kind = seen.once(1, string(&mut reader))?,
+            "request" => {
+                let request = match reader.kind().ok()? {
+                    Kind::Null => reader.literal().ok().map(|_| None),
+                    Kind::Object => request(&mut reader, strict).map(Some),
+                    _ => None,
+                };
+                review.request = seen.once(2, request)?;
+            }
+            _ => {
+                reader.skip().ok()?;
+            }
+        }
+        key = reader.next_key().ok()?;
+    }
+    reader.at_end().then_some(review)
+}
+
+fn request<'a>(reader: &mut Reader<'a>, strict: bool) -> Option<Request<'a>> {
+    let mut request = Request::default();
+    let mut seen = Once::default();
+    let mut key = reader.open_object().ok()?;
+    while let Some(k) = key {
+        match plain(k)? {
+            "uid" => request.uid = seen.once(0, string(reader))?,
+            "kind" => request.kind = seen.once(1, gvk(reader, "kind"))?,
+            "resource" => request.resource = seen.once(2, gvk(reader, "resource"))?,
+            "subResource" => request.sub_resource = seen.once(3, string(reader))?,
+            "name" => request.name = seen.once(4, string(reader))?,
+            "namespace" => request.namespace = seen.once(5, string(reader))?,
+            "operation" => request.operation = seen.once(6, string(reader))?,
+            "object" => request.object = seen.once(7, object(reader, strict))?,
+            "oldObject" => request.old_object = seen.once(8, object(reader, false))?,
+            "dryRun" => {
+                let dry_run = match reader.kind().ok()? {
+                    Kind::Null => reader.literal().ok().map(|_| None),
+                    Kind::Bool => {
+                        let start = reader.pos();
+                        reader.literal().ok()?;
+                        Some(Some(reader.since(start) == "true"))
+                    }
+                    _ => None,
+                };
+                request.dry_run = seen.once(9, dry_run)?;
+            }
+            _ => {
+                reader.skip().ok()?;
+            }
+        }
+        key = reader.next_key().ok()?;
+    }
+    Some(request)
+}
+
+/// Which envelope members were read: serde refuses a member twice.
+#[derive(Default)]
+struct Once(u16);
+
+impl Once {
+    /// `value`, the first time member `bit` is read.
+    fn once<T>(&mut self, bit: u8, value: Option<T>) -> Option<T> {
+        let mask = 1 << bit;
+        if self.0 & mask != 0 {
+            return None;
+        }
+        self.0 |= mask;
+        value
+    }
+}
+
+/// A key without escapes (serde would decode one before matching it).
+fn plain(key: Str<'_>) -> Option<&str> {
+    (!key.is_escaped()).then(|| key.raw())
+}
+
+/// An optional string: `null` or a string.
+fn string<'a>(reader: &mut Reader<'a>) -> Option<Option<Cow<'a, str>>> {
+    match reader.kind().ok()? {
+        Kind::Null => reader.literal().ok().map(|_| None),
+        Kind::String => reader.string().ok().map(|s| Some(s.decode())),
+        _ => None,
+    }
+}
+
+/// An optional group, version and `third` (kind or resource).
+fn gvk<'a>(reader: &mut Reader<'a>, third: &str) -> Option<Option<GroupVersion<'a>>> {
+    if reader.kind().ok()? == Kind::Null {
+        return reader.literal().ok().map(|_| None);
+    }
+    let (mut group, mut version, mut kind) = (None, None, None);
+    let mut seen = Once::default();
+    let mut key = reader.open_object().ok()?;
+    while let Some(k) = key {
+        let k = plain(k)?;
+        let field = if k == "group" {
+            (0, &mut group)
+        } else if k == "version" {
+            (1, &mut version)
+        } else if k == third {
+            (2, &mut kind)
+        } else {
+            reader.skip().ok()?;
+            key = reader.next_key().ok()?;
+            continue;
+        };
+        let value = match reader.kind().ok()? {
+            Kind::String => reader.string().ok()?.decode(),
+            _ => return None,
+        };
+        *field.1 = seen.once(field.0, Some(value));
+        field.1.as_ref()?;
+        key = reader.next_key().ok()?;
+    }
+    Some(Some(GroupVersion {
+        group: group?,
+        version: version?,
+        kind: kind?,
+    }))
+}
+
+/// An optional object, walked.
+fn object<'a>(reader: &mut Reader<'a>, strict: bool) -> Option<Option<Walked<'a>>> {
+    if reader.kind().ok()? == Kind::Null {
+        return reader.literal().ok().map(|_| None);
+    }
+    Walked::read(reader, strict).ok().map(Some)
+}
+
+// === serde_json's decoder ===
+
+/// Decodes what the one pass does not: serde_json reads the review over the same types and
+/// reads or skips every member of the objects exactly where the walk does, so that it refuses
+/// what the walk refuses, in its own words. What it accepts is then walked from the text it
+/// found the objects in.
+fn by_serde(text: &str, strict: bool) -> Result<Review<'_>, String> {
+    let checked = if strict {
+        serde_json::from_str::<MapOnly<ReviewIn<'_, Skeleton<true>, Skeleton<false>>>>(text)
+            .map(|_| ())
+    } else {
+        serde_json::from_str::<MapOnly<ReviewIn<'_, Skeleton<false>, Skeleton<false>>>>(text)
+            .map(|_| ())
+    };
+    checked.map_err(|e| e.to_string())?;
+    let MapOnly(review) = serde_json::from_str::<MapOnly<ReviewIn<'_, &RawValue, &RawValue>>>(text)
+        .map_err(|e| e.to_string())?;
+    fn walk(raw: Option<&str>, strict: bool) -> Result<Option<Walked<'_>>, String> {
+        match raw {
+            None => Ok(None),
+            Some(raw) => strict::walk(raw, strict)
+                .map(Some)
+                .map_err(|_| "request.object or request.oldObject cannot be read".to_owned()),
+        }
+    }
+    let request = match review.request {
+        None => None,
+        Some(MapOnly(r)) => Some(Request {
+            uid: r.uid,
+            kind: r.kind.map(|k| GroupVersion {
+                group: k.group,
+                version: k.version,
+                kind: k.kind,
+            }),
+            resource: r.resource.map(|r| GroupVersion {
+                group: r.group,
+                version: r.version,
+                kind: r.resource,
+            }),
+            sub_resource: r.sub_resource,
+            name: r.name,
+            namespace: r.namespace,
+            operation: r.operation,
+            object: walk(r.object.map(RawValue::get), strict)?,
+            old_object: walk(r.old_object.map(RawValue::get), false)?,
+            dry_run: r.dry_run,
+        }),
+    };
+    Ok(Review {
+        api_version: review.api_version,
+        kind: review.kind,
+        request,
+    })
+}
+
+/// Decodes `T` only from a JSON object: serde's derived structs also accept an array of their
+/// fields in order, which no API server sends and which must not be judged as a review.
+struct MapOnly<T>(T);
+
+// === impl MapOnly ===
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for MapOnly<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Objects<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for Objects<T> {
+            type Value = T;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(de::value::MapAccessDeserializer::new(map))
+            }
+        }
+        d.deserialize_map(Objects(std::marker::PhantomData))
+            .map(MapOnly)
+    }
+}
+
+/// The envelope as serde decodes it, `request.object` read as `O` and `request.oldObject` as
+/// `P`.
+#[derive(Deserialize)]
+#[serde(bound(deserialize = "'de: 'a, O: Deserialize<'de>, P: Deserialize<'de>"))]
+struct ReviewIn<'a, O, P> {
+    #[serde(rename = "apiVersion", default, borrow)]
+    api_version: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    request: Option<MapOnly<RequestIn<'a, O, P>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(
+    rename_all = "camelCase",
+    bound(deserialize = "'de: 'a, O: Deserialize<'de>, P: Deserialize<'de>")
+)]
+struct RequestIn<'a, O, P> {
+    #[serde(default, borrow)]
+    uid: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    kind: Option<Gvk<'a>>,
+    #[serde(default, borrow)]
+    resource: Option<Gvr<'a>>,
+    #[serde(default, borrow)]
+    sub_resource: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    name: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    namespace: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    operation: Option<Cow<'a, str>>,
+    #[serde(default)]
+    object: Option<O>,
+    #[serde(default)]
+    old_object: Option<P>,
+    #[serde(default)]
+    dry_run: Option<bool>,
+}
+
+/// `request.kind` as serde decodes it (`metav1.GroupVersionKind`).
+#[derive(Deserialize)]
+struct Gvk<'a> {
+    #[serde(borrow)]
+    group: Cow<'a, str>,
+    #[serde(borrow)]
+    version: Cow<'a, str>,
+    #[serde(borrow)]
+    kind: Cow<'a, str>,
+}
+
+/// `request.resource` as serde decodes it (`metav1.GroupVersionResource`).
+#[derive(Deserialize)]
+struct Gvr<'a> {
+    #[serde(borrow)]
+    group: Cow<'a, str>,
+    #[serde(borrow)]
+    version: Cow<'a, str>,
+    #[serde(borrow)]
+    resource: Cow<'a, str>,
+}
+
+/// An object read by serde_json where and as the walk reads it (every value when `STRICT`,
+/// else only the members the rules read), keeping nothing.
+struct Skeleton<const STRICT: bool>;
+
+impl<'de, const STRICT: bool> Deserialize<'de> for Skeleton<STRICT> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        strict::Skeleton::root(STRICT).deserialize(d)?;
+        Ok(Skeleton)
+    }
+}
