@@ -8,7 +8,8 @@
 //! a caught panic is still a bug); the same bytes give the same answer; an answerable review gets
 //! a well-formed AdmissionReview echoing apiVersion and uid; `/mutate` never denies a review it
 //! can answer, its patch applies to the object and is idempotent; `/validate` denies only with
-//! 400 or 422, never with an internal 500.
+//! 400 or 422, never with an internal 500; and a body serde_json refuses as JSON is never
+//! admitted (the review is read by the project's own reader, src/admission/json.rs).
 //!
 //! The default case counts keep `make test` fast. A long run (see docs/robustness.md):
 //! `PROPTEST_CASES=100000 cargo test --release --test fuzz_pipeline`.
@@ -499,6 +500,117 @@ fn write_json(v: &Value, at: &mut Vec<Seg>, duplicates: &[(Vec<Seg>, Value)], ou
     }
 }
 
+/// Where the tokens of a JSON text are: numbers and string contents (byte ranges), and the
+/// bytes of structure (`{}[],:` and quotes).
+struct Tokens {
+    numbers: Vec<std::ops::Range<usize>>,
+    strings: Vec<std::ops::Range<usize>>,
+    structure: Vec<usize>,
+}
+
+fn tokens(text: &[u8]) -> Tokens {
+    let mut t = Tokens {
+        numbers: Vec::new(),
+        strings: Vec::new(),
+        structure: Vec::new(),
+    };
+    let mut i = 0;
+    while i < text.len() {
+        match text[i] {
+            b'"' => {
+                t.structure.push(i);
+                let start = i + 1;
+                i += 1;
+                while i < text.len() && text[i] != b'"' {
+                    i += if text[i] == b'\\' { 2 } else { 1 };
+                }
+                t.strings.push(start..i.min(text.len()));
+                t.structure.push(i.min(text.len().saturating_sub(1)));
+                i += 1;
+            }
+            b'-' | b'0'..=b'9' => {
+                let start = i;
+                while i < text.len() && b"-+.eE0123456789".contains(&text[i]) {
+                    i += 1;
+                }
+                t.numbers.push(start..i);
+            }
+            b'{' | b'}' | b'[' | b']' | b',' | b':' => {
+                t.structure.push(i);
+                i += 1;
+            }
+            _ => i += 1,
+        }
+    }
+    t
+}
+
+/// One rewrite of a token (see [`tokens`]).
+#[derive(Clone, Debug)]
+enum TokenEdit {
+    /// A number becomes this text.
+    Number(Index, Vec<u8>),
+    /// The inside of a string becomes this text.
+    String(Index, Vec<u8>),
+    /// A byte of structure is replaced by, or gets before it, this byte, or is removed.
+    Structure(Index, u8, u8),
+}
+
+impl TokenEdit {
+    fn apply(&self, body: &[u8]) -> Vec<u8> {
+        let t = tokens(body);
+        let splice = |range: std::ops::Range<usize>, with: &[u8]| {
+            let mut out = body[..range.start].to_vec();
+            out.extend_from_slice(with);
+            out.extend_from_slice(&body[range.end..]);
+            out
+        };
+        match self {
+            TokenEdit::Number(at, text) if !t.numbers.is_empty() => {
+                splice(t.numbers[at.index(t.numbers.len())].clone(), text)
+            }
+            TokenEdit::String(at, text) if !t.strings.is_empty() => {
+                splice(t.strings[at.index(t.strings.len())].clone(), text)
+            }
+            TokenEdit::Structure(at, byte, op) if !t.structure.is_empty() => {
+                let i = t.structure[at.index(t.structure.len())];
+                match op % 3 {
+                    0 => splice(i..i + 1, &[*byte]),
+                    1 => splice(i..i, &[*byte]),
+                    _ => splice(i..i + 1, &[]),
+                }
+            }
+            _ => body.to_vec(),
+        }
+    }
+}
+
+fn token_edit() -> impl Strategy<Value = TokenEdit> {
+    let number = prop::collection::vec(prop::sample::select(b"-+.eE0123456789".to_vec()), 0..8);
+    let string = prop::collection::vec(
+        prop_oneof![
+            prop::sample::select(b"\\\"u0123456789abcdefABCDEFDnrtbf/x ".to_vec()),
+            Just(0u8),
+            Just(0x1f),
+            Just(0x7f),
+            Just(0xc3),
+            Just(0xed),
+            Just(0xff),
+        ],
+        0..10,
+    );
+    prop_oneof![
+        (any::<Index>(), number).prop_map(|(at, text)| TokenEdit::Number(at, text)),
+        (any::<Index>(), string).prop_map(|(at, text)| TokenEdit::String(at, text)),
+        (
+            any::<Index>(),
+            prop::sample::select(b"{}[],:\" \\0ntf".to_vec()),
+            any::<u8>()
+        )
+            .prop_map(|(at, byte, op)| TokenEdit::Structure(at, byte, op)),
+    ]
+}
+
 // === properties ===
 
 /// Judges `body`: never a panic (caught or not), the same answer twice, and when answered, a
@@ -651,6 +763,31 @@ proptest! {
             }
         }
         judge(&body, webhook, &opts)?;
+    }
+
+    // The review is read by a hand-written reader (src/admission/json.rs), not by serde_json:
+    // whatever serde_json refuses as JSON (even where it only skips a value) must never be
+    // admitted. Each case rewrites a few tokens of a captured review: a number, the inside of
+    // a string, or a byte of structure, with text drawn from what matters to JSON's grammar.
+    #[test]
+    fn malformed_json_is_never_admitted(
+        which in any::<Index>(),
+        edits in prop::collection::vec(token_edit(), 1..4),
+        webhook in webhook(),
+        opts in options(),
+    ) {
+        let mut body = captured()[which.index(captured().len())].clone();
+        for edit in edits {
+            body = edit.apply(&body);
+        }
+        let malformed = serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_err();
+        if let Some(answer) = judge(&body, webhook, &opts)? {
+            prop_assert!(
+                !(malformed && answer["response"]["allowed"] == true),
+                "serde_json refuses this body, the webhook admitted it: {}",
+                String::from_utf8_lossy(&body)
+            );
+        }
     }
 
     #[test]
