@@ -317,29 +317,28 @@ mod tests {
         })
     }
 
-    fn judge(object: &Value, old: Option<&Value>) -> Verdict<'static> {
+    /// `check` of `object` (against `old`) with the fixed holders: the verdict it fills and
+    /// what it returns for the claim to hold.
+    fn run(object: &Value, old: Option<&Value>) -> (Verdict<'static>, Option<Admitted>) {
         let mut verdict = Verdict::default();
         let old = old.map(testing::claim);
-        check(
+        let admitted = check(
             &fixed(),
             &ME,
             &testing::claim(object),
             old.as_ref(),
             &mut verdict,
         );
-        verdict
+        (verdict, admitted)
+    }
+
+    fn judge(object: &Value, old: Option<&Value>) -> Verdict<'static> {
+        run(object, old).0
     }
 
     /// What `check` returns for the claim to hold.
     fn admitted(object: &Value, old: Option<&Value>) -> Option<Admitted> {
-        let old = old.map(testing::claim);
-        check(
-            &fixed(),
-            &ME,
-            &testing::claim(object),
-            old.as_ref(),
-            &mut Verdict::default(),
-        )
+        run(object, old).1
     }
 
     fn texts(list: &crate::admission::field::CappedErrors) -> Vec<String> {

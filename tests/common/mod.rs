@@ -154,13 +154,7 @@ impl TestServer {
 
     /// `GET /metrics` on the probe listener: the Prometheus text.
     pub async fn metrics(&self) -> String {
-        let resp = plain_client()
-            .get(self.probe_url("/metrics"))
-            .send()
-            .await
-            .expect("GET /metrics");
-        assert_eq!(resp.status().as_u16(), 200);
-        resp.text().await.expect("metrics text")
+        get_metrics(&self.probe_url("/metrics")).await
     }
 
     /// Stops the server gracefully and checks that it stopped cleanly.
@@ -376,6 +370,13 @@ pub fn padded_review(len: usize) -> Vec<u8> {
     assert!(body.len() <= len, "review alone is {} bytes", body.len());
     body.resize(len, b' ');
     body
+}
+
+/// `GET url` (a probe listener's `/metrics`): asserts 200 and returns the Prometheus text.
+pub async fn get_metrics(url: &str) -> String {
+    let resp = plain_client().get(url).send().await.expect("GET /metrics");
+    assert_eq!(resp.status().as_u16(), 200, "GET {url}");
+    resp.text().await.expect("metrics text")
 }
 
 /// The value of one series (`name{labels}` exactly as rendered) in Prometheus text.

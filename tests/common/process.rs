@@ -152,12 +152,7 @@ impl Serving {
 
     /// `GET /metrics` on the probe port.
     pub async fn metrics(&self) -> String {
-        let resp = plain_client()
-            .get(self.probe_url("/metrics"))
-            .send()
-            .await
-            .expect("GET /metrics");
-        resp.text().await.expect("metrics text")
+        super::get_metrics(&self.probe_url("/metrics")).await
     }
 
     /// Sends SIGTERM.
