@@ -342,11 +342,15 @@ impl<'a> Reader<'a> {
     /// does: keys and strings are not checked for paired surrogates, numbers not for range,
     /// and nesting costs no recursion however deep it goes.
     pub fn skip(&mut self) -> Read<Raw<'a>> {
-        let kind = self.kind()?;
-        let start = self.pos;
-        if !matches!(kind, Kind::Array | Kind::Object) {
-            return self.scalar(false);
-        }
+        let start = match self.peek() {
+            Some(b'{' | b'[') => self.pos,
+            _ => return self.scalar(false),
+        };
+        let kind = if self.bytes()[start] == b'{' {
+            Kind::Object
+        } else {
+            Kind::Array
+        };
         // One bit per open container: set for an object.
         let mut open = BitStack::default();
         loop {
@@ -373,8 +377,14 @@ impl<'a> Reader<'a> {
                         continue;
                     }
                 }
+                b'"' => {
+                    self.string_with(false)?;
+                }
+                b'-' | b'0'..=b'9' => {
+                    self.number(false)?;
+                }
                 _ => {
-                    self.scalar(false)?;
+                    self.literal()?;
                 }
             }
             // After a value: a separator, or the end of containers.
@@ -416,34 +426,49 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// A stack of booleans, one bit each.
+/// A stack of booleans, one bit each: the first 64 in a word of its own (no allocation for
+/// the nesting of any real object), deeper ones in a vector.
 #[derive(Default)]
 struct BitStack {
-    words: Vec<u64>,
+    low: u64,
+    deeper: Vec<u64>,
     len: usize,
 }
 
 impl BitStack {
+    #[inline]
     fn push(&mut self, bit: bool) {
         let (word, shift) = (self.len / 64, self.len % 64);
-        if word == self.words.len() {
-            self.words.push(0);
-        }
-        if bit {
-            self.words[word] |= 1 << shift;
+        let slot = if word == 0 {
+            &mut self.low
         } else {
-            self.words[word] &= !(1 << shift);
+            if word > self.deeper.len() {
+                self.deeper.push(0);
+            }
+            &mut self.deeper[word - 1]
+        };
+        if bit {
+            *slot |= 1 << shift;
+        } else {
+            *slot &= !(1 << shift);
         }
         self.len += 1;
     }
 
+    #[inline]
     fn pop(&mut self) {
         self.len -= 1;
     }
 
+    #[inline]
     fn top(&self) -> Option<bool> {
         let i = self.len.checked_sub(1)?;
-        Some(self.words[i / 64] >> (i % 64) & 1 == 1)
+        let word = if i < 64 {
+            self.low
+        } else {
+            self.deeper[i / 64 - 1]
+        };
+        Some(word >> (i % 64) & 1 == 1)
     }
 }
 
@@ -919,5 +944,50 @@ impl fmt::Display for Kind {
             Kind::Array => "array",
             Kind::Object => "object",
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Objects and arrays alternating `depth` deep, closed in order (or, with `wrong_close`
+    /// at that depth, with the other bracket).
+    fn nested(depth: usize, wrong_close: Option<usize>) -> String {
+        let mut text = String::new();
+        for level in 0..depth {
+            text.push_str(if level % 2 == 0 { "{\"k\":" } else { "[1," });
+        }
+        text.push_str("null");
+        for level in (0..depth).rev() {
+            let object = level % 2 == 0;
+            let object = object != (wrong_close == Some(level));
+            text.push(if object { '}' } else { ']' });
+        }
+        text
+    }
+
+    #[test]
+    fn skips_nesting_deeper_than_one_word_of_the_bit_stack() {
+        for depth in [1, 63, 64, 65, 128, 129, 300] {
+            let text = nested(depth, None);
+            let mut reader = Reader::new(&text);
+            let raw = reader.skip().unwrap_or_else(|_| panic!("depth {depth}"));
+            assert_eq!(raw.text, text);
+            assert!(reader.at_end());
+        }
+    }
+
+    #[test]
+    fn a_container_closed_by_the_other_bracket_is_malformed_at_any_depth() {
+        for (depth, level) in [(10, 3), (70, 0), (70, 65), (200, 130), (200, 199)] {
+            let text = nested(depth, Some(level));
+            assert!(serde_json::from_str::<serde::de::IgnoredAny>(&text).is_err());
+            assert_eq!(
+                Reader::new(&text).skip(),
+                Err(Malformed),
+                "depth {depth}, wrong bracket at {level}"
+            );
+        }
     }
 }
