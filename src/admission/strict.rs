@@ -209,7 +209,7 @@ impl<'a> Walked<'a> {
 #[derive(Debug)]
 enum Node {
     /// An object with exactly these fields; any other key is unknown.
-    Object(&'static [(&'static str, Node)]),
+    Object(&'static Fields),
     /// A list whose items have this shape.
     List(&'static Node),
     /// A string map such as labels: any key is allowed, only duplicates are reported.
@@ -222,87 +222,187 @@ enum Node {
 }
 
 /// The IPAMClaim object.
-static ROOT: Node = Node::Object(&[
-    ("apiVersion", Node::Leaf),
-    ("kind", Node::Leaf),
-    ("metadata", OBJECT_META),
-    ("spec", SPEC),
-    ("status", STATUS),
-]);
+static ROOT: Node = Node::Object(&Fields::new(&[
+    field("apiVersion", Node::Leaf),
+    field("kind", Node::Leaf),
+    kept("metadata", OBJECT_META, Member::Metadata),
+    kept("spec", SPEC, Member::Spec),
+    kept("status", STATUS, Member::Status),
+]));
 
 /// `metav1.ObjectMeta`.
-const OBJECT_META: Node = Node::Object(&[
-    ("name", Node::Leaf),
-    ("generateName", Node::Leaf),
-    ("namespace", Node::Leaf),
-    ("selfLink", Node::Leaf),
-    ("uid", Node::Leaf),
-    ("resourceVersion", Node::Leaf),
-    ("generation", Node::Leaf),
-    ("creationTimestamp", Node::Leaf),
-    ("deletionTimestamp", Node::Leaf),
-    ("deletionGracePeriodSeconds", Node::Leaf),
-    ("labels", Node::Map),
-    ("annotations", Node::Map),
-    ("ownerReferences", Node::List(&OWNER_REFERENCE)),
-    ("finalizers", Node::List(&Node::Leaf)),
-    ("managedFields", Node::List(&MANAGED_FIELDS_ENTRY)),
-]);
+const OBJECT_META: Node = Node::Object(&Fields::new(&[
+    kept("name", Node::Leaf, Member::Name),
+    kept("generateName", Node::Leaf, Member::GenerateName),
+    field("namespace", Node::Leaf),
+    field("selfLink", Node::Leaf),
+    field("uid", Node::Leaf),
+    field("resourceVersion", Node::Leaf),
+    field("generation", Node::Leaf),
+    field("creationTimestamp", Node::Leaf),
+    field("deletionTimestamp", Node::Leaf),
+    field("deletionGracePeriodSeconds", Node::Leaf),
+    kept("labels", Node::Map, Member::Labels),
+    field("annotations", Node::Map),
+    field("ownerReferences", Node::List(&OWNER_REFERENCE)),
+    field("finalizers", Node::List(&Node::Leaf)),
+    field("managedFields", Node::List(&MANAGED_FIELDS_ENTRY)),
+]));
 
 /// `metav1.OwnerReference`.
-const OWNER_REFERENCE: Node = Node::Object(&[
-    ("apiVersion", Node::Leaf),
-    ("kind", Node::Leaf),
-    ("name", Node::Leaf),
-    ("uid", Node::Leaf),
-    ("controller", Node::Leaf),
-    ("blockOwnerDeletion", Node::Leaf),
-]);
+const OWNER_REFERENCE: Node = Node::Object(&Fields::new(&[
+    field("apiVersion", Node::Leaf),
+    field("kind", Node::Leaf),
+    field("name", Node::Leaf),
+    field("uid", Node::Leaf),
+    field("controller", Node::Leaf),
+    field("blockOwnerDeletion", Node::Leaf),
+]));
 
 /// `metav1.ManagedFieldsEntry`.
-const MANAGED_FIELDS_ENTRY: Node = Node::Object(&[
-    ("manager", Node::Leaf),
-    ("operation", Node::Leaf),
-    ("apiVersion", Node::Leaf),
-    ("time", Node::Leaf),
-    ("fieldsType", Node::Leaf),
-    ("fieldsV1", Node::Free),
-    ("subresource", Node::Leaf),
-]);
+const MANAGED_FIELDS_ENTRY: Node = Node::Object(&Fields::new(&[
+    field("manager", Node::Leaf),
+    field("operation", Node::Leaf),
+    field("apiVersion", Node::Leaf),
+    field("time", Node::Leaf),
+    field("fieldsType", Node::Leaf),
+    field("fieldsV1", Node::Free),
+    field("subresource", Node::Leaf),
+]));
 
 /// `IPAMClaimSpec`.
-const SPEC: Node = Node::Object(&[
-    ("network", Node::Leaf),
-    ("interface", Node::Leaf),
-    ("ipRequests", Node::List(&Node::Leaf)),
-]);
+const SPEC: Node = Node::Object(&Fields::new(&[
+    kept("network", Node::Leaf, Member::Network),
+    kept("interface", Node::Leaf, Member::Interface),
+    kept("ipRequests", Node::List(&Node::Leaf), Member::IpRequests),
+]));
 
 /// `IPAMClaimStatus`.
-const STATUS: Node = Node::Object(&[
-    ("ips", Node::List(&Node::Leaf)),
-    ("ownerPod", OWNER_POD),
-    ("conditions", Node::List(&CONDITION)),
-]);
+const STATUS: Node = Node::Object(&Fields::new(&[
+    kept("ips", Node::List(&Node::Leaf), Member::Ips),
+    kept("ownerPod", OWNER_POD, Member::OwnerPod),
+    kept("conditions", Node::List(&CONDITION), Member::Conditions),
+]));
 
 /// `OwnerPod`.
-const OWNER_POD: Node = Node::Object(&[("name", Node::Leaf)]);
+const OWNER_POD: Node = Node::Object(&Fields::new(&[kept("name", Node::Leaf, Member::PodName)]));
 
 /// `Condition`, shaped like `metav1.Condition`.
-const CONDITION: Node = Node::Object(&[
-    ("type", Node::Leaf),
-    ("status", Node::Leaf),
-    ("observedGeneration", Node::Leaf),
-    ("lastTransitionTime", Node::Leaf),
-    ("reason", Node::Leaf),
-    ("message", Node::Leaf),
-]);
+const CONDITION: Node = Node::Object(&Fields::new(&[
+    field("type", Node::Leaf),
+    field("status", Node::Leaf),
+    field("observedGeneration", Node::Leaf),
+    field("lastTransitionTime", Node::Leaf),
+    field("reason", Node::Leaf),
+    field("message", Node::Leaf),
+]));
+
+/// A declared field: its name, its shape, and which member of the typed view it fills.
+#[derive(Debug)]
+struct Declared {
+    name: &'static str,
+    node: Node,
+    member: Member,
+}
+
+/// The member of the typed view ([`Claim`] and below) a declared field fills; the walk keeps
+/// exactly these (and, when not strict, skips the rest).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Member {
+    /// None: the field is only checked.
+    None,
+    /// `metadata` (kept trimmed to the three below).
+    Metadata,
+    /// `spec`.
+    Spec,
+    /// `status`.
+    Status,
+    /// `metadata.name`.
+    Name,
+    /// `metadata.generateName`.
+    GenerateName,
+    /// `metadata.labels`.
+    Labels,
+    /// `spec.network`.
+    Network,
+    /// `spec.interface`.
+    Interface,
+    /// `spec.ipRequests`.
+    IpRequests,
+    /// `status.ips`.
+    Ips,
+    /// `status.ownerPod`.
+    OwnerPod,
+    /// `status.conditions`.
+    Conditions,
+    /// `status.ownerPod.name`.
+    PodName,
+}
+
+/// A declared field that the typed view does not hold.
+const fn field(name: &'static str, node: Node) -> Declared {
+    kept(name, node, Member::None)
+}
+
+/// A declared field that fills `member` of the typed view.
+const fn kept(name: &'static str, node: Node, member: Member) -> Declared {
+    Declared { name, node, member }
+}
+
+/// The declared fields of an object, and a table to find a key among them without comparing it
+/// with each: a key's length and first byte pick the one field it can be.
+#[derive(Debug)]
+struct Fields {
+    declared: &'static [Declared],
+    /// By [`table_slot`] of a key: one more than the index of the field it can be, or 0.
+    table: [u8; TABLE],
+}
+
+/// Slots in a [`Fields::table`].
+const TABLE: usize = 64;
+
+/// Where a key goes in a [`Fields::table`]. Two fields of one object never share a slot: the
+/// build fails if they do (see [`Fields::new`]).
+#[inline(always)]
+const fn table_slot(key: &[u8]) -> usize {
+    match key.first() {
+        Some(&first) => (key.len() * 2 + first as usize * 3) % TABLE,
+        None => 0,
+    }
+}
+
+// === impl Fields ===
+
+impl Fields {
+    const fn new(declared: &'static [Declared]) -> Fields {
+        assert!(declared.len() < u8::MAX as usize && declared.len() <= 64);
+        let mut table = [0; TABLE];
+        let mut i = 0;
+        while i < declared.len() {
+            let slot = table_slot(declared[i].name.as_bytes());
+            assert!(
+                table[slot] == 0,
+                "two fields of one object share a table slot"
+            );
+            table[slot] = i as u8 + 1;
+            i += 1;
+        }
+        Fields { declared, table }
+    }
+
+    /// The index of the declared field named `key` (unescaped).
+    #[inline]
+    fn find(&self, key: &[u8]) -> Option<usize> {
+        let i = usize::from(self.table[table_slot(key)]).checked_sub(1)?;
+        same_key(self.declared[i].name.as_bytes(), key).then_some(i)
+    }
+}
 
 /// Where a key lands in an object.
 #[derive(Clone, Copy)]
 enum Slot {
-    /// The field at this index of an [`Node::Object`], with its name and the shape of its
-    /// value.
-    Declared(usize, &'static str, &'static Node),
+    /// The field at this index of an [`Node::Object`].
+    Declared(usize, &'static Declared),
     /// Any key of a [`Node::Map`] or [`Node::Free`] object; its value is free-form.
     Free,
     /// A key the object does not declare.
@@ -319,18 +419,12 @@ impl Node {
         match self {
             Node::Object(fields) => {
                 let found = if key.is_escaped() {
-                    let decoded = key.decode();
-                    fields
-                        .iter()
-                        .position(|(name, _)| *name == decoded.as_ref())
+                    fields.find(key.decode().as_bytes())
                 } else {
-                    let raw = key.raw().as_bytes();
-                    fields
-                        .iter()
-                        .position(|(name, _)| same_key(name.as_bytes(), raw))
+                    fields.find(key.raw().as_bytes())
                 };
                 match found {
-                    Some(i) => Slot::Declared(i, fields[i].0, &fields[i].1),
+                    Some(i) => Slot::Declared(i, &fields.declared[i]),
                     None => Slot::Unknown,
                 }
             }
@@ -393,28 +487,33 @@ enum Keep {
 // === impl Keep ===
 
 impl Keep {
-    /// What to keep of the member `key` of an object kept as `self`. Every rule reads only
-    /// what this keeps.
-    fn member(self, key: Str<'_>) -> Keep {
+    /// What to keep of the member of an object kept as `self` that lands in `slot`. Every
+    /// rule reads only what this keeps.
+    fn member(self, slot: Slot) -> Keep {
         match self {
             Keep::Nothing | Keep::Whole => self,
-            Keep::Root => {
-                if key.is("metadata") {
-                    Keep::Metadata
-                } else if key.is("spec") || key.is("status") {
-                    Keep::Whole
-                } else {
-                    Keep::Nothing
-                }
-            }
-            Keep::Metadata => {
-                if key.is("name") || key.is("generateName") || key.is("labels") {
-                    Keep::Whole
-                } else {
-                    Keep::Nothing
-                }
-            }
+            // `Root` and `Metadata` walk the root and its `metadata`, which are always walked
+            // against their declared fields.
+            Keep::Root | Keep::Metadata => match slot {
+                Slot::Declared(_, declared) => match declared.member {
+                    Member::Metadata => Keep::Metadata,
+                    Member::None => Keep::Nothing,
+                    _ => Keep::Whole,
+                },
+                Slot::Free | Slot::Unknown => Keep::Nothing,
+            },
         }
+    }
+
+    /// What to keep of the member `key` of an object kept as `self`, where the walk has not
+    /// looked the key up: the same as [`Keep::member`].
+    fn member_named(self, key: Str<'_>) -> Keep {
+        let node = match self {
+            Keep::Nothing | Keep::Whole => return self,
+            Keep::Root => &ROOT,
+            Keep::Metadata => &OBJECT_META,
+        };
+        self.member(node.slot(key))
     }
 
     /// What to keep of an item of an array kept as `self`: a trimmed member that turns out
@@ -595,13 +694,15 @@ impl<'a> Walker<'a> {
             text: "",
             kind: Kind::Object,
         });
-        let seen = self.object(at, |w, name, at| {
-            Ok(Some(match name {
-                "metadata" => {
+        let seen = self.object(at, |w, member, at| {
+            Ok(Some(match member {
+                Member::Metadata => {
                     w.typed(at, &mut claim.metadata, Metadata::default(), Self::metadata)?
                 }
-                "spec" => w.spec(at, &mut claim.spec)?,
-                "status" => w.typed(at, &mut claim.status, Status::default(), Self::status)?,
+                Member::Spec => w.spec(at, &mut claim.spec)?,
+                Member::Status => {
+                    w.typed(at, &mut claim.status, Status::default(), Self::status)?
+                }
                 _ => return Ok(None),
             }))
         })?;
@@ -612,13 +713,13 @@ impl<'a> Walker<'a> {
     fn metadata(
         &mut self,
         meta: &mut Metadata<'a>,
-        name: &str,
+        member: Member,
         at: At<'_, 'a>,
     ) -> Read<Option<Unknowns>> {
-        Ok(Some(match name {
-            "name" => self.string(at, &mut meta.name)?,
-            "generateName" => self.string(at, &mut meta.generate_name)?,
-            "labels" => {
+        Ok(Some(match member {
+            Member::Name => self.string(at, &mut meta.name)?,
+            Member::GenerateName => self.string(at, &mut meta.generate_name)?,
+            Member::Labels => {
                 let seen = self.value(at)?;
                 meta.labels = Field::of_kind(seen.raw, Kind::Object);
                 seen.unknowns
@@ -638,11 +739,11 @@ impl<'a> Walker<'a> {
             interface: Field::Absent,
             ip_requests: Field::Absent,
         };
-        let (unknowns, raw) = self.typed_raw(at, field, spec, |w, spec, name, at| {
-            Ok(Some(match name {
-                "network" => w.string(at, &mut spec.network)?,
-                "interface" => w.string(at, &mut spec.interface)?,
-                "ipRequests" => w.list(at, &mut spec.ip_requests)?,
+        let (unknowns, raw) = self.typed_raw(at, field, spec, |w, spec, member, at| {
+            Ok(Some(match member {
+                Member::Network => w.string(at, &mut spec.network)?,
+                Member::Interface => w.string(at, &mut spec.interface)?,
+                Member::IpRequests => w.list(at, &mut spec.ip_requests)?,
                 _ => return Ok(None),
             }))
         })?;
@@ -655,23 +756,23 @@ impl<'a> Walker<'a> {
     fn status(
         &mut self,
         status: &mut Status<'a>,
-        name: &str,
+        member: Member,
         at: At<'_, 'a>,
     ) -> Read<Option<Unknowns>> {
-        Ok(Some(match name {
-            "ips" => self.list(at, &mut status.ips)?,
-            "ownerPod" => self.typed(
+        Ok(Some(match member {
+            Member::Ips => self.list(at, &mut status.ips)?,
+            Member::OwnerPod => self.typed(
                 at,
                 &mut status.owner_pod,
                 OwnerPod::default(),
-                |w, pod, name, at| {
-                    Ok(match name {
-                        "name" => Some(w.string(at, &mut pod.name)?),
+                |w, pod, member, at| {
+                    Ok(match member {
+                        Member::PodName => Some(w.string(at, &mut pod.name)?),
                         _ => None,
                     })
                 },
             )?,
-            "conditions" => self.list(at, &mut status.conditions)?,
+            Member::Conditions => self.list(at, &mut status.conditions)?,
             _ => return Ok(None),
         }))
     }
@@ -683,7 +784,7 @@ impl<'a> Walker<'a> {
         at: At<'_, 'a>,
         field: &mut Field<'a, T>,
         value: T,
-        fill: impl FnMut(&mut Self, &mut T, &str, At<'_, 'a>) -> Read<Option<Unknowns>>,
+        fill: impl FnMut(&mut Self, &mut T, Member, At<'_, 'a>) -> Read<Option<Unknowns>>,
     ) -> Read<Unknowns> {
         self.typed_raw(at, field, value, fill)
             .map(|(unknowns, _)| unknowns)
@@ -694,7 +795,7 @@ impl<'a> Walker<'a> {
         at: At<'_, 'a>,
         field: &mut Field<'a, T>,
         mut value: T,
-        mut fill: impl FnMut(&mut Self, &mut T, &str, At<'_, 'a>) -> Read<Option<Unknowns>>,
+        mut fill: impl FnMut(&mut Self, &mut T, Member, At<'_, 'a>) -> Read<Option<Unknowns>>,
     ) -> Read<(Unknowns, Raw<'a>)> {
         if self.reader.kind()? != Kind::Object {
             let seen = self.value(at)?;
@@ -787,7 +888,7 @@ impl<'a> Walker<'a> {
     /// and returns its text with the unknown fields below it.
     fn object<F>(&mut self, at: At<'_, 'a>, mut typed: F) -> Read<Seen<'a>>
     where
-        F: FnMut(&mut Self, &'static str, At<'_, 'a>) -> Read<Option<Unknowns>>,
+        F: FnMut(&mut Self, Member, At<'_, 'a>) -> Read<Option<Unknowns>>,
     {
         self.reader.peek();
         let start = self.reader.pos();
@@ -819,7 +920,7 @@ impl<'a> Walker<'a> {
             let mut child = &Node::Leaf;
             if checks {
                 seen_before = match slot {
-                    Slot::Declared(i, _, _) => keys.declare(i),
+                    Slot::Declared(i, _) => keys.declare(i),
                     Slot::Free | Slot::Unknown => keys.remember(self, key),
                 };
                 if seen_before == Repeat::First && matches!(slot, Slot::Unknown) {
@@ -829,18 +930,18 @@ impl<'a> Walker<'a> {
             // The value of an unknown field is not walked against any shape: its children
             // are not fields either.
             match slot {
-                Slot::Declared(_, _, declared) => child = declared,
+                Slot::Declared(_, declared) => child = &declared.node,
                 Slot::Free => child = &Node::Free,
                 Slot::Unknown => {}
             }
             let member = At {
                 node: child,
-                keep: at.keep.member(key),
+                keep: at.keep.member(slot),
                 depth: at.depth + 1,
                 path: Some(&step),
             };
             let below = match slot {
-                Slot::Declared(_, name, _) => match typed(self, name, member)? {
+                Slot::Declared(_, declared) => match typed(self, declared.member, member)? {
                     Some(below) => below,
                     None => self.value(member)?.unknowns,
                 },
@@ -851,7 +952,7 @@ impl<'a> Walker<'a> {
             if seen_before == Repeat::Again {
                 self.duplicates.found(&step);
             }
-            if let (true, Slot::Declared(i, _, _)) = (checks, slot) {
+            if let (true, Slot::Declared(i, _)) = (checks, slot) {
                 if seen_before != Repeat::First {
                     members.retain(|(j, _)| *j != i);
                 }
@@ -1063,9 +1164,14 @@ impl PathHasher {
 /// in the API server's order and how many there are in all. A value's list is held until the
 /// object around it closes (a later duplicate key may replace the value, and its unknown
 /// fields with it), then merged into that object's: the walk holds a few lists of at most
-/// [`KEPT`] paths, however many unknown keys the object has.
+/// [`KEPT`] paths, however many unknown keys the object has. Most values have none: then it is
+/// one null pointer, which the walk passes up from every value it reads.
 #[derive(Default)]
-struct Unknowns {
+struct Unknowns(Option<Box<UnknownList>>);
+
+/// The unknown fields below a value that has some.
+#[derive(Default)]
+struct UnknownList {
     /// The first ones, largest on top, so that a smaller one replaces it.
     first: BinaryHeap<Ranked>,
     /// How many there are.
@@ -1085,46 +1191,44 @@ struct Ranked {
 
 impl Unknowns {
     fn is_empty(&self) -> bool {
-        self.count == 0
+        self.0.is_none()
     }
 
     /// Adds an unknown field.
     fn add(&mut self, in_metadata: bool, issue: Issue) {
-        self.count += 1;
-        self.keep(Ranked {
+        let list = self.0.get_or_insert_with(Box::default);
+        list.count += 1;
+        list.keep(Ranked {
             outside_metadata: !in_metadata,
             path: issue.path,
             path_len: issue.path_len,
         });
     }
 
-    /// Keeps `ranked` if it is among the first [`KEPT`].
-    fn keep(&mut self, ranked: Ranked) {
-        if self.first.len() < KEPT {
-            self.first.push(ranked);
-        } else if self.first.peek().is_some_and(|last| ranked < *last) {
-            self.first.pop();
-            self.first.push(ranked);
-        }
-    }
-
     /// Adds the unknown fields of `other`.
-    fn merge(&mut self, mut other: Unknowns) {
-        if other.is_empty() {
+    fn merge(&mut self, other: Unknowns) {
+        let Some(mut other) = other.0 else {
             return;
+        };
+        let Some(list) = &mut self.0 else {
+            self.0 = Some(other);
+            return;
+        };
+        if other.first.len() > list.first.len() {
+            std::mem::swap(list, &mut other);
         }
-        if other.first.len() > self.first.len() {
-            std::mem::swap(self, &mut other);
-        }
-        self.count += other.count;
+        list.count += other.count;
         for ranked in other.first {
-            self.keep(ranked);
+            list.keep(ranked);
         }
     }
 
     /// The first ones in order, and how many there are in all.
     fn into_sorted(self) -> (Vec<Issue>, usize) {
-        let first = self
+        let Some(list) = self.0 else {
+            return (Vec::new(), 0);
+        };
+        let first = list
             .first
             .into_sorted_vec()
             .into_iter()
@@ -1134,7 +1238,21 @@ impl Unknowns {
                 path_len: r.path_len,
             })
             .collect();
-        (first, self.count)
+        (first, list.count)
+    }
+}
+
+// === impl UnknownList ===
+
+impl UnknownList {
+    /// Keeps `ranked` if it is among the first [`KEPT`].
+    fn keep(&mut self, ranked: Ranked) {
+        if self.first.len() < KEPT {
+            self.first.push(ranked);
+        } else if self.first.peek().is_some_and(|last| ranked < *last) {
+            self.first.pop();
+            self.first.push(ranked);
+        }
     }
 }
 
@@ -1286,7 +1404,7 @@ impl<'de> serde::de::Visitor<'de> for Skeleton {
             return Ok(());
         }
         while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-            match self.child(self.keep.member(Str::plain(&key))) {
+            match self.child(self.keep.member_named(Str::plain(&key))) {
                 Some(member) => map.next_value_seed(member)?,
                 None => {
                     map.next_value::<IgnoredAny>()?;
@@ -2017,11 +2135,12 @@ mod tests {
                     .properties
                     .as_ref()
                     .unwrap_or_else(|| panic!("{path}: no properties in the CRD"));
-                let ours: BTreeSet<&str> = fields.iter().map(|(name, _)| *name).collect();
+                let ours: BTreeSet<&str> = fields.declared.iter().map(|d| d.name).collect();
                 let theirs: BTreeSet<&str> = props.keys().map(String::as_str).collect();
                 assert_eq!(ours, theirs, "fields of {path}: strict schema vs CRD");
-                for (name, child) in *fields {
-                    assert_same_shape(child, &props[*name], &format!("{path}.{name}"));
+                for d in fields.declared {
+                    let name = d.name;
+                    assert_same_shape(&d.node, &props[name], &format!("{path}.{name}"));
                 }
             }
             Node::List(item) => {
@@ -2046,8 +2165,11 @@ mod tests {
         fn walk(node: &Node) {
             match node {
                 Node::Object(fields) => {
-                    assert!(fields.len() <= 64, "one bit per field in Keys::declared");
-                    fields.iter().for_each(|(_, child)| walk(child));
+                    assert!(
+                        fields.declared.len() <= 64,
+                        "one bit per field in Keys::declared"
+                    );
+                    fields.declared.iter().for_each(|d| walk(&d.node));
                 }
                 Node::List(item) => walk(item),
                 Node::Map | Node::Free | Node::Leaf => {}
@@ -2068,13 +2190,13 @@ mod tests {
         let Node::Object(root) = &ROOT else {
             panic!("root is an object")
         };
-        let ours: BTreeSet<&str> = root.iter().map(|(name, _)| *name).collect();
+        let ours: BTreeSet<&str> = root.declared.iter().map(|d| d.name).collect();
         let theirs: BTreeSet<&str> = props.keys().map(String::as_str).collect();
         // The generated root declares spec and status; the rest is standard for every kind.
         assert!(ours.is_superset(&theirs), "{theirs:?} not all in {ours:?}");
-        for (name, node) in *root {
-            if matches!(*name, "spec" | "status") {
-                assert_same_shape(node, &props[*name], name);
+        for d in root.declared {
+            if matches!(d.name, "spec" | "status") {
+                assert_same_shape(&d.node, &props[d.name], d.name);
             }
         }
     }
