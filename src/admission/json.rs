@@ -176,11 +176,23 @@ impl<'a> Reader<'a> {
     }
 
     /// A key and its colon; keys are always read (escapes checked), never only skipped.
+    #[inline(always)]
     fn key(&mut self) -> Read<Str<'a>> {
+        self.key_with(true)
+    }
+
+    #[inline(always)]
+    fn key_with(&mut self, read: bool) -> Read<Str<'a>> {
         if self.peek() != Some(b'"') {
             return Err(Malformed);
         }
-        let key = self.string()?;
+        self.pos += 1;
+        let key = self.string_rest(read)?;
+        // Compact JSON puts the colon right after the key.
+        if self.bytes().get(self.pos) == Some(&b':') {
+            self.pos += 1;
+            return Ok(key);
+        }
         self.expect(b':')?;
         Ok(key)
     }
@@ -218,6 +230,12 @@ impl<'a> Reader<'a> {
     #[inline(always)]
     fn string_with(&mut self, read: bool) -> Read<Str<'a>> {
         self.expect(b'"')?;
+        self.string_rest(read)
+    }
+
+    /// The rest of a string whose opening quote was just read.
+    #[inline(always)]
+    fn string_rest(&mut self, read: bool) -> Read<Str<'a>> {
         let bytes = self.bytes();
         let start = self.pos;
         let end = plain_run(bytes, start);
@@ -418,11 +436,7 @@ impl<'a> Reader<'a> {
     }
 
     fn skip_key(&mut self) -> Read<()> {
-        if self.peek() != Some(b'"') {
-            return Err(Malformed);
-        }
-        self.string_with(false)?;
-        self.expect(b':')
+        self.key_with(false).map(|_| ())
     }
 }
 
@@ -622,8 +636,26 @@ impl<'a> Str<'a> {
 
 impl PartialEq for Str<'_> {
     fn eq(&self, other: &Str<'_>) -> bool {
+        // The same text is the same string; two texts without escapes are what they hold.
+        if self.raw == other.raw {
+            return true;
+        }
         if !self.escaped && !other.escaped {
-            return self.raw == other.raw;
+            return false;
+        }
+        // An escaped string against a plain one: its text up to the first escape is decoded
+        // as it stands, and it decodes to no more bytes than its text. Most keys differ there,
+        // without decoding anything.
+        if self.escaped != other.escaped {
+            let (escaped, plain) = if self.escaped {
+                (self.raw, other.raw)
+            } else {
+                (other.raw, self.raw)
+            };
+            let lead = escaped.find('\\').unwrap_or(escaped.len());
+            if plain.len() > escaped.len() || !plain.starts_with(&escaped[..lead]) {
+                return false;
+            }
         }
         self.cmp_decoded(other) == Ordering::Equal
     }
@@ -988,6 +1020,42 @@ mod tests {
                 Err(Malformed),
                 "depth {depth}, wrong bracket at {level}"
             );
+        }
+    }
+
+    /// The string of a JSON text that holds one.
+    fn str_of(text: &str) -> Str<'_> {
+        Reader::new(text).string().expect("a JSON string")
+    }
+
+    #[test]
+    fn strings_are_equal_by_what_they_decode_to() {
+        let same = [
+            (r#""ab""#, r#""ab""#),
+            (r#""a\u0062""#, r#""ab""#),
+            (r#""\u0061b""#, r#""ab""#),
+            (r#""\u0061\u0062""#, r#""a\u0062""#),
+            (
+                r#""k:{\"uid\":\"x\"}""#,
+                r#""k:{\u0022uid\u0022:\u0022x\u0022}""#,
+            ),
+            (r#""\/""#, r#""/""#),
+        ];
+        for (a, b) in same {
+            assert!(str_of(a) == str_of(b), "{a} == {b}");
+            assert!(str_of(b) == str_of(a), "{b} == {a}");
+        }
+        let different = [
+            (r#""ab""#, r#""abc""#),
+            (r#""a\n""#, r#""a""#),
+            (r#""a\n""#, r#""an""#),
+            (r#""\u0061b""#, r#""aab""#),
+            (r#""xa\u0062""#, r#""ab""#),
+            (r#""k:{\"uid\"}""#, r#""f:metadata""#),
+        ];
+        for (a, b) in different {
+            assert!(str_of(a) != str_of(b), "{a} != {b}");
+            assert!(str_of(b) != str_of(a), "{b} != {a}");
         }
     }
 }
