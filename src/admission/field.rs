@@ -537,25 +537,42 @@ fn go_syntax(v: Raw<'_>, out: &mut impl fmt::Write) -> fmt::Result {
 pub fn go_quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{7}' => out.push_str("\\a"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\u{b}' => out.push_str("\\v"),
-            c if is_go_printable(c) => out.push(c),
-            c if (c as u32) < 0x80 => out.push_str(&format!("\\x{:02x}", c as u32)),
-            c if (c as u32) < 0x10000 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push_str(&format!("\\U{:08x}", c as u32)),
-        }
+    // Printable ASCII other than the quote and the backslash stands for itself: such runs are
+    // copied whole.
+    let plain = |b: u8| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\';
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    while start < bytes.len() {
+        let run = bytes[start..].iter().position(|&b| !plain(b));
+        let end = run.map_or(bytes.len(), |n| start + n);
+        out.push_str(&s[start..end]);
+        let Some(c) = s[end..].chars().next() else {
+            break;
+        };
+        go_quote_char(&mut out, c);
+        start = end + c.len_utf8();
     }
     out.push('"');
     out
+}
+
+/// One character of [`go_quote`] that is not printable ASCII, or is a quote or a backslash.
+fn go_quote_char(out: &mut String, c: char) {
+    match c {
+        '"' => out.push_str("\\\""),
+        '\\' => out.push_str("\\\\"),
+        '\n' => out.push_str("\\n"),
+        '\r' => out.push_str("\\r"),
+        '\t' => out.push_str("\\t"),
+        '\u{7}' => out.push_str("\\a"),
+        '\u{8}' => out.push_str("\\b"),
+        '\u{c}' => out.push_str("\\f"),
+        '\u{b}' => out.push_str("\\v"),
+        c if is_go_printable(c) => out.push(c),
+        c if (c as u32) < 0x80 => out.push_str(&format!("\\x{:02x}", c as u32)),
+        c if (c as u32) < 0x10000 => out.push_str(&format!("\\u{:04x}", c as u32)),
+        c => out.push_str(&format!("\\U{:08x}", c as u32)),
+    }
 }
 
 /// Approximates Go's `strconv.IsPrint`: letters, marks, numbers, punctuation, symbols and the
@@ -871,6 +888,25 @@ mod tests {
     fn renders_integer_values_bare() {
         let e = FieldError::invalid(Path::new("x"), 5i64, "must be small");
         assert_eq!(e.to_string(), "x: Invalid value: 5: must be small");
+    }
+
+    proptest::proptest! {
+        /// Runs of printable ASCII are copied whole: the result is the quoting of each
+        /// character on its own.
+        #[test]
+        fn quotes_any_text_as_char_by_char(
+            text in "([a-z\"\\\\\\x00-\\x1f\\x7f\u{80}-\u{10ffff}]{0,3}[ -~]{0,20}){0,8}"
+        ) {
+            let mut expected = String::from("\"");
+            for c in text.chars() {
+                match c {
+                    ' '..='~' if c != '"' && c != '\\' => expected.push(c),
+                    c => go_quote_char(&mut expected, c),
+                }
+            }
+            expected.push('"');
+            proptest::prop_assert_eq!(go_quote(&text), expected);
+        }
     }
 
     #[test]

@@ -414,7 +414,7 @@ enum Slot {
 impl Node {
     /// Where `key` lands in an object walked against this node: its bytes are compared with
     /// the declared names, no allocation (an escaped key is decoded first, which is rare).
-    #[inline]
+    #[inline(always)]
     fn slot(&self, key: Str<'_>) -> Slot {
         match self {
             Node::Object(fields) => {
