@@ -358,7 +358,24 @@ impl<'a> FieldError<'a> {
 
     /// The message without the field path (`ErrorBody()`), as in `details.causes[].message`.
     pub fn body(&self) -> String {
-        let mut s = String::from(self.kind.text());
+        let mut s = String::with_capacity(self.body_capacity());
+        self.write_body(&mut s);
+        s
+    }
+
+    /// Room for most bodies in one allocation: the words, the value's text and its quotes.
+    fn body_capacity(&self) -> usize {
+        let value = match &self.value {
+            BadValue::Str(v) => v.len().min(MAX_ECHOED_BYTES) + 48,
+            BadValue::Json { head, .. } | BadValue::Go { head, .. } => head.len() + 40,
+            _ => 24,
+        };
+        self.kind.text().len() + value + 2 + self.detail.len()
+    }
+
+    /// Writes [`FieldError::body`] to `s`.
+    fn write_body(&self, s: &mut String) {
+        s.push_str(self.kind.text());
         let prints_value = !matches!(
             self.kind,
             ErrorType::Required | ErrorType::Forbidden | ErrorType::TooLong
@@ -390,7 +407,6 @@ impl<'a> FieldError<'a> {
             s.push_str(": ");
             s.push_str(&self.detail);
         }
-        s
     }
 }
 
@@ -672,7 +688,11 @@ fn invalid_status(
             continue;
         }
         let body = e.body();
-        let text = format!("{}: {body}", e.path);
+        let path = e.path.as_str();
+        let mut text = String::with_capacity(path.len() + 2 + body.len());
+        text.push_str(path);
+        text.push_str(": ");
+        text.push_str(&body);
         if room.admit(caps::json_len(&text)) {
             listed.push((e, text, body));
         }
@@ -684,15 +704,20 @@ fn invalid_status(
     } else {
         format!("{kind}.{group}")
     };
+    let quoted_name = quote_clipped(name);
     let message = if errors.is_empty() && more == 0 {
-        format!("{qualified} {} is invalid", quote_clipped(name))
+        [qualified.as_str(), " ", &quoted_name, " is invalid"].concat()
     } else {
         let texts: Vec<&str> = listed.iter().map(|(_, text, _)| text.as_str()).collect();
-        format!(
-            "{qualified} {} is invalid: {}",
-            quote_clipped(name),
-            aggregate(&texts, left_out)
-        )
+        let listing = aggregate(&texts, left_out);
+        [
+            qualified.as_str(),
+            " ",
+            &quoted_name,
+            " is invalid: ",
+            &listing,
+        ]
+        .concat()
     };
     let mut causes: Vec<StatusCause> = listed
         .into_iter()
@@ -820,13 +845,22 @@ fn aggregate<T: AsRef<str>>(texts: &[T], left_out: usize) -> String {
     if left_out > 0 {
         more = caps::and_more(left_out, "error");
         unique.push(&more);
-        return format!("[{}]", unique.join(", "));
+    } else if let [one] = unique.as_slice() {
+        return (*one).to_owned();
+    } else if unique.is_empty() {
+        return String::new();
     }
-    match unique.as_slice() {
-        [] => String::new(),
-        [one] => (*one).to_owned(),
-        _ => format!("[{}]", unique.join(", ")),
+    let len: usize = unique.iter().map(|t| t.len() + 2).sum();
+    let mut listing = String::with_capacity(len + 2);
+    listing.push('[');
+    for (i, text) in unique.iter().enumerate() {
+        if i > 0 {
+            listing.push_str(", ");
+        }
+        listing.push_str(text);
     }
+    listing.push(']');
+    listing
 }
 
 impl<'a> IntoIterator for ErrorList<'a> {
