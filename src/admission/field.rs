@@ -36,15 +36,17 @@ pub fn quote_clipped(text: &str) -> String {
 }
 
 /// A path to a field of an object, as Kubernetes prints it: `status.ips[2]`, `metadata.labels[app]`.
+///
+/// A top-level path is the field's name itself, without a copy; deeper ones are written once.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
-pub struct Path(String);
+pub struct Path(Cow<'static, str>);
 
 // === impl Path ===
 
 impl Path {
     /// A path that starts at the named top-level field.
-    pub fn new(root: &str) -> Self {
-        Path(root.to_owned())
+    pub fn new(root: &'static str) -> Self {
+        Path(Cow::Borrowed(root))
     }
 
     /// The path of a named field below this one.
@@ -55,17 +57,34 @@ impl Path {
             s.push('.');
         }
         s.push_str(name);
-        Path(s)
+        Path(Cow::Owned(s))
     }
 
     /// The path of a list item below this one.
     pub fn index(&self, i: usize) -> Self {
-        Path(format!("{}[{i}]", self.0))
+        let mut digits = [0u8; 20];
+        let mut at = digits.len();
+        let mut n = i;
+        loop {
+            at -= 1;
+            digits[at] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        let digits = std::str::from_utf8(&digits[at..]).unwrap_or_default();
+        let mut s = String::with_capacity(self.0.len() + digits.len() + 2);
+        s.push_str(&self.0);
+        s.push('[');
+        s.push_str(digits);
+        s.push(']');
+        Path(Cow::Owned(s))
     }
 
     /// The path of a map entry below this one.
     pub fn key(&self, k: &str) -> Self {
-        Path(format!("{}[{k}]", self.0))
+        Path(Cow::Owned(format!("{}[{k}]", self.0)))
     }
 
     /// The path as text.
@@ -941,6 +960,15 @@ mod tests {
             expected.push('"');
             proptest::prop_assert_eq!(go_quote(&text), expected);
         }
+    }
+
+    #[test]
+    fn writes_list_indices_in_decimal() {
+        let path = Path::new("status").child("ips");
+        for i in [0, 7, 9, 10, 99, 100, 12345, usize::MAX] {
+            assert_eq!(path.index(i).as_str(), format!("status.ips[{i}]"));
+        }
+        assert_eq!(Path::default().index(3).as_str(), "[3]");
     }
 
     #[test]

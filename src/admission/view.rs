@@ -250,13 +250,20 @@ impl<'a> Condition<'a> {
         }
         let mut condition = Condition::default();
         for (key, value) in item.members() {
-            match key.decode().as_ref() {
-                "type" => condition.r#type = Field::of_str(value),
-                "status" => condition.status = Field::of_str(value),
-                "reason" => condition.reason = Field::of_str(value),
-                "message" => condition.message = Field::of_str(value),
-                "lastTransitionTime" => condition.last_transition_time = Field::of_str(value),
-                "observedGeneration" => {
+            let decoded;
+            let key = if key.is_escaped() {
+                decoded = key.decode();
+                decoded.as_bytes()
+            } else {
+                key.raw().as_bytes()
+            };
+            match key {
+                b"type" => condition.r#type = Field::of_str(value),
+                b"status" => condition.status = Field::of_str(value),
+                b"reason" => condition.reason = Field::of_str(value),
+                b"message" => condition.message = Field::of_str(value),
+                b"lastTransitionTime" => condition.last_transition_time = Field::of_str(value),
+                b"observedGeneration" => {
                     condition.observed_generation = Field::of_kind(value, Kind::Number)
                 }
                 _ => {}
