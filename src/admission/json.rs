@@ -336,20 +336,21 @@ impl<'a> Reader<'a> {
 
     /// Reads a scalar (string, number, literal) that comes next, and returns it as text.
     pub fn scalar(&mut self, read: bool) -> Read<Raw<'a>> {
-        let kind = self.kind()?;
+        let first = self.peek().ok_or(Malformed)?;
         let start = self.pos;
-        match kind {
-            Kind::String => {
-                self.string_with(read)?;
+        let kind = match first {
+            b'"' => {
+                self.pos += 1;
+                self.string_rest(read)?;
+                Kind::String
             }
-            Kind::Number => {
+            b'-' | b'0'..=b'9' => {
                 self.number(read)?;
+                Kind::Number
             }
-            Kind::Bool | Kind::Null => {
-                self.literal()?;
-            }
-            Kind::Array | Kind::Object => return Err(Malformed),
-        }
+            b't' | b'f' | b'n' => self.literal()?,
+            _ => return Err(Malformed),
+        };
         Ok(Raw {
             text: self.since(start),
             kind,

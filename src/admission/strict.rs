@@ -832,9 +832,9 @@ impl<'a> Walker<'a> {
         if !self.strict && at.keep == Keep::Nothing {
             return self.reader.skip().map(Seen::plain);
         }
-        match self.reader.kind()? {
-            Kind::Object => self.object(at, |_, _, _| Ok(None)),
-            Kind::Array => self.array(at),
+        match self.reader.peek() {
+            Some(b'{') => self.object(at, |_, _, _| Ok(None)),
+            Some(b'[') => self.array(at),
             _ => self.reader.scalar(true).map(Seen::plain),
         }
     }
