@@ -98,12 +98,21 @@ fn fast(text: &str, strict: bool) -> Option<Review<'_>> {
             "apiVersion" => review.api_version = seen.once(0, string(&mut reader))?,
             "kind" => review.kind = seen.once(1, string(&mut reader))?,
             "request" => {
-                let request = match reader.kind().ok()? {
-                    Kind::Null => reader.literal().ok().map(|_| None),
-                    Kind::Object => request(&mut reader, strict).map(Some),
-                    _ => None,
-                };
-                review.request = seen.once(2, request)?;
+                seen.first(2)?;
+                match reader.kind().ok()? {
+                    Kind::Null => {
+                        reader.literal().ok()?;
+                    }
+                    Kind::Object => {
+                        // Filled where it stays: the request holds both objects' views.
+                        request(
+                            &mut reader,
+                            strict,
+                            review.request.insert(Request::default()),
+                        )?
+                    }
+                    _ => return None,
+                }
             }
             _ => {
                 reader.skip().ok()?;
@@ -114,8 +123,7 @@ fn fast(text: &str, strict: bool) -> Option<Review<'_>> {
     reader.at_end().then_some(review)
 }
 
-fn request<'a>(reader: &mut Reader<'a>, strict: bool) -> Option<Request<'a>> {
-    let mut request = Request::default();
+fn request<'a>(reader: &mut Reader<'a>, strict: bool, request: &mut Request<'a>) -> Option<()> {
     let mut seen = Once::default();
     let mut key = reader.open_object().ok()?;
     while let Some(k) = key {
@@ -127,8 +135,14 @@ fn request<'a>(reader: &mut Reader<'a>, strict: bool) -> Option<Request<'a>> {
             "name" => request.name = seen.once(4, string(reader))?,
             "namespace" => request.namespace = seen.once(5, string(reader))?,
             "operation" => request.operation = seen.once(6, string(reader))?,
-            "object" => request.object = seen.once(7, object(reader, strict))?,
-            "oldObject" => request.old_object = seen.once(8, object(reader, false))?,
+            "object" => {
+                seen.first(7)?;
+                request.object = object(reader, strict)?;
+            }
+            "oldObject" => {
+                seen.first(8)?;
+                request.old_object = object(reader, false)?;
+            }
             "dryRun" => {
                 let dry_run = match reader.kind().ok()? {
                     Kind::Null => reader.literal().ok().map(|_| None),
@@ -147,7 +161,7 @@ fn request<'a>(reader: &mut Reader<'a>, strict: bool) -> Option<Request<'a>> {
         }
         key = reader.next_key().ok()?;
     }
-    Some(request)
+    Some(())
 }
 
 /// Which envelope members were read: serde refuses a member twice.
@@ -157,12 +171,18 @@ struct Once(u16);
 impl Once {
     /// `value`, the first time member `bit` is read.
     fn once<T>(&mut self, bit: u8, value: Option<T>) -> Option<T> {
+        self.first(bit)?;
+        value
+    }
+
+    /// Whether member `bit` is read for the first time (`None` if not).
+    fn first(&mut self, bit: u8) -> Option<()> {
         let mask = 1 << bit;
         if self.0 & mask != 0 {
             return None;
         }
         self.0 |= mask;
-        value
+        Some(())
     }
 }
 
