@@ -832,11 +832,76 @@ impl<'a> Walker<'a> {
         if !self.strict && at.keep == Keep::Nothing {
             return self.reader.skip().map(Seen::plain);
         }
+        if matches!(at.node, Node::Free) {
+            return self.free(at.path, at.depth).map(Seen::plain);
+        }
         match self.reader.peek() {
             Some(b'{') => self.object(at, |_, _, _| Ok(None)),
             Some(b'[') => self.array(at),
             _ => self.reader.scalar(true).map(Seen::plain),
         }
+    }
+
+    /// Reads free-form content (`fieldsV1`), `depth` containers deep at `path`: any key is
+    /// allowed at any depth, so only repeated keys are looked for (when strict), and nothing
+    /// below can be an unknown field. The same walk as [`Walker::object`] and
+    /// [`Walker::array`] would make of it, without their bookkeeping of declared fields:
+    /// `managedFields` is most of a typical object.
+    fn free(&mut self, path: Option<&Step<'_, 'a>>, depth: usize) -> Read<Raw<'a>> {
+        let (open, kind) = match self.reader.peek() {
+            Some(b'{') => (true, Kind::Object),
+            Some(b'[') => (false, Kind::Array),
+            _ => return self.reader.scalar(true),
+        };
+        let start = self.reader.pos();
+        if depth >= MAX_DEPTH {
+            // As deep as the walk goes: keys are read, values skipped.
+            self.too_deep = true;
+            if open {
+                let mut next = self.reader.open_object()?;
+                while next.is_some() {
+                    self.reader.skip()?;
+                    next = self.reader.next_key()?;
+                }
+            } else {
+                let mut more = self.reader.open_array()?;
+                while more {
+                    self.reader.skip()?;
+                    more = self.reader.next_item()?;
+                }
+            }
+        } else if open {
+            let mut keys = Keys::open(self);
+            let mut next = self.reader.open_object()?;
+            while let Some(key) = next {
+                let step = Step::new(path, Label::Key(key));
+                let repeat = if self.strict {
+                    keys.remember(self, key)
+                } else {
+                    Repeat::First
+                };
+                self.free(Some(&step), depth + 1)?;
+                // As in an object: a repeated key is found once its value is read.
+                if repeat == Repeat::Again {
+                    self.duplicates.found(&step);
+                }
+                next = self.reader.next_key()?;
+            }
+            keys.close(self);
+        } else {
+            let mut more = self.reader.open_array()?;
+            let mut index = 0;
+            while more {
+                let step = Step::new(path, Label::Index(index));
+                self.free(Some(&step), depth + 1)?;
+                index += 1;
+                more = self.reader.next_item()?;
+            }
+        }
+        Ok(Raw {
+            text: self.reader.since(start),
+            kind,
+        })
     }
 
     /// Whether the walk may open another object or array; if not, notes it.
@@ -2088,6 +2153,30 @@ mod tests {
             "f.".repeat(MAX_DEPTH - 6)
         );
         assert_eq!(issues(&free), [duplicate(&path)]);
+    }
+
+    #[test]
+    fn free_content_is_walked_to_the_same_depth_and_names_items() {
+        // fieldsV1 sits five containers deep: one more than `accepts_nesting_at_max_depth`.
+        for (open, close) in [("{\"f\":", "}"), ("[", "]")] {
+            let json = format!(
+                "{{\"metadata\":{{\"managedFields\":[{{\"fieldsV1\":{}{{}}{}}}]}}}}",
+                open.repeat(MAX_DEPTH - 4),
+                close.repeat(MAX_DEPTH - 4)
+            );
+            assert!(
+                matches!(
+                    check(json.as_bytes()),
+                    Err(StrictError::TooDeep { max: MAX_DEPTH })
+                ),
+                "{open}"
+            );
+        }
+        let json = r#"{"metadata":{"managedFields":[{"fieldsV1":{"a":[1,{"b":1,"b":2}]}}]}}"#;
+        assert_eq!(
+            issues(json),
+            [duplicate("metadata.managedFields[0].fieldsV1.a[1].b")]
+        );
     }
 
     #[test]
