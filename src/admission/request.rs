@@ -205,30 +205,28 @@ fn gvk<'a>(reader: &mut Reader<'a>, third: &str) -> Option<Option<GroupVersion<'
     if reader.kind().ok()? == Kind::Null {
         return reader.literal().ok().map(|_| None);
     }
-    let (mut group, mut version, mut kind) = (None, None, None);
-    let mut seen = Once::default();
+    let mut parts: [Option<Cow<'a, str>>; 3] = [None, None, None];
     let mut key = reader.open_object().ok()?;
     while let Some(k) = key {
-        let k = plain(k)?;
-        let field = if k == "group" {
-            (0, &mut group)
-        } else if k == "version" {
-            (1, &mut version)
-        } else if k == third {
-            (2, &mut kind)
-        } else {
-            reader.skip().ok()?;
-            key = reader.next_key().ok()?;
-            continue;
+        let k = plain(k)?.as_bytes();
+        let i = match k {
+            b"group" => 0,
+            b"version" => 1,
+            _ if k == third.as_bytes() => 2,
+            _ => {
+                reader.skip().ok()?;
+                key = reader.next_key().ok()?;
+                continue;
+            }
         };
-        let value = match reader.kind().ok()? {
-            Kind::String => reader.string().ok()?.decode(),
-            _ => return None,
-        };
-        *field.1 = seen.once(field.0, Some(value));
-        field.1.as_ref()?;
+        // A repeated member, or one that is not a string, is serde's to refuse.
+        if parts[i].is_some() || reader.peek()? != b'"' {
+            return None;
+        }
+        parts[i] = Some(reader.string().ok()?.decode());
         key = reader.next_key().ok()?;
     }
+    let [group, version, kind] = parts;
     Some(Some(GroupVersion {
         group: group?,
         version: version?,
