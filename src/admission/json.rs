@@ -397,7 +397,8 @@ impl<'a> Reader<'a> {
                     }
                 }
                 b'"' => {
-                    self.string_with(false)?;
+                    self.pos += 1;
+                    self.skip_string_rest()?;
                 }
                 b'-' | b'0'..=b'9' => {
                     self.number(false)?;
@@ -437,7 +438,30 @@ impl<'a> Reader<'a> {
     }
 
     fn skip_key(&mut self) -> Read<()> {
-        self.key_with(false).map(|_| ())
+        if self.peek() != Some(b'"') {
+            return Err(Malformed);
+        }
+        self.pos += 1;
+        self.skip_string_rest()?;
+        if self.bytes().get(self.pos) == Some(&b':') {
+            self.pos += 1;
+            return Ok(());
+        }
+        self.expect(b':')
+    }
+
+    /// Skips the rest of a string whose opening quote was just read, checking it as a skipped
+    /// string is checked; nothing of it is kept.
+    #[inline(always)]
+    fn skip_string_rest(&mut self) -> Read<()> {
+        let bytes = self.bytes();
+        let start = self.pos;
+        let end = plain_run(bytes, start);
+        if bytes.get(end) == Some(&b'"') {
+            self.pos = end + 1;
+            return Ok(());
+        }
+        self.escaped_string(start, end, false).map(|_| ())
     }
 }
 
