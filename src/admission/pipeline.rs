@@ -369,7 +369,7 @@ fn review_with(
             .collect();
     }
     if summary.name.is_empty() {
-        summary.name = object_name(request.object.as_ref().or(request.old_object.as_ref()))
+        summary.name = object_name(request.object.as_deref().or(request.old_object.as_deref()))
             .map(Cow::into_owned)
             .unwrap_or_default();
     }
@@ -463,7 +463,7 @@ fn judge<'a>(
     };
     let old = request
         .old_object
-        .as_ref()
+        .as_deref()
         .filter(|_| operation == "UPDATE");
     if operation == "UPDATE" && old.is_none() {
         let msg = "request.oldObject is required for UPDATE".to_owned();
@@ -483,7 +483,7 @@ fn judge<'a>(
             };
             validate(uid, &object, old, opts, &claimant)
         }
-        Webhook::Mutate => mutate(uid, object, operation == "CREATE", opts),
+        Webhook::Mutate => mutate(uid, *object, operation == "CREATE", opts),
     }
 }
 

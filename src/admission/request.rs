@@ -50,9 +50,9 @@ pub struct Request<'a> {
     /// `operation`.
     pub operation: Option<Cow<'a, str>>,
     /// `object`, walked strictly or not as asked.
-    pub object: Option<Walked<'a>>,
+    pub object: Option<Box<Walked<'a>>>,
     /// `oldObject`, never walked strictly.
-    pub old_object: Option<Walked<'a>>,
+    pub old_object: Option<Box<Walked<'a>>>,
     /// `dryRun`.
     pub dry_run: Option<bool>,
 }
@@ -235,11 +235,11 @@ fn gvk<'a>(reader: &mut Reader<'a>, third: &str) -> Option<Option<GroupVersion<'
 }
 
 /// An optional object, walked.
-fn object<'a>(reader: &mut Reader<'a>, strict: bool) -> Option<Option<Walked<'a>>> {
+fn object<'a>(reader: &mut Reader<'a>, strict: bool) -> Option<Option<Box<Walked<'a>>>> {
     if reader.kind().ok()? == Kind::Null {
         return reader.literal().ok().map(|_| None);
     }
-    Walked::read(reader, strict).ok().map(Some)
+    Walked::read(reader, strict).ok().map(|w| Some(Box::new(w)))
 }
 
 // === serde_json's decoder ===
@@ -259,11 +259,11 @@ fn by_serde(text: &str, strict: bool) -> Result<Review<'_>, String> {
     checked.map_err(|e| e.to_string())?;
     let MapOnly(review) = serde_json::from_str::<MapOnly<ReviewIn<'_, &RawValue, &RawValue>>>(text)
         .map_err(|e| e.to_string())?;
-    fn walk(raw: Option<&str>, strict: bool) -> Result<Option<Walked<'_>>, String> {
+    fn walk(raw: Option<&str>, strict: bool) -> Result<Option<Box<Walked<'_>>>, String> {
         match raw {
             None => Ok(None),
             Some(raw) => strict::walk(raw, strict)
-                .map(Some)
+                .map(|w| Some(Box::new(w)))
                 .map_err(|_| "request.object or request.oldObject cannot be read".to_owned()),
         }
     }
