@@ -149,8 +149,8 @@ pub struct Summary {
     pub namespace: String,
     /// The object's name (or `request.name`).
     pub name: String,
-    /// `request.operation`.
-    pub operation: String,
+    /// `request.operation` (one of four words, almost always: not copied then).
+    pub operation: Cow<'static, str>,
     /// `request.subResource`, empty when none.
     pub sub_resource: String,
     /// Whether the review was allowed.
@@ -347,7 +347,13 @@ fn review_with(
         uid: uid.clone().into_owned(),
         namespace: request.namespace.as_deref().unwrap_or_default().to_owned(),
         name: request.name.as_deref().unwrap_or_default().to_owned(),
-        operation: request.operation.as_deref().unwrap_or_default().to_owned(),
+        operation: match request.operation.as_deref().unwrap_or_default() {
+            "CREATE" => Cow::Borrowed("CREATE"),
+            "UPDATE" => Cow::Borrowed("UPDATE"),
+            "DELETE" => Cow::Borrowed("DELETE"),
+            "CONNECT" => Cow::Borrowed("CONNECT"),
+            other => Cow::Owned(other.to_owned()),
+        },
         sub_resource: request
             .sub_resource
             .as_deref()

@@ -520,7 +520,7 @@ mod tests {
 
     fn summary(operation: &str, allowed: bool, code: u16, causes: &[&str]) -> Summary {
         Summary {
-            operation: operation.to_owned(),
+            operation: operation.to_owned().into(),
             allowed,
             code,
             causes: causes.iter().map(|c| (*c).to_owned()).collect(),
