@@ -700,7 +700,8 @@ fn invalid_status(
     name: &str,
 ) -> (Status, usize) {
     let mut room = Listing::causes();
-    let mut listed: Vec<(&FieldError<'_>, String, String)> = Vec::new();
+    let mut listed: Vec<(&FieldError<'_>, String, String)> =
+        Vec::with_capacity(errors.len().min(caps::MAX_CAUSES));
     for e in errors {
         if room.is_full() {
             room.leave_out(1);
@@ -843,6 +844,10 @@ impl<'a> CappedErrors<'a> {
 impl<'a> Report<'a> for CappedErrors<'a> {
     fn push(&mut self, e: FieldError<'a>) {
         if self.kept.len() < Self::KEPT {
+            if self.kept.0.capacity() == 0 {
+                // A denial rarely has one error alone: room for a few at once.
+                self.kept.0.reserve(8);
+            }
             self.kept.0.push(e);
         } else {
             self.more += 1;

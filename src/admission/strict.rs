@@ -1124,6 +1124,10 @@ impl Keys {
             };
         }
         if mine.len() < LINEAR_KEYS {
+            if walker.seen.capacity() == 0 {
+                // Room for the keys of a few nested objects at once, not grown a few at a time.
+                walker.seen.reserve(2 * LINEAR_KEYS);
+            }
             walker.seen.push((key, false));
             return Repeat::First;
         }
