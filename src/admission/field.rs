@@ -744,7 +744,7 @@ fn invalid_status(
         .map(|(e, _, body)| StatusCause {
             reason: e.kind.cause_type().to_owned(),
             message: body,
-            field: e.path.to_string(),
+            field: e.path.as_str().to_owned(),
         })
         .collect();
     if left_out > 0 {

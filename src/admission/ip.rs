@@ -211,6 +211,29 @@ pub enum AddressError {
 // === impl AddressError ===
 
 impl AddressError {
+    /// The message, as `to_string` words it: fixed text copied without the formatting machinery
+    /// (every invalid address of a denial has one).
+    pub fn message(&self) -> String {
+        let fixed = match self {
+            AddressError::InvalidIp => {
+                "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"
+            }
+            AddressError::InvalidCidr => {
+                "must be a valid address in CIDR form, (e.g. 10.9.8.7/24 or 2001:db8::1/64)"
+            }
+            AddressError::LeadingZeros => "must not have leading 0s",
+            AddressError::LeadingZerosCidr => "must not have leading 0s in IP or prefix length",
+            AddressError::Ipv4Mapped => "must not be an IPv4-mapped IPv6 address",
+            AddressError::Ipv4MappedCidr => "must not have an IPv4-mapped IPv6 address",
+            AddressError::NotCanonical { .. } => return self.to_string(),
+        };
+        fixed.to_owned()
+    }
+}
+
+// === impl AddressError ===
+
+impl AddressError {
     /// Whether the value could be read as more than one address, so it must not be rewritten.
     ///
     /// `010.1.2.3` is 10.1.2.3 to Go but 8.1.2.3 to anything reading octal, and
@@ -416,6 +439,23 @@ fn decimal(text: &[u8], max: u8) -> Option<(u8, bool)> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn messages_read_as_their_display() {
+        use super::{parse, AddressError};
+        let canonical = parse("2001:db8::1").expect("canonical");
+        for e in [
+            AddressError::InvalidIp,
+            AddressError::InvalidCidr,
+            AddressError::LeadingZeros,
+            AddressError::LeadingZerosCidr,
+            AddressError::Ipv4Mapped,
+            AddressError::Ipv4MappedCidr,
+            AddressError::NotCanonical { canonical },
+        ] {
+            assert_eq!(e.message(), e.to_string());
+        }
+    }
+
     proptest::proptest! {
         /// The canonical text written by hand is what `Ipv6Addr` prints, for addresses rich
         /// in zero groups (runs of every length and place, ties between runs).

@@ -421,11 +421,7 @@ fn validate_address_list<'a>(
         };
         if matches!(class, Class::NotCanonical | Class::Invalid) {
             if let Err(e) = ip::parse(&value) {
-                errs.push(FieldError::invalid(
-                    item_path(),
-                    value.clone(),
-                    e.to_string(),
-                ));
+                errs.push(FieldError::invalid(item_path(), value.clone(), e.message()));
             }
         }
         if repeats.get(i) {
