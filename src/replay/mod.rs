@@ -104,11 +104,25 @@ impl Outcome {
 
     /// Whether the answer allowed the review (false for an error).
     pub fn allowed(&self) -> Option<bool> {
+        /// The one member read of an answer (the rest is skipped, not decoded).
+        #[derive(serde::Deserialize)]
+        struct Answer {
+            response: Option<Verdict>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Verdict {
+            allowed: Option<bool>,
+        }
         let answer = self.answer.as_ref().ok()?;
-        serde_json::from_slice::<Value>(answer)
-            .ok()?
-            .pointer("/response/allowed")?
-            .as_bool()
+        match serde_json::from_slice::<Answer>(answer) {
+            Ok(answer) => answer.response?.allowed,
+            // An answer of another shape (a member of another type, a repeated key) is read
+            // as a tree, the last of repeated keys winning.
+            Err(_) => serde_json::from_slice::<Value>(answer)
+                .ok()?
+                .pointer("/response/allowed")?
+                .as_bool(),
+        }
     }
 }
 
