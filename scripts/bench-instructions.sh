@@ -36,7 +36,7 @@ fi
 
 printf '%-40s %12s\n' case instructions/review
 for case in "${cases[@]}"; do
-  profile="$OUT/$case.callgrind"
+  profile="$OUT/${case//\//_}.callgrind"
   valgrind --tool=callgrind --callgrind-out-file="$profile" \
     "$bench" --bench --profile-time 2 "^$GROUP/$case\$" >/dev/null 2>&1
   # The caller view lists, under `admission::review` (or `review_with`, when the compiler has
