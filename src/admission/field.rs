@@ -858,11 +858,20 @@ impl<'a> Report<'a> for CappedErrors<'a> {
 /// `ToAggregate().Error()` of error texts, repeated ones once, with `left_out` more errors
 /// named at the end: `[e1, e2, and 9900 more errors]`.
 fn aggregate<T: AsRef<str>>(texts: &[T], left_out: usize) -> String {
+    // A few texts are compared with each other (most differ in length or early on); more go
+    // through a hash set, so that 100 listed errors stay linear.
+    const FEW: usize = 8;
     let mut seen = HashSet::new();
     let mut unique: Vec<&str> = Vec::with_capacity(texts.len() + 1);
     for text in texts {
-        if seen.insert(text.as_ref()) {
-            unique.push(text.as_ref());
+        let text = text.as_ref();
+        let new = if texts.len() <= FEW {
+            !unique.contains(&text)
+        } else {
+            seen.insert(text)
+        };
+        if new {
+            unique.push(text);
         }
     }
     let more;
@@ -965,6 +974,17 @@ mod tests {
             expected.push('"');
             proptest::prop_assert_eq!(go_quote(&text), expected);
         }
+    }
+
+    #[test]
+    fn aggregates_repeated_texts_once_however_many_there_are() {
+        assert_eq!(aggregate(&["a", "b", "a"], 0), "[a, b]");
+        assert_eq!(aggregate(&["a", "a"], 0), "a");
+        assert_eq!(aggregate(&["a", "a"], 3), "[a, and 3 more errors]");
+        // Past the few compared one by one, the hash set: the same result.
+        let many: Vec<String> = (0..20).map(|i| format!("e{}", i % 7)).collect();
+        let expected: Vec<String> = (0..7).map(|i| format!("e{i}")).collect();
+        assert_eq!(aggregate(&many, 0), format!("[{}]", expected.join(", ")));
     }
 
     #[test]
