@@ -451,7 +451,7 @@ impl<'a> RepeatKeys<'a> {
         RepeatKeys {
             v4: Vec::new(),
             v6: Vec::new(),
-            texts: FirstTexts::new(list.raw.text),
+            texts: FirstTexts::new(list.raw.text, list.len),
             repeats: Bits::new(list.len),
         }
     }
@@ -484,23 +484,51 @@ impl<'a> RepeatKeys<'a> {
 /// half of its hash (8 bytes in a hash table): whether a string repeats an earlier one is
 /// found in constant time, without sorting, whatever the strings (the hash is keyed per
 /// process, so that a client cannot choose strings that collide).
+/// A list of at most [`FEW_TEXTS`] items compares its strings with each other instead: hashing
+/// costs more than a few comparisons.
 struct FirstTexts<'a> {
     text: &'a str,
     table: hashbrown::HashTable<(u32, u32)>,
+    few: Option<([Str<'a>; FEW_TEXTS], usize)>,
 }
+
+/// Up to this many items, a list's strings are compared one by one.
+const FEW_TEXTS: usize = 8;
 
 // === impl FirstTexts ===
 
 impl<'a> FirstTexts<'a> {
-    fn new(text: &'a str) -> Self {
+    /// The first strings of the list whose text is `text`, of `items` items.
+    fn new(text: &'a str, items: usize) -> Self {
         FirstTexts {
             text,
             table: hashbrown::HashTable::new(),
+            few: (items <= FEW_TEXTS).then_some(([Str::plain(""); FEW_TEXTS], 0)),
         }
     }
 
     /// Whether `s`, a string of the list's text, repeats one seen before; remembers it if not.
     fn repeats(&mut self, s: Str<'a>) -> bool {
+        if let Some((seen, len)) = &mut self.few {
+            if seen[..*len].contains(&s) {
+                return true;
+            }
+            if *len < FEW_TEXTS {
+                seen[*len] = s;
+                *len += 1;
+                return false;
+            }
+        }
+        if let Some((seen, len)) = self.few.take() {
+            // More strings than the list was said to hold: the table takes them all.
+            for first in &seen[..len] {
+                self.hashed(*first);
+            }
+        }
+        self.hashed(s)
+    }
+
+    fn hashed(&mut self, s: Str<'a>) -> bool {
         let text = self.text;
         let hash = std::hash::BuildHasher::hash_one(text_hash_state(), s.decode().as_bytes());
         // The table is rebuilt from the kept half as it grows: the low bits pick the bucket,
@@ -612,7 +640,8 @@ fn validate_status<'a>(status: &Status<'a>, errs: &mut dyn Report<'a>) {
 fn validate_conditions<'a>(conditions: List<'a>, path: &Path, errs: &mut dyn Report<'a>) {
     // A condition repeats the type of an earlier one: the types seen so far tell as the list
     // is read, once. A single condition repeats nothing.
-    let mut types = (conditions.len > 1).then(|| FirstTexts::new(conditions.raw.text));
+    let mut types =
+        (conditions.len > 1).then(|| FirstTexts::new(conditions.raw.text, conditions.len));
     for (i, item) in conditions.items().enumerate() {
         errs.condition(i, item);
         let cond = Condition::read(item);
@@ -1249,6 +1278,42 @@ mod tests {
     use super::*;
     use crate::admission::view::testing;
     use serde_json::{json, Value};
+
+    /// The repeats [`FirstTexts`] finds in the strings of the JSON list `text`.
+    fn repeats_in(text: &str) -> Vec<bool> {
+        let list = json::Raw {
+            text,
+            kind: Kind::Array,
+        };
+        let items: Vec<_> = list.items().collect();
+        let mut first = FirstTexts::new(text, items.len());
+        items
+            .into_iter()
+            .map(|item| first.repeats(item.as_str().expect("a string")))
+            .collect()
+    }
+
+    #[test]
+    fn short_and_long_lists_find_the_same_repeats() {
+        // Escaped and plain spellings of one string are the same string.
+        let short = r#"["a","b","\u0061","c","b","a"]"#;
+        assert_eq!(repeats_in(short), [false, false, true, false, true, true]);
+        // Past the few compared one by one, the hash table: the same answers.
+        let long = format!(
+            "[{}]",
+            (0..30)
+                .map(|i| if i % 2 == 0 {
+                    format!("\"\\u006{}\"", i % 3)
+                } else {
+                    format!("\"`{}\"", i % 3)
+                })
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        let found = repeats_in(&long);
+        assert_eq!(found.iter().filter(|r| !**r).count(), 6, "{long}");
+        assert!(found[6..].iter().all(|r| *r), "{long}");
+    }
 
     /// [`super::validate`] of JSON values.
     fn validate(object: &Value, old: Option<&Value>) -> Verdict<'static> {
