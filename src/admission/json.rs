@@ -178,23 +178,23 @@ impl<'a> Reader<'a> {
     /// A key and its colon; keys are always read (escapes checked), never only skipped.
     #[inline(always)]
     fn key(&mut self) -> Read<Str<'a>> {
-        self.key_with(true)
-    }
-
-    #[inline(always)]
-    fn key_with(&mut self, read: bool) -> Read<Str<'a>> {
         if self.peek() != Some(b'"') {
             return Err(Malformed);
         }
         self.pos += 1;
-        let key = self.string_rest(read)?;
-        // Compact JSON puts the colon right after the key.
+        let key = self.string_rest(true)?;
+        self.colon()?;
+        Ok(key)
+    }
+
+    /// The colon after a key; compact JSON puts it right after the key.
+    #[inline(always)]
+    fn colon(&mut self) -> Read<()> {
         if self.bytes().get(self.pos) == Some(&b':') {
             self.pos += 1;
-            return Ok(key);
+            return Ok(());
         }
-        self.expect(b':')?;
-        Ok(key)
+        self.expect(b':')
     }
 
     /// Opens the array that comes next; whether an item follows.
@@ -224,13 +224,8 @@ impl<'a> Reader<'a> {
 
     /// Reads the string that comes next: escapes checked, `\u` surrogates paired.
     pub fn string(&mut self) -> Read<Str<'a>> {
-        self.string_with(true)
-    }
-
-    #[inline(always)]
-    fn string_with(&mut self, read: bool) -> Read<Str<'a>> {
         self.expect(b'"')?;
-        self.string_rest(read)
+        self.string_rest(true)
     }
 
     /// The rest of a string whose opening quote was just read.
@@ -443,11 +438,7 @@ impl<'a> Reader<'a> {
         }
         self.pos += 1;
         self.skip_string_rest()?;
-        if self.bytes().get(self.pos) == Some(&b':') {
-            self.pos += 1;
-            return Ok(());
-        }
-        self.expect(b':')
+        self.colon()
     }
 
     /// Skips the rest of a string whose opening quote was just read, checking it as a skipped
