@@ -1,6 +1,6 @@
 //! A harness for profiling the admission pipeline under callgrind: one review, judged N times
-//! in a loop, nothing else in the process worth counting. BENCHMARKS.md ("Reading the
-//! profile") shows how it is run.
+//! in a loop, nothing else in the process worth counting. BENCHMARKS.md ("Issue 14, second
+//! round: the reader, the walk and the answer") shows how it is run.
 //!
 //! ```sh
 //! cargo build --release --example profile_review
