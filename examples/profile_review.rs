@@ -17,7 +17,7 @@
 
 use std::hint::black_box;
 
-use ipamclaim_webhook::admission::{review, strict, FieldValidation, Options, Webhook};
+use ipamclaim_webhook::admission::{json, review, strict, FieldValidation, Options, Webhook};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -48,16 +48,20 @@ fn main() {
                 total += reviewed.body.len();
             }
         }
-        "walk-object" | "walk-old" => {
+        "walk-object" | "walk-old" | "skip-object" | "skip-old" => {
             let review: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
-            let key = if mode == "walk-object" {
+            let key = if mode.ends_with("object") {
                 "object"
             } else {
                 "oldObject"
             };
             let text = serde_json::to_string(&review["request"][key]).expect("JSON");
             for _ in 0..n {
-                total += walk(black_box(&text), mode == "walk-object");
+                total += if mode.starts_with("skip") {
+                    skip(black_box(&text))
+                } else {
+                    walk(black_box(&text), mode == "walk-object")
+                };
             }
         }
         "skim" => {
@@ -73,6 +77,12 @@ fn main() {
 #[inline(never)]
 fn walk(text: &str, strict: bool) -> usize {
     strict::walk(text, strict).expect("an object").issues.len()
+}
+
+#[inline(never)]
+fn skip(text: &str) -> usize {
+    let mut reader = json::Reader::new(text);
+    reader.skip().expect("JSON").text.len()
 }
 
 #[inline(never)]

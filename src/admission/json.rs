@@ -151,6 +151,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Opens the object that comes next and reads its first key; `None` if it is empty.
+    #[inline(always)]
     pub fn open_object(&mut self) -> Read<Option<Str<'a>>> {
         self.expect(b'{')?;
         if self.peek() == Some(b'}') {
@@ -161,6 +162,7 @@ impl<'a> Reader<'a> {
     }
 
     /// After a member's value: the next key, or `None` where the object closes.
+    #[inline(always)]
     pub fn next_key(&mut self) -> Read<Option<Str<'a>>> {
         match self.peek() {
             Some(b',') => {
@@ -330,6 +332,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads a scalar (string, number, literal) that comes next, and returns it as text.
+    #[inline(always)]
     pub fn scalar(&mut self, read: bool) -> Read<Raw<'a>> {
         let first = self.peek().ok_or(Malformed)?;
         let start = self.pos;

@@ -833,6 +833,13 @@ impl<'a> Walker<'a> {
             return self.reader.skip().map(Seen::plain);
         }
         if matches!(at.node, Node::Free) {
+            let saved = (self.reader.clone(), self.seen.len());
+            if let Some(raw) = self.free_clean(at.depth)? {
+                return Ok(Seen::plain(raw));
+            }
+            // A repeated key, or nesting as deep as the walk goes: walked again, with paths.
+            (self.reader, _) = saved.clone();
+            self.seen.truncate(saved.1);
             return self.free(at.path, at.depth).map(Seen::plain);
         }
         match self.reader.peek() {
@@ -902,6 +909,94 @@ impl<'a> Walker<'a> {
             text: self.reader.since(start),
             kind,
         })
+    }
+
+    /// Reads free-form content as [`Walker::free`] does, `depth` containers deep, when it holds
+    /// no repeated key and does not nest as deep as the walk goes: its text then, `None`
+    /// otherwise (the caller walks it again with [`Walker::free`], which names what it finds).
+    /// One loop without paths or recursion: the keys of each open object are the tail of
+    /// [`Walker::seen`] from where the object opened.
+    fn free_clean(&mut self, depth: usize) -> Read<Option<Raw<'a>>> {
+        // Where each open object's keys start in `seen`; `None` for an open array.
+        let mut open: [Option<u32>; MAX_DEPTH] = [None; MAX_DEPTH];
+        let mut level = 0;
+        let kind = match self.reader.peek() {
+            Some(b'{') => Kind::Object,
+            Some(b'[') => Kind::Array,
+            _ => return self.reader.scalar(true).map(Some),
+        };
+        let start = self.reader.pos();
+        loop {
+            // At a value.
+            let first = self.reader.peek();
+            if matches!(first, Some(b'{' | b'[')) {
+                if depth + level >= MAX_DEPTH {
+                    return Ok(None);
+                }
+                if first == Some(b'{') {
+                    open[level] = Some(self.seen.len() as u32);
+                    level += 1;
+                    if let Some(key) = self.reader.open_object()? {
+                        if !self.remember_clean(open[level - 1], key) {
+                            return Ok(None);
+                        }
+                        continue;
+                    }
+                } else {
+                    open[level] = None;
+                    level += 1;
+                    if self.reader.open_array()? {
+                        continue;
+                    }
+                }
+                // An empty container: closed at once.
+                level -= 1;
+            } else {
+                self.reader.scalar(true)?;
+            }
+            // After a value: the next key or item of the innermost open container, or its end.
+            loop {
+                if level == 0 {
+                    return Ok(Some(Raw {
+                        text: self.reader.since(start),
+                        kind,
+                    }));
+                }
+                match open[level - 1] {
+                    Some(keys) => {
+                        if let Some(key) = self.reader.next_key()? {
+                            if !self.remember_clean(Some(keys), key) {
+                                return Ok(None);
+                            }
+                            break;
+                        }
+                        self.seen.truncate(keys as usize);
+                    }
+                    None => {
+                        if self.reader.next_item()? {
+                            break;
+                        }
+                    }
+                }
+                level -= 1;
+            }
+        }
+    }
+
+    /// Adds `key` to the keys of the object whose keys start at `keys` in [`Walker::seen`];
+    /// `false` if it is there already, or the object has more keys than a linear scan is for.
+    #[inline]
+    fn remember_clean(&mut self, keys: Option<u32>, key: Str<'a>) -> bool {
+        let Some(keys) = keys else { return false };
+        let mine = &self.seen[keys as usize..];
+        if mine.len() >= LINEAR_KEYS || mine.iter().any(|(k, _)| same_str(k, &key)) {
+            return false;
+        }
+        if self.seen.capacity() == 0 {
+            self.seen.reserve(2 * LINEAR_KEYS);
+        }
+        self.seen.push((key, false));
+        true
     }
 
     /// Whether the walk may open another object or array; if not, notes it.
@@ -1705,6 +1800,32 @@ mod tests {
             [duplicate(
                 "metadata.managedFields[0].fieldsV1.f:spec.f:network"
             )]
+        );
+    }
+
+    #[test]
+    fn reports_duplicates_in_large_and_nested_fields_v1() {
+        let many: Vec<String> = (0..40).map(|i| format!(r#""f:k{i}":{{}}"#)).collect();
+        let many = many.join(",");
+        let clean = format!(
+            r#"{{"metadata":{{"managedFields":[{{"fieldsV1":{{{many},"f:x":[{{"a":1,"b":[2]}},[]]}}}}]}}}}"#
+        );
+        assert_eq!(issues(&clean), Vec::<String>::new());
+        let late = format!(
+            r#"{{"metadata":{{"managedFields":[{{"fieldsV1":{{{many},"f:k3":{{}}}}}}]}}}}"#
+        );
+        assert_eq!(
+            issues(&late),
+            [duplicate("metadata.managedFields[0].fieldsV1.f:k3")]
+        );
+        // A repeat after a closed sibling object, and one in the sibling's own keys.
+        let json = r#"{"metadata":{"managedFields":[{"fieldsV1":{"a":{"x":1,"y":2},"b":[{"x":1,"x":2}],"a":3}},{"fieldsV1":{"a":1}}]}}"#;
+        assert_eq!(
+            issues(json),
+            [
+                duplicate("metadata.managedFields[0].fieldsV1.b[0].x"),
+                duplicate("metadata.managedFields[0].fieldsV1.a"),
+            ]
         );
     }
 
@@ -3210,6 +3331,29 @@ mod tests {
         // Objects of any shape, with the schema's keys anywhere.
         #[test]
         fn lists_what_the_model_lists_for_any_keys(root in root_object(), ws in prop::sample::select(&["", " ", "\n\t "][..])) {
+            let mut text = String::new();
+            write_json(&root, ws, &mut text);
+            assert_walk_matches_model(&root, &text)?;
+        }
+
+        // Free-form content of any shape: read in one loop while it holds no repeated key,
+        // walked again with paths once it does.
+        #[test]
+        fn lists_what_the_model_lists_in_fields_v1(content in json_value(), ws in prop::sample::select(&["", " ", "\n\t "][..])) {
+            let entry = Json::Object(vec![
+                ("manager".to_owned(), false, Json::Scalar("\"m\"")),
+                ("fieldsV1".to_owned(), false, content.clone()),
+                ("zeta".to_owned(), false, content),
+            ]);
+            let root = Json::Object(vec![(
+                "metadata".to_owned(),
+                false,
+                Json::Object(vec![(
+                    "managedFields".to_owned(),
+                    false,
+                    Json::Array(vec![entry.clone(), entry]),
+                )]),
+            )]);
             let mut text = String::new();
             write_json(&root, ws, &mut text);
             assert_walk_matches_model(&root, &text)?;
