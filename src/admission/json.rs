@@ -435,6 +435,16 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// [`Reader::skip`], with a scalar read in place: most members of the objects the rules
+    /// read again are scalars.
+    #[inline(always)]
+    pub fn skip_inline(&mut self) -> Read<Raw<'a>> {
+        match self.peek() {
+            Some(b'{' | b'[') => self.skip(),
+            _ => self.scalar(false),
+        }
+    }
+
     fn skip_key(&mut self) -> Read<()> {
         if self.peek() != Some(b'"') {
             return Err(Malformed);
@@ -806,7 +816,7 @@ impl<'a> Iterator for Items<'a> {
         if !self.more {
             return None;
         }
-        let item = read_or_broken(self.reader.skip());
+        let item = read_or_broken(self.reader.skip_inline());
         self.more = read_or_broken(self.reader.next_item());
         Some(item)
     }
@@ -824,7 +834,7 @@ impl<'a> Iterator for Members<'a> {
 
     fn next(&mut self) -> Option<(Str<'a>, Raw<'a>)> {
         let key = self.next?;
-        let value = read_or_broken(self.reader.skip());
+        let value = read_or_broken(self.reader.skip_inline());
         self.next = read_or_broken(self.reader.next_key());
         Some((key, value))
     }
