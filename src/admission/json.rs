@@ -210,6 +210,7 @@ impl<'a> Reader<'a> {
     }
 
     /// After an item: whether another follows (`,`), or the array closes.
+    #[inline(always)]
     pub fn next_item(&mut self) -> Read<bool> {
         match self.peek() {
             Some(b',') => {
@@ -225,6 +226,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads the string that comes next: escapes checked, `\u` surrogates paired.
+    #[inline(always)]
     pub fn string(&mut self) -> Read<Str<'a>> {
         self.expect(b'"')?;
         self.string_rest(true)
