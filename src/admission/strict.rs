@@ -843,10 +843,66 @@ impl<'a> Walker<'a> {
             return self.free(at.path, at.depth).map(Seen::plain);
         }
         match self.reader.peek() {
-            Some(b'{') => self.object(at, |_, _, _| Ok(None)),
+            Some(b'{') => {
+                if let Node::Object(fields) = at.node {
+                    let saved = (self.reader.clone(), self.seen.len());
+                    if let Some(raw) = self.object_clean(fields, at.depth)? {
+                        return Ok(Seen::plain(raw));
+                    }
+                    // Not the plain case: walked again, with paths.
+                    (self.reader, _) = saved.clone();
+                    self.seen.truncate(saved.1);
+                }
+                self.object(at, |_, _, _| Ok(None))
+            }
             Some(b'[') => self.array(at),
             _ => self.reader.scalar(true).map(Seen::plain),
         }
+    }
+
+    /// Reads an object of `fields`, `depth` containers deep, as [`Walker::object`] does, when
+    /// each of its keys is a declared field, none repeats, and each value is a scalar where the
+    /// field is one, or free-form content without repeated keys where the field is that (an
+    /// item of `managedFields`, `ownerReferences` or `conditions`, as written): its text then,
+    /// `None` otherwise, with the reader anywhere inside the object (the caller walks it again).
+    fn object_clean(&mut self, fields: &'static Fields, depth: usize) -> Read<Option<Raw<'a>>> {
+        if depth >= MAX_DEPTH {
+            return Ok(None);
+        }
+        let start = self.reader.pos();
+        let mut next = self.reader.open_object()?;
+        let mut seen = 0u64;
+        while let Some(key) = next {
+            let i = if key.is_escaped() {
+                fields.find(key.decode().as_bytes())
+            } else {
+                fields.find(key.raw().as_bytes())
+            };
+            let Some(i) = i else { return Ok(None) };
+            if seen & 1 << i != 0 {
+                return Ok(None);
+            }
+            seen |= 1 << i;
+            match (&fields.declared[i].node, self.reader.peek()) {
+                (_, Some(b'{' | b'[')) => {
+                    let Node::Free = fields.declared[i].node else {
+                        return Ok(None);
+                    };
+                    if self.free_clean(depth + 1)?.is_none() {
+                        return Ok(None);
+                    }
+                }
+                (Node::Leaf | Node::Free, _) => {
+                    self.reader.scalar(true)?;
+                }
+                _ => return Ok(None),
+            }
+            next = self.reader.next_key()?;
+        }
+        Ok(Some(Raw {
+            text: self.reader.since(start),
+            kind: Kind::Object,
+        }))
     }
 
     /// Reads free-form content (`fieldsV1`), `depth` containers deep at `path`: any key is
