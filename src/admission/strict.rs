@@ -26,7 +26,7 @@ use std::fmt::{self, Write as _};
 use std::hash::{BuildHasher, Hasher};
 
 use crate::admission::json::{self, Kind, Malformed, Raw, Read, Reader, Str};
-use crate::admission::view::{Claim, Field, Metadata, OwnerPod, Spec, Status};
+use crate::admission::view::{Claim, Condition, Field, Metadata, OwnerPod, Spec, Status};
 
 /// How deeply objects and arrays may nest, counting the root object as the first level.
 pub const MAX_DEPTH: usize = 64;
@@ -289,12 +289,12 @@ const OWNER_POD: Node = Node::Object(&Fields::new(&[kept("name", Node::Leaf, Mem
 
 /// `Condition`, shaped like `metav1.Condition`.
 const CONDITION: Node = Node::Object(&Fields::new(&[
-    field("type", Node::Leaf),
-    field("status", Node::Leaf),
-    field("observedGeneration", Node::Leaf),
-    field("lastTransitionTime", Node::Leaf),
-    field("reason", Node::Leaf),
-    field("message", Node::Leaf),
+    kept("type", Node::Leaf, Member::ConditionType),
+    kept("status", Node::Leaf, Member::ConditionStatus),
+    kept("observedGeneration", Node::Leaf, Member::ObservedGeneration),
+    kept("lastTransitionTime", Node::Leaf, Member::LastTransitionTime),
+    kept("reason", Node::Leaf, Member::Reason),
+    kept("message", Node::Leaf, Member::Message),
 ]));
 
 /// A declared field: its name, its shape, and which member of the typed view it fills.
@@ -337,6 +337,19 @@ enum Member {
     Conditions,
     /// `status.ownerPod.name`.
     PodName,
+    /// `type` of a condition (the members of a condition are kept only where the walk reads
+    /// the first condition into [`Status::first_condition`]).
+    ConditionType,
+    /// `status` of a condition.
+    ConditionStatus,
+    /// `observedGeneration` of a condition.
+    ObservedGeneration,
+    /// `lastTransitionTime` of a condition.
+    LastTransitionTime,
+    /// `reason` of a condition.
+    Reason,
+    /// `message` of a condition.
+    Message,
 }
 
 /// A declared field that the typed view does not hold.
@@ -772,7 +785,17 @@ impl<'a> Walker<'a> {
                     })
                 },
             )?,
-            Member::Conditions => self.list(at, &mut status.conditions)?,
+            Member::Conditions => {
+                // The last of repeated keys wins: its first condition too.
+                status.first_condition = None;
+                if self.reader.peek() == Some(b'[') {
+                    let seen = self.array(at, Some(&mut status.first_condition))?;
+                    status.conditions = Field::of_list(seen.raw, seen.items);
+                    seen.unknowns
+                } else {
+                    self.list(at, &mut status.conditions)?
+                }
+            }
             _ => return Ok(None),
         }))
     }
@@ -794,7 +817,7 @@ impl<'a> Walker<'a> {
         &mut self,
         at: At<'_, 'a>,
         field: &mut Field<'a, T>,
-        mut value: T,
+        value: T,
         mut fill: impl FnMut(&mut Self, &mut T, Member, At<'_, 'a>) -> Read<Option<Unknowns>>,
     ) -> Read<(Unknowns, Raw<'a>)> {
         if self.reader.kind()? != Kind::Object {
@@ -802,8 +825,12 @@ impl<'a> Walker<'a> {
             *field = Field::of_other(seen.raw);
             return Ok((seen.unknowns, seen.raw));
         }
-        let seen = self.object(at, |w, name, at| fill(w, &mut value, name, at))?;
+        // Filled where it stays: a view is not small (a status holds its first condition).
         *field = Field::Value(value);
+        let Field::Value(value) = field else {
+            unreachable!("just set")
+        };
+        let seen = self.object(at, |w, name, at| fill(w, value, name, at))?;
         Ok((seen.unknowns, seen.raw))
     }
 
@@ -846,7 +873,7 @@ impl<'a> Walker<'a> {
             Some(b'{') => {
                 if let Node::Object(fields) = at.node {
                     let saved = (self.reader.clone(), self.seen.len());
-                    if let Some(raw) = self.object_clean(fields, at.depth)? {
+                    if let Some(raw) = self.object_clean(fields, at.depth, None)? {
                         return Ok(Seen::plain(raw));
                     }
                     // Not the plain case: walked again, with paths.
@@ -855,7 +882,7 @@ impl<'a> Walker<'a> {
                 }
                 self.object(at, |_, _, _| Ok(None))
             }
-            Some(b'[') => self.array(at),
+            Some(b'[') => self.array(at, None),
             _ => self.reader.scalar(true).map(Seen::plain),
         }
     }
@@ -865,7 +892,13 @@ impl<'a> Walker<'a> {
     /// field is one, or free-form content without repeated keys where the field is that (an
     /// item of `managedFields`, `ownerReferences` or `conditions`, as written): its text then,
     /// `None` otherwise, with the reader anywhere inside the object (the caller walks it again).
-    fn object_clean(&mut self, fields: &'static Fields, depth: usize) -> Read<Option<Raw<'a>>> {
+    /// With `condition`, the members of a condition are read into it as well.
+    fn object_clean(
+        &mut self,
+        fields: &'static Fields,
+        depth: usize,
+        mut condition: Option<&mut Condition<'a>>,
+    ) -> Read<Option<Raw<'a>>> {
         if depth >= MAX_DEPTH {
             return Ok(None);
         }
@@ -893,7 +926,10 @@ impl<'a> Walker<'a> {
                     }
                 }
                 (Node::Leaf | Node::Free, _) => {
-                    self.reader.scalar(true)?;
+                    let value = self.reader.scalar(true)?;
+                    if let Some(condition) = condition.as_deref_mut() {
+                        fill_condition(condition, fields.declared[i].member, value);
+                    }
                 }
                 _ => return Ok(None),
             }
@@ -1055,6 +1091,25 @@ impl<'a> Walker<'a> {
         true
     }
 
+    /// Reads the item at `item` as [`Walker::value`] reads it and as a condition too, when it is
+    /// an object that [`Walker::object_clean`] reads; otherwise `None`, the reader where it was.
+    fn first_condition(&mut self, item: At<'_, 'a>) -> Read<Option<(Raw<'a>, Condition<'a>)>> {
+        let Node::Object(fields) = item.node else {
+            return Ok(None);
+        };
+        if (!self.strict && item.keep == Keep::Nothing) || self.reader.peek() != Some(b'{') {
+            return Ok(None);
+        }
+        let saved = (self.reader.clone(), self.seen.len());
+        let mut condition = Condition::default();
+        if let Some(raw) = self.object_clean(fields, item.depth, Some(&mut condition))? {
+            return Ok(Some((raw, condition)));
+        }
+        (self.reader, _) = saved.clone();
+        self.seen.truncate(saved.1);
+        Ok(None)
+    }
+
     /// Whether the walk may open another object or array; if not, notes it.
     fn may_open(&mut self, at: At<'_, 'a>) -> bool {
         if at.depth >= MAX_DEPTH {
@@ -1064,7 +1119,13 @@ impl<'a> Walker<'a> {
         true
     }
 
-    fn array(&mut self, at: At<'_, 'a>) -> Read<Seen<'a>> {
+    /// Walks an array; with `first`, an object first item read as [`Walker::object_clean`]
+    /// reads it is read into `first` as a condition too.
+    fn array(
+        &mut self,
+        at: At<'_, 'a>,
+        mut first: Option<&mut Option<(Raw<'a>, Condition<'a>)>>,
+    ) -> Read<Seen<'a>> {
         self.reader.peek();
         let start = self.reader.pos();
         let mut more = self.reader.open_array()?;
@@ -1089,6 +1150,14 @@ impl<'a> Walker<'a> {
                     depth: at.depth + 1,
                     path: Some(&step),
                 };
+                if let Some(first) = first.take() {
+                    if let Some(condition) = self.first_condition(item)? {
+                        *first = Some(condition);
+                        seen.items += 1;
+                        more = self.reader.next_item()?;
+                        continue;
+                    }
+                }
                 let below = self.value(item)?.unknowns;
                 seen.unknowns.merge(below);
                 seen.items += 1;
@@ -1187,6 +1256,21 @@ impl<'a> Walker<'a> {
             items: 0,
             unknowns,
         })
+    }
+}
+
+/// Sets the member of `condition` that `member` names to `value`, as [`Condition::read`] does.
+fn fill_condition<'a>(condition: &mut Condition<'a>, member: Member, value: Raw<'a>) {
+    match member {
+        Member::ConditionType => condition.r#type = Field::of_str(value),
+        Member::ConditionStatus => condition.status = Field::of_str(value),
+        Member::Reason => condition.reason = Field::of_str(value),
+        Member::Message => condition.message = Field::of_str(value),
+        Member::LastTransitionTime => condition.last_transition_time = Field::of_str(value),
+        Member::ObservedGeneration => {
+            condition.observed_generation = Field::of_kind(value, Kind::Number)
+        }
+        _ => {}
     }
 }
 
@@ -1885,6 +1969,50 @@ mod tests {
         );
     }
 
+    /// The status of `text`'s walk (strict or not).
+    fn status_of(text: &str, strict: bool) -> crate::admission::view::Status<'_> {
+        match walk(text, strict).expect("well-formed").claim.status {
+            Field::Value(status) => status,
+            other => panic!("no status object in {text}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn reads_a_plain_first_condition_in_passing() {
+        let text = r#"{"status":{"conditions":[{"type":"IPsAllocated","status":"True","observedGeneration":1,"lastTransitionTime":"2026-11-26T23:00:00Z","reason":"Allocated","message":"a \"b\""},{"type":"B"}]}}"#;
+        for strict in [true, false] {
+            let status = status_of(text, strict);
+            let (raw, condition) = status.first_condition.expect("read in passing");
+            assert!(
+                raw.text.starts_with(r#"{"type":"IPsAllocated""#),
+                "{}",
+                raw.text
+            );
+            assert!(
+                raw.text.ends_with(r#""message":"a \"b\""}"#),
+                "{}",
+                raw.text
+            );
+            assert_eq!(Some(condition), Condition::read(raw));
+        }
+        // The last of repeated keys wins, its first condition too; a list that is not one has none.
+        let text = r#"{"status":{"conditions":[{"type":"A"}],"conditions":[{"type":"B"}]}}"#;
+        let (_, condition) = status_of(text, true).first_condition.expect("read");
+        assert_eq!(condition.r#type.str().map(|t| t.decode()), Some("B".into()));
+        let text = r#"{"status":{"conditions":[{"type":"A"}],"conditions":7}}"#;
+        assert!(status_of(text, true).first_condition.is_none());
+        // Not read in passing: an unknown or repeated key, a container value, a first item
+        // that is not an object (the rules read such items from their text).
+        for text in [
+            r#"{"status":{"conditions":[{"type":"A","colour":"red"}]}}"#,
+            r#"{"status":{"conditions":[{"type":"A","type":"B"}]}}"#,
+            r#"{"status":{"conditions":[{"type":"A","reason":{}}]}}"#,
+            r#"{"status":{"conditions":[1,{"type":"A"}]}}"#,
+        ] {
+            assert!(status_of(text, true).first_condition.is_none(), "{text}");
+        }
+    }
+
     #[test]
     fn reports_duplicate_in_second_condition() {
         let json = r#"{"status":{"conditions":[{"type":"A","reason":"R"},{"type":"B","reason":"R","type":"C"}]}}"#;
@@ -2527,6 +2655,18 @@ mod tests {
         "x",
         "a\"}],:\\",
         "\u{e9}\u{1f600}",
+        "",
+    ];
+
+    /// The members of a condition, and keys that are not.
+    const CONDITION_KEYS: &[&str] = &[
+        "type",
+        "status",
+        "observedGeneration",
+        "lastTransitionTime",
+        "reason",
+        "message",
+        "colour",
         "",
     ];
 
@@ -3390,6 +3530,37 @@ mod tests {
             let mut text = String::new();
             write_json(&root, ws, &mut text);
             assert_walk_matches_model(&root, &text)?;
+        }
+
+        // The first condition read in passing is the one the rules would read from its text.
+        #[test]
+        fn first_condition_is_what_its_text_reads(
+            members in prop::collection::vec((prop::sample::select(CONDITION_KEYS), any::<bool>(), json_value()), 0..8),
+            more in prop::collection::vec(json_value(), 0..2),
+            strict in any::<bool>(),
+            ws in prop::sample::select(&["", " ", "\n\t "][..]),
+        ) {
+            let first = Json::Object(
+                members.into_iter().map(|(k, esc, v)| (k.to_owned(), esc, v)).collect(),
+            );
+            let mut items = vec![first];
+            items.extend(more);
+            let root = Json::Object(vec![(
+                "status".to_owned(),
+                false,
+                Json::Object(vec![("conditions".to_owned(), false, Json::Array(items))]),
+            )]);
+            let mut text = String::new();
+            write_json(&root, ws, &mut text);
+            let status = status_of(&text, strict);
+            let Field::Value(list) = status.conditions else {
+                panic!("conditions is a list: {text}");
+            };
+            let item = list.items().next().expect("one item at least");
+            if let Some((raw, condition)) = status.first_condition {
+                prop_assert_eq!(raw, item, "{}", text);
+                prop_assert_eq!(Some(condition), Condition::read(item), "{}", text);
+            }
         }
 
         // Free-form content of any shape: read in one loop while it holds no repeated key,

@@ -631,25 +631,44 @@ fn validate_status<'a>(status: &Status<'a>, errs: &mut dyn Report<'a>) {
     }
     if let Some(conditions) = list_field(status.conditions, &path, "conditions", errs) {
         if errs.items() {
-            validate_conditions(conditions, &path.child("conditions"), errs);
+            let first = status.first_condition;
+            validate_conditions(conditions, first, &path.child("conditions"), errs);
         }
     }
 }
 
-/// `metav1.Condition` rules, as the CRD schema and the API server word them.
-fn validate_conditions<'a>(conditions: List<'a>, path: &Path, errs: &mut dyn Report<'a>) {
+/// `metav1.Condition` rules, as the CRD schema and the API server word them. `first` is the
+/// first condition when the walk read it already ([`Status::first_condition`]).
+fn validate_conditions<'a>(
+    conditions: List<'a>,
+    first: Option<(Raw<'a>, Condition<'a>)>,
+    path: &Path,
+    errs: &mut dyn Report<'a>,
+) {
     // A condition repeats the type of an earlier one: the types seen so far tell as the list
     // is read, once. A single condition repeats nothing.
     let mut types =
         (conditions.len > 1).then(|| FirstTexts::new(conditions.raw.text, conditions.len));
-    for (i, item) in conditions.items().enumerate() {
+    let mut judge = |i: usize, item: Raw<'a>, cond: Option<Condition<'a>>| {
         errs.condition(i, item);
-        let cond = Condition::read(item);
         let repeated = match (&mut types, cond.and_then(|c| c.r#type.str())) {
             (Some(types), Some(t)) if !t.raw().is_empty() => types.repeats(t),
             _ => false,
         };
         validate_condition(item, cond, &path.index(i), repeated, errs);
+    };
+    match first {
+        // The list is not read again for its one item.
+        Some((item, cond)) if conditions.len == 1 => judge(0, item, Some(cond)),
+        _ => {
+            for (i, item) in conditions.items().enumerate() {
+                let cond = match first {
+                    Some((_, cond)) if i == 0 => Some(cond),
+                    _ => Condition::read(item),
+                };
+                judge(i, item, cond);
+            }
+        }
     }
 }
 

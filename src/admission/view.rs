@@ -71,6 +71,11 @@ pub struct Status<'a> {
     pub owner_pod: Field<'a, OwnerPod<'a>>,
     /// `status.conditions`.
     pub conditions: Field<'a, List<'a>>,
+    /// The first item of `status.conditions` (its text, and the condition), when the walk read
+    /// it whole in passing (an object of declared scalar members, none repeated: most
+    /// conditions); the rules read it from here rather than read its text again. `None` says
+    /// nothing about the item.
+    pub first_condition: Option<(Raw<'a>, Condition<'a>)>,
 }
 
 /// `status.ownerPod`.
@@ -257,19 +262,22 @@ impl<'a> Condition<'a> {
             } else {
                 key.raw().as_bytes()
             };
-            match key {
-                b"type" => condition.r#type = Field::of_str(value),
-                b"status" => condition.status = Field::of_str(value),
-                b"reason" => condition.reason = Field::of_str(value),
-                b"message" => condition.message = Field::of_str(value),
-                b"lastTransitionTime" => condition.last_transition_time = Field::of_str(value),
-                b"observedGeneration" => {
-                    condition.observed_generation = Field::of_kind(value, Kind::Number)
-                }
-                _ => {}
-            }
+            condition.fill_named(key, value);
         }
         Some(condition)
+    }
+
+    /// Sets the member named `key` (decoded) to `value`; other keys are not members.
+    fn fill_named(&mut self, key: &[u8], value: Raw<'a>) {
+        match key {
+            b"type" => self.r#type = Field::of_str(value),
+            b"status" => self.status = Field::of_str(value),
+            b"reason" => self.reason = Field::of_str(value),
+            b"message" => self.message = Field::of_str(value),
+            b"lastTransitionTime" => self.last_transition_time = Field::of_str(value),
+            b"observedGeneration" => self.observed_generation = Field::of_kind(value, Kind::Number),
+            _ => {}
+        }
     }
 
     /// The value of `type` as text, whatever its type, `null` included (ratcheting matches
