@@ -239,7 +239,7 @@ fn object<'a>(reader: &mut Reader<'a>, strict: bool) -> Option<Option<Box<Walked
     if reader.kind().ok()? == Kind::Null {
         return reader.literal().ok().map(|_| None);
     }
-    Walked::read(reader, strict).ok().map(|w| Some(Box::new(w)))
+    Walked::read_boxed(reader, strict).ok().map(Some)
 }
 
 // === serde_json's decoder ===

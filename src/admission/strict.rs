@@ -175,6 +175,19 @@ impl<'a> Walked<'a> {
     /// value (strings' escapes and numbers' range checked throughout); a plain one skips what
     /// it does not keep, checking only its syntax.
     pub fn read(reader: &mut Reader<'a>, strict: bool) -> Read<Self> {
+        Self::read_boxed(reader, strict).map(|walked| *walked)
+    }
+
+    /// [`Walked::read`], boxed: the walk fills the box where it stays.
+    pub fn read_boxed(reader: &mut Reader<'a>, strict: bool) -> Read<Box<Self>> {
+        let mut walked = Box::new(Walked {
+            claim: Claim::new(Raw {
+                text: "",
+                kind: Kind::Object,
+            }),
+            issues: Issues::default(),
+            too_deep: false,
+        });
         let mut walker = Walker {
             reader: reader.clone(),
             strict,
@@ -183,20 +196,18 @@ impl<'a> Walked<'a> {
             key_state: None,
             too_deep: false,
         };
-        let (claim, unknowns) = walker.root()?;
+        let unknowns = walker.root(&mut walked.claim)?;
         *reader = walker.reader;
         let (duplicates, duplicate_count) = walker.duplicates.into_listed();
         let (unknowns, unknown_count) = unknowns.into_sorted();
-        Ok(Walked {
-            claim,
-            issues: Issues {
-                duplicates,
-                duplicate_count,
-                unknowns,
-                unknown_count,
-            },
-            too_deep: walker.too_deep,
-        })
+        walked.issues = Issues {
+            duplicates,
+            duplicate_count,
+            unknowns,
+            unknown_count,
+        };
+        walked.too_deep = walker.too_deep;
+        Ok(walked)
     }
 }
 
@@ -691,8 +702,8 @@ struct Walker<'a> {
 // === impl Walker ===
 
 impl<'a> Walker<'a> {
-    /// The object's root: a [`Claim`], and the unknown fields in it.
-    fn root(&mut self) -> Read<(Claim<'a>, Unknowns)> {
+    /// The object's root, into `claim` (a claim of an empty object); the unknown fields in it.
+    fn root(&mut self, claim: &mut Claim<'a>) -> Read<Unknowns> {
         let at = At {
             node: &ROOT,
             keep: Keep::Root,
@@ -701,12 +712,9 @@ impl<'a> Walker<'a> {
         };
         if self.reader.kind()? != Kind::Object {
             let seen = self.value(at)?;
-            return Ok((Claim::new(seen.raw), seen.unknowns));
+            *claim = Claim::new(seen.raw);
+            return Ok(seen.unknowns);
         }
-        let mut claim = Claim::new(Raw {
-            text: "",
-            kind: Kind::Object,
-        });
         let seen = self.object(at, |w, member, at| {
             Ok(Some(match member {
                 Member::Metadata => {
@@ -720,7 +728,7 @@ impl<'a> Walker<'a> {
             }))
         })?;
         claim.raw = seen.raw;
-        Ok((claim, seen.unknowns))
+        Ok(seen.unknowns)
     }
 
     fn metadata(
