@@ -61,6 +61,8 @@ pub struct Raw<'a> {
     pub text: &'a str,
     /// Its JSON type.
     pub kind: Kind,
+    /// Whether a string holds an escape (as the reader found it; `false` for other types).
+    escaped: bool,
 }
 
 /// Reads JSON text from a position on.
@@ -338,10 +340,11 @@ impl<'a> Reader<'a> {
     pub fn scalar(&mut self, read: bool) -> Read<Raw<'a>> {
         let first = self.peek().ok_or(Malformed)?;
         let start = self.pos;
+        let mut escaped = false;
         let kind = match first {
             b'"' => {
                 self.pos += 1;
-                self.string_rest(read)?;
+                escaped = self.string_rest(read)?.escaped;
                 Kind::String
             }
             b'-' | b'0'..=b'9' => {
@@ -354,6 +357,7 @@ impl<'a> Reader<'a> {
         Ok(Raw {
             text: self.since(start),
             kind,
+            escaped,
         })
     }
 
@@ -410,10 +414,7 @@ impl<'a> Reader<'a> {
             // After a value: a separator, or the end of containers.
             loop {
                 let Some(object) = open.top() else {
-                    return Ok(Raw {
-                        text: self.since(start),
-                        kind,
-                    });
+                    return Ok(Raw::new(self.since(start), kind));
                 };
                 match self.peek() {
                     Some(b',') => {
@@ -733,15 +734,23 @@ fn unescape(raw: &str) -> String {
 // === impl Raw ===
 
 impl<'a> Raw<'a> {
+    /// The value of `kind` whose text is `text` (a string's text looked through for escapes).
+    pub fn new(text: &'a str, kind: Kind) -> Self {
+        Raw {
+            text,
+            kind,
+            escaped: kind == Kind::String && text.contains('\\'),
+        }
+    }
+
     /// The string, when the value is one.
     pub fn as_str(&self) -> Option<Str<'a>> {
         if self.kind != Kind::String {
             return None;
         }
-        let raw = &self.text[1..self.text.len() - 1];
         Some(Str {
-            raw,
-            escaped: raw.contains('\\'),
+            raw: &self.text[1..self.text.len() - 1],
+            escaped: self.escaped,
         })
     }
 
@@ -1087,6 +1096,34 @@ mod tests {
         for (a, b) in different {
             assert!(str_of(a) != str_of(b), "{a} != {b}");
             assert!(str_of(b) != str_of(a), "{b} != {a}");
+        }
+    }
+
+    proptest::proptest! {
+        // A string's escapes as the reader finds them are those its text holds, read or
+        // skipped, and in members and items of kept text as well; it decodes as serde_json does.
+        #[test]
+        fn a_read_string_knows_its_escapes(
+            chars in proptest::collection::vec(
+                proptest::sample::select(&["a", "\\\"", "\\\\", "\\n", "\\u00e9", "\\ud83d\\ude00", "\u{e9}", "/", " "][..]),
+                0..6,
+            ),
+        ) {
+            let text = format!("\"{}\"", chars.concat());
+            let want: String = serde_json::from_str(&text).expect("JSON");
+            for read in [true, false] {
+                let raw = Reader::new(&text).scalar(read).expect("a string");
+                let s = raw.as_str().expect("a string");
+                proptest::prop_assert_eq!(s.is_escaped(), text.contains('\\'), "{}", text);
+                proptest::prop_assert_eq!(&*s.decode(), want.as_str(), "{}", text);
+                proptest::prop_assert_eq!(raw, Raw::new(raw.text, Kind::String));
+            }
+            let object = format!("{{\"k\":{text}}}");
+            let member = Raw::new(&object, Kind::Object).members().next().expect("a member").1;
+            proptest::prop_assert_eq!(member.as_str().map(|s| s.is_escaped()), Some(text.contains('\\')));
+            let array = format!("[{text}]");
+            let item = Raw::new(&array, Kind::Array).items().next().expect("an item");
+            proptest::prop_assert_eq!(item.as_str().map(|s| s.is_escaped()), Some(text.contains('\\')));
         }
     }
 }

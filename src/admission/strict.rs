@@ -181,10 +181,7 @@ impl<'a> Walked<'a> {
     /// [`Walked::read`], boxed: the walk fills the box where it stays.
     pub fn read_boxed(reader: &mut Reader<'a>, strict: bool) -> Read<Box<Self>> {
         let mut walked = Box::new(Walked {
-            claim: Claim::new(Raw {
-                text: "",
-                kind: Kind::Object,
-            }),
+            claim: Claim::new(Raw::new("", Kind::Object)),
             issues: Issues::default(),
             too_deep: false,
         });
@@ -750,10 +747,7 @@ impl<'a> Walker<'a> {
     }
 
     fn spec(&mut self, at: At<'_, 'a>, field: &mut Field<'a, Spec<'a>>) -> Read<Unknowns> {
-        let empty = Raw {
-            text: "",
-            kind: Kind::Object,
-        };
+        let empty = Raw::new("", Kind::Object);
         let spec = Spec {
             raw: empty,
             network: Field::Absent,
@@ -943,10 +937,7 @@ impl<'a> Walker<'a> {
             }
             next = self.reader.next_key()?;
         }
-        Ok(Some(Raw {
-            text: self.reader.since(start),
-            kind: Kind::Object,
-        }))
+        Ok(Some(Raw::new(self.reader.since(start), Kind::Object)))
     }
 
     /// Reads free-form content (`fieldsV1`), `depth` containers deep at `path`: any key is
@@ -1005,10 +996,7 @@ impl<'a> Walker<'a> {
                 more = self.reader.next_item()?;
             }
         }
-        Ok(Raw {
-            text: self.reader.since(start),
-            kind,
-        })
+        Ok(Raw::new(self.reader.since(start), kind))
     }
 
     /// Reads free-form content as [`Walker::free`] does, `depth` containers deep, when it holds
@@ -1057,10 +1045,7 @@ impl<'a> Walker<'a> {
             // After a value: the next key or item of the innermost open container, or its end.
             loop {
                 if level == 0 {
-                    return Ok(Some(Raw {
-                        text: self.reader.since(start),
-                        kind,
-                    }));
+                    return Ok(Some(Raw::new(self.reader.since(start), kind)));
                 }
                 match open[level - 1] {
                     Some(keys) => {
@@ -1137,10 +1122,7 @@ impl<'a> Walker<'a> {
         self.reader.peek();
         let start = self.reader.pos();
         let mut more = self.reader.open_array()?;
-        let mut seen = Seen::plain(Raw {
-            text: "",
-            kind: Kind::Array,
-        });
+        let mut seen = Seen::plain(Raw::new("", Kind::Array));
         if !self.may_open(at) {
             while more {
                 self.reader.skip()?;
@@ -1186,10 +1168,7 @@ impl<'a> Walker<'a> {
         self.reader.peek();
         let start = self.reader.pos();
         let mut next = self.reader.open_object()?;
-        let raw = |text| Raw {
-            text,
-            kind: Kind::Object,
-        };
+        let raw = |text| Raw::new(text, Kind::Object);
         if !self.may_open(at) {
             // Keys are read, values skipped.
             while next.is_some() {

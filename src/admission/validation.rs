@@ -1300,10 +1300,7 @@ mod tests {
 
     /// The repeats [`FirstTexts`] finds in the strings of the JSON list `text`.
     fn repeats_in(text: &str) -> Vec<bool> {
-        let list = json::Raw {
-            text,
-            kind: Kind::Array,
-        };
+        let list = json::Raw::new(text, Kind::Array);
         let items: Vec<_> = list.items().collect();
         let mut first = FirstTexts::new(text, items.len());
         items
