@@ -179,9 +179,65 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// Opens the object that comes next: whether a member follows (its key is next).
+    #[inline(always)]
+    pub fn open_members(&mut self) -> Read<bool> {
+        self.expect(b'{')?;
+        if self.peek() == Some(b'}') {
+            self.pos += 1;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    /// After a member's value: whether another member follows (its key is next), or the
+    /// object closes.
+    #[inline(always)]
+    pub fn next_member(&mut self) -> Read<bool> {
+        match self.peek() {
+            Some(b',') => {
+                self.pos += 1;
+                Ok(true)
+            }
+            Some(b'}') => {
+                self.pos += 1;
+                Ok(false)
+            }
+            _ => Err(Malformed),
+        }
+    }
+
+    /// The first byte of the key that comes next (after its quote), without reading it.
+    #[inline(always)]
+    pub fn key_lead(&mut self) -> Option<u8> {
+        if self.peek() != Some(b'"') {
+            return None;
+        }
+        self.bytes().get(self.pos + 1).copied()
+    }
+
+    /// Reads the key that comes next and its colon when the key is `name` written without
+    /// escapes (`name` holds no quote or backslash); otherwise reads nothing and says `None`.
+    #[inline(always)]
+    pub fn key_if(&mut self, name: &'static str) -> Read<Option<Str<'a>>> {
+        let start = self.pos + 1;
+        let end = start + name.len();
+        let bytes = self.bytes();
+        match bytes.get(start..end) {
+            Some(text) if bytes.get(end) == Some(&b'"') && same_bytes(text, name.as_bytes()) => {}
+            _ => return Ok(None),
+        }
+        self.pos = end + 1;
+        self.colon()?;
+        Ok(Some(Str {
+            raw: &self.text[start..end],
+            escaped: false,
+        }))
+    }
+
     /// A key and its colon; keys are always read (escapes checked), never only skipped.
     #[inline(always)]
-    fn key(&mut self) -> Read<Str<'a>> {
+    pub fn key(&mut self) -> Read<Str<'a>> {
         if self.peek() != Some(b'"') {
             return Err(Malformed);
         }
@@ -516,6 +572,46 @@ impl BitStack {
         };
         Some(word >> (i % 64) & 1 == 1)
     }
+}
+
+/// Byte equality without a call to `memcmp`, which costs more than comparing a short key:
+/// eight bytes at a time, the last eight (or four) overlapping the ones before.
+#[inline]
+pub(crate) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    if n >= 8 {
+        let mut i = 0;
+        while i + 8 < n {
+            if word(&a[i..i + 8]) != word(&b[i..i + 8]) {
+                return false;
+            }
+            i += 8;
+        }
+        return word(&a[n - 8..]) == word(&b[n - 8..]);
+    }
+    if n >= 4 {
+        return half(&a[..4]) == half(&b[..4]) && half(&a[n - 4..]) == half(&b[n - 4..]);
+    }
+    a.iter().zip(b).all(|(x, y)| x == y)
+}
+
+/// Eight bytes as one integer.
+#[inline]
+fn word(bytes: &[u8]) -> u64 {
+    let mut w = [0; 8];
+    w.copy_from_slice(bytes);
+    u64::from_le_bytes(w)
+}
+
+/// Four bytes as one integer.
+#[inline]
+fn half(bytes: &[u8]) -> u32 {
+    let mut w = [0; 4];
+    w.copy_from_slice(bytes);
+    u32::from_le_bytes(w)
 }
 
 /// The index of the first byte from `i` on that ends a plain run of string text: a quote, a

@@ -25,7 +25,7 @@ use std::collections::{BinaryHeap, HashSet};
 use std::fmt::{self, Write as _};
 use std::hash::{BuildHasher, Hasher};
 
-use crate::admission::json::{self, Kind, Malformed, Raw, Read, Reader, Str};
+use crate::admission::json::{self, same_bytes, Kind, Malformed, Raw, Read, Reader, Str};
 use crate::admission::view::{Claim, Condition, Field, Metadata, OwnerPod, Spec, Status};
 
 /// How deeply objects and arrays may nest, counting the root object as the first level.
@@ -377,7 +377,13 @@ struct Fields {
     declared: &'static [Declared],
     /// By [`table_slot`] of a key: one more than the index of the field it can be, or 0.
     table: [u8; TABLE],
+    /// By the low five bits of a key's first byte: one more than the index of each field it
+    /// can be (at most [`LEADS`]), then zeros.
+    by_lead: [[u8; LEADS]; 32],
 }
+
+/// How many declared fields of one object may share the low five bits of their first byte.
+const LEADS: usize = 3;
 
 /// Slots in a [`Fields::table`].
 const TABLE: usize = 64;
@@ -408,14 +414,59 @@ impl Fields {
             table[slot] = i as u8 + 1;
             i += 1;
         }
-        Fields { declared, table }
+        let mut by_lead = [[0; LEADS]; 32];
+        let mut i = 0;
+        while i < declared.len() {
+            let lead = &mut by_lead[(declared[i].name.as_bytes()[0] & 31) as usize];
+            let mut j = 0;
+            while lead[j] != 0 {
+                j += 1;
+                assert!(
+                    j < LEADS,
+                    "too many fields of one object share a first byte"
+                );
+            }
+            lead[j] = i as u8 + 1;
+            i += 1;
+        }
+        Fields {
+            declared,
+            table,
+            by_lead,
+        }
+    }
+
+    /// Reads the key that comes next and its colon: the key, and the index of the declared
+    /// field it names. A key written as a declared name is recognised by comparing it with the
+    /// few names that start like it, without looking for its end first; any other key is read
+    /// as usual (an escaped one decoded and looked up).
+    #[inline(always)]
+    fn read_key<'a>(&self, reader: &mut Reader<'a>) -> Read<(Str<'a>, Option<usize>)> {
+        if let Some(lead) = reader.key_lead() {
+            for &candidate in &self.by_lead[usize::from(lead & 31)] {
+                let Some(i) = usize::from(candidate).checked_sub(1) else {
+                    break;
+                };
+                if let Some(key) = reader.key_if(self.declared[i].name)? {
+                    return Ok((key, Some(i)));
+                }
+            }
+        }
+        let key = reader.key()?;
+        // A plain key that names a declared field was found above.
+        let found = if key.is_escaped() {
+            self.find(key.decode().as_bytes())
+        } else {
+            None
+        };
+        Ok((key, found))
     }
 
     /// The index of the declared field named `key` (unescaped).
     #[inline]
     fn find(&self, key: &[u8]) -> Option<usize> {
         let i = usize::from(self.table[table_slot(key)]).checked_sub(1)?;
-        same_key(self.declared[i].name.as_bytes(), key).then_some(i)
+        same_bytes(self.declared[i].name.as_bytes(), key).then_some(i)
     }
 }
 
@@ -905,15 +956,12 @@ impl<'a> Walker<'a> {
             return Ok(None);
         }
         let start = self.reader.pos();
-        let mut next = self.reader.open_object()?;
+        let mut more = self.reader.open_members()?;
         let mut seen = 0u64;
-        while let Some(key) = next {
-            let i = if key.is_escaped() {
-                fields.find(key.decode().as_bytes())
-            } else {
-                fields.find(key.raw().as_bytes())
+        while more {
+            let Some(i) = fields.read_key(&mut self.reader)?.1 else {
+                return Ok(None);
             };
-            let Some(i) = i else { return Ok(None) };
             if seen & 1 << i != 0 {
                 return Ok(None);
             }
@@ -935,7 +983,7 @@ impl<'a> Walker<'a> {
                 }
                 _ => return Ok(None),
             }
-            next = self.reader.next_key()?;
+            more = self.reader.next_member()?;
         }
         Ok(Some(Raw::new(self.reader.since(start), Kind::Object)))
     }
@@ -1167,13 +1215,14 @@ impl<'a> Walker<'a> {
     {
         self.reader.peek();
         let start = self.reader.pos();
-        let mut next = self.reader.open_object()?;
+        let mut more = self.reader.open_members()?;
         let raw = |text| Raw::new(text, Kind::Object);
         if !self.may_open(at) {
             // Keys are read, values skipped.
-            while next.is_some() {
+            while more {
+                self.reader.key()?;
                 self.reader.skip()?;
-                next = self.reader.next_key()?;
+                more = self.reader.next_member()?;
             }
             return Ok(Seen::plain(raw(self.reader.since(start))));
         }
@@ -1185,9 +1234,22 @@ impl<'a> Walker<'a> {
         // The unknown fields below each declared member, by its index: only the last value of a
         // key counts, as in the object the API server decodes.
         let mut members: Vec<(usize, Unknowns)> = Vec::new();
-        while let Some(key) = next {
+        while more {
+            let (key, slot) = match node {
+                Node::Object(fields) => {
+                    let (key, found) = fields.read_key(&mut self.reader)?;
+                    let slot = match found {
+                        Some(i) => Slot::Declared(i, &fields.declared[i]),
+                        None => Slot::Unknown,
+                    };
+                    (key, slot)
+                }
+                _ => {
+                    let key = self.reader.key()?;
+                    (key, node.slot(key))
+                }
+            };
             let step = Step::new(at.path, Label::Key(key));
-            let slot = node.slot(key);
             let mut seen_before = Repeat::First;
             let mut child = &Node::Leaf;
             if checks {
@@ -1232,7 +1294,7 @@ impl<'a> Walker<'a> {
                     members.push((i, below));
                 }
             }
-            next = self.reader.next_key()?;
+            more = self.reader.next_member()?;
         }
         keys.close(self);
         for (_, below) in members {
@@ -1380,7 +1442,7 @@ fn same_str(a: &Str<'_>, b: &Str<'_>) -> bool {
     if a.is_escaped() || b.is_escaped() {
         return a == b;
     }
-    same_key(a.raw().as_bytes(), b.raw().as_bytes())
+    same_bytes(a.raw().as_bytes(), b.raw().as_bytes())
 }
 
 /// The duplicate fields one walk found: each path once, the first [`KEPT`] in full.
@@ -1567,46 +1629,6 @@ impl PathText {
                 .push_str(crate::admission::field::clip(part, room).0);
         }
     }
-}
-
-/// Key equality without a call to `memcmp`, which costs more than comparing a short key:
-/// eight bytes at a time, the last eight (or four) overlapping the ones before.
-#[inline]
-fn same_key(a: &[u8], b: &[u8]) -> bool {
-    let n = a.len();
-    if n != b.len() {
-        return false;
-    }
-    if n >= 8 {
-        let mut i = 0;
-        while i + 8 < n {
-            if word(&a[i..i + 8]) != word(&b[i..i + 8]) {
-                return false;
-            }
-            i += 8;
-        }
-        return word(&a[n - 8..]) == word(&b[n - 8..]);
-    }
-    if n >= 4 {
-        return half(&a[..4]) == half(&b[..4]) && half(&a[n - 4..]) == half(&b[n - 4..]);
-    }
-    a.iter().zip(b).all(|(x, y)| x == y)
-}
-
-/// Eight bytes as one integer.
-#[inline]
-fn word(bytes: &[u8]) -> u64 {
-    let mut w = [0; 8];
-    w.copy_from_slice(bytes);
-    u64::from_le_bytes(w)
-}
-
-/// Four bytes as one integer.
-#[inline]
-fn half(bytes: &[u8]) -> u32 {
-    let mut w = [0; 4];
-    w.copy_from_slice(bytes);
-    u32::from_le_bytes(w)
 }
 
 // === The walk as serde_json reads it ===
@@ -2573,6 +2595,63 @@ mod tests {
             }
         }
         walk(&ROOT);
+    }
+
+    #[test]
+    fn keys_are_recognised_as_declared_fields_however_written() {
+        fn read(fields: &Fields, key: &str) -> (String, Option<usize>, &'static str) {
+            let text = format!("{key} : 1");
+            let text: &'static str = Box::leak(text.into_boxed_str());
+            let mut reader = Reader::new(text);
+            let (read, found) = fields.read_key(&mut reader).expect("a key");
+            (read.decode().into_owned(), found, &text[reader.pos()..])
+        }
+        fn check(fields: &Fields) {
+            for (i, declared) in fields.declared.iter().enumerate() {
+                let name = declared.name;
+                let escaped: String = name
+                    .chars()
+                    .map(|c| format!("\\u{:04x}", c as u32))
+                    .collect();
+                for key in [format!("\"{name}\""), format!("\"{escaped}\"")] {
+                    assert_eq!(
+                        read(fields, &key),
+                        (name.to_owned(), Some(i), " 1"),
+                        "{key}"
+                    );
+                }
+                // Keys that start like a declared one, or that it starts like, are not it.
+                for other in [
+                    &name[..name.len() - 1],
+                    &format!("{name}s"),
+                    &format!("{name}\\n"),
+                ] {
+                    let key = format!("\"{other}\"");
+                    let found =
+                        fields.find(serde_json::from_str::<String>(&key).unwrap().as_bytes());
+                    assert_eq!(read(fields, &key).1, found, "{key}");
+                    assert_ne!(found, Some(i), "{key}");
+                }
+            }
+        }
+        fn walk(node: &Node) {
+            match node {
+                Node::Object(fields) => {
+                    check(fields);
+                    fields.declared.iter().for_each(|d| walk(&d.node));
+                }
+                Node::List(item) => walk(item),
+                Node::Map | Node::Free | Node::Leaf => {}
+            }
+        }
+        walk(&ROOT);
+        // A key that is no key is refused, not taken for a field.
+        let Node::Object(fields) = &ROOT else {
+            unreachable!()
+        };
+        for text in [r#""kind"1"#, r#""kind"#, r#"kind":1"#] {
+            assert!(fields.read_key(&mut Reader::new(text)).is_err(), "{text}");
+        }
     }
 
     #[test]
