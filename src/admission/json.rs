@@ -182,29 +182,14 @@ impl<'a> Reader<'a> {
     /// Opens the object that comes next: whether a member follows (its key is next).
     #[inline(always)]
     pub fn open_members(&mut self) -> Read<bool> {
-        self.expect(b'{')?;
-        if self.peek() == Some(b'}') {
-            self.pos += 1;
-            return Ok(false);
-        }
-        Ok(true)
+        self.open(b'{', b'}')
     }
 
     /// After a member's value: whether another member follows (its key is next), or the
     /// object closes.
     #[inline(always)]
     pub fn next_member(&mut self) -> Read<bool> {
-        match self.peek() {
-            Some(b',') => {
-                self.pos += 1;
-                Ok(true)
-            }
-            Some(b'}') => {
-                self.pos += 1;
-                Ok(false)
-            }
-            _ => Err(Malformed),
-        }
+        self.next(b'}')
     }
 
     /// The first byte of the key that comes next (after its quote), without reading it.
@@ -259,23 +244,36 @@ impl<'a> Reader<'a> {
 
     /// Opens the array that comes next; whether an item follows.
     pub fn open_array(&mut self) -> Read<bool> {
-        self.expect(b'[')?;
-        if self.peek() == Some(b']') {
+        self.open(b'[', b']')
+    }
+
+    /// After an item: whether another follows (`,`), or the array closes.
+    #[inline(always)]
+    pub fn next_item(&mut self) -> Read<bool> {
+        self.next(b']')
+    }
+
+    /// Opens the container that `open` starts and `close` ends: whether anything is in it.
+    #[inline(always)]
+    fn open(&mut self, open: u8, close: u8) -> Read<bool> {
+        self.expect(open)?;
+        if self.peek() == Some(close) {
             self.pos += 1;
             return Ok(false);
         }
         Ok(true)
     }
 
-    /// After an item: whether another follows (`,`), or the array closes.
+    /// After a value in a container that `close` ends: whether another follows (`,`), or the
+    /// container closes.
     #[inline(always)]
-    pub fn next_item(&mut self) -> Read<bool> {
+    fn next(&mut self, close: u8) -> Read<bool> {
         match self.peek() {
             Some(b',') => {
                 self.pos += 1;
                 Ok(true)
             }
-            Some(b']') => {
+            Some(b) if b == close => {
                 self.pos += 1;
                 Ok(false)
             }
