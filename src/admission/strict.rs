@@ -913,25 +913,19 @@ impl<'a> Walker<'a> {
             return self.reader.skip().map(Seen::plain);
         }
         if matches!(at.node, Node::Free) {
-            let saved = (self.reader.clone(), self.seen.len());
-            if let Some(raw) = self.free_clean(at.depth)? {
+            if let Some(raw) = self.or_rewind(|w| w.free_clean(at.depth))? {
                 return Ok(Seen::plain(raw));
             }
             // A repeated key, or nesting as deep as the walk goes: walked again, with paths.
-            (self.reader, _) = saved.clone();
-            self.seen.truncate(saved.1);
             return self.free(at.path, at.depth).map(Seen::plain);
         }
         match self.reader.peek() {
             Some(b'{') => {
                 if let Node::Object(fields) = at.node {
-                    let saved = (self.reader.clone(), self.seen.len());
-                    if let Some(raw) = self.object_clean(fields, at.depth, None)? {
+                    if let Some(raw) = self.or_rewind(|w| w.object_clean(fields, at.depth, None))? {
                         return Ok(Seen::plain(raw));
                     }
                     // Not the plain case: walked again, with paths.
-                    (self.reader, _) = saved.clone();
-                    self.seen.truncate(saved.1);
                 }
                 self.object(at, |_, _, _| Ok(None))
             }
@@ -1141,14 +1135,22 @@ impl<'a> Walker<'a> {
         if (!self.strict && item.keep == Keep::Nothing) || self.reader.peek() != Some(b'{') {
             return Ok(None);
         }
-        let saved = (self.reader.clone(), self.seen.len());
         let mut condition = Condition::default();
-        if let Some(raw) = self.object_clean(fields, item.depth, Some(&mut condition))? {
-            return Ok(Some((raw, condition)));
+        let read = self.or_rewind(|w| w.object_clean(fields, item.depth, Some(&mut condition)))?;
+        Ok(read.map(|raw| (raw, condition)))
+    }
+
+    /// `read`'s value, or, where it says `None`, the reader and the keys of open objects put
+    /// back where they were before it: the value is then walked again from its first byte.
+    #[inline(always)]
+    fn or_rewind<T>(&mut self, read: impl FnOnce(&mut Self) -> Read<Option<T>>) -> Read<Option<T>> {
+        let (reader, seen) = (self.reader.clone(), self.seen.len());
+        let read = read(self)?;
+        if read.is_none() {
+            self.reader = reader;
+            self.seen.truncate(seen);
         }
-        (self.reader, _) = saved.clone();
-        self.seen.truncate(saved.1);
-        Ok(None)
+        Ok(read)
     }
 
     /// Whether the walk may open another object or array; if not, notes it.
