@@ -51,6 +51,9 @@ impl Path {
 
     /// The path of a named field below this one.
     pub fn child(&self, name: &str) -> Self {
+        if let Some(known) = self.known(name.len(), |tail| tail == name.as_bytes(), b'.') {
+            return known;
+        }
         let mut s = String::with_capacity(self.0.len() + name.len() + 1);
         s.push_str(&self.0);
         if !s.is_empty() {
@@ -62,6 +65,11 @@ impl Path {
 
     /// The path of a list item below this one.
     pub fn index(&self, i: usize) -> Self {
+        if i == 0 {
+            if let Some(known) = self.known(2, |tail| tail == b"0]", b'[') {
+                return known;
+            }
+        }
         let mut digits = [0u8; 20];
         let mut at = digits.len();
         let mut n = i;
@@ -87,11 +95,42 @@ impl Path {
         Path(Cow::Owned(format!("{}[{k}]", self.0)))
     }
 
+    /// One of [`KNOWN_PATHS`]: this path, then `joint`, then a tail of `len` bytes that
+    /// `is_tail` accepts.
+    #[inline]
+    fn known(&self, len: usize, is_tail: impl Fn(&[u8]) -> bool, joint: u8) -> Option<Self> {
+        let Cow::Borrowed(parent) = self.0 else {
+            return None;
+        };
+        let known = KNOWN_PATHS.iter().find(|known| {
+            let known = known.as_bytes();
+            known.len() == parent.len() + 1 + len
+                && known.starts_with(parent.as_bytes())
+                && known[parent.len()] == joint
+                && is_tail(&known[parent.len() + 1..])
+        })?;
+        Some(Path(Cow::Borrowed(known)))
+    }
+
     /// The path as text.
     pub fn as_str(&self) -> &str {
         &self.0
     }
 }
+
+/// The paths below the top level that the rules pass down on every review, for the errors they
+/// may name: borrowed from here rather than written (and allocated) each time.
+const KNOWN_PATHS: [&str; 9] = [
+    "spec.network",
+    "spec.interface",
+    "spec.ipRequests",
+    "status.ips",
+    "status.ownerPod",
+    "status.conditions",
+    "status.conditions[0]",
+    "metadata.name",
+    "metadata.generateName",
+];
 
 impl fmt::Display for Path {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -907,6 +946,70 @@ impl<'a> IntoIterator for ErrorList<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn known_paths_are_the_paths_written_out() {
+        let written = |parent: &str, joint: &str, tail: &str| format!("{parent}{joint}{tail}");
+        for known in KNOWN_PATHS {
+            let (parent, tail) = known.split_once('.').expect("below the top level");
+            let built = match tail.strip_suffix("[0]") {
+                Some(list) => Path::new("status").child(list).index(0),
+                None => Path::new(match parent {
+                    "spec" => "spec",
+                    "status" => "status",
+                    _ => "metadata",
+                })
+                .child(tail),
+            };
+            assert_eq!(built.as_str(), known);
+            assert!(matches!(built.0, Cow::Borrowed(_)), "{known} is borrowed");
+        }
+        // Anything else is written out, the same text either way.
+        let cases = [
+            (Path::new("spec").child("net"), written("spec", ".", "net")),
+            (
+                Path::new("spec").child("netwerk"),
+                written("spec", ".", "netwerk"),
+            ),
+            (
+                Path::new("status").child("ipz"),
+                written("status", ".", "ipz"),
+            ),
+            (
+                Path::new("metadata").child("labels"),
+                written("metadata", ".", "labels"),
+            ),
+            (
+                Path::new("spec").child("networks"),
+                written("spec", ".", "networks"),
+            ),
+            (
+                Path::new("status").child("ips").index(0),
+                written("status.ips", "[", "0]"),
+            ),
+            (
+                Path::new("status").child("conditions").index(1),
+                written("status.conditions", "[", "1]"),
+            ),
+            (
+                Path::new("status").child("conditions").index(10),
+                written("status.conditions", "[", "10]"),
+            ),
+            (
+                Path::new("status").child("conditions").child("0]"),
+                written("status.conditions", ".", "0]"),
+            ),
+            (Path::default().child("spec"), "spec".to_owned()),
+            (Path::default().child("network"), "network".to_owned()),
+        ];
+        for (path, want) in cases {
+            assert_eq!(path.as_str(), want);
+        }
+        assert_eq!(
+            Path::new("spec").child("network"),
+            Path(Cow::Owned("spec.network".to_owned()))
+        );
+    }
 
     #[test]
     fn renders_required_without_value() {
