@@ -495,7 +495,7 @@ impl<'a> Reader<'a> {
     /// [`Reader::skip`], with a scalar read in place: most members of the objects the rules
     /// read again are scalars.
     #[inline(always)]
-    pub fn skip_inline(&mut self) -> Read<Raw<'a>> {
+    fn skip_inline(&mut self) -> Read<Raw<'a>> {
         match self.peek() {
             Some(b'{' | b'[') => self.skip(),
             _ => self.scalar(false),

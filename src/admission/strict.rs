@@ -297,12 +297,12 @@ const OWNER_POD: Node = Node::Object(&Fields::new(&[kept("name", Node::Leaf, Mem
 
 /// `Condition`, shaped like `metav1.Condition`.
 const CONDITION: Node = Node::Object(&Fields::new(&[
-    kept("type", Node::Leaf, Member::ConditionType),
-    kept("status", Node::Leaf, Member::ConditionStatus),
-    kept("observedGeneration", Node::Leaf, Member::ObservedGeneration),
-    kept("lastTransitionTime", Node::Leaf, Member::LastTransitionTime),
-    kept("reason", Node::Leaf, Member::Reason),
-    kept("message", Node::Leaf, Member::Message),
+    field("type", Node::Leaf),
+    field("status", Node::Leaf),
+    field("observedGeneration", Node::Leaf),
+    field("lastTransitionTime", Node::Leaf),
+    field("reason", Node::Leaf),
+    field("message", Node::Leaf),
 ]));
 
 /// A declared field: its name, its shape, and which member of the typed view it fills.
@@ -345,19 +345,6 @@ enum Member {
     Conditions,
     /// `status.ownerPod.name`.
     PodName,
-    /// `type` of a condition (the members of a condition are kept only where the walk reads
-    /// the first condition into [`Status::first_condition`]).
-    ConditionType,
-    /// `status` of a condition.
-    ConditionStatus,
-    /// `observedGeneration` of a condition.
-    ObservedGeneration,
-    /// `lastTransitionTime` of a condition.
-    LastTransitionTime,
-    /// `reason` of a condition.
-    Reason,
-    /// `message` of a condition.
-    Message,
 }
 
 /// A declared field that the typed view does not hold.
@@ -972,7 +959,7 @@ impl<'a> Walker<'a> {
                 (Node::Leaf | Node::Free, _) => {
                     let value = self.reader.scalar(true)?;
                     if let Some(condition) = condition.as_deref_mut() {
-                        fill_condition(condition, fields.declared[i].member, value);
+                        condition.fill_named(fields.declared[i].name.as_bytes(), value);
                     }
                 }
                 _ => return Ok(None),
@@ -1307,21 +1294,6 @@ impl<'a> Walker<'a> {
             items: 0,
             unknowns,
         })
-    }
-}
-
-/// Sets the member of `condition` that `member` names to `value`, as [`Condition::read`] does.
-fn fill_condition<'a>(condition: &mut Condition<'a>, member: Member, value: Raw<'a>) {
-    match member {
-        Member::ConditionType => condition.r#type = Field::of_str(value),
-        Member::ConditionStatus => condition.status = Field::of_str(value),
-        Member::Reason => condition.reason = Field::of_str(value),
-        Member::Message => condition.message = Field::of_str(value),
-        Member::LastTransitionTime => condition.last_transition_time = Field::of_str(value),
-        Member::ObservedGeneration => {
-            condition.observed_generation = Field::of_kind(value, Kind::Number)
-        }
-        _ => {}
     }
 }
 

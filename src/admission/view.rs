@@ -267,8 +267,9 @@ impl<'a> Condition<'a> {
         Some(condition)
     }
 
-    /// Sets the member named `key` (decoded) to `value`; other keys are not members.
-    fn fill_named(&mut self, key: &[u8], value: Raw<'a>) {
+    /// Sets the member named `key` (decoded) to `value`; other keys are not members. The walk
+    /// fills [`Status::first_condition`] through this too.
+    pub(crate) fn fill_named(&mut self, key: &[u8], value: Raw<'a>) {
         match key {
             b"type" => self.r#type = Field::of_str(value),
             b"status" => self.status = Field::of_str(value),
