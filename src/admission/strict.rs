@@ -358,12 +358,10 @@ const fn kept(name: &'static str, node: Node, member: Member) -> Declared {
 }
 
 /// The declared fields of an object, and a table to find a key among them without comparing it
-/// with each: a key's length and first byte pick the one field it can be.
+/// with each: a key's first byte picks the few fields it can be.
 #[derive(Debug)]
 struct Fields {
     declared: &'static [Declared],
-    /// By [`table_slot`] of a key: one more than the index of the field it can be, or 0.
-    table: [u8; TABLE],
     /// By the low five bits of a key's first byte: one more than the index of each field it
     /// can be (at most [`LEADS`]), then zeros.
     by_lead: [[u8; LEADS]; 32],
@@ -372,35 +370,11 @@ struct Fields {
 /// How many declared fields of one object may share the low five bits of their first byte.
 const LEADS: usize = 3;
 
-/// Slots in a [`Fields::table`].
-const TABLE: usize = 64;
-
-/// Where a key goes in a [`Fields::table`]. Two fields of one object never share a slot: the
-/// build fails if they do (see [`Fields::new`]).
-#[inline(always)]
-const fn table_slot(key: &[u8]) -> usize {
-    match key.first() {
-        Some(&first) => (key.len() * 2 + first as usize * 3) % TABLE,
-        None => 0,
-    }
-}
-
 // === impl Fields ===
 
 impl Fields {
     const fn new(declared: &'static [Declared]) -> Fields {
         assert!(declared.len() < u8::MAX as usize && declared.len() <= 64);
-        let mut table = [0; TABLE];
-        let mut i = 0;
-        while i < declared.len() {
-            let slot = table_slot(declared[i].name.as_bytes());
-            assert!(
-                table[slot] == 0,
-                "two fields of one object share a table slot"
-            );
-            table[slot] = i as u8 + 1;
-            i += 1;
-        }
         let mut by_lead = [[0; LEADS]; 32];
         let mut i = 0;
         while i < declared.len() {
@@ -416,11 +390,7 @@ impl Fields {
             lead[j] = i as u8 + 1;
             i += 1;
         }
-        Fields {
-            declared,
-            table,
-            by_lead,
-        }
+        Fields { declared, by_lead }
     }
 
     /// Reads the key that comes next and its colon: the key, and the index of the declared
@@ -430,10 +400,7 @@ impl Fields {
     #[inline(always)]
     fn read_key<'a>(&self, reader: &mut Reader<'a>) -> Read<(Str<'a>, Option<usize>)> {
         if let Some(lead) = reader.key_lead() {
-            for &candidate in &self.by_lead[usize::from(lead & 31)] {
-                let Some(i) = usize::from(candidate).checked_sub(1) else {
-                    break;
-                };
+            for i in self.leading(lead) {
                 if let Some(key) = reader.key_if(self.declared[i].name)? {
                     return Ok((key, Some(i)));
                 }
@@ -452,8 +419,17 @@ impl Fields {
     /// The index of the declared field named `key` (unescaped).
     #[inline]
     fn find(&self, key: &[u8]) -> Option<usize> {
-        let i = usize::from(self.table[table_slot(key)]).checked_sub(1)?;
-        same_bytes(self.declared[i].name.as_bytes(), key).then_some(i)
+        let &lead = key.first()?;
+        self.leading(lead)
+            .find(|&i| same_bytes(self.declared[i].name.as_bytes(), key))
+    }
+
+    /// The indices of the declared fields whose names may start with `lead`.
+    #[inline(always)]
+    fn leading(&self, lead: u8) -> impl Iterator<Item = usize> + '_ {
+        self.by_lead[usize::from(lead & 31)]
+            .iter()
+            .map_while(|&candidate| usize::from(candidate).checked_sub(1))
     }
 }
 
