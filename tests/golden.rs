@@ -23,7 +23,7 @@ fn fixtures_dir() -> PathBuf {
 
 /// The webhook and options a fixture directory's name stands for.
 fn setup(dir: &str) -> (Webhook, Options) {
-    let webhook = if dir.starts_with("mutate") {
+    let webhook = if dir.starts_with("mutate") || dir == "producers/mutate" {
         Webhook::Mutate
     } else {
         Webhook::Validate
@@ -112,17 +112,26 @@ fn resend(request: &Value, object: Value, uid: &str) -> Vec<u8> {
     serde_json::to_vec(&again).expect("serialise")
 }
 
-/// Every `(request, expected response)` pair, with the directory it lives in.
+/// The producers' writes, one folder per webhook (see their README).
+const PRODUCERS: [&str; 2] = ["producers/mutate", "producers/validate"];
+
+/// Every `(request, expected response)` pair, with the directory it lives in (relative to
+/// `tests/fixtures`).
 fn pairs() -> Vec<(String, PathBuf, PathBuf)> {
     let mut out = Vec::new();
     let mut dirs: Vec<_> = fs::read_dir(fixtures_dir())
         .expect("tests/fixtures exists")
         .map(|e| e.expect("dir entry").path())
-        .filter(|p| p.is_dir())
+        .filter(|p| p.is_dir() && !p.ends_with("producers"))
         .collect();
+    dirs.extend(PRODUCERS.iter().map(|d| fixtures_dir().join(d)));
     dirs.sort();
     for dir in dirs {
-        let dir_name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        let dir_name = dir
+            .strip_prefix(fixtures_dir())
+            .expect("below tests/fixtures")
+            .to_string_lossy()
+            .into_owned();
         let mut files: Vec<_> = fs::read_dir(&dir)
             .expect("fixture dir")
             .map(|e| e.expect("dir entry").path())
@@ -343,4 +352,52 @@ fn mutate_then_validate_admits_non_canonical_ipv6_in_canonical_form() {
         .expect("answerable");
     let validated: Value = serde_json::from_slice(&validated.body).expect("json");
     assert_eq!(validated["response"]["allowed"], true, "{validated}");
+}
+
+/// Issue 26: every write KubeVirt and OVN-Kubernetes make in normal operation is admitted by
+/// both webhooks, in every `--field-validation` mode (they carry no unknown field, so the
+/// answers are the same, without a warning), and a KubeVirt create gets no patch.
+#[test]
+fn the_producers_writes_are_admitted_in_every_field_validation_mode() {
+    let mut seen = 0;
+    for (dir, request, _) in pairs() {
+        if !dir.starts_with("producers/") {
+            continue;
+        }
+        seen += 1;
+        let (webhook, strict) = setup(&dir);
+        let body = fs::read(&request).expect("read");
+        let answer = |field_validation| {
+            let options = Options {
+                field_validation,
+                ..strict.clone()
+            };
+            let reviewed = admission::review(&body, webhook, &options).expect("answerable");
+            serde_json::from_slice::<Value>(&reviewed.body).expect("json")
+        };
+        let first = answer(FieldValidation::Strict);
+        assert_eq!(
+            first["response"]["allowed"],
+            true,
+            "{}: {first}",
+            request.display()
+        );
+        assert!(
+            first["response"].get("warnings").is_none(),
+            "{}: {first}",
+            request.display()
+        );
+        for mode in [FieldValidation::Warn, FieldValidation::Ignore] {
+            assert_eq!(answer(mode), first, "{} in {mode:?}", request.display());
+        }
+        let name = request.file_name().unwrap().to_string_lossy();
+        if name.starts_with("kubevirt-create") {
+            assert!(
+                first["response"].get("patch").is_none(),
+                "{}: {first}",
+                request.display()
+            );
+        }
+    }
+    assert!(seen >= 30, "only {seen} producer fixtures");
 }

@@ -253,18 +253,14 @@ fn finds_a_duplicate_key_in_yaml_and_in_json() {
 
 #[test]
 fn chain_reports_the_patch_with_the_verdict() {
-    let dir = tempfile::tempdir().unwrap();
-    let f = write(
-        dir.path(),
-        "v6.yaml",
-        &format!("{VALID}status:\n  ips: [\"FD10:128:20::8/64\"]\n"),
-    );
+    // A status update (status is defaulted where it is written, not on CREATE).
+    let f = fixtures_dir().join("mutate/status-ips-non-canonical-ipv6.request.json");
     let out = run(&["--output", "text"], &f);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains(
-            r#"patch: [{"op":"replace","path":"/status/ips/0","value":"fd10:128:20::8/64"}]"#
+            r#"patch: [{"op":"replace","path":"/status/ips/1","value":"fd10:128:20::8/64"}]"#
         ),
         "{text}"
     );
@@ -273,6 +269,55 @@ fn chain_reports_the_patch_with_the_verdict() {
         out.status.code(),
         Some(1),
         "validate alone denies the non-canonical text"
+    );
+}
+
+/// Issue 26: KubeVirt's create, as the API server sends it to the mutating webhook (status
+/// still in the body), passes the chain with no patch; every write of the producers passes.
+#[test]
+fn chain_admits_the_producers_writes_and_patches_no_kubevirt_create() {
+    let f = fixtures_dir().join("producers/mutate/kubevirt-create.request.json");
+    let out = run(&["--webhook", "chain", "--output", "text"], &f);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(" CREATE ALLOWED"), "{text}");
+    assert!(!text.contains("patch:"), "{text}");
+
+    let mut requests: Vec<PathBuf> = ["producers/mutate", "producers/validate"]
+        .iter()
+        .flat_map(|d| fs::read_dir(fixtures_dir().join(d)).expect("fixtures"))
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.to_string_lossy().ends_with(".request.json"))
+        .collect();
+    requests.sort();
+    let out = replay()
+        .args(["--webhook", "chain", "--output", "json"])
+        .args(&requests)
+        .output()
+        .expect("replay runs");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let answers = json_lines(&out);
+    assert!(answers.len() >= 30, "{} answers", answers.len());
+    assert!(answers.iter().all(allowed));
+}
+
+/// Issue 26: a bare IP in `status.ips` would stop OVN-Kubernetes' network controller at its
+/// next start; the chain refuses it in Kubernetes' words.
+#[test]
+fn chain_refuses_a_status_update_with_a_bare_ip() {
+    let review = fs::read_to_string(
+        fixtures_dir().join("producers/mutate/ovn-status-allocated-one-address.request.json"),
+    )
+    .unwrap()
+    .replace("10.200.0.5/24", "10.0.0.5");
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(dir.path(), "bare.json", &review);
+    let out = run(&["--webhook", "chain", "--output", "text"], &f);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(r#"status.ips[0]: Invalid value: "10.0.0.5": must be a valid address in CIDR form, (e.g. 10.9.8.7/24 or 2001:db8::1/64)"#),
+        "{text}"
     );
 }
 

@@ -28,7 +28,7 @@ pub const MAX_ITEM_OPERATIONS: usize = 100;
 /// The opt-in defaults (both off unless configured).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Defaults {
-    /// `--default-interface`: fills a missing `spec.interface` on CREATE.
+    /// `--default-interface`: fills a missing or empty `spec.interface` on CREATE.
     pub default_interface: Option<String>,
     /// `--network-label`: sets this label to `spec.network` when that is a valid label value.
     pub network_label: Option<String>,
@@ -198,9 +198,14 @@ pub fn patch<'a>(object: &Claim<'a>, create: bool, defaults: &'a Defaults) -> Ve
     if create {
         if let (Some(spec), Some(name)) = (spec, &defaults.default_interface) {
             let value = || PatchValue::Str(Cow::Borrowed(name.as_str()));
+            // Empty is what KubeVirt's IPAM controller sends for "not set" (DESIGN §1): an
+            // operator who asks for a default interface expects it there too.
             match spec.interface {
                 Field::Absent => ops.push(add(&["spec", "interface"], value())),
                 Field::Null => ops.push(replace(&["spec", "interface"], value())),
+                Field::Value(interface) if interface.is("") => {
+                    ops.push(replace(&["spec", "interface"], value()))
+                }
                 Field::Value(_) | Field::Other(_) => {}
             }
         }
@@ -215,7 +220,10 @@ pub fn patch<'a>(object: &Claim<'a>, create: bool, defaults: &'a Defaults) -> Ve
         }
     }
 
-    if let Field::Value(status) = object.status {
+    // The API server drops `status` from a CREATE of a resource with a status subresource
+    // after the mutating webhooks ran: a patch there would change nothing but its own length.
+    // Status is defaulted on the `ipamclaims/status` UPDATEs that write it.
+    if let (false, Field::Value(status)) = (create, object.status) {
         match status.ips {
             Field::Absent => ops.push(add(&["status", "ips"], PatchValue::EmptyList)),
             Field::Null => ops.push(replace(&["status", "ips"], PatchValue::EmptyList)),
@@ -518,6 +526,45 @@ mod tests {
             patch(&c, true, &Defaults::default()).is_empty(),
             "off by default"
         );
+    }
+
+    #[test]
+    fn fills_empty_interface_on_create_when_configured() {
+        let mut c = claim();
+        c["spec"]["interface"] = json!("");
+        let d = Defaults {
+            default_interface: Some("net1".into()),
+            ..Defaults::default()
+        };
+        assert_eq!(
+            ops_json(&patch(&c, true, &d)),
+            json!([{"op": "replace", "path": "/spec/interface", "value": "net1"}])
+        );
+        assert!(patch(&c, false, &d).is_empty(), "never on UPDATE");
+        assert!(
+            patch(&c, true, &Defaults::default()).is_empty(),
+            "off by default: empty is valid"
+        );
+    }
+
+    /// Regression (issue 26): the API server drops `status` on CREATE after the mutating
+    /// webhooks ran, so KubeVirt's `"status":{"ips":null}` gets no patch at all.
+    #[test]
+    fn patches_nothing_under_status_on_create() {
+        for status in [
+            json!({"ips": null}),
+            json!({"ips": null, "ownerPod": {"name": ""}}),
+            json!({}),
+            json!({"ips": ["FD10:128:20:0:0:0:0:8/64"]}),
+        ] {
+            let mut c = claim();
+            c["status"] = status.clone();
+            assert!(patch(&c, true, &Defaults::default()).is_empty(), "{status}");
+            assert!(
+                !patch(&c, false, &Defaults::default()).is_empty(),
+                "{status}"
+            );
+        }
     }
 
     #[test]

@@ -766,15 +766,19 @@ mod tests {
 
     #[test]
     fn validating_answers_never_carry_a_patch_even_when_defaults_apply() {
-        let body = REVIEW.replace(
-            r#""interface":"eth0"}"#,
-            r#""interface":"eth0"},"status":{}"#,
-        );
-        let reviewed = review(body.as_bytes(), Webhook::Validate, &Options::default()).unwrap();
+        let opts = Options {
+            defaults: defaulting::Defaults {
+                network_label: Some("k8s.cni.cncf.io/network".to_owned()),
+                ..defaulting::Defaults::default()
+            },
+            ..Options::default()
+        };
+        let body = REVIEW;
+        let reviewed = review(body.as_bytes(), Webhook::Validate, &opts).unwrap();
         let v: Value = serde_json::from_slice(&reviewed.body).unwrap();
         assert!(v["response"].get("patch").is_none());
         assert!(v["response"].get("patchType").is_none());
-        let mutated = review(body.as_bytes(), Webhook::Mutate, &Options::default()).unwrap();
+        let mutated = review(body.as_bytes(), Webhook::Mutate, &opts).unwrap();
         let m: Value = serde_json::from_slice(&mutated.body).unwrap();
         assert_eq!(m["response"]["patchType"], "JSONPatch");
     }
@@ -875,7 +879,7 @@ mod tests {
         assert!(a["response"]["status"]["message"]
             .as_str()
             .unwrap()
-            .ends_with("(e.g. 10.9.8.7 or 2001:db8::ffff)]"));
+            .ends_with("(e.g. 10.9.8.7/24 or 2001:db8::1/64)]"));
         let (a, _) = answer(&invalid_ips(101), &Options::default());
         let status = &a["response"]["status"];
         assert_eq!(
@@ -1052,7 +1056,7 @@ mod tests {
         assert!(summary.would_deny);
         let warnings = a["response"]["warnings"].as_array().unwrap();
         assert!(warnings.len() <= caps::MAX_WARNINGS + 1);
-        assert_eq!(warnings[0], "status.ips[0]: Invalid value: \"x0\": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)");
+        assert_eq!(warnings[0], "status.ips[0]: Invalid value: \"x0\": must be a valid address in CIDR form, (e.g. 10.9.8.7/24 or 2001:db8::1/64)");
         let listed = warnings.len() - 1;
         assert_eq!(
             warnings[listed],

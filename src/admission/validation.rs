@@ -244,11 +244,11 @@ fn validate_spec<'a>(spec: &Spec<'a>, errs: &mut dyn Report<'a>) {
         )),
         Text::Str(_) | Text::WrongType => {}
     }
+    // The CRD requires the key, not a value: KubeVirt's IPAM controller, the one producer of
+    // claims, never sets the interface and sends it empty (DESIGN §1).
     match string_field(spec.interface, &path, "interface", errs) {
         Text::Absent => errs.push(FieldError::required(path.child("interface"), "")),
-        Text::Str(interface) if interface.is_empty() => {
-            errs.push(FieldError::required(path.child("interface"), ""))
-        }
+        Text::Str(interface) if interface.is_empty() => {}
         Text::Str(interface) => validate_interface_name(interface, &path.child("interface"), errs),
         Text::WrongType => {}
     }
@@ -302,7 +302,7 @@ fn validate_ip_requests<'a>(requests: List<'a>, path: &Path, errs: &mut dyn Repo
     if !errs.items() {
         return;
     }
-    let addresses = validate_address_list(requests, path, errs);
+    let addresses = validate_address_list(requests, Form::IpOrInterface, path, errs);
     let mut seen_family: Option<(usize, bool)> = None;
     for (i, item) in requests.items().enumerate() {
         let Some(v4) = addresses.family(i) else {
@@ -345,6 +345,9 @@ enum Class {
     V6,
     /// An address not written in canonical form.
     NotCanonical,
+    /// An IP without the prefix length its list requires ([`Form::Interface`]); it still names
+    /// its address, which counts for repeats.
+    Bare,
     /// Not an address.
     Invalid,
 }
@@ -363,6 +366,17 @@ impl AddressList {
     }
 }
 
+/// What the items of an address list must be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Form {
+    /// An interface address in CIDR form (`10.1.2.3/24`): `status.ips`, which OVN-Kubernetes
+    /// parses with `ParseCIDR` when a network's controller starts, failing the whole start on
+    /// the first entry that does not parse (DESIGN §1).
+    Interface,
+    /// An IP address or an interface address: `spec.ipRequests`.
+    IpOrInterface,
+}
+
 /// Checks each item of an address list (`status.ips`, `spec.ipRequests`) and reports the
 /// same address twice (whatever the spelling or prefix; a value that is not an address when
 /// its text repeats). Returns what each item is.
@@ -372,6 +386,7 @@ impl AddressList {
 /// item's errors in order.
 fn validate_address_list<'a>(
     list: List<'a>,
+    form: Form,
     path: &Path,
     errs: &mut dyn Report<'a>,
 ) -> AddressList {
@@ -383,7 +398,17 @@ fn validate_address_list<'a>(
             continue;
         };
         let value = text.decode();
+        // Kubernetes' IsValidInterfaceAddress reads a value without `/` as no CIDR at all.
+        let bare = form == Form::Interface && !value.contains('/');
         let class = match ip::parse(&value) {
+            Ok(a) if bare => {
+                keys.address(a.ip, i);
+                Class::Bare
+            }
+            Err(AddressError::NotCanonical { canonical }) if bare => {
+                keys.address(canonical.ip, i);
+                Class::Bare
+            }
             Ok(a) => {
                 keys.address(a.ip, i);
                 if a.is_ipv4() {
@@ -419,8 +444,13 @@ fn validate_address_list<'a>(
                 continue;
             }
         };
-        if matches!(class, Class::NotCanonical | Class::Invalid) {
-            if let Err(e) = ip::parse(&value) {
+        if matches!(class, Class::NotCanonical | Class::Invalid | Class::Bare) {
+            let error = if form == Form::Interface && !value.contains('/') {
+                Err(AddressError::InvalidCidr)
+            } else {
+                ip::parse(&value)
+            };
+            if let Err(e) = error {
                 errs.push(FieldError::invalid(item_path(), value.clone(), e.message()));
             }
         }
@@ -600,7 +630,7 @@ fn validate_status<'a>(status: &Status<'a>, errs: &mut dyn Report<'a>) {
         Field::Absent | Field::Null => errs.push(FieldError::required(path.child("ips"), "")),
         Field::Value(ips) => {
             if errs.items() {
-                validate_address_list(ips, &path.child("ips"), errs);
+                validate_address_list(ips, Form::Interface, &path.child("ips"), errs);
             }
         }
         Field::Other(other) => {
@@ -1572,15 +1602,22 @@ mod tests {
     // --- spec.interface ---
 
     #[test]
-    fn rejects_missing_and_empty_interface() {
+    fn rejects_missing_interface() {
         assert_one(
             &without("/spec/interface"),
             "spec.interface: Required value",
         );
         assert_one(
-            &with("/spec/interface", json!("")),
+            &with("/spec/interface", Value::Null),
             "spec.interface: Required value",
         );
+    }
+
+    /// Regression (issue 26): KubeVirt's IPAM controller never sets the interface and sends
+    /// it empty; the CRD's `required` asks for the key only.
+    #[test]
+    fn accepts_empty_interface_as_kubevirt_sends_it() {
+        assert_clean(&with("/spec/interface", json!("")));
     }
 
     #[test]
@@ -1705,7 +1742,7 @@ mod tests {
             json!(["winner", "winner", "chicken", "dinner"]),
         ));
         let invalid = |i: usize, v: &str| {
-            format!("status.ips[{i}]: Invalid value: \"{v}\": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)")
+            format!("status.ips[{i}]: Invalid value: \"{v}\": must be a valid address in CIDR form, (e.g. 10.9.8.7/24 or 2001:db8::1/64)")
         };
         assert_eq!(
             msgs,
@@ -1738,17 +1775,56 @@ mod tests {
     #[test]
     fn rejects_ip_out_of_range_with_kubernetes_wording() {
         assert_one(
-            &with("/status/ips", json!(["10.1.2.300"])),
-            "status.ips[0]: Invalid value: \"10.1.2.300\": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)",
+            &with("/status/ips", json!(["10.1.2.300/24"])),
+            "status.ips[0]: Invalid value: \"10.1.2.300/24\": must be a valid address in CIDR form, (e.g. 10.9.8.7/24 or 2001:db8::1/64)",
+        );
+        assert_one(
+            &with("/spec/ipRequests", json!(["10.1.2.300"])),
+            "spec.ipRequests[0]: Invalid value: \"10.1.2.300\": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)",
         );
     }
 
     #[test]
     fn rejects_non_canonical_ipv6_naming_the_canonical_form() {
         assert_one(
-            &with("/status/ips", json!(["2001:DB8::1"])),
-            "status.ips[0]: Invalid value: \"2001:DB8::1\": must be in canonical form (\"2001:db8::1\")",
+            &with("/status/ips", json!(["2001:DB8::1/64"])),
+            "status.ips[0]: Invalid value: \"2001:DB8::1/64\": must be in canonical form (\"2001:db8::1/64\")",
         );
+    }
+
+    /// Regression (issue 26): OVN-Kubernetes parses every `status.ips` entry with `ParseCIDR`
+    /// when a network's controller starts and fails the whole start on a bare IP.
+    #[test]
+    fn rejects_bare_ip_in_status_ips_with_the_cidr_wording() {
+        for bare in [
+            "10.0.0.5",
+            "fd10::5",
+            "2001:DB8::1",
+            "010.1.2.3",
+            "::ffff:1.2.3.4",
+        ] {
+            assert_one(
+                &with("/status/ips", json!(["10.0.0.6/24", bare])),
+                &format!("status.ips[1]: Invalid value: \"{bare}\": must be a valid address in CIDR form, (e.g. 10.9.8.7/24 or 2001:db8::1/64)"),
+            );
+        }
+    }
+
+    #[test]
+    fn a_bare_ip_still_names_its_address_for_repeats() {
+        let msgs = messages(&with("/status/ips", json!(["10.0.0.5/24", "10.0.0.5"])));
+        assert_eq!(
+            msgs,
+            vec![
+                "status.ips[1]: Invalid value: \"10.0.0.5\": must be a valid address in CIDR form, (e.g. 10.9.8.7/24 or 2001:db8::1/64)",
+                "status.ips[1]: Duplicate value: \"10.0.0.5\"",
+            ]
+        );
+    }
+
+    #[test]
+    fn accepts_bare_ips_in_ip_requests() {
+        assert_clean(&with("/spec/ipRequests", json!(["10.0.0.5", "fd10::5"])));
     }
 
     #[test]
@@ -1773,7 +1849,12 @@ mod tests {
     fn accepts_host_and_full_prefixes() {
         assert_clean(&with(
             "/status/ips",
-            json!(["10.1.2.3/32", "2001:db8::1/128", "10.1.2.4", "2001:db8::2"]),
+            json!([
+                "10.1.2.3/32",
+                "2001:db8::1/128",
+                "10.1.2.4/0",
+                "2001:db8::2/0"
+            ]),
         ));
     }
 
@@ -2199,10 +2280,33 @@ mod tests {
         assert_eq!(v.ratcheted.len(), 1);
     }
 
+    /// A claim written with a bare IP before the webhook (or before issue 26) keeps taking
+    /// status updates that leave its addresses alone: the error comes back as a warning.
+    #[test]
+    fn ratchets_an_unchanged_bare_ip() {
+        let old = with("/status/ips", json!(["10.0.0.5"]));
+        let mut new = old.clone();
+        set(
+            &mut new,
+            "/status/ownerPod/name",
+            json!("virt-launcher-vm-a-abcde"),
+        );
+        let v = validate(&new, Some(&old));
+        assert!(v.errors.is_empty(), "{:?}", v.errors);
+        assert_eq!(v.ratcheted.len(), 1);
+        let v = validate(&with("/status/ips", json!(["10.0.0.6"])), Some(&old));
+        assert_eq!(
+            v.errors.len(),
+            1,
+            "a changed list is judged: {:?}",
+            v.errors
+        );
+    }
+
     #[test]
     fn does_not_ratchet_a_changed_invalid_value() {
         let old = with("/status/ips", json!(["winner"]));
-        let new = with("/status/ips", json!(["10.1.2.3", "winner"]));
+        let new = with("/status/ips", json!(["10.1.2.3/24", "winner"]));
         let v = validate(&new, Some(&old));
         assert_eq!(v.errors.len(), 1, "{:?}", v.errors);
         assert!(v.ratcheted.is_empty());
@@ -2210,8 +2314,8 @@ mod tests {
 
     #[test]
     fn does_not_ratchet_items_of_a_changed_atomic_list() {
-        let old = with("/status/ips", json!(["winner", "10.1.2.3"]));
-        let new = with("/status/ips", json!(["winner", "10.1.2.4"]));
+        let old = with("/status/ips", json!(["winner", "10.1.2.3/24"]));
+        let new = with("/status/ips", json!(["winner", "10.1.2.4/24"]));
         let v = validate(&new, Some(&old));
         assert_eq!(v.errors.len(), 1);
     }
@@ -2295,7 +2399,8 @@ mod tests {
         let address = prop::sample::select(vec![
             json!("10.1.2.3/24"),
             json!("10.1.2.3/16"),
-            json!("2001:DB8::1"),
+            json!("2001:DB8::1/64"),
+            json!("2001:db8::1/64"),
             json!("2001:db8::1"),
             json!("winner"),
             json!("010.1.2.3"),
@@ -2401,7 +2506,7 @@ mod tests {
         assert!(v.errors.is_empty());
         assert_eq!(v.ratcheted.len(), 5_000);
         let mut changed = ips;
-        changed.push(json!("10.1.2.3"));
+        changed.push(json!("10.1.2.3/24"));
         let v = validate(&with("/status/ips", Value::Array(changed)), Some(&old));
         assert_eq!(v.errors.len(), 5_000);
         assert!(v.ratcheted.is_empty());

@@ -882,6 +882,22 @@ mod tests {
         assert_eq!(Claim::from_object(&json!([1])), None);
     }
 
+    /// Issue 26: a bare IP is refused in new writes of `status.ips`, but one already stored
+    /// still names its address, and holds it against every other claim.
+    #[test]
+    fn a_bare_ip_in_a_stored_claim_still_holds_its_address() {
+        let object = json!({
+            "metadata": {"name": "vm-a.tenantred", "namespace": "ns1", "uid": "u1"},
+            "spec": {"network": "tenantred", "interface": ""},
+            "status": {"ips": ["10.0.0.7"]},
+        });
+        let claims: Claims = Claim::from_object(&object).into_iter().collect();
+        assert_eq!(
+            claims.holder("tenantred", ip("10.0.0.7"), &who("ns1", "b")),
+            holder("ns1", "vm-a.tenantred")
+        );
+    }
+
     #[test]
     fn keeps_a_uuid_in_16_bytes_and_anything_else_as_unknown() {
         assert_eq!(

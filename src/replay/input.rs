@@ -23,6 +23,21 @@ pub struct Document {
     pub item: Option<usize>,
     /// The review to send, or why the document could not be read.
     pub review: Result<Vec<u8>, String>,
+    /// What the API server would do to its object between the two webhooks (`chain`).
+    pub between: Between,
+}
+
+/// What the API server does to an object between the mutating and the validating webhooks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Between {
+    /// Nothing: an UPDATE, a review of a subresource, or a bare claim (which stands for the
+    /// claim as stored, so it is judged with its status).
+    #[default]
+    Nothing,
+    /// It drops `status`: an AdmissionReview of a CREATE of `ipamclaims` whose object carries
+    /// one (the resource has a status subresource; the drop happens after the mutating
+    /// webhooks ran, before the validating ones).
+    DropStatus,
 }
 
 // === impl Document ===
@@ -132,14 +147,15 @@ pub(super) fn read_source(
         index += 1;
         let reviews = match raw {
             Ok(raw) => to_reviews(raw, source, index),
-            Err(e) => vec![(None, Err(e))],
+            Err(e) => vec![(None, Err(e), Between::Nothing)],
         };
-        for (item, review) in reviews {
+        for (item, review, between) in reviews {
             visit(Input::Document(Document {
                 source: source.to_owned(),
                 index,
                 item,
                 review,
+                between,
             }));
         }
     };
@@ -284,7 +300,7 @@ type Review = Result<Vec<u8>, String>;
 /// What a document (or an item of a `List`) turned out to be.
 enum Piece<'a> {
     /// An AdmissionReview: sent as it is.
-    Review,
+    Review(Between),
     /// A bare IPAMClaim, with its name and namespace.
     Claim { name: String, namespace: String },
     /// A `List` (what `kubectl get -o yaml|json` prints) and its items' text.
@@ -300,6 +316,122 @@ struct Head<'a> {
     name: Option<String>,
     namespace: Option<String>,
     items: Option<&'a RawValue>,
+    /// Of an AdmissionReview's `request`: what the API server does between the webhooks.
+    between: Between,
+}
+
+/// The members of an AdmissionReview's `request` that say whether the API server drops the
+/// object's status before validating it; read as leniently as [`Head`].
+#[derive(Default)]
+struct RequestHead {
+    operation: Option<String>,
+    resource: Option<String>,
+    sub_resource: Option<String>,
+    object_has_status: bool,
+}
+
+// === impl RequestHead ===
+
+impl RequestHead {
+    fn between(&self) -> Between {
+        let create = self.operation.as_deref() == Some("CREATE");
+        let main = self.resource.as_deref() == Some(crate::admission::types::PLURAL)
+            && self.sub_resource.as_deref().unwrap_or_default().is_empty();
+        if create && main && self.object_has_status {
+            Between::DropStatus
+        } else {
+            Between::Nothing
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for RequestHead {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::{IgnoredAny, MapAccess, Visitor};
+        use std::borrow::Cow;
+
+        /// Whether an object has a `status` key; its values are skipped, not decoded.
+        struct HasStatus(bool);
+        impl<'de> serde::Deserialize<'de> for HasStatus {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct Keys;
+                impl<'de> Visitor<'de> for Keys {
+                    type Value = HasStatus;
+                    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                        f.write_str("any JSON value")
+                    }
+                    fn visit_map<A: MapAccess<'de>>(
+                        self,
+                        mut map: A,
+                    ) -> Result<HasStatus, A::Error> {
+                        let mut found = false;
+                        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+                            found |= key == "status";
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                        Ok(HasStatus(found))
+                    }
+                    fn visit_unit<E>(self) -> Result<HasStatus, E> {
+                        Ok(HasStatus(false))
+                    }
+                    fn visit_bool<E>(self, _: bool) -> Result<HasStatus, E> {
+                        Ok(HasStatus(false))
+                    }
+                    fn visit_i64<E>(self, _: i64) -> Result<HasStatus, E> {
+                        Ok(HasStatus(false))
+                    }
+                    fn visit_u64<E>(self, _: u64) -> Result<HasStatus, E> {
+                        Ok(HasStatus(false))
+                    }
+                    fn visit_f64<E>(self, _: f64) -> Result<HasStatus, E> {
+                        Ok(HasStatus(false))
+                    }
+                    fn visit_str<E>(self, _: &str) -> Result<HasStatus, E> {
+                        Ok(HasStatus(false))
+                    }
+                    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                        self,
+                        mut seq: A,
+                    ) -> Result<HasStatus, A::Error> {
+                        while seq.next_element::<IgnoredAny>()?.is_some() {}
+                        Ok(HasStatus(false))
+                    }
+                }
+                d.deserialize_any(Keys)
+            }
+        }
+
+        struct Members;
+        impl<'de> Visitor<'de> for Members {
+            type Value = RequestHead;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RequestHead, A::Error> {
+                let mut head = RequestHead::default();
+                let text = |v: Value| v.as_str().map(str::to_owned);
+                while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+                    match key.as_ref() {
+                        "operation" => head.operation = text(map.next_value()?),
+                        "subResource" => head.sub_resource = text(map.next_value()?),
+                        "resource" => {
+                            let resource: Value = map.next_value()?;
+                            head.resource = resource.get("resource").cloned().and_then(text);
+                        }
+                        "object" => head.object_has_status = map.next_value::<HasStatus>()?.0,
+                        _ => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(head)
+            }
+            fn visit_unit<E>(self) -> Result<RequestHead, E> {
+                Ok(RequestHead::default())
+            }
+        }
+        d.deserialize_any(Members)
+    }
 }
 
 // === impl Head ===
@@ -327,6 +459,9 @@ impl<'de> serde::Deserialize<'de> for Head<'de> {
                 while let Some(key) = map.next_key::<Cow<'de, str>>()? {
                     match key.as_ref() {
                         "kind" => self.0.kind = map.next_value::<Text>()?.0,
+                        "request" => {
+                            self.0.between = map.next_value::<RequestHead>()?.between();
+                        }
                         "items" => self.0.items = Some(map.next_value()?),
                         "metadata" => {
                             let meta: Value = map.next_value()?;
@@ -356,7 +491,7 @@ fn piece<'a>(raw: &'a [u8], what: &str) -> Result<Piece<'a>, String> {
         "an AdmissionReview, an IPAMClaim or a List of IPAMClaims"
     };
     match head.kind.as_deref().unwrap_or_default() {
-        "AdmissionReview" if what != "item" => Ok(Piece::Review),
+        "AdmissionReview" if what != "item" => Ok(Piece::Review(head.between)),
         crate::admission::types::KIND => Ok(Piece::Claim {
             name: head.name.unwrap_or_default(),
             namespace: head.namespace.unwrap_or_default(),
@@ -383,19 +518,20 @@ fn piece<'a>(raw: &'a [u8], what: &str) -> Result<Piece<'a>, String> {
 ///
 /// Only what a document is (its kind, a claim's name and namespace, a list's items) is read
 /// here: the pipeline reads the rest, so the document is skimmed rather than decoded whole.
-fn to_reviews(raw: Vec<u8>, source: &str, index: usize) -> Vec<(Option<usize>, Review)> {
+fn to_reviews(raw: Vec<u8>, source: &str, index: usize) -> Vec<(Option<usize>, Review, Between)> {
     let text = match String::from_utf8(raw) {
         Ok(text) => text,
-        Err(e) => return vec![(None, Err(format!("not valid UTF-8: {e}")))],
+        Err(e) => return vec![(None, Err(format!("not valid UTF-8: {e}")), Between::Nothing)],
     };
     match piece(text.as_bytes(), "document") {
-        Err(e) => vec![(None, Err(e))],
-        Ok(Piece::Review) => vec![(None, Ok(text.into_bytes()))],
+        Err(e) => vec![(None, Err(e), Between::Nothing)],
+        Ok(Piece::Review(between)) => vec![(None, Ok(text.into_bytes()), between)],
         Ok(Piece::Claim { name, namespace }) => {
             let uid = replay_uid(source, &index.to_string());
             vec![(
                 None,
                 Ok(wrap_claim(&text, &name, &namespace, &uid).into_bytes()),
+                Between::Nothing,
             )]
         }
         Ok(Piece::List(items)) => items
@@ -410,7 +546,7 @@ fn to_reviews(raw: Vec<u8>, source: &str, index: usize) -> Vec<(Option<usize>, R
                     Ok(_) => Err("item is not an IPAMClaim".to_owned()),
                     Err(e) => Err(e),
                 };
-                (Some(i), review)
+                (Some(i), review, Between::Nothing)
             })
             .collect(),
     }

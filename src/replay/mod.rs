@@ -16,7 +16,7 @@ use serde_json::Value;
 use crate::admission::Webhook;
 
 pub use existing::{read_existing, ExistingError};
-pub use input::{read_inputs, visit_inputs, Document, Input, InputError};
+pub use input::{read_inputs, visit_inputs, Between, Document, Input, InputError};
 pub use transport::{InProcess, Remote, RemoteError, Transport};
 
 /// Which webhook(s) replay runs.
@@ -35,42 +35,65 @@ pub enum Mode {
 /// `Chain` does what the API server does, through the same transport for both steps, so that
 /// a run in process and one against a server print the same bytes: a review that `/validate`
 /// refuses to decode (strict field errors) stops there, as the API server would refuse it
-/// before any webhook; otherwise `/mutate` runs, and `/validate` judges the patched object.
-/// The answer is the validation verdict carrying the mutation's patch.
-pub fn judge(review: &[u8], mode: Mode, transport: &mut dyn Transport) -> Result<Vec<u8>, String> {
+/// before any webhook; otherwise `/mutate` runs, the API server's own step between the two
+/// webhooks is applied (`between`: on a CREATE of `ipamclaims`, `status` is dropped), and
+/// `/validate` judges the object so changed. The answer is the validation verdict carrying
+/// the mutation's patch.
+pub fn judge(
+    review: &[u8],
+    mode: Mode,
+    between: Between,
+    transport: &mut dyn Transport,
+) -> Result<Vec<u8>, String> {
     match mode {
         Mode::Validate => transport.send(Webhook::Validate, review),
         Mode::Mutate => transport.send(Webhook::Mutate, review),
-        Mode::Chain => chain(review, transport),
+        Mode::Chain => chain(review, between, transport),
     }
 }
 
-fn chain(review: &[u8], transport: &mut dyn Transport) -> Result<Vec<u8>, String> {
+fn chain(
+    review: &[u8],
+    between: Between,
+    transport: &mut dyn Transport,
+) -> Result<Vec<u8>, String> {
     let validated = transport.send(Webhook::Validate, review)?;
     let verdict: Value = parse_answer(&validated)?;
     if verdict.pointer("/response/status/reason") == Some(&Value::from("BadRequest")) {
         return Ok(validated);
     }
     let mutated: Value = parse_answer(&transport.send(Webhook::Mutate, review)?)?;
-    let Some(patch_b64) = mutated.pointer("/response/patch").and_then(Value::as_str) else {
+    let patch_b64 = mutated.pointer("/response/patch").and_then(Value::as_str);
+    if patch_b64.is_none() && between == Between::Nothing {
         return Ok(validated);
-    };
-    let patch_bytes = base64::engine::general_purpose::STANDARD
-        .decode(patch_b64)
-        .map_err(|e| format!("the mutating webhook sent a patch that is not base64: {e}"))?;
-    let patch: json_patch::Patch = serde_json::from_slice(&patch_bytes)
-        .map_err(|e| format!("the mutating webhook sent a patch that is not JSON Patch: {e}"))?;
+    }
     let mut request: Value =
         serde_json::from_slice(review).map_err(|e| format!("not a JSON review: {e}"))?;
     let object = request
         .pointer_mut("/request/object")
         .ok_or("the mutating webhook patched a review without an object")?;
-    json_patch::patch(object, &patch)
-        .map_err(|e| format!("the mutating webhook's patch does not apply: {e}"))?;
-    let patched_review = serde_json::to_vec(&request).map_err(|e| e.to_string())?;
+    if let Some(patch_b64) = patch_b64 {
+        let patch_bytes = base64::engine::general_purpose::STANDARD
+            .decode(patch_b64)
+            .map_err(|e| format!("the mutating webhook sent a patch that is not base64: {e}"))?;
+        let patch: json_patch::Patch = serde_json::from_slice(&patch_bytes).map_err(|e| {
+            format!("the mutating webhook sent a patch that is not JSON Patch: {e}")
+        })?;
+        json_patch::patch(object, &patch)
+            .map_err(|e| format!("the mutating webhook's patch does not apply: {e}"))?;
+    }
+    if between == Between::DropStatus {
+        if let Some(members) = object.as_object_mut() {
+            members.remove("status");
+        }
+    }
+    let changed_review = serde_json::to_vec(&request).map_err(|e| e.to_string())?;
 
-    let mut answer: Value = parse_answer(&transport.send(Webhook::Validate, &patched_review)?)?;
-    if let Some(response) = answer.get_mut("response").and_then(Value::as_object_mut) {
+    let mut answer: Value = parse_answer(&transport.send(Webhook::Validate, &changed_review)?)?;
+    if let (Some(patch_b64), Some(response)) = (
+        patch_b64,
+        answer.get_mut("response").and_then(Value::as_object_mut),
+    ) {
         response.insert("patch".to_owned(), Value::from(patch_b64));
         response.insert("patchType".to_owned(), Value::from("JSONPatch"));
     }
@@ -133,7 +156,7 @@ pub fn run_one(doc: &Document, mode: Mode, transport: &mut dyn Transport) -> Out
         index: doc.index,
         item: doc.item,
         answer: match &doc.review {
-            Ok(review) => judge(review, mode, transport),
+            Ok(review) => judge(review, mode, doc.between, transport),
             Err(e) => Err(e.clone()),
         },
     };
@@ -298,7 +321,8 @@ mod tests {
     fn verdict(doc: &Document, mode: Mode) -> Value {
         let mut t = InProcess::default();
         let review = doc.review.as_ref().expect("readable");
-        serde_json::from_slice(&judge(review, mode, &mut t).expect("answered")).expect("json")
+        serde_json::from_slice(&judge(review, mode, doc.between, &mut t).expect("answered"))
+            .expect("json")
     }
 
     #[test]
@@ -334,14 +358,74 @@ mod tests {
         assert_eq!(v["response"]["status"]["code"], 400);
     }
 
+    /// A review of `operation` on `sub_resource` whose object is `CLAIM_YAML` with `status`.
+    fn review_with_status(operation: &str, sub_resource: &str, status: Value) -> String {
+        let claim: Value = yaml_serde::from_str(CLAIM_YAML).unwrap();
+        let mut object = claim.clone();
+        object["status"] = status;
+        let old = if operation == "UPDATE" {
+            claim
+        } else {
+            Value::Null
+        };
+        serde_json::json!({
+            "apiVersion": "admission.k8s.io/v1",
+            "kind": "AdmissionReview",
+            "request": {
+                "uid": "u1",
+                "kind": {"group": "k8s.cni.cncf.io", "version": "v1alpha1", "kind": "IPAMClaim"},
+                "resource": {"group": "k8s.cni.cncf.io", "version": "v1alpha1", "resource": "ipamclaims"},
+                "subResource": sub_resource,
+                "namespace": "ns1",
+                "name": "vm-a.tenantred",
+                "operation": operation,
+                "userInfo": {},
+                "object": object,
+                "oldObject": old,
+            }
+        })
+        .to_string()
+    }
+
     #[test]
     fn chain_admits_a_non_canonical_address_in_canonical_form() {
-        let yaml = format!("{CLAIM_YAML}status:\n  ips: [\"2001:DB8::1/64\"]\n");
-        let d = docs(&yaml, Format::Yaml);
+        let status = serde_json::json!({"ips": ["2001:DB8::1/64"]});
+        let review = review_with_status("UPDATE", "status", status);
+        let d = docs(&review, Format::Json);
+        assert_eq!(d[0].between, Between::Nothing);
         assert_eq!(verdict(&d[0], Mode::Validate)["response"]["allowed"], false);
         let v = verdict(&d[0], Mode::Chain);
         assert_eq!(v["response"]["allowed"], true, "{v}");
         assert_eq!(v["response"]["patchType"], "JSONPatch");
+    }
+
+    /// Regression (issue 26): KubeVirt's create carries `"status":{"ips":null}`, which the API
+    /// server drops between the two webhooks; chain does the same, and no patch is made.
+    #[test]
+    fn chain_drops_status_of_a_create_review_as_the_api_server_does() {
+        let review = review_with_status("CREATE", "", serde_json::json!({"ips": null}));
+        let d = docs(&review, Format::Json);
+        assert_eq!(d[0].between, Between::DropStatus);
+        assert_eq!(verdict(&d[0], Mode::Validate)["response"]["allowed"], false);
+        let v = verdict(&d[0], Mode::Chain);
+        assert_eq!(v["response"]["allowed"], true, "{v}");
+        assert!(v["response"].get("patch").is_none(), "{v}");
+    }
+
+    /// A bare claim stands for the claim as stored: its status is judged (and, on a CREATE,
+    /// not defaulted).
+    #[test]
+    fn chain_judges_a_bare_claim_with_its_status() {
+        let yaml = format!("{CLAIM_YAML}status:\n  ips: [\"2001:DB8::1/64\"]\n");
+        let d = docs(&yaml, Format::Yaml);
+        assert_eq!(d[0].between, Between::Nothing);
+        let v = verdict(&d[0], Mode::Chain);
+        assert_eq!(v["response"]["allowed"], false, "{v}");
+        let message = v["response"]["status"]["message"].as_str().unwrap();
+        assert!(
+            message.contains(r#"must be in canonical form ("2001:db8::1/64")"#),
+            "{message}"
+        );
     }
 
     #[test]
@@ -380,7 +464,7 @@ mod tests {
         let text = text_lines(&outcomes[0], Some(&d[0]));
         assert_eq!(
             text,
-            "test#1 ns1/vm-a.tenantred CREATE DENIED\n  status.ips[0]: Invalid value: \"winner\": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)\n"
+            "test#1 ns1/vm-a.tenantred CREATE DENIED\n  status.ips[0]: Invalid value: \"winner\": must be a valid address in CIDR form, (e.g. 10.9.8.7/24 or 2001:db8::1/64)\n"
         );
     }
 }
