@@ -779,15 +779,22 @@ def pod_violations(docs, unique=False):
     psc = pod.get("securityContext") or {}
     if psc.get("runAsNonRoot") is not True:
         bad.append("pod runAsNonRoot is not true")
+    # No fixed IDs: the image's numeric user on most clusters; on OpenShift restricted-v2
+    # assigns them from the namespace's range and refuses any other (issue 30).
+    for field in FIXED_ID_FIELDS:
+        if field in psc:
+            bad.append(f"pod securityContext.{field} {psc[field]!r}: no fixed IDs (OpenShift "
+                       "assigns them from the namespace's range)")
+    bad += secret_mode_violations(pod)
     containers = pod.get("containers") or []
     if len(containers) != 1:
         bad.append(f"expected one container, found {len(containers)}")
     for c in containers + (pod.get("initContainers") or []):
         where = f"container {c['name']}"
         csc = c.get("securityContext") or {}
-        for field, want in (("runAsUser", 65532), ("runAsGroup", 65532)):
-            if csc.get(field, psc.get(field)) != want:
-                bad.append(f"{where}: {field} {csc.get(field, psc.get(field))!r}, want {want}")
+        for field in ("runAsUser", "runAsGroup"):
+            if field in csc:
+                bad.append(f"{where}: securityContext.{field} {csc[field]!r}: no fixed IDs")
         if csc.get("runAsNonRoot", psc.get("runAsNonRoot")) is not True:
             bad.append(f"{where}: runAsNonRoot is not true")
         seccomp = (csc.get("seccompProfile") or psc.get("seccompProfile") or {}).get("type")
@@ -858,6 +865,30 @@ def pod_violations(docs, unique=False):
     if shutdown is None or not delay.isdigit() or not grace > int(delay) + int(shutdown):
         bad.append(f"terminationGracePeriodSeconds {grace} is not longer than --shutdown-delay "
                    f"{delay} plus --shutdown-timeout {shutdown}")
+    return bad
+
+
+# The pod-level fields that fix an ID (issue 30); a container can fix the first two as well.
+FIXED_ID_FIELDS = ("runAsUser", "runAsGroup", "fsGroup", "supplementalGroups")
+
+
+def secret_mode_violations(pod):
+    """Every Secret volume's files read-only and readable by a process that is neither their
+    owner nor in their group: with no fsGroup the kubelet writes them as root:root with exactly
+    the volume's mode, and the server runs as the image's user (manifests/base/deployment.yaml
+    says why that exposes nothing)."""
+    bad = []
+    for v in pod.get("volumes") or []:
+        secret = v.get("secret")
+        if secret is None:
+            continue
+        modes = [("defaultMode", secret.get("defaultMode", 0o644))] + \
+            [(f"items[{i}].mode", item["mode"]) for i, item in enumerate(secret.get("items") or [])
+             if "mode" in item]
+        for where, mode in modes:
+            if mode != 0o444:
+                bad.append(f"Secret volume {v['name']} {where} {mode:#o}, want 0o444 (read-only, "
+                           "readable by a UID that neither owns the files nor is in their group)")
     return bad
 
 
@@ -1070,6 +1101,15 @@ LOOSENINGS = {
     "pod token mounted": lambda d: pod_of(d).update(automountServiceAccountToken=True),
     "account token mounted": lambda d: kind_of(d, "ServiceAccount").update(automountServiceAccountToken=True),
     "root user": lambda d: pod_of(d)["securityContext"].update(runAsUser=0),
+    "a fixed UID again": lambda d: pod_of(d)["securityContext"].update(runAsUser=65532),
+    "a fixed UID in the container": lambda d: container_of(d)["securityContext"].update(runAsUser=65532),
+    "a fixed group": lambda d: pod_of(d)["securityContext"].update(runAsGroup=65532),
+    "a fixed group in the container": lambda d: container_of(d)["securityContext"].update(runAsGroup=65532),
+    "a fixed fsGroup": lambda d: pod_of(d)["securityContext"].update(fsGroup=65532),
+    "fixed supplemental groups": lambda d: pod_of(d)["securityContext"].update(supplementalGroups=[65532]),
+    "key unreadable without an fsGroup": lambda d: pod_of(d)["volumes"][0]["secret"].update(defaultMode=0o440),
+    "Secret volume writable": lambda d: pod_of(d)["volumes"][0]["secret"].update(defaultMode=0o644),
+    "Secret volume with the default mode": lambda d: pod_of(d)["volumes"][0]["secret"].pop("defaultMode"),
     "container runs as root": lambda d: container_of(d)["securityContext"].update(runAsNonRoot=False),
     "writable root": lambda d: container_of(d)["securityContext"].update(readOnlyRootFilesystem=False),
     "privilege escalation": lambda d: container_of(d)["securityContext"].update(allowPrivilegeEscalation=True),
