@@ -937,6 +937,7 @@ def pod_violations(docs, unique=False):
     for flag, want in (("--tls-cert", "/tls/tls.crt"), ("--tls-key", "/tls/tls.key")):
         if arg_value(args, flag) != want:
             bad.append(f"{flag} {arg_value(args, flag)!r}, want {want}")
+    bad += mounted_path_violations(pod, c)
     # The memory budget the server keeps must fit the container's limit, with headroom for the
     # allocator: at most seven eighths of it, and the limit at most 128 MiB (issue 18).
     limit = quantity((c.get("resources") or {}).get("limits", {}).get("memory"))
@@ -953,6 +954,63 @@ def pod_violations(docs, unique=False):
     if shutdown is None or not delay.isdigit() or not grace > int(delay) + int(shutdown):
         bad.append(f"terminationGracePeriodSeconds {grace} is not longer than --shutdown-delay "
                    f"{delay} plus --shutdown-timeout {shutdown}")
+    return bad
+
+
+# The options of `serve` that name a file or directory, by what the server does with it
+# (test_openshift.py checks that `serve --help` has no other): it reads the first kind, and the
+# second is the only place it ever writes. The root filesystem is read-only and the image holds
+# nothing but the binary, so each must lie on a volume the pod mounts.
+PATH_READ_FLAGS = ("--tls-cert", "--tls-key", "--client-ca", "--kubeconfig")
+PATH_WRITE_FLAGS = ("--record-denied",)
+# Volume types the server can write to (the kubelet mounts Secret, ConfigMap, projected and
+# downward API volumes read-only).
+WRITABLE_VOLUME_TYPES = ("emptyDir", "persistentVolumeClaim", "ephemeral")
+
+
+def path_options(container):
+    """{flag: path} of the container's path options, from its args and from the environment
+    variables `serve` reads them from (IPAMCLAIM_WEBHOOK_<FLAG>)."""
+    found = {}
+    args = container.get("args") or []
+    env = {e["name"]: e.get("value") for e in container.get("env") or []}
+    for flag in PATH_READ_FLAGS + PATH_WRITE_FLAGS:
+        value = arg_value(args, flag)
+        if value is None:
+            value = env.get("IPAMCLAIM_WEBHOOK_" + flag[2:].upper().replace("-", "_"))
+        if value is not None:
+            found[flag] = value
+    return found
+
+
+def mount_of(pod, container, path):
+    """(volumeMount, volume) holding `path` in the container, the deepest mount first; None."""
+    volumes = {v["name"]: v for v in pod.get("volumes") or []}
+    best = None
+    for m in container.get("volumeMounts") or []:
+        root = m["mountPath"].rstrip("/")
+        if (path == root or path.startswith(root + "/")) and \
+                (best is None or len(root) > len(best[0]["mountPath"].rstrip("/"))):
+            best = (m, volumes.get(m["name"], {}))
+    return best
+
+
+def mounted_path_violations(pod, container):
+    """Every file the server reads lies on a mounted volume, and the directory it writes on a
+    writable volume (emptyDir, a claim): on the read-only root filesystem nothing else is there."""
+    bad = []
+    for flag, path in path_options(container).items():
+        if not path.startswith("/"):
+            bad.append(f"{flag} {path!r} is relative: the working directory is the read-only root")
+            continue
+        found = mount_of(pod, container, path)
+        if found is None:
+            bad.append(f"{flag} {path!r} is on no mounted volume (the root filesystem is read-only)")
+        elif flag in PATH_WRITE_FLAGS:
+            mount, volume = found
+            if mount.get("readOnly") or not any(t in volume for t in WRITABLE_VOLUME_TYPES):
+                bad.append(f"{flag} {path!r} is on volume {mount['name']}, which the server "
+                           f"cannot write (want a writable {', '.join(WRITABLE_VOLUME_TYPES)})")
     return bad
 
 
@@ -1224,6 +1282,14 @@ LOOSENINGS = {
     "key unreadable without an fsGroup": lambda d: pod_of(d)["volumes"][0]["secret"].update(defaultMode=0o440),
     "Secret volume writable": lambda d: pod_of(d)["volumes"][0]["secret"].update(defaultMode=0o644),
     "Secret volume with the default mode": lambda d: pod_of(d)["volumes"][0]["secret"].pop("defaultMode"),
+    "--record-denied on no volume": lambda d: container_of(d)["args"].extend(
+        ["--record-denied", "/var/lib/denied"]),
+    "--record-denied into the Secret": lambda d: container_of(d)["args"].extend(
+        ["--record-denied", "/tls/denied"]),
+    "--record-denied set from the environment": lambda d: container_of(d).setdefault("env", []).append(
+        {"name": "IPAMCLAIM_WEBHOOK_RECORD_DENIED", "value": "/denied"}),
+    "--client-ca on no volume": lambda d: container_of(d)["args"].extend(
+        ["--client-ca", "/etc/ipamclaim/ca.crt"]),
     "container runs as root": lambda d: container_of(d)["securityContext"].update(runAsNonRoot=False),
     "writable root": lambda d: container_of(d)["securityContext"].update(readOnlyRootFilesystem=False),
     "privilege escalation": lambda d: container_of(d)["securityContext"].update(allowPrivilegeEscalation=True),
@@ -1398,11 +1464,14 @@ class CountingResult(unittest.TextTestResult):
 
 def main():
     suite = unittest.defaultTestLoader.loadTestsFromModule(sys.modules[__name__])
-    # The monitoring component's checks live in their own file and use this module's helpers:
-    # register this run as `test_manifests` so that they share it instead of importing a copy.
+    # The monitoring component's and OpenShift's checks live in their own files and use this
+    # module's helpers: register this run as `test_manifests` so that they share it instead of
+    # importing a copy.
     sys.modules.setdefault("test_manifests", sys.modules[__name__])
     import test_monitoring
+    import test_openshift
     suite.addTests(unittest.defaultTestLoader.loadTestsFromModule(test_monitoring))
+    suite.addTests(unittest.defaultTestLoader.loadTestsFromModule(test_openshift))
     if len(sys.argv) > 1:  # run.sh WORD...: only the tests whose id holds one of the words
         def flatten(s):
             for t in s:
