@@ -124,8 +124,9 @@ def make_certs(out):
 
 
 class Rendered:
-    """Everything rendered once per run: the base, both overlays, and the self-signed overlay
-    prepared in a throwaway copy of manifests/ (so no key ever lands in the repository)."""
+    """Everything rendered once per run: the base, the cert-manager and openshift overlays, the
+    self-signed overlay prepared in a throwaway copy of manifests/ (so no key ever lands in the
+    repository), and two overlays with components, written as a user writes them."""
 
     tmp = None
     docs = {}
