@@ -137,6 +137,8 @@ class Rendered:
 
     @classmethod
     def setup(cls):
+        if cls.tmp:
+            return
         cls.tmp = tempfile.mkdtemp(prefix="ipamclaim-manifests-")
         for name in ("base", "cert-manager", "openshift"):
             path = os.path.join(MANIFESTS, "base" if name == "base" else f"overlays/{name}")
@@ -185,6 +187,7 @@ class Rendered:
     @classmethod
     def fresh_copy(cls, name):
         """A copy of manifests/ without anything prepare.sh writes (as in a fresh clone)."""
+        cls.setup()
         dest = os.path.join(cls.tmp, name)
         shutil.copytree(MANIFESTS, dest, ignore=shutil.ignore_patterns(
             "cabundle-patch.yaml", "*.crt", "*.key", "*.pem"))
@@ -194,20 +197,20 @@ class Rendered:
     def teardown(cls):
         if cls.tmp:
             shutil.rmtree(cls.tmp, ignore_errors=True)
+            cls.tmp = None
 
     @classmethod
     def get(cls, test, name):
+        cls.setup()
         if cls.docs.get(name) is None:
             test.fail(f"{name} did not render: {cls.errors.get(name)}")
         return cls.docs[name]
 
 
+# The renderings are shared with test_monitoring.py and test_openshift.py, which run after this
+# module's tests: made on first use, removed when the whole run ends (main), not with this module.
 def setUpModule():
     Rendered.setup()
-
-
-def tearDownModule():
-    Rendered.teardown()
 
 
 # === 1. rendering ===
@@ -1483,7 +1486,10 @@ def main():
     runner = unittest.TextTestRunner(stream=sys.stdout, verbosity=2, resultclass=CountingResult)
     print(f"kubernetes-validate {kubernetes_validate.__version__}; Kubernetes "
           f"{', '.join(KUBERNETES_VERSIONS)}; binary {os.path.relpath(BIN, ROOT)}", flush=True)
-    result = runner.run(suite)
+    try:
+        result = runner.run(suite)
+    finally:
+        Rendered.teardown()
     # Errors in setUpModule are not per test: count them as failures too.
     failed = len(result.failed_ids)
     skipped = len(result.skipped)
