@@ -8,7 +8,9 @@ KUBECTL    ?= kubectl
 DOCKER     ?= docker
 IMG        ?= ipamclaim-webhook:latest
 OVERLAY    ?= cert-manager
-OVERLAYS   := cert-manager self-signed
+# openshift needs neither cert-manager nor prepare-certs: the service-ca operator issues the
+# certificate and injects the caBundle.
+OVERLAYS   := cert-manager self-signed openshift
 OVERLAY_DIR = manifests/overlays/$(OVERLAY)
 
 ##@ Deployment
@@ -26,11 +28,11 @@ prepare-certs: $(CERTS_DIR)/tls.crt ## Copy certs/ into the self-signed overlay 
 	manifests/overlays/self-signed/prepare.sh $(CERTS_DIR)
 
 .PHONY: render
-render: $(if $(filter self-signed,$(OVERLAY)),prepare-certs) ## Print the manifests of OVERLAY (cert-manager or self-signed).
+render: $(if $(filter self-signed,$(OVERLAY)),prepare-certs) ## Print the manifests of OVERLAY (cert-manager, self-signed or openshift).
 	@$(KUBECTL) kustomize $(OVERLAY_DIR)
 
 .PHONY: deploy
-deploy: $(if $(filter self-signed,$(OVERLAY)),prepare-certs) ## Install into the current kubectl context (OVERLAY=cert-manager|self-signed; WITH_CRD=1 installs our IPAMClaim CRD too, for clusters without one).
+deploy: $(if $(filter self-signed,$(OVERLAY)),prepare-certs) ## Install into the current kubectl context (OVERLAY=cert-manager|self-signed|openshift; WITH_CRD=1 installs our IPAMClaim CRD too, for clusters without one).
 	@case " $(OVERLAYS) " in *" $(OVERLAY) "*) ;; *) echo "OVERLAY must be one of: $(OVERLAYS)" >&2; exit 2;; esac
 ifeq ($(WITH_CRD),1)
 	$(KUBECTL) apply -k $(CRD_DIR)

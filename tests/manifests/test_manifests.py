@@ -1,7 +1,8 @@
 """Offline checks of manifests/ (DESIGN §8): nothing here needs a cluster or a network.
 
-1. the base and both overlays render with `kubectl kustomize`, and so does an overlay with the
-   unique-addresses component (components/unique-addresses);
+1. the base and the three overlays render with `kubectl kustomize`, and so do the cert-manager
+   overlay with the unique-addresses component (components/unique-addresses) and the openshift
+   overlay with both components;
 2. every rendered built-in object validates against Kubernetes' OpenAPI schemas in strict mode
    (kubernetes-validate) for the oldest and the newest Kubernetes versions we support;
 3. the samples validate against the generated CRD's openAPIV3Schema, and replay to their
@@ -9,8 +10,14 @@
 4. manifests/crd/crd.yaml is exactly what `ipamclaim-webhook crd` prints, the optional CRD piece
    (manifests/crd) renders exactly it, no overlay renders a CRD (the network stack owns it),
    and `make undeploy DELETE_CRD=1` deletes only a CRD that carries our label;
-5. the rendered output keeps the webhook settings and the restricted pod security of DESIGN §8,
-   and every policy rule is shown to fail on a manifest that breaks it.
+5. the rendered output keeps the webhook settings and the restricted pod security of DESIGN §8
+   with no fixed user, group or fsGroup, the openshift overlay takes its certificates from the
+   service-ca operator alone, and every policy rule is shown to fail on a manifest that breaks
+   it.
+
+test_openshift.py adds what OpenShift enforces (restricted-v2 applied to the rendered pods) and
+what the image needs (the binary run as other users, writing nothing); test_monitoring.py checks
+the monitoring component.
 
 Run through tests/manifests/run.sh (it prepares the virtualenv). The last line printed is
 `N passed, N failed[, N skipped]`; the exit status is non-zero on any failure.
@@ -50,6 +57,8 @@ SERVICE = "ipamclaim-webhook"
 ACCOUNT = "ipamclaim-webhook"
 # The rendering of the cert-manager overlay with components/unique-addresses.
 UNIQUE = "unique-addresses"
+# The rendering of the openshift overlay with both components, monitoring and unique-addresses.
+OPENSHIFT_COMPOSED = "openshift+components"
 # What --unique-addresses may do with the API, and nothing more.
 UNIQUE_RULES = [{"apiGroups": ["k8s.cni.cncf.io"], "resources": ["ipamclaims"],
                  "verbs": ["get", "list", "watch"]}]
@@ -63,7 +72,9 @@ MAX_TIMEOUT_SECONDS = 10
 
 # Custom resources have no schema in kubernetes-validate: skipped there by name, never by
 # accident (any other kind without a schema is a failure).
-CUSTOM_KINDS = {("cert-manager.io/v1", "Issuer"), ("cert-manager.io/v1", "Certificate")}
+CUSTOM_KINDS = {("cert-manager.io/v1", "Issuer"), ("cert-manager.io/v1", "Certificate"),
+                ("monitoring.coreos.com/v1", "ServiceMonitor"),
+                ("monitoring.coreos.com/v1", "PrometheusRule")}
 RBAC_KINDS = {"Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"}
 CLUSTER_SCOPED = {
     "Namespace",
@@ -113,8 +124,9 @@ def make_certs(out):
 
 
 class Rendered:
-    """Everything rendered once per run: the base, both overlays, and the self-signed overlay
-    prepared in a throwaway copy of manifests/ (so no key ever lands in the repository)."""
+    """Everything rendered once per run: the base, the cert-manager and openshift overlays, the
+    self-signed overlay prepared in a throwaway copy of manifests/ (so no key ever lands in the
+    repository), and two overlays with components, written as a user writes them."""
 
     tmp = None
     docs = {}
@@ -125,8 +137,10 @@ class Rendered:
 
     @classmethod
     def setup(cls):
+        if cls.tmp:
+            return
         cls.tmp = tempfile.mkdtemp(prefix="ipamclaim-manifests-")
-        for name in ("base", "cert-manager"):
+        for name in ("base", "cert-manager", "openshift"):
             path = os.path.join(MANIFESTS, "base" if name == "base" else f"overlays/{name}")
             cls.docs[name], cls.errors[name] = kustomize(path)
         try:
@@ -147,24 +161,33 @@ class Rendered:
         except (RuntimeError, OSError, subprocess.CalledProcessError) as e:
             cls.docs["self-signed"], cls.errors["self-signed"] = None, str(e)
         cls.docs[UNIQUE], cls.errors[UNIQUE] = kustomize(cls.with_unique_addresses("unique"))
+        cls.docs[OPENSHIFT_COMPOSED], cls.errors[OPENSHIFT_COMPOSED] = kustomize(
+            cls.user_kustomization("openshift-composed", "openshift",
+                                   ("monitoring", "unique-addresses")))
 
     @classmethod
     def with_unique_addresses(cls, name):
-        """A kustomization as a user writes one: the cert-manager overlay with the
-        unique-addresses component, beside a copy of manifests/ (a component is used from a
-        kustomization's `components:`, never rendered alone)."""
+        """The cert-manager overlay with the unique-addresses component."""
+        return cls.user_kustomization(name, "cert-manager", ("unique-addresses",))
+
+    @classmethod
+    def user_kustomization(cls, name, overlay, components):
+        """A kustomization as a user writes one: an overlay with components, beside a copy of
+        manifests/ (a component is used from a kustomization's `components:`, never rendered
+        alone)."""
         copy_dir = cls.fresh_copy(name)
         user = os.path.join(copy_dir, "my-cluster")
         os.mkdir(user)
         with open(os.path.join(user, "kustomization.yaml"), "w") as f:
             f.write("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
-                    "resources:\n  - ../overlays/cert-manager\n"
-                    "components:\n  - ../components/unique-addresses\n")
+                    f"resources:\n  - ../overlays/{overlay}\ncomponents:\n"
+                    + "".join(f"  - ../components/{c}\n" for c in components))
         return user
 
     @classmethod
     def fresh_copy(cls, name):
         """A copy of manifests/ without anything prepare.sh writes (as in a fresh clone)."""
+        cls.setup()
         dest = os.path.join(cls.tmp, name)
         shutil.copytree(MANIFESTS, dest, ignore=shutil.ignore_patterns(
             "cabundle-patch.yaml", "*.crt", "*.key", "*.pem"))
@@ -174,20 +197,20 @@ class Rendered:
     def teardown(cls):
         if cls.tmp:
             shutil.rmtree(cls.tmp, ignore_errors=True)
+            cls.tmp = None
 
     @classmethod
     def get(cls, test, name):
+        cls.setup()
         if cls.docs.get(name) is None:
             test.fail(f"{name} did not render: {cls.errors.get(name)}")
         return cls.docs[name]
 
 
+# The renderings are shared with test_monitoring.py and test_openshift.py, which run after this
+# module's tests: made on first use, removed when the whole run ends (main), not with this module.
 def setUpModule():
     Rendered.setup()
-
-
-def tearDownModule():
-    Rendered.teardown()
 
 
 # === 1. rendering ===
@@ -212,9 +235,20 @@ class RenderTest(unittest.TestCase):
     def test_self_signed_overlay_renders(self):
         self.assert_renders("self-signed", self.BASE_KINDS + ("Secret",))
 
+    def test_openshift_overlay_renders(self):
+        # The base and nothing else: the service-ca operator makes the Secret and the caBundle.
+        self.assert_renders("openshift", self.BASE_KINDS)
+        self.assertEqual(sorted(d["kind"] for d in Rendered.get(self, "openshift")),
+                         sorted(d["kind"] for d in Rendered.get(self, "base")))
+
+    def test_openshift_overlay_composes_with_both_components(self):
+        self.assert_renders(OPENSHIFT_COMPOSED, self.BASE_KINDS + (
+            "ClusterRole", "ClusterRoleBinding", "ServiceMonitor", "PrometheusRule", "ConfigMap"))
+
     def test_no_overlay_renders_a_crd(self):
         # The network stack owns the IPAMClaim CRD (DESIGN §8): a second owner would fight it.
-        for name in ("base", "cert-manager", "self-signed", UNIQUE):
+        for name in ("base", "cert-manager", "self-signed", "openshift", UNIQUE,
+                     OPENSHIFT_COMPOSED):
             kinds = [d["kind"] for d in Rendered.get(self, name)]
             self.assertNotIn("CustomResourceDefinition", kinds, f"{name} renders a CRD")
 
@@ -315,14 +349,14 @@ class KubernetesSchemaTest(unittest.TestCase):
 
 
 def add_schema_tests():
-    for overlay in ("base", "cert-manager", "self-signed", UNIQUE):
+    for overlay in ("base", "cert-manager", "self-signed", "openshift", UNIQUE, OPENSHIFT_COMPOSED):
         for version in KUBERNETES_VERSIONS:
             def test(self, overlay=overlay, version=version):
                 failures, skipped = schema_failures(Rendered.get(self, overlay), version)
                 self.assertEqual(failures, [])
-                if overlay in ("cert-manager", UNIQUE):
-                    self.assertTrue(skipped, "cert-manager objects were expected and skipped")
-            name = f"test_{overlay.replace('-', '_')}_validates_strictly_against_{version.replace('.', '_')}"
+                if overlay in ("cert-manager", UNIQUE, OPENSHIFT_COMPOSED):
+                    self.assertTrue(skipped, "custom resources were expected and skipped")
+            name = f"test_{re.sub('[-+]', '_', overlay)}_validates_strictly_against_{version.replace('.', '_')}"
             setattr(KubernetesSchemaTest, name, test)
 
 
@@ -509,8 +543,9 @@ sys.exit(0)
         open(self.log, "w").close()
         env = dict(os.environ, FAKE_KUBECTL_LOG=self.log, FAKE_CRD_EXISTS="1" if exists else "0",
                    FAKE_CRD_OWNER=owner)
-        args = ["make", "--no-print-directory", "-C", ROOT, target, f"KUBECTL={self.path}",
-                "OVERLAY=cert-manager"] + [f"{k}={v}" for k, v in variables.items()]
+        variables.setdefault("OVERLAY", "cert-manager")
+        args = ["make", "--no-print-directory", "-C", ROOT, target, f"KUBECTL={self.path}"] \
+            + [f"{k}={v}" for k, v in variables.items()]
         run = subprocess.run(args, env=env, capture_output=True, text=True)
         with open(self.log) as f:
             calls = [json.loads(line) for line in f]
@@ -551,6 +586,16 @@ class CrdOwnershipTest(unittest.TestCase):
                                            DELETE_CRD=1)
         self.assertEqual(run.returncode, 0, run.stderr)
         self.assertEqual(self.deleted_crd(calls), [["delete", "crd", CRD_NAME]])
+
+    def test_deploy_openshift_needs_neither_cert_manager_nor_prepared_certificates(self):
+        # BIN points nowhere: a prepare-certs (or build) step would fail the run.
+        run, calls = self.kubectl.run_make("deploy", exists=True, OVERLAY="openshift",
+                                           BIN="/nonexistent/ipamclaim-webhook", CARGO="false")
+        self.assertEqual(run.returncode, 0, run.stderr)
+        self.assertEqual([c for c in calls if c[:1] == ["apply"]],
+                         [["apply", "-k", "manifests/overlays/openshift"]])
+        self.assertNotIn("prepare.sh", run.stdout + run.stderr)
+        self.assertNotIn("cert-manager", run.stdout + run.stderr)
 
     def test_deploy_installs_the_crd_only_when_asked(self):
         run, calls = self.kubectl.run_make("deploy", exists=False)
@@ -666,7 +711,8 @@ def webhook_violations(docs, overlay, ca_pem=None):
                 elif ca_pem is not None and base64.b64decode(bundle).decode() != ca_pem:
                     bad.append(f"{where}: caBundle is not the CA's ca.crt")
             elif bundle:
-                bad.append(f"{where}: a caBundle in {overlay} (cainjector or the overlay sets it)")
+                bad.append(f"{where}: a caBundle written in {overlay} (its injector, cert-manager's "
+                           "cainjector or OpenShift's service-ca operator, writes it)")
     return bad
 
 
@@ -726,6 +772,52 @@ def cert_manager_violations(docs):
     return bad
 
 
+# OpenShift's service-ca operator (issue 30): the Service annotation that makes it issue the
+# serving certificate into a Secret, the webhook-configuration annotation that makes it write its
+# CA into every caBundle, and the pod-template annotation that pins the SCC.
+SERVING_CERT_ANNOTATION = "service.beta.openshift.io/serving-cert-secret-name"
+INJECT_CABUNDLE_ANNOTATION = "service.beta.openshift.io/inject-cabundle"
+REQUIRED_SCC_ANNOTATION = "openshift.io/required-scc"
+WEBHOOK_KINDS = ("ValidatingWebhookConfiguration", "MutatingWebhookConfiguration")
+
+
+def service_ca_violations(docs, overlay):
+    """In the openshift overlay, certificates come from the service-ca operator and from
+    nothing else: the Service names the Secret the pod mounts, both webhook configurations ask
+    for the CA bundle (webhook_violations refuses a caBundle written here), the pod template
+    pins restricted-v2, and no cert-manager object and no Secret of our own is rendered (the
+    operator does not take over a Secret it did not create, so the pods would mount ours). In
+    every other overlay, no service-ca annotation: two injectors would fight over the caBundle."""
+    bad = []
+    if overlay != "openshift":
+        for d in docs:
+            for key in (d["metadata"].get("annotations") or {}):
+                if key.startswith(("service.beta.openshift.io/", "service.alpha.openshift.io/")):
+                    bad.append(f"{d['kind']}/{d['metadata']['name']}: {key} in {overlay}")
+        return bad
+    services = [s for s in find(docs, "Service") if s["metadata"]["name"] == SERVICE]
+    for s in services:
+        secret = (s["metadata"].get("annotations") or {}).get(SERVING_CERT_ANNOTATION)
+        if secret != TLS_SECRET:
+            bad.append(f"Service {SERVICE}: {SERVING_CERT_ANNOTATION} {secret!r}, want {TLS_SECRET}")
+    for kind in WEBHOOK_KINDS:
+        for config in find(docs, kind):
+            inject = (config["metadata"].get("annotations") or {}).get(INJECT_CABUNDLE_ANNOTATION)
+            if inject != "true":
+                bad.append(f"{kind}: {INJECT_CABUNDLE_ANNOTATION} {inject!r}, want \"true\"")
+    for dep in find(docs, "Deployment"):
+        scc = (dep["spec"]["template"]["metadata"].get("annotations") or {}).get(
+            REQUIRED_SCC_ANNOTATION)
+        if scc != "restricted-v2":
+            bad.append(f"pod template {REQUIRED_SCC_ANNOTATION} {scc!r}, want restricted-v2")
+    for d in docs:
+        if d.get("apiVersion", "").startswith("cert-manager.io/"):
+            bad.append(f"{d['kind']}/{d['metadata']['name']}: cert-manager in the openshift overlay")
+        if d["kind"] == "Secret" and d["metadata"]["name"] == TLS_SECRET:
+            bad.append(f"Secret {TLS_SECRET} rendered: the service-ca operator would not replace it")
+    return bad
+
+
 def pod_violations(docs, unique=False):
     """Replicas, disruption budget, spread, restricted Pod Security, probes and shutdown; with
     `unique`, the flag and the token --unique-addresses needs."""
@@ -779,15 +871,22 @@ def pod_violations(docs, unique=False):
     psc = pod.get("securityContext") or {}
     if psc.get("runAsNonRoot") is not True:
         bad.append("pod runAsNonRoot is not true")
+    # No fixed IDs: the image's numeric user on most clusters; on OpenShift restricted-v2
+    # assigns them from the namespace's range and refuses any other (issue 30).
+    for field in FIXED_ID_FIELDS:
+        if field in psc:
+            bad.append(f"pod securityContext.{field} {psc[field]!r}: no fixed IDs (OpenShift "
+                       "assigns them from the namespace's range)")
+    bad += secret_mode_violations(pod)
     containers = pod.get("containers") or []
     if len(containers) != 1:
         bad.append(f"expected one container, found {len(containers)}")
     for c in containers + (pod.get("initContainers") or []):
         where = f"container {c['name']}"
         csc = c.get("securityContext") or {}
-        for field, want in (("runAsUser", 65532), ("runAsGroup", 65532)):
-            if csc.get(field, psc.get(field)) != want:
-                bad.append(f"{where}: {field} {csc.get(field, psc.get(field))!r}, want {want}")
+        for field in ("runAsUser", "runAsGroup"):
+            if field in csc:
+                bad.append(f"{where}: securityContext.{field} {csc[field]!r}: no fixed IDs")
         if csc.get("runAsNonRoot", psc.get("runAsNonRoot")) is not True:
             bad.append(f"{where}: runAsNonRoot is not true")
         seccomp = (csc.get("seccompProfile") or psc.get("seccompProfile") or {}).get("type")
@@ -842,6 +941,7 @@ def pod_violations(docs, unique=False):
     for flag, want in (("--tls-cert", "/tls/tls.crt"), ("--tls-key", "/tls/tls.key")):
         if arg_value(args, flag) != want:
             bad.append(f"{flag} {arg_value(args, flag)!r}, want {want}")
+    bad += mounted_path_violations(pod, c)
     # The memory budget the server keeps must fit the container's limit, with headroom for the
     # allocator: at most seven eighths of it, and the limit at most 128 MiB (issue 18).
     limit = quantity((c.get("resources") or {}).get("limits", {}).get("memory"))
@@ -858,6 +958,87 @@ def pod_violations(docs, unique=False):
     if shutdown is None or not delay.isdigit() or not grace > int(delay) + int(shutdown):
         bad.append(f"terminationGracePeriodSeconds {grace} is not longer than --shutdown-delay "
                    f"{delay} plus --shutdown-timeout {shutdown}")
+    return bad
+
+
+# The options of `serve` that name a file or directory, by what the server does with it
+# (test_openshift.py checks that `serve --help` has no other): it reads the first kind, and the
+# second is the only place it ever writes. The root filesystem is read-only and the image holds
+# nothing but the binary, so each must lie on a volume the pod mounts.
+PATH_READ_FLAGS = ("--tls-cert", "--tls-key", "--client-ca", "--kubeconfig")
+PATH_WRITE_FLAGS = ("--record-denied",)
+# Volume types the server can write to (the kubelet mounts Secret, ConfigMap, projected and
+# downward API volumes read-only).
+WRITABLE_VOLUME_TYPES = ("emptyDir", "persistentVolumeClaim", "ephemeral")
+
+
+def path_options(container):
+    """{flag: path} of the container's path options, from its args and from the environment
+    variables `serve` reads them from (IPAMCLAIM_WEBHOOK_<FLAG>)."""
+    found = {}
+    args = container.get("args") or []
+    env = {e["name"]: e.get("value") for e in container.get("env") or []}
+    for flag in PATH_READ_FLAGS + PATH_WRITE_FLAGS:
+        value = arg_value(args, flag)
+        if value is None:
+            value = env.get("IPAMCLAIM_WEBHOOK_" + flag[2:].upper().replace("-", "_"))
+        if value is not None:
+            found[flag] = value
+    return found
+
+
+def mount_of(pod, container, path):
+    """(volumeMount, volume) holding `path` in the container, the deepest mount first; None."""
+    volumes = {v["name"]: v for v in pod.get("volumes") or []}
+    best = None
+    for m in container.get("volumeMounts") or []:
+        root = m["mountPath"].rstrip("/")
+        if (path == root or path.startswith(root + "/")) and \
+                (best is None or len(root) > len(best[0]["mountPath"].rstrip("/"))):
+            best = (m, volumes.get(m["name"], {}))
+    return best
+
+
+def mounted_path_violations(pod, container):
+    """Every file the server reads lies on a mounted volume, and the directory it writes on a
+    writable volume (emptyDir, a claim): on the read-only root filesystem nothing else is there."""
+    bad = []
+    for flag, path in path_options(container).items():
+        if not path.startswith("/"):
+            bad.append(f"{flag} {path!r} is relative: the working directory is the read-only root")
+            continue
+        found = mount_of(pod, container, path)
+        if found is None:
+            bad.append(f"{flag} {path!r} is on no mounted volume (the root filesystem is read-only)")
+        elif flag in PATH_WRITE_FLAGS:
+            mount, volume = found
+            if mount.get("readOnly") or not any(t in volume for t in WRITABLE_VOLUME_TYPES):
+                bad.append(f"{flag} {path!r} is on volume {mount['name']}, which the server "
+                           f"cannot write (want a writable {', '.join(WRITABLE_VOLUME_TYPES)})")
+    return bad
+
+
+# The pod-level fields that fix an ID (issue 30); a container can fix the first two as well.
+FIXED_ID_FIELDS = ("runAsUser", "runAsGroup", "fsGroup", "supplementalGroups")
+
+
+def secret_mode_violations(pod):
+    """Every Secret volume's files read-only and readable by a process that is neither their
+    owner nor in their group: with no fsGroup the kubelet writes them as root:root with exactly
+    the volume's mode, and the server runs as the image's user (manifests/base/deployment.yaml
+    says why that exposes nothing)."""
+    bad = []
+    for v in pod.get("volumes") or []:
+        secret = v.get("secret")
+        if secret is None:
+            continue
+        modes = [("defaultMode", secret.get("defaultMode", 0o644))] + \
+            [(f"items[{i}].mode", item["mode"]) for i, item in enumerate(secret.get("items") or [])
+             if "mode" in item]
+        for where, mode in modes:
+            if mode != 0o444:
+                bad.append(f"Secret volume {v['name']} {where} {mode:#o}, want 0o444 (read-only, "
+                           "readable by a UID that neither owns the files nor is in their group)")
     return bad
 
 
@@ -949,11 +1130,18 @@ def cluster_violations(docs, unique=False):
     return bad
 
 
-def policy_violations(docs, overlay, ca_pem=None):
-    unique = overlay == UNIQUE
-    bad = webhook_violations(docs, "cert-manager" if unique else overlay, ca_pem) \
-        + pod_violations(docs, unique) + cluster_violations(docs, unique)
-    if overlay in ("cert-manager", UNIQUE):
+def policy_violations(docs, overlay, ca_pem=None, unique=None):
+    """Everything this section checks. `overlay` is where the certificates come from
+    (cert-manager, self-signed, openshift; UNIQUE stands for cert-manager with the
+    unique-addresses component); `unique`, whether that component is in (for UNIQUE by
+    default)."""
+    if unique is None:
+        unique = overlay == UNIQUE
+    if overlay == UNIQUE:
+        overlay = "cert-manager"
+    bad = webhook_violations(docs, overlay, ca_pem) + pod_violations(docs, unique) \
+        + cluster_violations(docs, unique) + service_ca_violations(docs, overlay)
+    if overlay == "cert-manager":
         bad += cert_manager_violations(docs)
     if overlay == "self-signed":
         secrets = [s for s in find(docs, "Secret") if s["metadata"]["name"] == TLS_SECRET]
@@ -979,6 +1167,25 @@ class PolicyTest(unittest.TestCase):
 
     def test_unique_addresses_component_keeps_the_policy(self):
         self.assert_policy(UNIQUE)
+
+    def test_openshift_overlay_keeps_the_policy(self):
+        self.assert_policy("openshift")
+
+    def test_openshift_overlay_with_both_components_keeps_the_policy(self):
+        docs = Rendered.get(self, OPENSHIFT_COMPOSED)
+        self.assertEqual(policy_violations(docs, "openshift", unique=True), [])
+
+    def test_openshift_overlay_changes_only_what_the_service_ca_needs(self):
+        # Against the base: the three annotations, nothing else.
+        base = {(d["kind"], d["metadata"]["name"]): d for d in Rendered.get(self, "base")}
+        for d in Rendered.get(self, "openshift"):
+            d = copy.deepcopy(d)
+            meta = d["spec"]["template"]["metadata"] if d["kind"] == "Deployment" else d["metadata"]
+            for key in (SERVING_CERT_ANNOTATION, INJECT_CABUNDLE_ANNOTATION, REQUIRED_SCC_ANNOTATION):
+                (meta.get("annotations") or {}).pop(key, None)
+            if meta.get("annotations") == {}:
+                del meta["annotations"]
+            self.assertEqual(d, base[(d["kind"], d["metadata"]["name"])], d["kind"])
 
     def test_unique_addresses_component_changes_only_what_it_needs(self):
         # Against the overlay it is applied to: the same objects plus the RBAC, and in the
@@ -1070,6 +1277,23 @@ LOOSENINGS = {
     "pod token mounted": lambda d: pod_of(d).update(automountServiceAccountToken=True),
     "account token mounted": lambda d: kind_of(d, "ServiceAccount").update(automountServiceAccountToken=True),
     "root user": lambda d: pod_of(d)["securityContext"].update(runAsUser=0),
+    "a fixed UID again": lambda d: pod_of(d)["securityContext"].update(runAsUser=65532),
+    "a fixed UID in the container": lambda d: container_of(d)["securityContext"].update(runAsUser=65532),
+    "a fixed group": lambda d: pod_of(d)["securityContext"].update(runAsGroup=65532),
+    "a fixed group in the container": lambda d: container_of(d)["securityContext"].update(runAsGroup=65532),
+    "a fixed fsGroup": lambda d: pod_of(d)["securityContext"].update(fsGroup=65532),
+    "fixed supplemental groups": lambda d: pod_of(d)["securityContext"].update(supplementalGroups=[65532]),
+    "key unreadable without an fsGroup": lambda d: pod_of(d)["volumes"][0]["secret"].update(defaultMode=0o440),
+    "Secret volume writable": lambda d: pod_of(d)["volumes"][0]["secret"].update(defaultMode=0o644),
+    "Secret volume with the default mode": lambda d: pod_of(d)["volumes"][0]["secret"].pop("defaultMode"),
+    "--record-denied on no volume": lambda d: container_of(d)["args"].extend(
+        ["--record-denied", "/var/lib/denied"]),
+    "--record-denied into the Secret": lambda d: container_of(d)["args"].extend(
+        ["--record-denied", "/tls/denied"]),
+    "--record-denied set from the environment": lambda d: container_of(d).setdefault("env", []).append(
+        {"name": "IPAMCLAIM_WEBHOOK_RECORD_DENIED", "value": "/denied"}),
+    "--client-ca on no volume": lambda d: container_of(d)["args"].extend(
+        ["--client-ca", "/etc/ipamclaim/ca.crt"]),
     "container runs as root": lambda d: container_of(d)["securityContext"].update(runAsNonRoot=False),
     "writable root": lambda d: container_of(d)["securityContext"].update(readOnlyRootFilesystem=False),
     "privilege escalation": lambda d: container_of(d)["securityContext"].update(allowPrivilegeEscalation=True),
@@ -1095,6 +1319,40 @@ LOOSENINGS = {
 
 def cluster_role(docs):
     return kind_of(docs, "ClusterRole")
+
+
+def webhook_config(docs, kind):
+    return kind_of(docs, kind)["metadata"].setdefault("annotations", {})
+
+
+# Each loosening of the openshift overlay's certificates: the policy must catch all.
+SERVICE_CA_LOOSENINGS = {
+    "no serving certificate": lambda d: kind_of(d, "Service")["metadata"]["annotations"].clear(),
+    "serving certificate into another Secret": lambda d: kind_of(d, "Service")["metadata"][
+        "annotations"].update({SERVING_CERT_ANNOTATION: "other"}),
+    "no CA bundle for the validating webhook": lambda d: webhook_config(
+        d, "ValidatingWebhookConfiguration").pop(INJECT_CABUNDLE_ANNOTATION),
+    "no CA bundle for the mutating webhook": lambda d: webhook_config(
+        d, "MutatingWebhookConfiguration").pop(INJECT_CABUNDLE_ANNOTATION),
+    "CA bundle injection off": lambda d: webhook_config(
+        d, "MutatingWebhookConfiguration").update({INJECT_CABUNDLE_ANNOTATION: "false"}),
+    "a caBundle written here": lambda d: validating(d)["clientConfig"].update(
+        caBundle=base64.b64encode(b"-----BEGIN CERTIFICATE-----\n").decode()),
+    "cert-manager injection too": lambda d: webhook_config(
+        d, "ValidatingWebhookConfiguration").update(
+            {"cert-manager.io/inject-ca-from": f"{NAMESPACE}/ipamclaim-webhook-ca"}),
+    "a cert-manager Certificate": lambda d: d.append(
+        {"apiVersion": "cert-manager.io/v1", "kind": "Certificate",
+         "metadata": {"name": "ipamclaim-webhook-serving", "namespace": NAMESPACE},
+         "spec": {"secretName": TLS_SECRET}}),
+    "a Secret of our own": lambda d: d.append(
+        {"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+         "metadata": {"name": TLS_SECRET, "namespace": NAMESPACE}}),
+    "no pinned SCC": lambda d: kind_of(d, "Deployment")["spec"]["template"]["metadata"][
+        "annotations"].pop(REQUIRED_SCC_ANNOTATION),
+    "anyuid pinned": lambda d: kind_of(d, "Deployment")["spec"]["template"]["metadata"][
+        "annotations"].update({REQUIRED_SCC_ANNOTATION: "anyuid"}),
+}
 
 
 # Each loosening of the unique-addresses component: the policy must catch all.
@@ -1141,6 +1399,23 @@ class PolicyCanFailTest(unittest.TestCase):
                 broken = copy.deepcopy(docs)
                 loosen(broken)
                 self.assertTrue(policy_violations(broken, "base"), f"{name} went unnoticed")
+
+    def test_each_openshift_loosening_is_caught(self):
+        docs = Rendered.get(self, "openshift")
+        for name, loosen in SERVICE_CA_LOOSENINGS.items():
+            with self.subTest(loosening=name):
+                broken = copy.deepcopy(docs)
+                loosen(broken)
+                self.assertTrue(policy_violations(broken, "openshift"), f"{name} went unnoticed")
+
+    def test_service_ca_annotations_elsewhere_are_caught(self):
+        # With cert-manager's cainjector, a second injector would fight over the caBundle.
+        docs = copy.deepcopy(Rendered.get(self, "cert-manager"))
+        webhook_config(docs, "MutatingWebhookConfiguration")[INJECT_CABUNDLE_ANNOTATION] = "true"
+        self.assertTrue(policy_violations(docs, "cert-manager"))
+        docs = copy.deepcopy(Rendered.get(self, "self-signed"))
+        kind_of(docs, "Service")["metadata"]["annotations"] = {SERVING_CERT_ANNOTATION: TLS_SECRET}
+        self.assertTrue(policy_violations(docs, "self-signed", Rendered.ca_pem))
 
     def test_cert_manager_without_injection_is_caught(self):
         docs = copy.deepcopy(Rendered.get(self, "cert-manager"))
@@ -1193,11 +1468,14 @@ class CountingResult(unittest.TextTestResult):
 
 def main():
     suite = unittest.defaultTestLoader.loadTestsFromModule(sys.modules[__name__])
-    # The monitoring component's checks live in their own file and use this module's helpers:
-    # register this run as `test_manifests` so that they share it instead of importing a copy.
+    # The monitoring component's and OpenShift's checks live in their own files and use this
+    # module's helpers: register this run as `test_manifests` so that they share it instead of
+    # importing a copy.
     sys.modules.setdefault("test_manifests", sys.modules[__name__])
     import test_monitoring
+    import test_openshift
     suite.addTests(unittest.defaultTestLoader.loadTestsFromModule(test_monitoring))
+    suite.addTests(unittest.defaultTestLoader.loadTestsFromModule(test_openshift))
     if len(sys.argv) > 1:  # run.sh WORD...: only the tests whose id holds one of the words
         def flatten(s):
             for t in s:
@@ -1208,7 +1486,10 @@ def main():
     runner = unittest.TextTestRunner(stream=sys.stdout, verbosity=2, resultclass=CountingResult)
     print(f"kubernetes-validate {kubernetes_validate.__version__}; Kubernetes "
           f"{', '.join(KUBERNETES_VERSIONS)}; binary {os.path.relpath(BIN, ROOT)}", flush=True)
-    result = runner.run(suite)
+    try:
+        result = runner.run(suite)
+    finally:
+        Rendered.teardown()
     # Errors in setUpModule are not per test: count them as failures too.
     failed = len(result.failed_ids)
     skipped = len(result.skipped)

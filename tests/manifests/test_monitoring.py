@@ -1,7 +1,8 @@
 """Checks of the monitoring component, manifests/components/monitoring (issue 15).
 
-1. the base and the cert-manager overlay render with the component added, and without it the
-   base is unchanged: the component only adds its objects and the Service's metrics port;
+1. the base, the cert-manager and the openshift overlays render with the component added, and
+   without it the base is unchanged: the component only adds its objects and the Service's
+   metrics port;
 2. the scrape path holds together: the ServiceMonitor selects the webhook Service, scrapes a
    named port of it that leads to the container's probe port (where `serve` answers /metrics),
    the NetworkPolicy admits that port, and the job label it produces is the one every rule and
@@ -56,6 +57,8 @@ DOCS = os.path.join(tm.ROOT, "docs")
 PREFIX = "ipamclaim_webhook_"
 MONITORING_API = "monitoring.coreos.com/v1"
 SEVERITIES = {"warning", "critical"}
+# What the component is rendered with: the base and the overlays that need no preparation.
+OVERLAYS = ("base", "cert-manager", "openshift")
 
 # Labels Prometheus adds to every series of a ServiceMonitor target (the Prometheus Operator's
 # relabelling): allowed in selectors besides the labels the server exports.
@@ -115,8 +118,8 @@ def run_promtool(*args, cwd=None):
 
 
 class Monitored:
-    """Rendered once per run: the base and the cert-manager overlay, each with the component,
-    from a throwaway copy of manifests/; and one scrape of each live server: with
+    """Rendered once per run: the base, the cert-manager and the openshift overlays, each with
+    the component, from a throwaway copy of manifests/; and one scrape of each live server: with
     --unique-addresses (the one the names are checked against, it exports every family) and
     without it."""
 
@@ -136,7 +139,8 @@ class Monitored:
         copy_dir = os.path.join(cls.tmp, "manifests")
         shutil.copytree(tm.MANIFESTS, copy_dir, ignore=shutil.ignore_patterns(
             "cabundle-patch.yaml", "*.crt", "*.key", "*.pem"))
-        for name, resource in (("base", "../../base"), ("cert-manager", "../cert-manager")):
+        for name, resource in (("base", "../../base"), ("cert-manager", "../cert-manager"),
+                               ("openshift", "../openshift")):
             overlay = os.path.join(copy_dir, "overlays", f"{name}-monitored")
             os.mkdir(overlay)
             with open(os.path.join(overlay, "kustomization.yaml"), "w") as f:
@@ -745,8 +749,8 @@ class ComponentRenderTest(unittest.TestCase):
     ADDED = {("ServiceMonitor", MONITORING_API), ("PrometheusRule", MONITORING_API),
              ("ConfigMap", "v1")}
 
-    def test_base_and_cert_manager_render_with_the_component(self):
-        for name in ("base", "cert-manager"):
+    def test_base_and_overlays_render_with_the_component(self):
+        for name in OVERLAYS:
             with self.subTest(overlay=name):
                 docs = Monitored.get(self, name)
                 for kind, api in self.ADDED:
@@ -775,7 +779,7 @@ class ComponentRenderTest(unittest.TestCase):
         self.assertTrue(component_changes(Monitored.docs["base-alone"], docs))
 
     def test_builtin_objects_validate_and_keep_the_policy(self):
-        for name in ("base", "cert-manager"):
+        for name in OVERLAYS:
             docs = Monitored.get(self, name)
             builtin = [d for d in docs if d["apiVersion"] != MONITORING_API]
             for version in tm.KUBERNETES_VERSIONS:
@@ -906,7 +910,7 @@ def scrape_path(docs):
 
 class ScrapePathTest(unittest.TestCase):
     def test_service_monitor_scrapes_the_probe_port_through_the_service(self):
-        for name in ("base", "cert-manager"):
+        for name in OVERLAYS:
             with self.subTest(overlay=name):
                 bad, job = scrape_path(Monitored.get(self, name))
                 self.assertEqual(bad, [])
