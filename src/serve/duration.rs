@@ -57,6 +57,11 @@ pub fn parse_flag(text: &str) -> Result<Duration, String> {
 
 /// `number` (digits, an optional fraction) times `unit` nanoseconds; the fraction is cut to
 /// whole nanoseconds, as Go does.
+/// Whole milliseconds, for log fields (saturating: a duration too long for u64 is `u64::MAX`).
+pub fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
 fn scaled(number: &str, unit: u128) -> Option<u128> {
     let (whole, fraction) = match number.split_once('.') {
         Some((w, f)) => (w, f),

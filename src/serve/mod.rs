@@ -1,19 +1,24 @@
 //! The HTTPS front end: `ipamclaim-webhook serve` on the admission core.
 //!
-//! [`server`] is the actix-web service (routes, limits, shutdown); around it: [`tls`] loading,
+//! [`server`] starts the actix-web service and stops it; [`listen`] binds its sockets, [`routes`]
+//! maps paths to handlers, [`admit`] answers a review, all sharing a [`state`]; around them: [`tls`] loading,
 //! certificate [`reload`], the per-request [`head_timeout`], the memory [`budget`] and the
 //! connection [`gate`] that keeps it (the two [`conn`]ection wrappers), [`metrics`], the
 //! [`record`]ing of denied reviews and the Go [`duration`]s of `?timeout=` and the flags.
 
+pub mod admit;
 pub mod budget;
 pub mod conn;
 pub mod duration;
 pub mod gate;
 pub mod head_timeout;
+pub mod listen;
 pub mod metrics;
 pub mod record;
 pub mod reload;
+pub mod routes;
 pub mod server;
+pub mod state;
 pub mod tls;
 
 pub use server::{
