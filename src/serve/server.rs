@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_http::Protocol;
+use actix_server::{GracefulShutdownSignal, ServerBuilder};
 use actix_service::{map_config, ServiceFactoryExt as _};
 use actix_tls::accept::rustls_0_23::{Acceptor, TlsStream};
 use actix_tls::accept::TlsError as AcceptError;
@@ -243,7 +244,6 @@ pub fn start(cfg: ServeConfig) -> Result<Running, ServerError> {
     if tokio::runtime::Handle::try_current().is_err() {
         return Err(ServerError::NoRuntime);
     }
-    let workers = cfg.workers.max(1);
     let plan = MemoryPlan::new(
         cfg.memory_budget,
         cfg.max_connections,
@@ -252,139 +252,36 @@ pub fn start(cfg: ServeConfig) -> Result<Running, ServerError> {
         cfg.record_denied.is_some(),
     )?;
     let mut metrics = Metrics::new();
-    let mut options = cfg.admission.clone();
-    let (index, cluster_watch) = match &cfg.unique_addresses {
-        Some(unique) => {
-            let index = Arc::new(SharedIndex::new(unique.reservation_ttl));
-            let watch = cluster_watch::start(unique.credentials.clone(), index.clone())?;
-            metrics.watch_index(index.clone());
-            options.unique_addresses = Some(index.clone());
-            (Some(index), Some(watch))
-        }
-        None => (None, None),
-    };
+    let cluster = ClusterView::start(&cfg, &mut metrics)?;
     let metrics = Arc::new(metrics);
-    let budget = Budget::new(plan, metrics.budget_gauges());
     let reloader = Reloader::load(cfg.tls.clone(), metrics.clone())?;
     let tls_config = reloader.server_config(cfg.enable_http2)?;
-    let certs = reloader.cert_store();
-    let (listener, addr, no_ipv6) = bind(cfg.listen, bind_socket)?;
-    let (probe_listener, probe_addr, probe_no_ipv6) = bind(cfg.probe_listen, bind_socket)?;
-    if let Some(e) = no_ipv6.or(probe_no_ipv6) {
-        warn!(
-            listen = %addr,
-            probe_listen = %probe_addr,
-            error = %e,
-            "the kernel has no IPv6: listening on IPv4 only"
-        );
-    }
-
+    let listeners = Listeners::bind(&cfg)?;
     let readiness = Readiness::new();
-    let recorder = match &cfg.record_denied {
-        Some(dir) => Some(Recorder::start(dir, cfg.record_denied_max)?),
-        None => None,
-    };
     let state = web::Data::new(State {
-        options,
-        recorder,
+        options: cluster.options.clone(),
+        recorder: match &cfg.record_denied {
+            Some(dir) => Some(Recorder::start(dir, cfg.record_denied_max)?),
+            None => None,
+        },
         max_body_bytes: cfg.max_body_bytes,
-        budget,
+        budget: Budget::new(plan, metrics.budget_gauges()),
         request_timeout: cfg.request_timeout,
         readiness: readiness.clone(),
-        certs,
+        certs: reloader.cert_store(),
         metrics,
-        index,
+        index: cluster.index.clone(),
     });
-    // actix limits connections per worker; the flag is the total, as an operator counts it.
-    let per_worker = plan.connections.div_ceil(workers).max(1);
     log_plan(&plan, cfg.max_connections);
-    let header_timeout = cfg.header_timeout;
-    let http2 = cfg.enable_http2;
-
-    let builder = Server::build()
-        .workers(workers)
-        .max_concurrent_connections(per_worker)
-        .shutdown_timeout(cfg.shutdown_timeout.as_secs())
-        .disable_signals();
-    // Resolves when a graceful stop begins: connections then close once idle instead of
-    // waiting out their keep-alive, so shutdown does not take longer than in-flight work.
-    let graceful = builder.graceful_shutdown_signal();
-
-    let https = {
-        let state = state.clone();
-        let graceful = graceful.clone();
-        move || {
-            let graceful = graceful.clone();
-            let app = App::new()
-                .app_data(state.clone())
-                .wrap_fn(conn::track::<Gate, _, _>)
-                .wrap_fn(conn::track::<Phase, _, _>)
-                .configure(webhook_routes)
-                .configure(probe_routes)
-                .default_service(web::to(not_found));
-            let http = http_builder(addr, true, header_timeout, http2, move || {
-                let graceful = graceful.clone();
-                async move { graceful.notified().await }
-            })
-            .on_connect_ext(|io: &HeadTimed<Gated<TlsStream<TcpStream>>>, data| {
-                data.insert(io.phase());
-                data.insert(io.get_ref().gate());
-            })
-            .finish(map_config(app, app_config));
-            let mut acceptor = Acceptor::new(tls_config.clone());
-            acceptor.set_handshake_timeout(TLS_HANDSHAKE_TIMEOUT);
-            acceptor
-                .map_err(AcceptError::into_service_error)
-                .map(move |io: TlsStream<TcpStream>| {
-                    // The protocol is what ALPN settled on; `h2` can only have been chosen if
-                    // the config offered it.
-                    let (protocol, phase, gate) = match io.get_ref().1.alpn_protocol() {
-                        Some(tls::ALPN_H2) => (Protocol::Http2, Phase::off(), Gate::off()),
-                        _ => (Protocol::Http1, Phase::default(), Gate::default()),
-                    };
-                    // Answers are small and written at once: without TCP_NODELAY, Nagle and
-                    // delayed ACKs add a ~40 ms tail (seen on HTTP/2 in benches/load runs).
-                    let _ = io.get_ref().0.set_nodelay(true);
-                    let peer = io.get_ref().0.peer_addr().ok();
-                    let io = Gated::new(io, gate);
-                    (HeadTimed::new(io, header_timeout, phase), protocol, peer)
-                })
-                .and_then(http.map_err(AcceptError::Service))
-                .map_err(|e| debug!(error = %e, "TLS connection ended with an error"))
-        }
-    };
-    let probes = move || {
-        let graceful = graceful.clone();
-        let app = App::new()
-            .app_data(state.clone())
-            .configure(probe_routes)
-            .configure(metrics_routes)
-            .default_service(web::to(not_found));
-        http_builder(probe_addr, false, header_timeout, false, move || {
-            let graceful = graceful.clone();
-            async move { graceful.notified().await }
-        })
-        .finish(map_config(app, app_config))
-        .tcp()
-        .map_err(|e| debug!(error = %e, "probe connection ended with an error"))
-    };
-
-    let server = builder
-        .listen("ipamclaim-webhook-https", listener, https)
-        .map_err(|source| ServerError::Bind { addr, source })?
-        .listen("ipamclaim-webhook-probes", probe_listener, probes)
-        .map_err(|source| ServerError::Bind {
-            addr: probe_addr,
-            source,
-        })?
-        .run();
+    let (addr, probe_addr) = (listeners.addr, listeners.probe_addr);
+    let (server, max_connections) = serve(&cfg, plan, listeners, state, tls_config)?;
     let handle = Handle {
         server: server.handle(),
         readiness,
         shutdown_delay: cfg.shutdown_delay,
     };
     let reload_interval = cfg.tls_reload_interval.max(MIN_RELOAD_INTERVAL);
-    let watch: Watch = reloader
+    let cert_watch: Watch = reloader
         .watch(reload_interval)
         .map_err(ServerError::Watch)?;
     info!(
@@ -393,8 +290,8 @@ pub fn start(cfg: ServeConfig) -> Result<Running, ServerError> {
         http2 = cfg.enable_http2,
         cert = %cfg.tls.cert.display(),
         client_auth = cfg.tls.client_ca.is_some(),
-        workers,
-        max_connections = per_worker * workers,
+        workers = cfg.workers.max(1),
+        max_connections,
         max_body_bytes = cfg.max_body_bytes,
         memory_budget = plan.budget,
         memory_base = plan.base,
@@ -413,11 +310,195 @@ pub fn start(cfg: ServeConfig) -> Result<Running, ServerError> {
             let result = server.await;
             // The files and the claims are watched for as long as the server runs, and no
             // longer.
-            drop(watch);
-            drop(cluster_watch);
+            drop(cert_watch);
+            drop(cluster);
             result
         }),
     })
+}
+
+/// What the server knows of the cluster: with `--unique-addresses`, the index of every
+/// claim and the watch that feeds it; the pipeline's options, given the index to judge with.
+struct ClusterView {
+    options: admission::Options,
+    index: Option<Arc<SharedIndex>>,
+    _watch: Option<cluster_watch::Watch>,
+}
+
+// === impl ClusterView ===
+
+impl ClusterView {
+    /// Starts the watch the flags ask for (none by default: then no API access at all).
+    fn start(cfg: &ServeConfig, metrics: &mut Metrics) -> Result<Self, ServerError> {
+        let mut options = cfg.admission.clone();
+        let Some(unique) = &cfg.unique_addresses else {
+            return Ok(ClusterView {
+                options,
+                index: None,
+                _watch: None,
+            });
+        };
+        let index = Arc::new(SharedIndex::new(unique.reservation_ttl));
+        let watch = cluster_watch::start(unique.credentials.clone(), index.clone())?;
+        metrics.watch_index(index.clone());
+        options.unique_addresses = Some(index.clone());
+        Ok(ClusterView {
+            options,
+            index: Some(index),
+            _watch: Some(watch),
+        })
+    }
+}
+
+/// The two bound listeners: TLS for the webhooks, plain HTTP for probes and metrics.
+struct Listeners {
+    https: std::net::TcpListener,
+    addr: SocketAddr,
+    probes: std::net::TcpListener,
+    probe_addr: SocketAddr,
+}
+
+// === impl Listeners ===
+
+impl Listeners {
+    /// Binds both, IPv4 alone (with a warning) where the kernel has no IPv6.
+    fn bind(cfg: &ServeConfig) -> Result<Self, ServerError> {
+        let (https, addr, no_ipv6) = bind(cfg.listen, bind_socket)?;
+        let (probes, probe_addr, probe_no_ipv6) = bind(cfg.probe_listen, bind_socket)?;
+        if let Some(e) = no_ipv6.or(probe_no_ipv6) {
+            warn!(
+                listen = %addr,
+                probe_listen = %probe_addr,
+                error = %e,
+                "the kernel has no IPv6: listening on IPv4 only"
+            );
+        }
+        Ok(Listeners {
+            https,
+            addr,
+            probes,
+            probe_addr,
+        })
+    }
+}
+
+/// Starts the actix server on both listeners; returns it with the connection limit it runs
+/// with (over all workers).
+fn serve(
+    cfg: &ServeConfig,
+    plan: MemoryPlan,
+    listeners: Listeners,
+    state: web::Data<State>,
+    tls_config: rustls::ServerConfig,
+) -> Result<(Server, usize), ServerError> {
+    let workers = cfg.workers.max(1);
+    // actix limits connections per worker; the flag is the total, as an operator counts it.
+    let per_worker = plan.connections.div_ceil(workers).max(1);
+    let builder = Server::build()
+        .workers(workers)
+        .max_concurrent_connections(per_worker)
+        .shutdown_timeout(cfg.shutdown_timeout.as_secs())
+        .disable_signals();
+    // Resolves when a graceful stop begins: connections then close once idle instead of
+    // waiting out their keep-alive, so shutdown does not take longer than in-flight work.
+    let graceful = builder.graceful_shutdown_signal();
+    let Listeners {
+        https,
+        addr,
+        probes,
+        probe_addr,
+    } = listeners;
+    let builder = serve_webhooks(builder, cfg, (https, addr), &state, tls_config, &graceful)?;
+    let builder = serve_probes(builder, cfg, (probes, probe_addr), &state, &graceful)?;
+    Ok((builder.run(), per_worker * workers))
+}
+
+/// Adds the TLS listener: `/validate`, `/mutate` and the probes, each connection gated by the
+/// memory budget and its request heads timed.
+fn serve_webhooks(
+    builder: ServerBuilder,
+    cfg: &ServeConfig,
+    (listener, addr): (std::net::TcpListener, SocketAddr),
+    state: &web::Data<State>,
+    tls_config: rustls::ServerConfig,
+    graceful: &GracefulShutdownSignal,
+) -> Result<ServerBuilder, ServerError> {
+    let (header_timeout, http2) = (cfg.header_timeout, cfg.enable_http2);
+    let state = state.clone();
+    let graceful = graceful.clone();
+    let factory = move || {
+        let graceful = graceful.clone();
+        let app = App::new()
+            .app_data(state.clone())
+            .wrap_fn(conn::track::<Gate, _, _>)
+            .wrap_fn(conn::track::<Phase, _, _>)
+            .configure(webhook_routes)
+            .configure(probe_routes)
+            .default_service(web::to(not_found));
+        let http = http_builder(addr, true, header_timeout, http2, move || {
+            let graceful = graceful.clone();
+            async move { graceful.notified().await }
+        })
+        .on_connect_ext(|io: &HeadTimed<Gated<TlsStream<TcpStream>>>, data| {
+            data.insert(io.phase());
+            data.insert(io.get_ref().gate());
+        })
+        .finish(map_config(app, app_config));
+        let mut acceptor = Acceptor::new(tls_config.clone());
+        acceptor.set_handshake_timeout(TLS_HANDSHAKE_TIMEOUT);
+        acceptor
+            .map_err(AcceptError::into_service_error)
+            .map(move |io: TlsStream<TcpStream>| {
+                // The protocol is what ALPN settled on; `h2` can only have been chosen if
+                // the config offered it.
+                let (protocol, phase, gate) = match io.get_ref().1.alpn_protocol() {
+                    Some(tls::ALPN_H2) => (Protocol::Http2, Phase::off(), Gate::off()),
+                    _ => (Protocol::Http1, Phase::default(), Gate::default()),
+                };
+                // Answers are small and written at once: without TCP_NODELAY, Nagle and
+                // delayed ACKs add a ~40 ms tail (seen on HTTP/2 in benches/load runs).
+                let _ = io.get_ref().0.set_nodelay(true);
+                let peer = io.get_ref().0.peer_addr().ok();
+                let io = Gated::new(io, gate);
+                (HeadTimed::new(io, header_timeout, phase), protocol, peer)
+            })
+            .and_then(http.map_err(AcceptError::Service))
+            .map_err(|e| debug!(error = %e, "TLS connection ended with an error"))
+    };
+    builder
+        .listen("ipamclaim-webhook-https", listener, factory)
+        .map_err(|source| ServerError::Bind { addr, source })
+}
+
+/// Adds the plain-HTTP listener: `/healthz`, `/readyz` and `/metrics`.
+fn serve_probes(
+    builder: ServerBuilder,
+    cfg: &ServeConfig,
+    (listener, addr): (std::net::TcpListener, SocketAddr),
+    state: &web::Data<State>,
+    graceful: &GracefulShutdownSignal,
+) -> Result<ServerBuilder, ServerError> {
+    let header_timeout = cfg.header_timeout;
+    let state = state.clone();
+    let graceful = graceful.clone();
+    let factory = move || {
+        let graceful = graceful.clone();
+        let app = App::new()
+            .app_data(state.clone())
+            .configure(probe_routes)
+            .configure(metrics_routes)
+            .default_service(web::to(not_found));
+        http_builder(addr, false, header_timeout, false, move || {
+            let graceful = graceful.clone();
+            async move { graceful.notified().await }
+        })
+        .finish(map_config(app, app_config))
+        .tcp()
+        .map_err(|e| debug!(error = %e, "probe connection ended with an error"))
+    };
+    builder
+        .listen("ipamclaim-webhook-probes", listener, factory)
+        .map_err(|source| ServerError::Bind { addr, source })
 }
 
 /// Logs a connection limit lowered to fit the memory budget.
