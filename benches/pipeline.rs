@@ -9,9 +9,9 @@ use std::hint::black_box;
 use std::path::Path;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use ipamclaim_webhook::admission::defaulting::{self, Defaults};
+use ipamclaim_webhook::admission::rules::defaulting::{self, Defaults};
+use ipamclaim_webhook::admission::{decode::strict, rules::validation};
 use ipamclaim_webhook::admission::{review, FieldValidation, Options, Webhook};
-use ipamclaim_webhook::admission::{strict, validation};
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 use serde_json::value::RawValue;

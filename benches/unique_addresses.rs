@@ -11,7 +11,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use ipamclaim_webhook::admission::conflicts::{Claimant, Holders};
+use ipamclaim_webhook::admission::rules::conflicts::{Claimant, Holders};
 use ipamclaim_webhook::admission::{review, Options, Webhook};
 use ipamclaim_webhook::cluster::{Claim, Claims, SharedIndex};
 

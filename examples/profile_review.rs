@@ -17,7 +17,9 @@
 
 use std::hint::black_box;
 
-use ipamclaim_webhook::admission::{json, review, strict, FieldValidation, Options, Webhook};
+use ipamclaim_webhook::admission::{
+    decode::strict, json, review, FieldValidation, Options, Webhook,
+};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use ipamclaim_webhook::admission::defaulting::{Defaults, DefaultsError};
+use ipamclaim_webhook::admission::rules::defaulting::{Defaults, DefaultsError};
 use ipamclaim_webhook::admission::{Enforcement, FieldValidation};
 use ipamclaim_webhook::certs::CertsOptions;
 use ipamclaim_webhook::cluster::watch::Credentials;

@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use clap::Parser as _;
 use std::io::{IsTerminal as _, Write as _};
 
-use ipamclaim_webhook::admission::{self, types};
+use ipamclaim_webhook::admission::{self, model::types};
 use ipamclaim_webhook::{certs, cluster, replay, serve};
 
 use crate::cli::{Cli, Command, ReplayArgs, ReplayOutput, ReplayWebhook};

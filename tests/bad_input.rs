@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
-use ipamclaim_webhook::admission::caps::{MAX_CAUSES, MAX_WARNINGS};
+use ipamclaim_webhook::admission::answer::caps::{MAX_CAUSES, MAX_WARNINGS};
 use ipamclaim_webhook::admission::{self, FieldValidation, Webhook};
 use rustls::pki_types::ServerName;
 use rustls::version::{TLS12, TLS13};

@@ -19,8 +19,8 @@ mod common;
 use std::sync::{Arc, OnceLock};
 
 use base64::Engine as _;
-use ipamclaim_webhook::admission::defaulting::Defaults;
-use ipamclaim_webhook::admission::types::{GROUP, KIND, PLURAL, VERSION};
+use ipamclaim_webhook::admission::model::types::{GROUP, KIND, PLURAL, VERSION};
+use ipamclaim_webhook::admission::rules::defaulting::Defaults;
 use ipamclaim_webhook::admission::{self, Enforcement, FieldValidation, Options, Webhook};
 use ipamclaim_webhook::cluster::{Claim, Claims, SharedIndex};
 use proptest::prelude::*;
@@ -85,8 +85,8 @@ fn options() -> impl Strategy<Value = Options> {
 
 /// `--unique-addresses` over claims that hold the addresses the generated reviews ask for
 /// most often, in the captured reviews' namespace and another.
-fn holders() -> admission::conflicts::View {
-    static HOLDERS: OnceLock<admission::conflicts::View> = OnceLock::new();
+fn holders() -> admission::rules::conflicts::View {
+    static HOLDERS: OnceLock<admission::rules::conflicts::View> = OnceLock::new();
     HOLDERS
         .get_or_init(|| {
             let claim = |namespace: &str, name: &str, addresses: &[&str]| Claim {

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use base64::Engine as _;
-use ipamclaim_webhook::admission::defaulting::Defaults;
+use ipamclaim_webhook::admission::rules::defaulting::Defaults;
 use ipamclaim_webhook::admission::{self, Enforcement, FieldValidation, Options, Webhook};
 use ipamclaim_webhook::cluster::{Claim, Claims, SharedIndex};
 use serde_json::Value;
@@ -68,7 +68,7 @@ fn setup(dir: &str) -> (Webhook, Options) {
 /// `validate-unique-addresses/existing.yaml` (a `List`, as `kubectl get ipamclaims -A -o yaml`
 /// prints it), indexed and not judged. Reviews judged here reserve nothing, so every fixture
 /// sees the same claims whatever the order.
-fn existing_claims() -> admission::conflicts::View {
+fn existing_claims() -> admission::rules::conflicts::View {
     let path = fixtures_dir().join("validate-unique-addresses/existing.yaml");
     let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let list: Value = yaml_serde::from_str(&text).expect("existing.yaml is YAML");

@@ -8,19 +8,12 @@
 //! one answer lists, and writing the answer (`answer`). Nothing here reaches the front ends
 //! (`serve`, `replay`, the CLI).
 
-mod answer;
-pub mod caps;
-pub mod conflicts;
-pub mod defaulting;
-pub mod field;
-pub mod ip;
+pub mod answer;
+pub mod decode;
 pub mod json;
+pub mod model;
 pub mod pipeline;
-mod request;
-pub mod strict;
-pub mod types;
-pub mod validation;
-pub mod view;
+pub mod rules;
 
 pub use pipeline::{
     review, Enforcement, FieldValidation, Options, RequestError, Response, Reviewed, Summary,

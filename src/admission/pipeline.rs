@@ -14,15 +14,15 @@ use kube::core::response::StatusSummary;
 use kube::core::Status;
 
 use crate::admission::answer;
-use crate::admission::caps::{self, Listing, Warnings};
-use crate::admission::conflicts::{self, Admitted, Claimant};
-use crate::admission::defaulting::{self, Defaults, Operation};
-use crate::admission::field;
-use crate::admission::request::{self, GroupVersion, Request};
-use crate::admission::strict::{self, Walked};
-use crate::admission::types::{GROUP, KIND, PLURAL, VERSION};
-use crate::admission::validation;
-use crate::admission::view::Claim;
+use crate::admission::answer::caps::{self, Listing, Warnings};
+use crate::admission::answer::field;
+use crate::admission::decode::envelope::{self, GroupVersion, Request};
+use crate::admission::decode::strict::{self, Walked};
+use crate::admission::model::types::{GROUP, KIND, PLURAL, VERSION};
+use crate::admission::model::view::Claim;
+use crate::admission::rules::conflicts::{self, Admitted, Claimant};
+use crate::admission::rules::defaulting::{self, Defaults, Operation};
+use crate::admission::rules::validation;
 
 /// `apiVersion` of `admission.k8s.io/v1` reviews.
 pub const ADMISSION_V1: &str = "admission.k8s.io/v1";
@@ -324,7 +324,7 @@ fn review_with(
     let text = std::str::from_utf8(body)
         .map_err(|e| RequestError::NotAReview(format!("not UTF-8: {e}")))?;
     let strict = webhook == Webhook::Validate && opts.field_validation != FieldValidation::Ignore;
-    let envelope = request::decode(text, strict).map_err(RequestError::NotAReview)?;
+    let envelope = envelope::decode(text, strict).map_err(RequestError::NotAReview)?;
     let api_version = envelope.api_version.unwrap_or_default();
     if api_version != ADMISSION_V1 && api_version != ADMISSION_V1BETA1 {
         return Err(RequestError::UnsupportedVersion(api_version.into_owned()));
@@ -368,7 +368,7 @@ fn review_with(
             .iter()
             .take(MAX_SUMMARY_UNKNOWN_FIELDS)
             .map(|issue| {
-                crate::admission::field::clip(&issue.path, MAX_UNKNOWN_FIELD_BYTES)
+                crate::admission::answer::field::clip(&issue.path, MAX_UNKNOWN_FIELD_BYTES)
                     .0
                     .to_owned()
             })

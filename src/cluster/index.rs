@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use hashbrown::HashTable;
 use serde_json::Value;
 
-use crate::admission::conflicts::{self, Admitted, Claimant, Holder, ADDRESS_LISTS};
+use crate::admission::rules::conflicts::{self, Admitted, Claimant, Holder, ADDRESS_LISTS};
 
 /// One claim as the index sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -801,7 +801,7 @@ impl Index {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::admission::conflicts::AdmittedAddress;
+    use crate::admission::rules::conflicts::AdmittedAddress;
     use proptest::prelude::*;
     use serde_json::json;
 

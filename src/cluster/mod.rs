@@ -4,7 +4,7 @@
 //! [`index`] is a plain index fed by events (apply, delete, a reset that swaps in a whole
 //! re-list) with reservations against races; it knows no HTTP. [`shared`] shares it between
 //! its writer and the admission workers, and is what the core's
-//! [`Holders`](crate::admission::conflicts::Holders) lookup reads. [`watch`] turns the API
+//! [`Holders`](crate::admission::rules::conflicts::Holders) lookup reads. [`watch`] turns the API
 //! server's list-and-watch of IPAMClaims into index events.
 
 pub mod index;

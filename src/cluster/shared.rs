@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tracing::debug;
 
-use crate::admission::conflicts::{Admitted, Claimant, Holder, Holders};
+use crate::admission::rules::conflicts::{Admitted, Claimant, Holder, Holders};
 use crate::admission::{self, Enforcement, Options, RequestError, Reviewed, Webhook};
 use crate::cluster::index::{Claim, Claims, Index};
 

@@ -28,7 +28,7 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 use tracing::{debug, error, info, warn};
 
-use crate::admission::types::{GROUP, KIND, PLURAL, VERSION};
+use crate::admission::model::types::{GROUP, KIND, PLURAL, VERSION};
 use crate::cluster::index::{Claim, Claims};
 use crate::cluster::shared::SharedIndex;
 
@@ -486,11 +486,11 @@ mod tests {
             .replace("10.0.0.5", "10.0.0.6");
         feed.event(Event::InitApply(watched(&b)));
         assert_eq!(index.stats().claims, 1);
-        let other = crate::admission::conflicts::Claimant {
+        let other = crate::admission::rules::conflicts::Claimant {
             namespace: "ns1",
             name: "z",
         };
-        use crate::admission::conflicts::Holders as _;
+        use crate::admission::rules::conflicts::Holders as _;
         assert!(index
             .holder("red", "10.0.0.5".parse().unwrap(), &other)
             .is_some());

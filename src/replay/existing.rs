@@ -89,7 +89,7 @@ fn claim_of(review: &[u8]) -> Result<Claim, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::admission::conflicts::Claimant;
+    use crate::admission::rules::conflicts::Claimant;
 
     fn fixture(name: &str) -> PathBuf {
         PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -335,7 +335,7 @@ struct RequestHead {
 impl RequestHead {
     fn between(&self) -> Between {
         let create = self.operation.as_deref() == Some("CREATE");
-        let main = self.resource.as_deref() == Some(crate::admission::types::PLURAL)
+        let main = self.resource.as_deref() == Some(crate::admission::model::types::PLURAL)
             && self.sub_resource.as_deref().unwrap_or_default().is_empty();
         if create && main && self.object_has_status {
             Between::DropStatus
@@ -492,7 +492,7 @@ fn piece<'a>(raw: &'a [u8], what: &str) -> Result<Piece<'a>, String> {
     };
     match head.kind.as_deref().unwrap_or_default() {
         "AdmissionReview" if what != "item" => Ok(Piece::Review(head.between)),
-        crate::admission::types::KIND => Ok(Piece::Claim {
+        crate::admission::model::types::KIND => Ok(Piece::Claim {
             name: head.name.unwrap_or_default(),
             namespace: head.namespace.unwrap_or_default(),
         }),

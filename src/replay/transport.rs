@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::admission::conflicts::Admitted;
+use crate::admission::rules::conflicts::Admitted;
 use crate::admission::{self, Options, Webhook};
 use crate::cluster::SharedIndex;
 

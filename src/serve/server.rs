@@ -32,7 +32,7 @@ use actix_web::App;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
-use crate::admission::{self};
+use crate::admission;
 use crate::cluster::watch::{self as cluster_watch, Credentials, WatchError};
 use crate::cluster::SharedIndex;
 use crate::serve::budget::{self, Budget, BudgetError, MemoryPlan};

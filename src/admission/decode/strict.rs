@@ -26,7 +26,7 @@ use std::fmt::{self, Write as _};
 use std::hash::{BuildHasher, Hasher};
 
 use crate::admission::json::{self, same_bytes, Kind, Malformed, Raw, Read, Reader, Str};
-use crate::admission::view::{Claim, Condition, Field, Metadata, OwnerPod, Spec, Status};
+use crate::admission::model::view::{Claim, Condition, Field, Metadata, OwnerPod, Spec, Status};
 
 /// How deeply objects and arrays may nest, counting the root object as the first level.
 pub const MAX_DEPTH: usize = 64;
@@ -34,11 +34,11 @@ pub const MAX_DEPTH: usize = 64;
 /// Longest path (in bytes) an [`Issue`] keeps: a key, or a key above it, can be megabytes
 /// long, and copying it whole for each of many issues below it would cost the square of the
 /// input. An answer shows at most this much of a path anyway.
-pub const MAX_PATH_BYTES: usize = 2 * crate::admission::field::MAX_ECHOED_BYTES;
+pub const MAX_PATH_BYTES: usize = 2 * crate::admission::answer::field::MAX_ECHOED_BYTES;
 
 /// How many duplicate fields, and how many unknown fields, the walk keeps in full: as many as
 /// an answer lists, as causes or as warnings. The others are only counted.
-pub const KEPT: usize = crate::admission::field::CappedErrors::KEPT;
+pub const KEPT: usize = crate::admission::answer::field::CappedErrors::KEPT;
 
 /// What is wrong with a key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -159,7 +159,7 @@ pub fn walk(text: &str, strict: bool) -> Read<Walked<'_>> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Walked<'a> {
     /// The members the rules read (the last of two equal keys wins). A rule that starts
-    /// reading another member must add it to [`view`](crate::admission::view) and to the walk.
+    /// reading another member must add it to [`view`](crate::admission::model::view) and to the walk.
     pub claim: Claim<'a>,
     /// Unknown and duplicate fields in the API server's order; none unless walked strictly.
     pub issues: Issues,
@@ -861,7 +861,7 @@ impl<'a> Walker<'a> {
     fn list(
         &mut self,
         at: At<'_, 'a>,
-        field: &mut Field<'a, crate::admission::view::List<'a>>,
+        field: &mut Field<'a, crate::admission::model::view::List<'a>>,
     ) -> Read<Unknowns> {
         let seen = self.value(at)?;
         *field = Field::of_list(seen.raw, seen.items);
@@ -1576,7 +1576,7 @@ impl PathText {
         if !cut {
             let room = MAX_PATH_BYTES - self.text.len();
             self.text
-                .push_str(crate::admission::field::clip(part, room).0);
+                .push_str(crate::admission::answer::field::clip(part, room).0);
         }
     }
 }
@@ -1694,7 +1694,7 @@ impl<'de> serde::de::Visitor<'de> for Skeleton {
 mod tests {
     use super::*;
     use crate::admission::json::{Raw, Str};
-    use crate::admission::view::{Claim, Field, List};
+    use crate::admission::model::view::{Claim, Field, List};
     use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
         JSONSchemaProps, JSONSchemaPropsOrArray,
     };
@@ -1929,7 +1929,7 @@ mod tests {
     }
 
     /// The status of `text`'s walk (strict or not).
-    fn status_of(text: &str, strict: bool) -> crate::admission::view::Status<'_> {
+    fn status_of(text: &str, strict: bool) -> crate::admission::model::view::Status<'_> {
         match walk(text, strict).expect("well-formed").claim.status {
             Field::Value(status) => status,
             other => panic!("no status object in {text}: {other:?}"),
@@ -2606,7 +2606,7 @@ mod tests {
 
     #[test]
     fn schema_matches_generated_crd() {
-        let crd = crate::admission::types::IPAMClaim::crd();
+        let crd = crate::admission::model::types::IPAMClaim::crd();
         let schema = crd.spec.versions[0]
             .schema
             .as_ref()
@@ -2810,7 +2810,7 @@ mod tests {
     }
 
     fn read_claim_shape() -> Shape {
-        let crd = crate::admission::types::IPAMClaim::crd();
+        let crd = crate::admission::model::types::IPAMClaim::crd();
         let schema = crd.spec.versions[0]
             .schema
             .as_ref()
@@ -3393,7 +3393,7 @@ mod tests {
 
     #[test]
     fn walk_judges_every_fixture_like_a_full_decode() {
-        use crate::admission::validation::validate;
+        use crate::admission::rules::validation::validate;
         let mut objects = Vec::new();
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
         fixture_objects(&dir, &mut objects);

@@ -8,7 +8,7 @@ use std::fmt;
 use kube::core::response::{StatusCause, StatusDetails, StatusSummary};
 use kube::core::Status;
 
-use crate::admission::caps::{self, Listing};
+use crate::admission::answer::caps::{self, Listing};
 use crate::admission::json::{self, Kind, Raw};
 
 /// Longest value (in bytes) echoed in an error; longer ones are cut, so that a huge invalid

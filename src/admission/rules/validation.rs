@@ -1,6 +1,6 @@
 //! Validation of IPAMClaim objects: every rule of the behaviour contract, errors collected
 //! (never only the first), spec immutability and ratcheting on UPDATE. The rules read the
-//! typed [`view`](crate::admission::view) the walk keeps of an object, nothing else.
+//! typed [`view`](crate::admission::model::view) the walk keeps of an object, nothing else.
 //!
 //! Lists are read item by item from their text, and what a rule must remember of every item
 //! (to find a value repeated, or the old condition of a type) is kept compact: a parsed
@@ -8,12 +8,12 @@
 
 use std::borrow::Cow;
 
-use crate::admission::field::{
+use crate::admission::answer::field::{
     decoded_number, BadValue, CappedErrors, ErrorList, FieldError, Path, Report,
 };
-use crate::admission::ip::{self, AddressError};
 use crate::admission::json::{self, Kind, Raw, Str};
-use crate::admission::view::{Claim, Condition, Field, List, Metadata, RawOf, Spec, Status};
+use crate::admission::model::view::{Claim, Condition, Field, List, Metadata, RawOf, Spec, Status};
+use crate::admission::rules::ip::{self, AddressError};
 
 /// Longest allowed object name (`IsDNS1123Subdomain`).
 const DNS1123_SUBDOMAIN_MAX: usize = 253;
@@ -1003,7 +1003,7 @@ fn same<T>(a: Option<T>, b: Option<T>, same_value: impl Fn(&T, &T) -> bool) -> b
 
 fn immutable<'a>(path: Path, new_value: Option<BadValue<'a>>) -> FieldError<'a> {
     FieldError {
-        kind: crate::admission::field::ErrorType::Invalid,
+        kind: crate::admission::answer::field::ErrorType::Invalid,
         path,
         value: new_value.unwrap_or(BadValue::Null),
         detail: "field is immutable".to_owned(),
@@ -1325,7 +1325,7 @@ impl<'a> Report<'a> for Ratchet<'_, 'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::admission::view::testing;
+    use crate::admission::model::view::testing;
     use serde_json::{json, Value};
 
     /// The repeats [`FirstTexts`] finds in the strings of the JSON list `text`.
@@ -1593,7 +1593,7 @@ mod tests {
                 &with("/spec/network", json!(bad)),
                 &format!(
                     "spec.network: Invalid value: {}: {NETWORK_NAME_MSG}",
-                    crate::admission::field::go_quote(bad)
+                    crate::admission::answer::field::go_quote(bad)
                 ),
             );
         }
@@ -2175,7 +2175,7 @@ mod tests {
 
     #[test]
     fn prints_floats_as_go_does() {
-        use crate::admission::field::go_float;
+        use crate::admission::answer::field::go_float;
         for (f, go) in [
             (0.0, "0"),
             (-0.0, "-0"),

@@ -1,7 +1,7 @@
 //! The members of an IPAMClaim that the rules read, as typed views borrowed from the review's
 //! text: all that validation, defaulting and the address check see of an object.
 //!
-//! The walk of an object ([`strict`](crate::admission::strict)) fills a [`Claim`] in the same
+//! The walk of an object ([`strict`](crate::admission::decode::strict)) fills a [`Claim`] in the same
 //! pass that checks its keys: `metadata.name`, `metadata.generateName`, `metadata.labels`,
 //! `spec` and `status`, the last of repeated keys winning as in the object the API server
 //! decodes. A field of the wrong JSON type is kept as its text ([`Field::Other`]), so that the
@@ -295,7 +295,7 @@ pub(crate) mod testing {
 
     /// The view the walk makes of `text`, which must be well-formed JSON.
     pub fn claim_of(text: &str) -> Claim<'_> {
-        crate::admission::strict::walk(text, false)
+        crate::admission::decode::strict::walk(text, false)
             .unwrap_or_else(|_| panic!("not JSON: {text}"))
             .claim
     }

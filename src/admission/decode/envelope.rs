@@ -1,5 +1,5 @@
 //! Decoding an AdmissionReview: the envelope and, in the same pass over the body's text, its
-//! `object` and `oldObject` (walked by [`strict`](crate::admission::strict) into typed views).
+//! `object` and `oldObject` (walked by [`strict`](crate::admission::decode::strict) into typed views).
 //!
 //! Reviews as an API server sends them are read by hand, once. Anything else (a member of an
 //! unexpected type, a repeated envelope key, malformed JSON) goes to serde_json's decoder over
@@ -13,8 +13,8 @@ use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use crate::admission::decode::strict::{self, Walked};
 use crate::admission::json::{Kind, Reader, Str};
-use crate::admission::strict::{self, Walked};
 
 /// Largest body the walk reads: offsets into the text are kept in 32 bits (with one bit to
 /// spare), so 2 GiB. The server's body limit is far below.

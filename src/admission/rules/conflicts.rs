@@ -11,12 +11,12 @@ use std::fmt::{self, Write as _};
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use crate::admission::field::Report as _;
-use crate::admission::field::{go_quote, quote_clipped, FieldError, Path};
-use crate::admission::ip::{self, AddressError};
-use crate::admission::types::KIND;
-use crate::admission::validation::Verdict;
-use crate::admission::view::{Claim, Field, List};
+use crate::admission::answer::field::Report as _;
+use crate::admission::answer::field::{go_quote, quote_clipped, FieldError, Path};
+use crate::admission::model::types::KIND;
+use crate::admission::model::view::{Claim, Field, List};
+use crate::admission::rules::ip::{self, AddressError};
+use crate::admission::rules::validation::Verdict;
 
 /// The two lists of a claim that hold addresses, as `(parent, member)`.
 pub const ADDRESS_LISTS: [(&str, &str); 2] = [("spec", "ipRequests"), ("status", "ips")];
@@ -264,7 +264,7 @@ impl fmt::Display for Holder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::admission::view::testing;
+    use crate::admission::model::view::testing;
     use serde_json::{json, Value};
 
     /// A fixed set of holders: `(namespace, name, network, ip)`.
@@ -341,7 +341,7 @@ mod tests {
         run(object, old).1
     }
 
-    fn texts(list: &crate::admission::field::CappedErrors) -> Vec<String> {
+    fn texts(list: &crate::admission::answer::field::CappedErrors) -> Vec<String> {
         list.iter().map(ToString::to_string).collect()
     }
 

@@ -7,9 +7,9 @@
 //! serde_json one this webhook used before) knows two: a value that is *read* has its strings'
 //! `\u` escapes checked for paired surrogates and its numbers checked to fit a `float64`; a
 //! value that is *skipped* has only its syntax checked. Which one applies where is decided by
-//! the walk of an object ([`strict`](crate::admission::strict)); both accept exactly what
+//! the walk of an object ([`strict`](crate::admission::decode::strict)); both accept exactly what
 //! serde_json accepts in the same place. Nothing here says *why* a text is malformed: the
-//! pipeline asks serde_json for that (see `admission::request`), so that the message is
+//! pipeline asks serde_json for that (see `admission::decode::envelope`), so that the message is
 //! serde_json's, position included.
 
 use std::borrow::Cow;

@@ -12,10 +12,10 @@ use json_patch::jsonptr::PointerBuf;
 use serde::ser::SerializeSeq;
 use serde::{Serialize, Serializer};
 
-use crate::admission::ip::{self, AddressError};
 use crate::admission::json::{Canonical, Kind, Raw};
-use crate::admission::validation::{is_dns1123_subdomain, is_qualified_name_part};
-use crate::admission::view::{Claim, Field, List};
+use crate::admission::model::view::{Claim, Field, List};
+use crate::admission::rules::ip::{self, AddressError};
+use crate::admission::rules::validation::{is_dns1123_subdomain, is_qualified_name_part};
 
 /// Longest label value, and longest name part of a label key.
 const LABEL_MAX: usize = 63;
@@ -395,7 +395,7 @@ fn resolve(object: &Claim<'_>, tokens: &[&str]) -> Target {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::admission::view::testing;
+    use crate::admission::model::view::testing;
     use json_patch::PatchOperation;
     use serde_json::{json, Value};
 

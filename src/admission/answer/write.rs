@@ -11,8 +11,8 @@ use std::io::Write as _;
 use kube::core::response::{StatusCause, StatusDetails, StatusSummary};
 use kube::core::Status;
 
-use crate::admission::defaulting::Operation;
 use crate::admission::pipeline::Response;
+use crate::admission::rules::defaulting::Operation;
 
 /// The AdmissionReview answering with `response`, in `api_version`.
 pub fn write(api_version: &str, response: &Response<'_>) -> Vec<u8> {
