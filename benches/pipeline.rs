@@ -10,7 +10,7 @@ use std::path::Path;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use ipamclaim_webhook::admission::rules::defaulting::{self, Defaults};
-use ipamclaim_webhook::admission::{decode::strict, rules::validation};
+use ipamclaim_webhook::admission::{decode, rules::validation};
 use ipamclaim_webhook::admission::{review, FieldValidation, Options, Webhook};
 use serde::de::IgnoredAny;
 use serde::Deserialize;
@@ -135,8 +135,8 @@ fn parts(c: &mut Criterion) {
     let Objects { object, old_object } = objects(&body);
     let old_object = old_object.expect("status update has an oldObject");
     // The views the walk makes of them, which the rules read.
-    let object_view = strict::walk(&object, false).expect("well-formed").claim;
-    let old_view = strict::walk(&old_object, false).expect("well-formed").claim;
+    let object_view = decode::walk(&object, false).expect("well-formed").claim;
+    let old_view = decode::walk(&old_object, false).expect("well-formed").claim;
 
     let mut group = c.benchmark_group("parts");
     // serde_json reading the whole review and keeping nothing: the least any pass over these
@@ -146,11 +146,11 @@ fn parts(c: &mut Criterion) {
     });
     // The pipeline's reading of `object`: strict field check and the members rules read.
     group.bench_function("walk_object_strict", |b| {
-        b.iter(|| strict::walk(black_box(&object), true).expect("well-formed"))
+        b.iter(|| decode::walk(black_box(&object), true).expect("well-formed"))
     });
     // Its reading of `oldObject`: the members rules read, the rest skipped.
     group.bench_function("walk_old_object_plain", |b| {
-        b.iter(|| strict::walk(black_box(&old_object), false).expect("well-formed"))
+        b.iter(|| decode::walk(black_box(&old_object), false).expect("well-formed"))
     });
     // For comparison: `object` decoded whole into a `Value`.
     group.bench_function("decode_object_value", |b| {
@@ -168,13 +168,13 @@ fn parts(c: &mut Criterion) {
     });
 
     let denied = objects(&fixture(DENIED));
-    let denied_view = strict::walk(&denied.object, false)
+    let denied_view = decode::walk(&denied.object, false)
         .expect("well-formed")
         .claim;
     let denied_old = denied
         .old_object
         .as_deref()
-        .map(|o| strict::walk(o, false).expect("well-formed").claim);
+        .map(|o| decode::walk(o, false).expect("well-formed").claim);
     group.bench_function("validate_denied_parsed", |b| {
         b.iter(|| validation::validate(black_box(&denied_view), denied_old.as_ref()))
     });

@@ -17,7 +17,7 @@ use crate::admission::answer;
 use crate::admission::answer::caps::{self, Listing, Warnings};
 use crate::admission::answer::field;
 use crate::admission::decode::envelope::{self, GroupVersion, Request};
-use crate::admission::decode::strict::{self, Walked};
+use crate::admission::decode::{self, Walked};
 use crate::admission::model::types::{GROUP, KIND, PLURAL, VERSION};
 use crate::admission::model::view::Claim;
 use crate::admission::rules::conflicts::{self, Admitted, Claimant};
@@ -559,8 +559,8 @@ fn validate<'a>(
 ) -> Response<'a> {
     for (walked, name) in [(Some(object), "object"), (old, "oldObject")] {
         if walked.is_some_and(|w| w.too_deep) {
-            let e = strict::StrictError::TooDeep {
-                max: strict::MAX_DEPTH,
+            let e = decode::StrictError::TooDeep {
+                max: decode::MAX_DEPTH,
             };
             let msg = format!("request.{name} cannot be decoded: {e}");
             return Response::deny(uid, failure(400, "BadRequest", msg));
@@ -663,7 +663,7 @@ fn strict_fields<'a>(
 
 /// One field-validation error as the API server words it; an unknown key can be megabytes
 /// long: it is named, but not whole.
-fn issue_text(issue: &strict::Issue) -> String {
+fn issue_text(issue: &decode::Issue) -> String {
     let text = issue.to_string();
     match field::clip(&text, 2 * field::MAX_ECHOED_BYTES) {
         (whole, false) => whole.to_owned(),

@@ -1,5 +1,5 @@
 //! Decoding an AdmissionReview: the envelope and, in the same pass over the body's text, its
-//! `object` and `oldObject` (walked by [`strict`](crate::admission::decode::strict) into typed views).
+//! `object` and `oldObject` (walked by [`walk`](crate::admission::decode::walk) into typed views).
 //!
 //! Reviews as an API server sends them are read by hand, once. Anything else (a member of an
 //! unexpected type, a repeated envelope key, malformed JSON) goes to serde_json's decoder over
@@ -9,11 +9,8 @@
 
 use std::borrow::Cow;
 
-use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
-use serde::Deserialize;
-use serde_json::value::RawValue;
-
-use crate::admission::decode::strict::{self, Walked};
+use crate::admission::decode::fallback::by_serde;
+use crate::admission::decode::walk::Walked;
 use crate::admission::json::{Kind, Reader, Str};
 
 /// Largest body the walk reads: offsets into the text are kept in 32 bits (with one bit to
@@ -240,156 +237,4 @@ fn object<'a>(reader: &mut Reader<'a>, strict: bool) -> Option<Option<Box<Walked
         return reader.literal().ok().map(|_| None);
     }
     Walked::read_boxed(reader, strict).ok().map(Some)
-}
-
-// === serde_json's decoder ===
-
-/// Decodes what the one pass does not: serde_json reads the review over the same types and
-/// reads or skips every member of the objects exactly where the walk does, so that it refuses
-/// what the walk refuses, in its own words. What it accepts is then walked from the text it
-/// found the objects in.
-fn by_serde(text: &str, strict: bool) -> Result<Review<'_>, String> {
-    let checked = if strict {
-        serde_json::from_str::<MapOnly<ReviewIn<'_, Skeleton<true>, Skeleton<false>>>>(text)
-            .map(|_| ())
-    } else {
-        serde_json::from_str::<MapOnly<ReviewIn<'_, Skeleton<false>, Skeleton<false>>>>(text)
-            .map(|_| ())
-    };
-    checked.map_err(|e| e.to_string())?;
-    let MapOnly(review) = serde_json::from_str::<MapOnly<ReviewIn<'_, &RawValue, &RawValue>>>(text)
-        .map_err(|e| e.to_string())?;
-    fn walk(raw: Option<&str>, strict: bool) -> Result<Option<Box<Walked<'_>>>, String> {
-        match raw {
-            None => Ok(None),
-            Some(raw) => strict::walk(raw, strict)
-                .map(|w| Some(Box::new(w)))
-                .map_err(|_| "request.object or request.oldObject cannot be read".to_owned()),
-        }
-    }
-    let request = match review.request {
-        None => None,
-        Some(MapOnly(r)) => Some(Request {
-            uid: r.uid,
-            kind: r.kind.map(|k| GroupVersion {
-                group: k.group,
-                version: k.version,
-                kind: k.kind,
-            }),
-            resource: r.resource.map(|r| GroupVersion {
-                group: r.group,
-                version: r.version,
-                kind: r.resource,
-            }),
-            sub_resource: r.sub_resource,
-            name: r.name,
-            namespace: r.namespace,
-            operation: r.operation,
-            object: walk(r.object.map(RawValue::get), strict)?,
-            old_object: walk(r.old_object.map(RawValue::get), false)?,
-            dry_run: r.dry_run,
-        }),
-    };
-    Ok(Review {
-        api_version: review.api_version,
-        kind: review.kind,
-        request,
-    })
-}
-
-/// Decodes `T` only from a JSON object: serde's derived structs also accept an array of their
-/// fields in order, which no API server sends and which must not be judged as a review.
-struct MapOnly<T>(T);
-
-// === impl MapOnly ===
-
-impl<'de, T: Deserialize<'de>> Deserialize<'de> for MapOnly<T> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Objects<T>(std::marker::PhantomData<T>);
-        impl<'de, T: Deserialize<'de>> Visitor<'de> for Objects<T> {
-            type Value = T;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
-                T::deserialize(de::value::MapAccessDeserializer::new(map))
-            }
-        }
-        d.deserialize_map(Objects(std::marker::PhantomData))
-            .map(MapOnly)
-    }
-}
-
-/// The envelope as serde decodes it, `request.object` read as `O` and `request.oldObject` as
-/// `P`.
-#[derive(Deserialize)]
-#[serde(bound(deserialize = "'de: 'a, O: Deserialize<'de>, P: Deserialize<'de>"))]
-struct ReviewIn<'a, O, P> {
-    #[serde(rename = "apiVersion", default, borrow)]
-    api_version: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    kind: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    request: Option<MapOnly<RequestIn<'a, O, P>>>,
-}
-
-#[derive(Deserialize)]
-#[serde(
-    rename_all = "camelCase",
-    bound(deserialize = "'de: 'a, O: Deserialize<'de>, P: Deserialize<'de>")
-)]
-struct RequestIn<'a, O, P> {
-    #[serde(default, borrow)]
-    uid: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    kind: Option<Gvk<'a>>,
-    #[serde(default, borrow)]
-    resource: Option<Gvr<'a>>,
-    #[serde(default, borrow)]
-    sub_resource: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    name: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    namespace: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    operation: Option<Cow<'a, str>>,
-    #[serde(default)]
-    object: Option<O>,
-    #[serde(default)]
-    old_object: Option<P>,
-    #[serde(default)]
-    dry_run: Option<bool>,
-}
-
-/// `request.kind` as serde decodes it (`metav1.GroupVersionKind`).
-#[derive(Deserialize)]
-struct Gvk<'a> {
-    #[serde(borrow)]
-    group: Cow<'a, str>,
-    #[serde(borrow)]
-    version: Cow<'a, str>,
-    #[serde(borrow)]
-    kind: Cow<'a, str>,
-}
-
-/// `request.resource` as serde decodes it (`metav1.GroupVersionResource`).
-#[derive(Deserialize)]
-struct Gvr<'a> {
-    #[serde(borrow)]
-    group: Cow<'a, str>,
-    #[serde(borrow)]
-    version: Cow<'a, str>,
-    #[serde(borrow)]
-    resource: Cow<'a, str>,
-}
-
-/// An object read by serde_json where and as the walk reads it (every value when `STRICT`,
-/// else only the members the rules read), keeping nothing.
-struct Skeleton<const STRICT: bool>;
-
-impl<'de, const STRICT: bool> Deserialize<'de> for Skeleton<STRICT> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        strict::Skeleton::root(STRICT).deserialize(d)?;
-        Ok(Skeleton)
-    }
 }

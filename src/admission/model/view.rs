@@ -295,7 +295,7 @@ pub(crate) mod testing {
 
     /// The view the walk makes of `text`, which must be well-formed JSON.
     pub fn claim_of(text: &str) -> Claim<'_> {
-        crate::admission::decode::strict::walk(text, false)
+        crate::admission::decode::walk(text, false)
             .unwrap_or_else(|_| panic!("not JSON: {text}"))
             .claim
     }
