@@ -10,7 +10,7 @@ use std::path::Path;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use ipamclaim_webhook::admission::rules::defaulting::{self, Defaults};
-use ipamclaim_webhook::admission::{decode, rules::validation};
+use ipamclaim_webhook::admission::{decode, rules};
 use ipamclaim_webhook::admission::{review, FieldValidation, Options, Webhook};
 use serde::de::IgnoredAny;
 use serde::Deserialize;
@@ -157,10 +157,10 @@ fn parts(c: &mut Criterion) {
         b.iter(|| serde_json::from_str::<Value>(black_box(&object)).expect("decodes"))
     });
     group.bench_function("validate_update_parsed", |b| {
-        b.iter(|| validation::validate(black_box(&object_view), Some(black_box(&old_view))))
+        b.iter(|| rules::validate(black_box(&object_view), Some(black_box(&old_view))))
     });
     group.bench_function("validate_object_parsed", |b| {
-        b.iter(|| validation::validate_object(black_box(&object_view)))
+        b.iter(|| rules::validate_object(black_box(&object_view)))
     });
     let defaults = Defaults::default();
     group.bench_function("defaulting_patch_parsed", |b| {
@@ -176,9 +176,9 @@ fn parts(c: &mut Criterion) {
         .as_deref()
         .map(|o| decode::walk(o, false).expect("well-formed").claim);
     group.bench_function("validate_denied_parsed", |b| {
-        b.iter(|| validation::validate(black_box(&denied_view), denied_old.as_ref()))
+        b.iter(|| rules::validate(black_box(&denied_view), denied_old.as_ref()))
     });
-    let errors = validation::validate(&denied_view, denied_old.as_ref()).errors;
+    let errors = rules::validate(&denied_view, denied_old.as_ref()).errors;
     assert!(errors.len() > 1, "the denied fixture has several causes");
     group.bench_function("denied_status_render", |b| {
         b.iter(|| {

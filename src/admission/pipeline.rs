@@ -20,9 +20,9 @@ use crate::admission::decode::envelope::{self, GroupVersion, Request};
 use crate::admission::decode::{self, Walked};
 use crate::admission::model::types::{GROUP, KIND, PLURAL, VERSION};
 use crate::admission::model::view::Claim;
+use crate::admission::rules;
 use crate::admission::rules::conflicts::{self, Admitted, Claimant};
 use crate::admission::rules::defaulting::{self, Defaults, Operation};
-use crate::admission::rules::validation;
 
 /// `apiVersion` of `admission.k8s.io/v1` reviews.
 pub const ADMISSION_V1: &str = "admission.k8s.io/v1";
@@ -587,7 +587,7 @@ fn judge_object<'a>(
         return Response::deny(uid, failure(400, "BadRequest", msg));
     }
 
-    let mut verdict = validation::validate(object, old);
+    let mut verdict = rules::validate(object, old);
     let admitted = holders.and_then(|(holders, claimant)| {
         conflicts::check(holders, claimant, object, old, &mut verdict)
     });

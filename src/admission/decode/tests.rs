@@ -1697,7 +1697,7 @@ fn fixture_objects(dir: &std::path::Path, out: &mut Vec<(String, Option<String>)
 
 #[test]
 fn walk_judges_every_fixture_like_a_full_decode() {
-    use crate::admission::rules::validation::validate;
+    use crate::admission::rules::validate;
     let mut objects = Vec::new();
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     fixture_objects(&dir, &mut objects);

@@ -16,7 +16,7 @@ use crate::admission::answer::field::{go_quote, quote_clipped, FieldError, Path}
 use crate::admission::model::types::KIND;
 use crate::admission::model::view::{Claim, Field, List};
 use crate::admission::rules::ip::{self, AddressError};
-use crate::admission::rules::validation::Verdict;
+use crate::admission::rules::Verdict;
 
 /// The two lists of a claim that hold addresses, as `(parent, member)`.
 pub const ADDRESS_LISTS: [(&str, &str); 2] = [("spec", "ipRequests"), ("status", "ips")];

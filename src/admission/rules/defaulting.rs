@@ -15,7 +15,7 @@ use serde::{Serialize, Serializer};
 use crate::admission::json::{Canonical, Kind, Raw};
 use crate::admission::model::view::{Claim, Field, List};
 use crate::admission::rules::ip::{self, AddressError};
-use crate::admission::rules::validation::{is_dns1123_subdomain, is_qualified_name_part};
+use crate::admission::rules::object::{is_dns1123_subdomain, is_qualified_name_part};
 
 /// Longest label value, and longest name part of a label key.
 const LABEL_MAX: usize = 63;

@@ -1,7 +1,17 @@
-//! Judging a claim: the object rules, immutability and ratcheting on UPDATE, IP address
-//! parsing, conflicts with other claims, and the defaults of `/mutate`.
+//! Judging a claim: the [`object`] rules (with its [`addresses`] lists and the [`repeats`] in
+//! lists), immutability and ratcheting on [`update`] (where [`validate`] starts), [`ip`]
+//! address parsing, [`conflicts`] with other claims, and the [`defaulting`] of `/mutate`.
 
+pub mod addresses;
 pub mod conflicts;
 pub mod defaulting;
 pub mod ip;
-pub mod validation;
+pub mod object;
+pub mod repeats;
+pub mod update;
+
+#[cfg(test)]
+pub(crate) mod testing;
+
+pub use object::validate_object;
+pub use update::{validate, Verdict};
