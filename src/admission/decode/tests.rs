@@ -1,4 +1,5 @@
 //! The strict walk tested as one stage: keys, order, views, the serde_json model, hostile input.
+#![cfg(test)]
 
 use super::report::*;
 use super::schema::*;

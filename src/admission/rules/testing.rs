@@ -1,4 +1,5 @@
 //! Helpers of the rules' unit tests: a typical claim as JSON, edited by JSON pointer, and the
+#![cfg(test)]
 //! rules run over it through the views the walk makes of JSON text.
 
 use serde_json::{json, Value};
