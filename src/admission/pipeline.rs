@@ -15,7 +15,7 @@ use kube::core::Status;
 
 use crate::admission::answer;
 use crate::admission::answer::caps::{self, Listing, Warnings};
-use crate::admission::answer::field;
+use crate::admission::answer::gotext;
 use crate::admission::decode::envelope::{self, GroupVersion, Request};
 use crate::admission::decode::{self, Walked};
 use crate::admission::model::types::{GROUP, KIND, PLURAL, VERSION};
@@ -368,7 +368,7 @@ fn review_with(
             .iter()
             .take(MAX_SUMMARY_UNKNOWN_FIELDS)
             .map(|issue| {
-                crate::admission::answer::field::clip(&issue.path, MAX_UNKNOWN_FIELD_BYTES)
+                crate::admission::answer::gotext::clip(&issue.path, MAX_UNKNOWN_FIELD_BYTES)
                     .0
                     .to_owned()
             })
@@ -665,7 +665,7 @@ fn strict_fields<'a>(
 /// long: it is named, but not whole.
 fn issue_text(issue: &decode::Issue) -> String {
     let text = issue.to_string();
-    match field::clip(&text, 2 * field::MAX_ECHOED_BYTES) {
+    match gotext::clip(&text, 2 * gotext::MAX_ECHOED_BYTES) {
         (whole, false) => whole.to_owned(),
         (head, true) => {
             // The walk keeps at most the start of a long path; the length is the whole one's.

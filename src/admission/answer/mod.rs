@@ -1,8 +1,10 @@
-//! Writing the answer: field errors worded as apimachinery words them, the caps on what one
-//! answer lists, and the AdmissionReview response itself.
+//! Writing the answer: [`field`] errors worded as apimachinery words them, values printed as Go
+//! prints them ([`gotext`]), the [`caps`] on what one answer lists, and the AdmissionReview
+//! response itself.
 
 pub mod caps;
 pub mod field;
+pub mod gotext;
 mod write;
 
 pub use write::write;

@@ -8,7 +8,7 @@ use std::fmt;
 /// Longest path (in bytes) an [`Issue`] keeps: a key, or a key above it, can be megabytes
 /// long, and copying it whole for each of many issues below it would cost the square of the
 /// input. An answer shows at most this much of a path anyway.
-pub const MAX_PATH_BYTES: usize = 2 * crate::admission::answer::field::MAX_ECHOED_BYTES;
+pub const MAX_PATH_BYTES: usize = 2 * crate::admission::answer::gotext::MAX_ECHOED_BYTES;
 
 /// How many duplicate fields, and how many unknown fields, the walk keeps in full: as many as
 /// an answer lists, as causes or as warnings. The others are only counted.
@@ -220,7 +220,7 @@ impl PathText {
         if !cut {
             let room = MAX_PATH_BYTES - self.text.len();
             self.text
-                .push_str(crate::admission::answer::field::clip(part, room).0);
+                .push_str(crate::admission::answer::gotext::clip(part, room).0);
         }
     }
 }

@@ -12,7 +12,8 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use crate::admission::answer::field::Report as _;
-use crate::admission::answer::field::{go_quote, quote_clipped, FieldError, Path};
+use crate::admission::answer::field::{FieldError, Path};
+use crate::admission::answer::gotext::{go_quote, quote_clipped};
 use crate::admission::model::types::KIND;
 use crate::admission::model::view::{Claim, Field, List};
 use crate::admission::rules::ip::{self, AddressError};

@@ -8,9 +8,8 @@
 
 use std::borrow::Cow;
 
-use crate::admission::answer::field::{
-    decoded_number, BadValue, ErrorList, FieldError, Path, Report,
-};
+use crate::admission::answer::field::{BadValue, ErrorList, FieldError, Path, Report};
+use crate::admission::answer::gotext::decoded_number;
 use crate::admission::json::{Kind, Raw, Str};
 use crate::admission::model::view::{Claim, Condition, Field, List, Metadata, Spec, Status};
 use crate::admission::rules::addresses::{validate_address_list, validate_ip_requests, Form};
@@ -729,7 +728,7 @@ mod tests {
                 &with("/spec/network", json!(bad)),
                 &format!(
                     "spec.network: Invalid value: {}: {NETWORK_NAME_MSG}",
-                    crate::admission::answer::field::go_quote(bad)
+                    crate::admission::answer::gotext::go_quote(bad)
                 ),
             );
         }
@@ -1131,7 +1130,7 @@ mod tests {
 
     #[test]
     fn prints_floats_as_go_does() {
-        use crate::admission::answer::field::go_float;
+        use crate::admission::answer::gotext::go_float;
         for (f, go) in [
             (0.0, "0"),
             (-0.0, "-0"),
