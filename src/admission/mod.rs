@@ -1,21 +1,31 @@
 //! The admission core: an AdmissionReview's bytes in, the answer's bytes out, with no I/O.
 //!
-//! [`pipeline`] decodes a review and answers it; the rest are its parts: reading the review
-//! (`request`, over the [`json`] reader), the [`strict`] field check that walks each object into
-//! a typed [`view`], the IPAMClaim [`types`], [`field`] paths and errors worded like
-//! apimachinery's, [`ip`] address parsing, [`validation`] (the `/validate` rules),
-//! [`defaulting`] (the `/mutate` patch), the address [`conflicts`] check, the [`caps`] on what
-//! one answer lists, and writing the answer (`answer`). Nothing here reaches the front ends
-//! (`serve`, `replay`, the CLI).
+//! One folder per stage of a review's trip, and the flow that runs them:
+//! - [`pipeline`]: one review from bytes to answer, for every front end ([`review`]), with
+//!   the [`options`] and results the front ends share;
+//! - [`json`]: the reader, and the text values it hands out;
+//! - [`decode`]: the AdmissionReview envelope and the strict walk of each object (schema,
+//!   keys, report, and the serde_json fallback that words a malformed body);
+//! - [`model`]: the IPAMClaim types (the CRD is generated from them) and the borrowed views the
+//!   walk fills;
+//! - [`rules`]: the object rules, immutability and ratcheting, IP parsing, conflicts with
+//!   other claims, defaulting;
+//! - [`answer`]: field errors worded as apimachinery words them, caps, the response.
+//!
+//! Nothing here reaches the front ends (`serve`, `replay`, the CLI) or the cluster view
+//! (`tests/layering.rs` checks it): they hand the core read-only lookups.
 
 pub mod answer;
 pub mod decode;
 pub mod json;
 pub mod model;
+pub mod options;
 pub mod pipeline;
 pub mod rules;
 
-pub use pipeline::{
-    review, Enforcement, FieldValidation, Options, RequestError, Response, Reviewed, Summary,
-    Webhook, ADMISSION_V1, ADMISSION_V1BETA1, MAX_SUMMARY_UNKNOWN_FIELDS,
+pub use answer::response::Response;
+pub use options::{
+    Enforcement, FieldValidation, Options, RequestError, Reviewed, Summary, Webhook, ADMISSION_V1,
+    ADMISSION_V1BETA1, MAX_SUMMARY_UNKNOWN_FIELDS,
 };
+pub use pipeline::review;

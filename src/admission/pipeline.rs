@@ -3,304 +3,31 @@
 //! The HTTPS server and `replay` are two thin front ends on [`review`]: the same bytes in give
 //! the same bytes out, whichever front end carried them.
 //!
-//! A review is read once ([`request`]), into typed views borrowed from its bytes; the rules
-//! read those views, and the answer is written into one buffer sized before it is written
-//! ([`answer`]). What judging holds beyond the body is bounded by the body (README, "Memory").
+//! A review is read once ([`decode`]), into typed views borrowed from its bytes; the
+//! [`rules`] read those views, and the answer is written into one buffer sized before it is
+//! written ([`answer`]). What judging holds beyond the body is bounded by the body (README,
+//! "Memory").
 
 use std::borrow::Cow;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use kube::core::response::StatusSummary;
 use kube::core::Status;
 
 use crate::admission::answer;
 use crate::admission::answer::caps::{self, Listing, Warnings};
 use crate::admission::answer::gotext;
+use crate::admission::answer::response::{failure, Response};
 use crate::admission::decode::envelope::{self, GroupVersion, Request};
 use crate::admission::decode::{self, Walked};
 use crate::admission::model::types::{GROUP, KIND, PLURAL, VERSION};
 use crate::admission::model::view::Claim;
+use crate::admission::options::{
+    FieldValidation, Options, RequestError, Reviewed, Summary, Webhook, ADMISSION_V1,
+    ADMISSION_V1BETA1, MAX_SUMMARY_UNKNOWN_FIELDS, MAX_UNKNOWN_FIELD_BYTES,
+};
 use crate::admission::rules;
 use crate::admission::rules::conflicts::{self, Admitted, Claimant};
-use crate::admission::rules::defaulting::{self, Defaults, Operation};
-
-/// `apiVersion` of `admission.k8s.io/v1` reviews.
-pub const ADMISSION_V1: &str = "admission.k8s.io/v1";
-/// `apiVersion` of `admission.k8s.io/v1beta1` reviews.
-pub const ADMISSION_V1BETA1: &str = "admission.k8s.io/v1beta1";
-
-/// Which webhook a review is addressed to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Webhook {
-    /// `POST /validate`: the verdict.
-    Validate,
-    /// `POST /mutate`: the defaults, as a JSON Patch.
-    Mutate,
-}
-
-/// What to do with unknown and duplicate fields (the API server's `fieldValidation` directive).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum FieldValidation {
-    /// Deny with 400 BadRequest, before any other check.
-    #[default]
-    Strict,
-    /// Judge as usual and add one warning per field.
-    Warn,
-    /// Neither.
-    Ignore,
-}
-
-// === impl FieldValidation ===
-
-impl std::str::FromStr for FieldValidation {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "Strict" => Ok(FieldValidation::Strict),
-            "Warn" => Ok(FieldValidation::Warn),
-            "Ignore" => Ok(FieldValidation::Ignore),
-            other => Err(format!(
-                "unknown field validation {other:?}: expected Strict, Warn or Ignore"
-            )),
-        }
-    }
-}
-
-/// What `/validate` does with a review it would deny (rollout safety).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Enforcement {
-    /// Deny it.
-    #[default]
-    Deny,
-    /// Allow it, with the causes as warnings.
-    Warn,
-    /// Allow it, with the verdict and causes as audit annotations.
-    Audit,
-}
-
-// === impl Enforcement ===
-
-impl std::str::FromStr for Enforcement {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "Deny" => Ok(Enforcement::Deny),
-            "Warn" => Ok(Enforcement::Warn),
-            "Audit" => Ok(Enforcement::Audit),
-            other => Err(format!(
-                "unknown enforcement {other:?}: expected Deny, Warn or Audit"
-            )),
-        }
-    }
-}
-
-/// Settings of the admission pipeline shared by `serve` and `replay`.
-#[derive(Clone, Debug, Default)]
-pub struct Options {
-    /// The field-validation directive for unknown and duplicate fields.
-    pub field_validation: FieldValidation,
-    /// The opt-in defaults of the mutating webhook.
-    pub defaults: Defaults,
-    /// Deny what is invalid, or only report it (`Warn`, `Audit`).
-    pub enforcement: Enforcement,
-    /// `--unique-addresses`: the addresses other claims hold, or `None` not to look.
-    pub unique_addresses: Option<conflicts::View>,
-}
-
-/// A request that cannot be judged at all: the front end answers it with a 400 and a short
-/// plain-text error. Nothing is admitted.
-#[derive(Debug, thiserror::Error)]
-pub enum RequestError {
-    /// The body is not a decodable AdmissionReview.
-    #[error("body is not a valid AdmissionReview: {0}")]
-    NotAReview(String),
-    /// The review carries no `request`.
-    #[error("AdmissionReview has no request")]
-    NoRequest,
-    /// The request carries no `uid` to answer with.
-    #[error("AdmissionReview request has no uid")]
-    NoUid,
-    /// The review is of an API version this webhook does not speak.
-    #[error("AdmissionReview apiVersion {0:?} is not supported: expected admission.k8s.io/v1 or admission.k8s.io/v1beta1")]
-    UnsupportedVersion(String),
-    /// The review's kind is not `AdmissionReview`.
-    #[error("kind {0:?} is not AdmissionReview")]
-    WrongKind(String),
-}
-
-/// The answer to one review, and what the front ends log and count about it.
-#[derive(Debug, Clone)]
-pub struct Reviewed {
-    /// The serialised AdmissionReview response.
-    pub body: Vec<u8>,
-    /// A summary of the request and verdict.
-    pub summary: Summary,
-    /// With `unique_addresses`: what an admitted CREATE or UPDATE adds to the holders, for the
-    /// front end to reserve (never for a dry run) or index.
-    pub admitted: Option<Admitted>,
-}
-
-/// What a log line or metric needs to know about one review; never the object itself.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Summary {
-    /// `request.uid`.
-    pub uid: String,
-    /// `request.namespace`.
-    pub namespace: String,
-    /// The object's name (or `request.name`).
-    pub name: String,
-    /// `request.operation` (one of four words, almost always: not copied then).
-    pub operation: Cow<'static, str>,
-    /// `request.subResource`, empty when none.
-    pub sub_resource: String,
-    /// Whether the review was allowed.
-    pub allowed: bool,
-    /// `status.code` of a denial (0 when allowed).
-    pub code: u16,
-    /// The cause types of a denial (`FieldValueInvalid`, ...), one per cause.
-    pub causes: Vec<String>,
-    /// How many warnings the response carries.
-    pub warnings: usize,
-    /// Whether judging panicked (answered as a 500 denial).
-    pub panicked: bool,
-    /// Whether the review was invalid but admitted under `--enforcement Warn|Audit`.
-    pub would_deny: bool,
-    /// Paths of fields of `request.object` that the schema does not declare (`spec.foo`), as
-    /// the strict field check found them, at most [`MAX_SUMMARY_UNKNOWN_FIELDS`]. Through an
-    /// API server they mean schema drift: the installed CRD is newer than this webhook.
-    pub unknown_fields: Vec<String>,
-}
-
-/// How many unknown-field paths a [`Summary`] keeps: enough to name what a newer CRD added,
-/// bounded whatever the object holds.
-pub const MAX_SUMMARY_UNKNOWN_FIELDS: usize = 16;
-
-/// Longest unknown-field path a [`Summary`] keeps (an unknown key can be megabytes long).
-const MAX_UNKNOWN_FIELD_BYTES: usize = 256;
-
-/// The `response` of an AdmissionReview, borrowed from the review where it can be: the uid,
-/// and the defaults of a patch (written from the review's text when the answer is).
-///
-/// kube-core's `AdmissionResponse` serialises `patch` as an array of numbers, while the API
-/// server expects base64 text; this type is written as Kubernetes documents it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Response<'a> {
-    /// Copied from `request.uid`.
-    pub uid: &'a str,
-    /// The verdict.
-    pub allowed: bool,
-    /// Why a review was denied.
-    pub status: Option<Status>,
-    /// An RFC 6902 JSON Patch (mutating webhook only), written base64-encoded with
-    /// `patchType: JSONPatch`.
-    pub patch: Option<Vec<Operation<'a>>>,
-    /// Annotations for the audit log.
-    pub audit_annotations: Option<std::collections::BTreeMap<String, String>>,
-    /// Warnings for the requesting client, within the caps of [`caps::Warnings`].
-    pub warnings: Warnings,
-    /// Whether a denial is a verdict on the object's content (which `--enforcement` may
-    /// soften) rather than a refusal of a request that cannot be judged (which it never does).
-    verdict: bool,
-    /// With `unique_addresses`: what the claim holds once written (see [`Reviewed::admitted`]).
-    admitted: Option<Admitted>,
-    /// How many errors of a 422 denial its causes leave out (see [`caps`]).
-    unlisted: usize,
-}
-
-// === impl Response ===
-
-impl<'a> Response<'a> {
-    fn allow(uid: &'a str) -> Self {
-        Response {
-            uid,
-            allowed: true,
-            status: None,
-            patch: None,
-            audit_annotations: None,
-            warnings: Warnings::new(),
-            verdict: false,
-            admitted: None,
-            unlisted: 0,
-        }
-    }
-
-    fn deny(uid: &'a str, status: Status) -> Self {
-        Response {
-            allowed: false,
-            status: Some(status),
-            ..Response::allow(uid)
-        }
-    }
-
-    /// A denial because of what the object holds (invalid values, unknown or duplicate fields).
-    fn deny_verdict(uid: &'a str, status: Status) -> Self {
-        Response {
-            verdict: true,
-            ..Response::deny(uid, status)
-        }
-    }
-
-    /// Under `Warn` or `Audit`, admits a verdict denial and reports its causes instead.
-    /// Returns whether it did.
-    fn enforce(&mut self, enforcement: Enforcement) -> bool {
-        if self.allowed || !self.verdict || enforcement == Enforcement::Deny {
-            return false;
-        }
-        let Some(status) = self.status.take() else {
-            return false;
-        };
-        // The causes as listed (the last one, counting the errors left out, is not an error of
-        // its own: it becomes the count of what the warnings or the annotation leave out).
-        let causes: Vec<String> = match &status.details {
-            Some(d) if !d.causes.is_empty() => d
-                .causes
-                .iter()
-                .filter(|c| !c.reason.is_empty())
-                .map(|c| format!("{}: {}", c.field, c.message))
-                .collect(),
-            _ => vec![status.message.clone()],
-        };
-        self.allowed = true;
-        match enforcement {
-            Enforcement::Deny => {}
-            Enforcement::Warn => {
-                let mut warnings = Warnings::new();
-                for cause in causes {
-                    warnings.push_with(|| cause);
-                }
-                warnings.leave_out(self.unlisted);
-                warnings.append(std::mem::take(&mut self.warnings));
-                self.warnings = warnings;
-            }
-            Enforcement::Audit => {
-                let mut listed = causes.join("; ");
-                if self.unlisted > 0 {
-                    listed.push_str("; ");
-                    listed.push_str(&caps::and_more(self.unlisted, "error"));
-                }
-                let mut annotations = std::collections::BTreeMap::new();
-                annotations.insert("verdict".to_owned(), "would-deny".to_owned());
-                annotations.insert("code".to_owned(), status.code.to_string());
-                annotations.insert("causes".to_owned(), listed);
-                self.audit_annotations = Some(annotations);
-            }
-        }
-        true
-    }
-}
-
-/// A denial that is not about the object's fields: wrong resource, bad request shape,
-/// internal failure.
-fn failure(code: u16, reason: &str, message: String) -> Status {
-    Status {
-        status: Some(StatusSummary::Failure),
-        code,
-        message,
-        metadata: None,
-        reason: reason.to_owned(),
-        details: None,
-    }
-}
+use crate::admission::rules::defaulting::{self};
 
 /// Judges one AdmissionReview for `webhook` and returns the AdmissionReview to answer with.
 ///
@@ -678,6 +405,7 @@ fn issue_text(issue: &decode::Issue) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::admission::options::Enforcement;
     use serde_json::Value;
 
     const REVIEW: &str = r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u1","kind":{"group":"k8s.cni.cncf.io","version":"v1alpha1","kind":"IPAMClaim"},"resource":{"group":"k8s.cni.cncf.io","version":"v1alpha1","resource":"ipamclaims"},"operation":"CREATE","userInfo":{},"object":{"metadata":{"name":"a"},"spec":{"network":"n","interface":"eth0"}}}}"#;

@@ -5,6 +5,7 @@
 pub mod caps;
 pub mod field;
 pub mod gotext;
+pub mod response;
 mod write;
 
 pub use write::write;

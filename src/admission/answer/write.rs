@@ -11,7 +11,7 @@ use std::io::Write as _;
 use kube::core::response::{StatusCause, StatusDetails, StatusSummary};
 use kube::core::Status;
 
-use crate::admission::pipeline::Response;
+use crate::admission::answer::response::Response;
 use crate::admission::rules::defaulting::Operation;
 
 /// The AdmissionReview answering with `response`, in `api_version`.
