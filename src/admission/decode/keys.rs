@@ -5,6 +5,7 @@ use std::collections::hash_map::RandomState;
 use std::collections::HashSet;
 use std::hash::{BuildHasher, Hasher};
 
+use crate::admission::decode::envelope::MAX_TEXT_BYTES;
 use crate::admission::decode::report::{Issue, IssueKind, KEPT};
 use crate::admission::decode::walk::{Step, Walker};
 use crate::admission::json::{self, same_bytes, Str};
@@ -36,14 +37,18 @@ pub(super) struct Keys {
     pub(super) large: Option<hashbrown::HashTable<u32>>,
 }
 
-/// The bit of an offset in [`Keys::large`] that marks a key reported as a duplicate (texts are
-/// below 2 GiB).
+/// The bit of an offset in [`Keys::large`] that marks a key reported as a duplicate.
 pub(super) const REPORTED: u32 = 1 << 31;
+
+// An offset into the text is below MAX_TEXT_BYTES (the envelope refuses longer bodies, and the
+// walk's own entry points refuse longer texts), so it fits 32 bits with the top bit free for
+// REPORTED: a key is never taken for a reported one, nor an offset cut.
+const _: () = assert!(MAX_TEXT_BYTES < REPORTED as usize);
 
 // === impl Keys ===
 
 impl Keys {
-    pub(super) fn open(walker: &Walker<'_>) -> Self {
+    pub(super) fn open<const CLEAN: bool>(walker: &Walker<'_, CLEAN>) -> Self {
         Keys {
             declared: 0,
             reported: 0,
@@ -67,7 +72,11 @@ impl Keys {
     }
 
     /// Adds `key` to the object's keys.
-    pub(super) fn remember<'a>(&mut self, walker: &mut Walker<'a>, key: Str<'a>) -> Repeat {
+    pub(super) fn remember<'a, const CLEAN: bool>(
+        &mut self,
+        walker: &mut Walker<'a, CLEAN>,
+        key: Str<'a>,
+    ) -> Repeat {
         let text = walker.reader.text();
         if let Some(large) = &mut self.large {
             let state = walker.key_state.get_or_insert_with(RandomState::new);
@@ -115,7 +124,7 @@ impl Keys {
         Repeat::First
     }
 
-    pub(super) fn close(self, walker: &mut Walker<'_>) {
+    pub(super) fn close<const CLEAN: bool>(self, walker: &mut Walker<'_, CLEAN>) {
         walker.seen.truncate(self.start);
     }
 }

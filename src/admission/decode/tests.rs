@@ -5,6 +5,7 @@ use super::report::*;
 use super::schema::*;
 use super::walk::*;
 use crate::admission::json::{self, Raw, Reader, Str};
+use crate::admission::model::view::Status;
 use crate::admission::model::view::{Claim, Condition, Field, List};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
     JSONSchemaProps, JSONSchemaPropsOrArray,
@@ -1730,6 +1731,85 @@ fn walk_judges_every_fixture_like_a_full_decode() {
     }
 }
 
+/// The walk of `text` with and without the clean paths: the same issues, the same views but
+/// for the first condition (which only the clean path fills, and which must then be the
+/// list's first item), the same verdict, or the same refusal (the contract of `walk`'s doc).
+fn assert_clean_and_full_walks_agree(text: &str) -> Result<(), TestCaseError> {
+    use crate::admission::rules::validate;
+    for strict in [true, false] {
+        let (clean, full) = (walk(text, strict), walk_full(text, strict));
+        let (clean, full) = match (clean, full) {
+            (Ok(clean), Ok(full)) => (clean, full),
+            (clean, full) => {
+                prop_assert_eq!(clean.is_err(), full.is_err(), "{}", text);
+                continue;
+            }
+        };
+        prop_assert_eq!(&clean.issues, &full.issues, "{}", text);
+        prop_assert_eq!(clean.too_deep, full.too_deep, "{}", text);
+        if let Field::Value(Status {
+            first_condition: Some((raw, _)),
+            conditions: Field::Value(conditions),
+            ..
+        }) = &clean.claim.status
+        {
+            prop_assert_eq!(
+                conditions.raw.items().next().map(|i| i.text),
+                Some(raw.text)
+            );
+        }
+        if !clean.too_deep {
+            prop_assert_eq!(
+                validate(&clean.claim, Some(&clean.claim)),
+                validate(&full.claim, Some(&full.claim)),
+                "{}",
+                text
+            );
+            prop_assert_eq!(validate(&clean.claim, None), validate(&full.claim, None));
+        }
+        let mut clean_claim = clean.claim;
+        if let Field::Value(status) = &mut clean_claim.status {
+            status.first_condition = None;
+        }
+        prop_assert_eq!(clean_claim, full.claim, "{}", text);
+    }
+    Ok(())
+}
+
+#[test]
+fn clean_and_full_walks_agree_on_every_fixture() {
+    let mut objects = Vec::new();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    fixture_objects(&dir, &mut objects);
+    assert!(
+        objects.len() > 50,
+        "found {} fixture objects",
+        objects.len()
+    );
+    for (object, old) in &objects {
+        for text in std::iter::once(object).chain(old) {
+            assert_clean_and_full_walks_agree(text).unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+}
+
+#[test]
+fn clean_and_full_walks_agree_on_the_shapes_that_leave_the_clean_path() {
+    for text in [
+        r#"{"status":{"conditions":[{"type":"A","type":"B"}]}}"#,
+        r#"{"status":{"conditions":[{"type":"A","colour":"red","status":"True"}]}}"#,
+        r#"{"status":{"conditions":[{"type":{"nested":1}},{"type":"B"}]}}"#,
+        r#"{"status":{"conditions":[{"type":"A"}],"conditions":[{"type":"B"}]}}"#,
+        r#"{"metadata":{"managedFields":[{"fieldsV1":{"f:a":{},"f:a":{}}}]}}"#,
+        r#"{"metadata":{"managedFields":[{"fieldsV1":{"a":1,"b":2,"c":3,"d":4,"e":5,"f":6,"g":7,"h":8,"i":9,"j":10,"k":11,"l":12,"m":13,"n":14,"o":15,"p":16,"q":17}}]}}"#,
+        r#"{"metadata":{"ownerReferences":[{"uid":"a","uid":"b"},{"kind":[1]}]}}"#,
+        r#"{"metadata":{"managedFields":[{"fieldsV1":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}]}}"#,
+        r#"{"metadata":{"ownerReferences":[{"\u0075id":"a","uid":"b"}]}}"#,
+    ] {
+        assert_clean_and_full_walks_agree(text).unwrap_or_else(|e| panic!("{e}"));
+    }
+}
+
 #[test]
 fn walk_keeps_the_last_of_duplicate_keys() {
     assert_keeps_like_full(r#"{"spec":{"network":"a"},"spec":{"network":"b"}}"#);
@@ -1843,6 +1923,21 @@ proptest! {
         let mut text = String::new();
         write_json(&root, ws, &mut text);
         assert_walk_matches_model(&root, &text)?;
+    }
+
+    // The clean and the full walk agree on generated claims and on objects of any shape.
+    #[test]
+    fn clean_and_full_walks_agree_on_generated_objects(
+        seed in any::<u64>(),
+        root in root_object(),
+        ws in prop::sample::select(&["", " ", "\n\t "][..]),
+    ) {
+        let mut text = String::new();
+        write_json(&generated_claim(seed), ws, &mut text);
+        assert_clean_and_full_walks_agree(&text)?;
+        let mut text = String::new();
+        write_json(&root, ws, &mut text);
+        assert_clean_and_full_walks_agree(&text)?;
     }
 
     // Objects of any shape, with the schema's keys anywhere.

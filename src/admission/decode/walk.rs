@@ -1,5 +1,5 @@
-//! Strict field checking: unknown and duplicate keys of an IPAMClaim, found in the one pass over
-//! the review that also reads the members the rules read, and listed in the API server's order.
+//! The walk of one object: its unknown and duplicate keys found in the one pass over the review
+//! that also reads the members the rules read, and listed in the API server's order.
 //!
 //! The API server drops an unknown field silently and keeps the last of two duplicate keys, and
 //! decoding into `serde_json::Value` loses duplicates too, so the keys are checked as the text
@@ -18,15 +18,31 @@
 //! Memory: what the walk holds beyond the text is bounded by the text, a small multiple at most
 //! (see `tests/judging_memory.rs`): an object's keys are remembered as 4-byte offsets once it has
 //! more than a few, a duplicate path as one 16-byte fingerprint, and lists as their text.
+//!
+//! Two ways through a value, one contract. The full walk ([`Walker::object`],
+//! [`Walker::array`], [`Walker::free`]) names every step of the path and ranks every unknown
+//! key. The clean paths ([`Walker::object_clean`], [`Walker::free_clean`], taken through
+//! [`Walker::or_rewind`]) read a value in one loop, without paths: they answer `Some(text)`
+//! exactly when the full walk would find nothing to report in that value (no unknown key, no
+//! repeated key, no nesting as deep as [`MAX_DEPTH`]) and keep no more of it than its text,
+//! and `None` otherwise, the reader then put back to the value's first byte for the full walk
+//! to read it again and name what it finds. So a value is read at most three times, each pass
+//! linear. [`Walker::first_condition`] fills the first condition's view in passing, which the
+//! full walk leaves to the rules. The clean paths repeat the full walk's reading rather than
+//! share it because sharing would put a path step and an unknown-field check back on every key
+//! of the loop they exist to avoid (about 4,000 of the 55,000 instructions of a typical
+//! status update). `Walker<'_, false>` never takes a clean path: `decode::tests` walks every
+//! fixture and generated objects both ways and demands the same issues, views and verdicts.
 
 use std::cell::OnceCell;
 use std::collections::hash_map::RandomState;
 use std::fmt::Write as _;
 
+use crate::admission::decode::envelope::MAX_TEXT_BYTES;
 use crate::admission::decode::keys::{same_str, Duplicates, Keys, PathHasher, Repeat, LINEAR_KEYS};
 use crate::admission::decode::report::{Issue, IssueKind, Issues, PathText, StrictError, Unknowns};
 use crate::admission::decode::schema::{Fields, Keep, Member, Node, Slot, ROOT};
-use crate::admission::json::{Kind, Malformed, Raw, Read, Reader, Str};
+use crate::admission::json::{Decode, Kind, Malformed, Raw, Read, Reader, Str};
 use crate::admission::model::view::{Claim, Condition, Field, Metadata, OwnerPod, Spec, Status};
 
 /// How deeply objects and arrays may nest, counting the root object as the first level.
@@ -38,6 +54,12 @@ pub const MAX_DEPTH: usize = 64;
 /// A top-level value that is not an object has no fields to judge and yields no issues (the
 /// decoding layer rejects it), but it must still be well-formed and within [`MAX_DEPTH`].
 pub fn check(object: &[u8]) -> Result<Issues, StrictError> {
+    if object.len() > MAX_TEXT_BYTES {
+        return Err(StrictError::Malformed(format!(
+            "{} bytes is more than the {MAX_TEXT_BYTES} the walk reads",
+            object.len()
+        )));
+    }
     let text = std::str::from_utf8(object).map_err(|e| StrictError::Malformed(e.to_string()))?;
     let walked = walk(text, true).map_err(|_| {
         // The reader says only where; serde_json says why.
@@ -56,8 +78,24 @@ pub fn check(object: &[u8]) -> Result<Issues, StrictError> {
 /// read, and with `strict` its unknown and duplicate fields. The whole text must be the one
 /// value.
 pub fn walk(text: &str, strict: bool) -> Read<Walked<'_>> {
+    // Offsets into the text are kept in 32 bits (see `keys`).
+    if text.len() > MAX_TEXT_BYTES {
+        return Err(Malformed);
+    }
     let mut reader = Reader::new(text);
     let walked = Walked::read(&mut reader, strict)?;
+    if !reader.at_end() {
+        return Err(Malformed);
+    }
+    Ok(walked)
+}
+
+/// [`walk`] without the clean paths: the full walk of every value, for the tests of the
+/// contract between the two (module doc).
+#[cfg(test)]
+pub(super) fn walk_full(text: &str, strict: bool) -> Read<Walked<'_>> {
+    let mut reader = Reader::new(text);
+    let walked = *Walked::read_boxed_with::<false>(&mut reader, strict)?;
     if !reader.at_end() {
         return Err(Malformed);
     }
@@ -89,12 +127,20 @@ impl<'a> Walked<'a> {
 
     /// [`Walked::read`], boxed: the walk fills the box where it stays.
     pub fn read_boxed(reader: &mut Reader<'a>, strict: bool) -> Read<Box<Self>> {
+        Self::read_boxed_with::<true>(reader, strict)
+    }
+
+    /// [`Walked::read_boxed`], taking the clean paths or (`CLEAN` false) only the full walk.
+    pub(super) fn read_boxed_with<const CLEAN: bool>(
+        reader: &mut Reader<'a>,
+        strict: bool,
+    ) -> Read<Box<Self>> {
         let mut walked = Box::new(Walked {
             claim: Claim::new(Raw::new("", Kind::Object)),
             issues: Issues::default(),
             too_deep: false,
         });
-        let mut walker = Walker {
+        let mut walker = Walker::<'a, CLEAN> {
             reader: reader.clone(),
             strict,
             seen: Vec::new(),
@@ -250,7 +296,7 @@ impl<'a> Seen<'a> {
 }
 
 /// The walk of one object: the reader, and what the walk shares across its levels.
-pub(super) struct Walker<'a> {
+pub(super) struct Walker<'a, const CLEAN: bool = true> {
     pub(super) reader: Reader<'a>,
     /// Whether unknown and duplicate fields are looked for.
     pub(super) strict: bool,
@@ -268,7 +314,7 @@ pub(super) struct Walker<'a> {
 
 // === impl Walker ===
 
-impl<'a> Walker<'a> {
+impl<'a, const CLEAN: bool> Walker<'a, CLEAN> {
     /// The object's root, into `claim` (a claim of an empty object); the unknown fields in it.
     pub(super) fn root(&mut self, claim: &mut Claim<'a>) -> Read<Unknowns> {
         let at = At {
@@ -440,15 +486,17 @@ impl<'a> Walker<'a> {
             return self.reader.skip().map(Seen::plain);
         }
         if matches!(at.node, Node::Free) {
-            if let Some(raw) = self.or_rewind(|w| w.free_clean(at.depth))? {
-                return Ok(Seen::plain(raw));
+            if CLEAN {
+                if let Some(raw) = self.or_rewind(|w| w.free_clean(at.depth))? {
+                    return Ok(Seen::plain(raw));
+                }
             }
             // A repeated key, or nesting as deep as the walk goes: walked again, with paths.
             return self.free(at.path, at.depth).map(Seen::plain);
         }
         match self.reader.peek() {
             Some(b'{') => {
-                if let Node::Object(fields) = at.node {
+                if let (true, Node::Object(fields)) = (CLEAN, at.node) {
                     if let Some(raw) = self.or_rewind(|w| w.object_clean(fields, at.depth, None))? {
                         return Ok(Seen::plain(raw));
                     }
@@ -457,7 +505,7 @@ impl<'a> Walker<'a> {
                 self.object(at, |_, _, _| Ok(None))
             }
             Some(b'[') => self.array(at, None),
-            _ => self.reader.scalar(true).map(Seen::plain),
+            _ => self.reader.scalar::<Decode>().map(Seen::plain),
         }
     }
 
@@ -497,7 +545,7 @@ impl<'a> Walker<'a> {
                     }
                 }
                 (Node::Leaf | Node::Free, _) => {
-                    let value = self.reader.scalar(true)?;
+                    let value = self.reader.scalar::<Decode>()?;
                     if let Some(condition) = condition.as_deref_mut() {
                         condition.fill_named(fields.declared[i].name.as_bytes(), value);
                     }
@@ -518,7 +566,7 @@ impl<'a> Walker<'a> {
         let (open, kind) = match self.reader.peek() {
             Some(b'{') => (true, Kind::Object),
             Some(b'[') => (false, Kind::Array),
-            _ => return self.reader.scalar(true),
+            _ => return self.reader.scalar::<Decode>(),
         };
         let start = self.reader.pos();
         if depth >= MAX_DEPTH {
@@ -580,7 +628,7 @@ impl<'a> Walker<'a> {
         let kind = match self.reader.peek() {
             Some(b'{') => Kind::Object,
             Some(b'[') => Kind::Array,
-            _ => return self.reader.scalar(true).map(Some),
+            _ => return self.reader.scalar::<Decode>().map(Some),
         };
         let start = self.reader.pos();
         loop {
@@ -609,7 +657,7 @@ impl<'a> Walker<'a> {
                 // An empty container: closed at once.
                 level -= 1;
             } else {
-                self.reader.scalar(true)?;
+                self.reader.scalar::<Decode>()?;
             }
             // After a value: the next key or item of the innermost open container, or its end.
             loop {
@@ -659,7 +707,7 @@ impl<'a> Walker<'a> {
         &mut self,
         item: At<'_, 'a>,
     ) -> Read<Option<(Raw<'a>, Condition<'a>)>> {
-        let Node::Object(fields) = item.node else {
+        let (true, Node::Object(fields)) = (CLEAN, item.node) else {
             return Ok(None);
         };
         if (!self.strict && item.keep == Keep::Nothing) || self.reader.peek() != Some(b'{') {

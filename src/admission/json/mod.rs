@@ -4,11 +4,13 @@
 //! rule needs them.
 //!
 //! The reader knows two ways of reading a value, because the API server's decoder (and the
-//! serde_json one this webhook used before) knows two: a value that is *read* has its strings'
-//! `\u` escapes checked for paired surrogates and its numbers checked to fit a `float64`; a
-//! value that is *skipped* has only its syntax checked. Which one applies where is decided by
-//! the walk of an object ([`strict`](crate::admission::decode::strict)); both accept exactly what
-//! serde_json accepts in the same place. Nothing here says *why* a text is malformed: the
+//! serde_json one this webhook used before) knows two, and the caller picks one as a type
+//! ([`Mode`]): a value read as [`Decode`] has its strings' `\u` escapes checked for paired
+//! surrogates and its numbers checked to fit a `float64`, as serde_json checks what it decodes
+//! into `Value`; one read as [`Skip`] has only its syntax checked, as serde_json checks what it
+//! skips (`IgnoredAny`). Which one applies where is decided by the walk of an object
+//! ([`walk`](crate::admission::decode::walk)); both accept exactly what serde_json accepts in
+//! the same place (property tests below compare them on generated and mutated JSON). Nothing here says *why* a text is malformed: the
 //! pipeline asks serde_json for that (see `admission::decode::envelope`), so that the message is
 //! serde_json's, position included.
 
@@ -19,8 +21,8 @@ mod text;
 use std::fmt;
 
 pub use canonical::{sorted_object, Canonical};
-pub use reader::Reader;
 pub(crate) use reader::{plain_run, same_bytes};
+pub use reader::{Decode, Mode, Reader, Skip};
 pub use text::{offset, Items, Members, Raw, Str};
 
 /// The text is not JSON where it was read (or, in a number that is read, does not fit a
@@ -153,8 +155,8 @@ mod tests {
         ) {
             let text = format!("\"{}\"", chars.concat());
             let want: String = serde_json::from_str(&text).expect("JSON");
-            for read in [true, false] {
-                let raw = Reader::new(&text).scalar(read).expect("a string");
+            for raw in [Reader::new(&text).scalar::<Decode>(), Reader::new(&text).scalar::<Skip>()] {
+                let raw = raw.expect("a string");
                 let s = raw.as_str().expect("a string");
                 proptest::prop_assert_eq!(s.is_escaped(), text.contains('\\'), "{}", text);
                 proptest::prop_assert_eq!(&*s.decode(), want.as_str(), "{}", text);

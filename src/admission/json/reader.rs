@@ -3,6 +3,37 @@
 
 use crate::admission::json::{Kind, Malformed, Raw, Read, Str};
 
+/// How a value is read, chosen by the caller as a type (as serde_json's caller picks `Value`
+/// or `IgnoredAny`): [`Decode`] checks what serde_json checks of a value it decodes, [`Skip`]
+/// what it checks of one it skips. Both accept exactly what serde_json accepts in that place.
+pub trait Mode: sealed::Sealed {
+    /// Whether strings' `\u` escapes must pair their surrogates and numbers fit a `float64`.
+    const DECODES: bool;
+}
+
+/// Read as serde_json reads a value into `Value`: `\u` surrogates paired, numbers within a
+/// `float64`.
+#[derive(Clone, Copy, Debug)]
+pub enum Decode {}
+
+/// Read as serde_json skips a value (`IgnoredAny`): only the syntax is checked.
+#[derive(Clone, Copy, Debug)]
+pub enum Skip {}
+
+impl Mode for Decode {
+    const DECODES: bool = true;
+}
+
+impl Mode for Skip {
+    const DECODES: bool = false;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for super::Decode {}
+    impl Sealed for super::Skip {}
+}
+
 /// Reads JSON text from a position on.
 #[derive(Clone, Debug)]
 pub struct Reader<'a> {
@@ -165,7 +196,7 @@ impl<'a> Reader<'a> {
             return Err(Malformed);
         }
         self.pos += 1;
-        let key = self.string_rest(true)?;
+        let key = self.string_rest::<Decode>()?;
         self.colon()?;
         Ok(key)
     }
@@ -223,12 +254,12 @@ impl<'a> Reader<'a> {
     #[inline(always)]
     pub fn string(&mut self) -> Read<Str<'a>> {
         self.expect(b'"')?;
-        self.string_rest(true)
+        self.string_rest::<Decode>()
     }
 
     /// The rest of a string whose opening quote was just read.
     #[inline(always)]
-    fn string_rest(&mut self, read: bool) -> Read<Str<'a>> {
+    fn string_rest<M: Mode>(&mut self) -> Read<Str<'a>> {
         let bytes = self.bytes();
         let start = self.pos;
         let end = plain_run(bytes, start);
@@ -240,13 +271,13 @@ impl<'a> Reader<'a> {
                 escaped: false,
             });
         }
-        self.escaped_string(start, end, read)
+        self.escaped_string::<M>(start, end)
     }
 
     /// The rest of a string from `i`, where a plain run from `start` stopped short of its
     /// closing quote.
     #[inline(never)]
-    fn escaped_string(&mut self, start: usize, mut i: usize, read: bool) -> Read<Str<'a>> {
+    fn escaped_string<M: Mode>(&mut self, start: usize, mut i: usize) -> Read<Str<'a>> {
         let bytes = self.bytes();
         let mut escaped = false;
         loop {
@@ -261,7 +292,7 @@ impl<'a> Reader<'a> {
                 }
                 Some(b'\\') => {
                     escaped = true;
-                    i = escape(bytes, i + 1, read)?;
+                    i = escape::<M>(bytes, i + 1)?;
                 }
                 // A control character, or the end of the text.
                 _ => return Err(Malformed),
@@ -269,9 +300,9 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// Reads the number that comes next and returns its text. A number that is read must fit
-    /// a `float64`, as serde_json decodes it; a skipped one need only be well-formed.
-    pub fn number(&mut self, read: bool) -> Read<&'a str> {
+    /// Reads the number that comes next and returns its text. A number read as [`Decode`] must
+    /// fit a `float64`, as serde_json decodes it; a skipped one need only be well-formed.
+    pub fn number<M: Mode>(&mut self) -> Read<&'a str> {
         self.peek();
         let bytes = self.bytes();
         let start = self.pos;
@@ -308,7 +339,7 @@ impl<'a> Reader<'a> {
         self.pos = i;
         // Without an exponent, 300 characters cannot reach the largest float64 (about 1.8e308):
         // only longer numbers and exponents are handed to serde_json to find out.
-        if read && !(plain && token.len() <= 300) && !fits(token) {
+        if M::DECODES && !(plain && token.len() <= 300) && !fits(token) {
             return Err(Malformed);
         }
         Ok(token)
@@ -329,18 +360,18 @@ impl<'a> Reader<'a> {
 
     /// Reads a scalar (string, number, literal) that comes next, and returns it as text.
     #[inline(always)]
-    pub fn scalar(&mut self, read: bool) -> Read<Raw<'a>> {
+    pub fn scalar<M: Mode>(&mut self) -> Read<Raw<'a>> {
         let first = self.peek().ok_or(Malformed)?;
         let start = self.pos;
         let mut escaped = false;
         let kind = match first {
             b'"' => {
                 self.pos += 1;
-                escaped = self.string_rest(read)?.escaped;
+                escaped = self.string_rest::<M>()?.escaped;
                 Kind::String
             }
             b'-' | b'0'..=b'9' => {
-                self.number(read)?;
+                self.number::<M>()?;
                 Kind::Number
             }
             b't' | b'f' | b'n' => self.literal()?,
@@ -359,7 +390,7 @@ impl<'a> Reader<'a> {
     pub fn skip(&mut self) -> Read<Raw<'a>> {
         let start = match self.peek() {
             Some(b'{' | b'[') => self.pos,
-            _ => return self.scalar(false),
+            _ => return self.scalar::<Skip>(),
         };
         let kind = if self.bytes()[start] == b'{' {
             Kind::Object
@@ -397,7 +428,7 @@ impl<'a> Reader<'a> {
                     self.skip_string_rest()?;
                 }
                 b'-' | b'0'..=b'9' => {
-                    self.number(false)?;
+                    self.number::<Skip>()?;
                 }
                 _ => {
                     self.literal()?;
@@ -436,7 +467,7 @@ impl<'a> Reader<'a> {
     pub(super) fn skip_inline(&mut self) -> Read<Raw<'a>> {
         match self.peek() {
             Some(b'{' | b'[') => self.skip(),
-            _ => self.scalar(false),
+            _ => self.scalar::<Skip>(),
         }
     }
 
@@ -460,7 +491,7 @@ impl<'a> Reader<'a> {
             self.pos = end + 1;
             return Ok(());
         }
-        self.escaped_string(start, end, false).map(|_| ())
+        self.escaped_string::<Skip>(start, end).map(|_| ())
     }
 }
 
@@ -582,16 +613,16 @@ pub(crate) fn plain_run(bytes: &[u8], mut i: usize) -> usize {
     i
 }
 
-/// Checks the escape after a backslash at `i` and returns where it ends. A string that is read
-/// must pair its `\u` surrogates (as serde_json requires to make a Rust string); a skipped one
+/// Checks the escape after a backslash at `i` and returns where it ends. A string read as
+/// [`Decode`] must pair its `\u` surrogates (as serde_json requires to make a Rust string); a skipped one
 /// need only have four hex digits after each `\u`.
-pub(super) fn escape(bytes: &[u8], i: usize, read: bool) -> Read<usize> {
+pub(super) fn escape<M: Mode>(bytes: &[u8], i: usize) -> Read<usize> {
     match bytes.get(i) {
         Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => Ok(i + 1),
         Some(b'u') => {
             let unit = hex4(bytes, i + 1)?;
             let end = i + 5;
-            if !read {
+            if !M::DECODES {
                 return Ok(end);
             }
             match unit {
