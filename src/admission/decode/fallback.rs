@@ -17,6 +17,10 @@ use crate::admission::json::Str;
 /// else only the members kept; containers past [`MAX_DEPTH`] opened with their contents
 /// skipped), keeping nothing: serde_json then refuses exactly what the walk refuses, and says
 /// why in its own words.
+///
+/// A mirror of the walk rather than the walk itself because only serde_json can word its own
+/// refusal (position included); it runs only on bodies the one pass could not read, and the
+/// fixtures, the bad-input catalogue and `decode::tests` hold the two to the same verdicts.
 #[derive(Clone, Copy)]
 pub struct ObjectSkeleton {
     pub(super) strict: bool,

@@ -158,3 +158,49 @@ impl std::io::Write for TextHasher {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::Value;
+
+    /// [`Canonical`] claims to print a value as serde_json prints the `Value` it decodes to,
+    /// which holds an object's members sorted by key (a `BTreeMap`). That is true only while no
+    /// crate in the build turns on serde_json's `preserve_order` feature (an `IndexMap` in
+    /// insertion order): this test fails the day one does, before any answer changes.
+    #[test]
+    fn serde_json_values_hold_members_sorted_by_key() {
+        let value: Value = serde_json::from_str(r#"{"b":1,"a":2,"c":{"z":1,"y":2}}"#).unwrap();
+        assert_eq!(
+            serde_json::to_string(&value).unwrap(),
+            r#"{"a":2,"b":1,"c":{"y":2,"z":1}}"#,
+            "serde_json's preserve_order is on: Canonical no longer prints what Value prints"
+        );
+    }
+
+    proptest! {
+        /// Any object (keys in any order, repeated, escaped) prints as its `Value` prints.
+        #[test]
+        fn prints_what_serde_json_prints_of_its_value(
+            members in prop::collection::vec(
+                (
+                    prop::sample::select(vec!["a", "b", "B", "é", "\\u0061", "a\\n", ""]),
+                    prop::sample::select(vec!["1", "1.0", "-0.0", "1e3", "\"x\"", "null", "[2,1]", "{\"k\":1,\"k\":2}", "true"]),
+                ),
+                0..8,
+            ),
+        ) {
+            let members: Vec<String> = members.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+            let text = format!("{{{}}}", members.join(","));
+            let value: Value = serde_json::from_str(&text).expect("JSON");
+            let raw = Raw::new(&text, Kind::Object);
+            prop_assert_eq!(
+                serde_json::to_string(&Canonical::new(raw)).unwrap(),
+                serde_json::to_string(&value).unwrap(),
+                "{}",
+                text
+            );
+        }
+    }
+}

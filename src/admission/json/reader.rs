@@ -387,6 +387,9 @@ impl<'a> Reader<'a> {
     /// Skips the value that comes next, checking only its syntax, as serde_json's own skipper
     /// does: keys and strings are not checked for paired surrogates, numbers not for range,
     /// and nesting costs no recursion however deep it goes.
+    ///
+    /// Its own loop rather than the walk's: a skipped value has no path, no schema and no view
+    /// to fill, and the walk's bookkeeping would cost on every member no rule reads.
     pub fn skip(&mut self) -> Read<Raw<'a>> {
         let start = match self.peek() {
             Some(b'{' | b'[') => self.pos,
@@ -670,4 +673,170 @@ pub(super) fn digits(bytes: &[u8], mut i: usize) -> usize {
 /// `float64`, e.g. `1e400`).
 pub(super) fn fits(token: &str) -> bool {
     token.parse::<serde_json::Number>().is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde::de::IgnoredAny;
+    use serde_json::Value;
+
+    /// A whole value read with the reader's primitives in mode `M`: objects key by key (keys
+    /// are always decoded, as a decoder must), arrays item by item, scalars as `M` reads them.
+    fn read_value<M: Mode>(reader: &mut Reader<'_>, depth: usize) -> Read<()> {
+        if depth > 100 {
+            return Err(Malformed);
+        }
+        match reader.peek() {
+            Some(b'{') => {
+                let mut key = reader.open_object()?;
+                while key.is_some() {
+                    read_value::<M>(reader, depth + 1)?;
+                    key = reader.next_key()?;
+                }
+            }
+            Some(b'[') => {
+                let mut more = reader.open_array()?;
+                while more {
+                    read_value::<M>(reader, depth + 1)?;
+                    more = reader.next_item()?;
+                }
+            }
+            _ => {
+                reader.scalar::<M>()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the reader reads all of `text` as one value decoded (as into `Value`).
+    fn decodes(text: &str) -> bool {
+        let mut reader = Reader::new(text);
+        read_value::<Decode>(&mut reader, 0).is_ok() && reader.at_end()
+    }
+
+    /// Whether the reader skips all of `text` as one value (as `IgnoredAny` does).
+    fn skips(text: &str) -> bool {
+        let mut reader = Reader::new(text);
+        reader.skip().is_ok() && reader.at_end()
+    }
+
+    /// Scalars with every corner serde_json tells apart: escapes and surrogates (paired, lone,
+    /// reversed), control characters, numbers beyond a float64 or malformed, literals.
+    fn scalar() -> impl Strategy<Value = String> {
+        prop::sample::select(vec![
+            "0",
+            "-0",
+            "12",
+            "-1.5",
+            "1e5",
+            "1E-5",
+            "2.5e+3",
+            "1e400",
+            "-1e400",
+            "1e-400",
+            "123456789012345678901234567890",
+            "01",
+            "1.",
+            "-",
+            ".5",
+            "1e",
+            "+1",
+            "true",
+            "false",
+            "null",
+            "nul",
+            "tru",
+            r#""""#,
+            r#""a""#,
+            r#""\n\t\"\\\/""#,
+            r#""\u00e9""#,
+            r#""\uD83D\uDE00""#,
+            r#""\uD800""#,
+            r#""\uDC00""#,
+            r#""\uDE00\uD83D""#,
+            r#""\uD800x""#,
+            r#""\u12""#,
+            r#""\x""#,
+            "\"\u{1}\"",
+            "\"é\"",
+            "\"a\u{7f}b\"",
+        ])
+        .prop_map(str::to_owned)
+    }
+
+    /// JSON-like text: objects, arrays and the scalars above, with whitespace.
+    fn text() -> impl Strategy<Value = String> {
+        let ws = prop::sample::select(vec!["", " ", "\n\t", "\r "]);
+        scalar().prop_recursive(4, 32, 4, move |inner| {
+            let ws = ws.clone();
+            prop_oneof![
+                (prop::collection::vec(inner.clone(), 0..4), ws.clone())
+                    .prop_map(|(items, ws)| format!("[{ws}{}{ws}]", items.join(&format!("{ws},"))),),
+                (
+                    prop::collection::vec((scalar(), inner), 0..4),
+                    ws
+                )
+                    .prop_map(|(members, ws)| {
+                        let members: Vec<String> = members
+                            .into_iter()
+                            .map(|(k, v)| {
+                                // Keys are strings where the scalar is one, else a plain key.
+                                let k = if k.starts_with('"') { k } else { format!("\"{k}\"") };
+                                format!("{k}{ws}:{ws}{v}")
+                            })
+                            .collect();
+                        format!("{{{ws}{}{ws}}}", members.join(","))
+                    }),
+            ]
+        })
+    }
+
+    /// `text` with a few characters inserted, deleted or replaced.
+    fn mutated() -> impl Strategy<Value = String> {
+        let edit = (
+            0..3u8,
+            any::<prop::sample::Index>(),
+            prop::sample::select(vec![
+                '{', '}', '[', ']', ',', ':', '"', '\\', 'u', 'D', '8', '0', 'e', '-', '.', ' ',
+                '\u{1}', 'é', 'n', 't',
+            ]),
+        );
+        (text(), prop::collection::vec(edit, 1..4)).prop_map(|(text, edits)| {
+            let mut chars: Vec<char> = text.chars().collect();
+            for (op, at, c) in edits {
+                let i = at.index(chars.len() + 1);
+                match op {
+                    0 => chars.insert(i, c),
+                    1 if i < chars.len() => {
+                        chars.remove(i);
+                    }
+                    _ if i < chars.len() => chars[i] = c,
+                    _ => chars.push(c),
+                }
+            }
+            chars.into_iter().collect()
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// Read as `Decode`, the reader accepts exactly the texts serde_json decodes into a
+        /// `Value`; skipped, exactly those it skips as `IgnoredAny`.
+        #[test]
+        fn reads_and_skips_what_serde_json_reads_and_skips(text in text()) {
+            prop_assert_eq!(decodes(&text), serde_json::from_str::<Value>(&text).is_ok(), "{}", text);
+            prop_assert_eq!(skips(&text), serde_json::from_str::<IgnoredAny>(&text).is_ok(), "{}", text);
+        }
+
+        /// The same on text a few edits away from JSON: what serde_json refuses, the reader
+        /// refuses too, in both modes.
+        #[test]
+        fn refuses_what_serde_json_refuses(text in mutated()) {
+            prop_assert_eq!(decodes(&text), serde_json::from_str::<Value>(&text).is_ok(), "{}", text);
+            prop_assert_eq!(skips(&text), serde_json::from_str::<IgnoredAny>(&text).is_ok(), "{}", text);
+        }
+    }
 }
