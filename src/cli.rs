@@ -124,12 +124,13 @@ pub struct ReplayArgs {
     pub client_key: Option<PathBuf>,
 
     /// What to do with unknown and duplicate fields of the object. Strict by default: no API
-    /// server has checked these files against a schema.
-    #[arg(long, value_enum, default_value_t = FieldValidationArg::Strict)]
+    /// server has checked these files against a schema. (With --server, the server's own
+    /// --field-validation applies: `serve` defaults to Warn.)
+    #[arg(long, value_enum, default_value_t = FieldValidationArg::Strict, conflicts_with = "server")]
     pub field_validation: FieldValidationArg,
 
-    /// Deny what is invalid, or only report it.
-    #[arg(long, value_enum, default_value_t = EnforcementArg::Deny)]
+    /// Deny what is invalid, or only report it. (With --server, the server's own.)
+    #[arg(long, value_enum, default_value_t = EnforcementArg::Deny, conflicts_with = "server")]
     pub enforcement: EnforcementArg,
 
     /// Deny an address that another claim on the same network holds: each document is judged
@@ -668,6 +669,38 @@ mod tests {
                 "{flag} {value} accepted"
             );
         }
+    }
+
+    /// With --server the server judges with its own flags: replay refuses flags that would
+    /// look as if they applied.
+    #[test]
+    fn replay_refuses_judging_flags_with_server() {
+        for flag in [["--field-validation", "Warn"], ["--enforcement", "Warn"]] {
+            let mut argv = vec![
+                "ipamclaim-webhook",
+                "replay",
+                "--server",
+                "https://localhost:8443",
+                "--ca",
+                "ca.crt",
+            ];
+            argv.extend(flag);
+            let err = Cli::try_parse_from(argv).expect_err("conflict");
+            assert_eq!(
+                err.kind(),
+                clap::error::ErrorKind::ArgumentConflict,
+                "{flag:?}"
+            );
+        }
+        Cli::try_parse_from([
+            "ipamclaim-webhook",
+            "replay",
+            "--server",
+            "https://localhost:8443",
+            "--ca",
+            "ca.crt",
+        ])
+        .expect("the defaults do not conflict");
     }
 
     #[test]

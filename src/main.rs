@@ -10,6 +10,7 @@ use anyhow::Context as _;
 use clap::Parser as _;
 use std::io::{IsTerminal as _, Write as _};
 
+use ipamclaim_webhook::admission::rules::defaulting::Defaults;
 use ipamclaim_webhook::admission::{self, model::types};
 use ipamclaim_webhook::{certs, cluster, replay, serve};
 
@@ -79,6 +80,16 @@ fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     };
     let mut transport: Box<dyn replay::Transport> = match (&args.server, &args.ca) {
         (Some(url), Some(ca)) => {
+            if options.defaults != Defaults::default() {
+                anyhow::bail!(
+                    "--default-interface and --network-label are the server's flags: with --server, the server's own defaults apply"
+                );
+            }
+            // In process, replay checks fields strictly; a server checks them as its own
+            // --field-validation says (Warn unless told otherwise).
+            eprintln!(
+                "replay: judged by {url} with the server's flags (serve defaults to --field-validation Warn, in-process replay to Strict)"
+            );
             let client = args.client_cert.as_deref().zip(args.client_key.as_deref());
             Box::new(replay::Remote::new(url, ca, client)?)
         }

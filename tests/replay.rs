@@ -471,6 +471,52 @@ async fn server_output_is_byte_identical_to_in_process_on_the_fixture_corpus() {
     server.stop().await;
 }
 
+/// A server with serve's default `--field-validation Warn` answers as in-process replay does
+/// with `--field-validation Warn` (and not as replay's own default, Strict, which the corpus
+/// tells apart).
+#[tokio::test]
+async fn a_warn_server_matches_replay_told_warn() {
+    let server = TestServer::start(|cfg| {
+        cfg.admission.field_validation = ipamclaim_webhook::admission::FieldValidation::Warn
+    });
+    let ca = server
+        .dir
+        .path()
+        .join("ca.crt")
+        .to_string_lossy()
+        .into_owned();
+    let url = server.url("");
+    let files = fixture_requests();
+    let (strict, warn, remote) = tokio::task::spawn_blocking(move || {
+        let strict = replay_json(&["--webhook", "validate"], &files);
+        let warn = replay_json(
+            &["--webhook", "validate", "--field-validation", "Warn"],
+            &files,
+        );
+        let remote = replay_json(
+            &["--webhook", "validate", "--server", &url, "--ca", &ca],
+            &files,
+        );
+        (strict, warn, remote)
+    })
+    .await
+    .unwrap();
+    assert!(
+        warn.stdout == remote.stdout,
+        "a Warn server differs from replay told Warn"
+    );
+    assert!(
+        strict.stdout != remote.stdout,
+        "the corpus does not tell Strict from Warn"
+    );
+    assert!(
+        String::from_utf8_lossy(&remote.stderr).contains("with the server's flags"),
+        "{}",
+        String::from_utf8_lossy(&remote.stderr)
+    );
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn a_recorded_denial_replays_to_the_same_verdict() {
     let record = tempfile::tempdir().unwrap();
