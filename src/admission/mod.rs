@@ -4,7 +4,8 @@
 //! (`request`, over the [`json`] reader), the [`strict`] field check that walks each object into
 //! a typed [`view`], the IPAMClaim [`types`], [`field`] paths and errors worded like
 //! apimachinery's, [`ip`] address parsing, [`validation`] (the `/validate` rules),
-//! [`defaulting`] (the `/mutate` patch), the address [`conflicts`] check, the [`caps`] on what
+//! [`defaulting`] (the `/mutate` patch), the address [`conflicts`] check, the fit of addresses to
+//! their [`networks`], the [`caps`] on what
 //! one answer lists, and writing the answer (`answer`). Nothing here reaches the front ends
 //! (`serve`, `replay`, the CLI).
 
@@ -15,6 +16,7 @@ pub mod defaulting;
 pub mod field;
 pub mod ip;
 pub mod json;
+pub mod networks;
 pub mod pipeline;
 mod request;
 pub mod strict;
