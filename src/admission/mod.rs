@@ -4,8 +4,7 @@
 //! (`request`, over the [`json`] reader), the [`strict`] field check that walks each object into
 //! a typed [`view`], the IPAMClaim [`types`], [`field`] paths and errors worded like
 //! apimachinery's, [`ip`] address parsing, [`validation`] (the `/validate` rules),
-//! [`defaulting`] (the `/mutate` patch), the address [`conflicts`] check, the fit of addresses to
-//! their [`networks`], the [`caps`] on what
+//! [`defaulting`] (the `/mutate` patch), the address [`conflicts`] check, the [`caps`] on what
 //! one answer lists, and writing the answer (`answer`). Nothing here reaches the front ends
 //! (`serve`, `replay`, the CLI).
 
