@@ -186,13 +186,14 @@ pub struct Rules {
 struct Pool {
     subnet: Cidr,
     prefix: Option<u8>,
-    /// The ranges addresses are handed out from, sorted, each once; empty: the whole subnet.
-    ranges: Box<[Span]>,
-    ranges_cover: Cover,
+    /// The ranges addresses are handed out from, sorted and disjoint (a binary search finds
+    /// an address's); `None`: the whole subnet.
+    ranges: Option<Box<[Span]>>,
     /// The refused ranges in this subnet, tagged with their place in [`Rules::refused`].
     refused: Cover,
-    /// The last address OVN-Kubernetes hands out in an IPv6 subnet.
-    ovn_last: Option<u128>,
+    /// The last address the plugin's allocator covers: the subnet's last, but for
+    /// OVN-Kubernetes IPv6 subnets (see [`OVN_IPV6_ADDRESSES`]).
+    last: u128,
 }
 
 /// Where an address lands in a network, without words: what the fast path computes.
@@ -328,16 +329,12 @@ impl Rules {
             i = same;
             let whole = cidr.span();
             // One draft without a range hands out the whole subnet.
-            let ranges: Vec<Span> = if group.iter().any(|s| s.range.is_none()) {
-                Vec::new()
-            } else {
-                group
+            let ranges = (!group.iter().any(|s| s.range.is_none())).then(|| {
+                let inside = group
                     .iter()
-                    .filter_map(|s| s.range.and_then(|r| r.within(&whole)))
-                    .collect()
-            };
-            let ranges = joined(ranges);
-            let ranges_cover = Cover::new(ranges.iter().map(|r| (*r, 0)));
+                    .filter_map(|s| s.range.and_then(|r| r.within(&whole)));
+                joined(inside.collect()).into_boxed_slice()
+            });
             let inside: Vec<(Span, u32)> = shared
                 .iter()
                 .chain(group.iter().flat_map(|s| s.refused.iter()))
@@ -348,21 +345,23 @@ impl Rules {
             inside.sort_unstable_by_key(|(_, at)| *at);
             // A range given twice is one range.
             inside.dedup_by_key(|(_, at)| *at);
-            let ovn_last = match plugin {
-                Plugin::OvnKubernetes { .. } if cidr.v6 && cidr.has_network_address() => {
-                    // Offsets 1 ..= size - 2 of a bitmap of min(size, 65,536) bits.
+            let last = match plugin {
+                // One allocator per subnet (layer3 has one per node subnet, which no rule
+                // here knows): offsets 1 ..= size - 2 of a bitmap of min(size, 65,536) bits.
+                Plugin::OvnKubernetes { topology, .. }
+                    if topology != Topology::Layer3 && cidr.v6 && cidr.has_network_address() =>
+                {
                     let covered = cidr.size_minus_one().min(OVN_IPV6_ADDRESSES);
-                    Some(cidr.base + (covered - 1))
+                    cidr.base + (covered - 1)
                 }
-                _ => None,
+                _ => cidr.last(),
             };
             pools.push(Pool {
                 subnet: cidr,
                 prefix: group.iter().find_map(|s| s.prefix),
-                ranges: ranges.into_boxed_slice(),
-                ranges_cover,
+                ranges,
                 refused: Cover::new(inside),
-                ovn_last,
+                last,
             });
         }
         // The most specific subnet first where subnets nest.
@@ -410,12 +409,12 @@ impl Rules {
         &self.reserved
     }
 
-    /// The ranges addresses are handed out from in `subnet` (empty: the whole subnet).
-    pub fn ranges(&self, subnet: Cidr) -> &[Span] {
+    /// The ranges addresses are handed out from in `subnet`; `None`: the whole subnet.
+    pub fn ranges(&self, subnet: Cidr) -> Option<&[Span]> {
         self.pools
             .iter()
             .find(|p| p.subnet == subnet)
-            .map_or(&[], |p| &p.ranges)
+            .and_then(|p| p.ranges.as_deref())
     }
 
     /// See [`Network::subnet_prefix`].
@@ -461,8 +460,9 @@ impl Rules {
             .iter()
             .map(|p| {
                 std::mem::size_of::<Pool>()
-                    + std::mem::size_of_val::<[Span]>(&p.ranges)
-                    + p.ranges_cover.heap_bytes()
+                    + p.ranges
+                        .as_deref()
+                        .map_or(0, std::mem::size_of_val::<[Span]>)
                     + p.refused.heap_bytes()
             })
             .sum();
@@ -504,7 +504,9 @@ impl Rules {
             }
             Misfit::OutsideRanges => (
                 "outside the address ranges".into(),
-                pool.map(|p| listing(p.ranges.iter().copied(), "range")),
+                pool.and_then(|p| p.ranges.as_deref())
+                    .filter(|ranges| !ranges.is_empty())
+                    .map(|ranges| listing(ranges.iter().copied(), "range")),
             ),
             Misfit::BeyondOvn => {
                 let big = pool.is_some_and(|p| p.subnet.size_minus_one() > OVN_IPV6_ADDRESSES);
@@ -602,10 +604,16 @@ impl Pool {
         if let Some(found) = self.refused.find(p) {
             return Some(Misfit::Refused(found.tag));
         }
-        if !self.ranges.is_empty() && self.ranges_cover.find(p).is_none() {
-            return Some(Misfit::OutsideRanges);
+        if let Some(ranges) = &self.ranges {
+            let after = ranges.partition_point(|r| r.first <= p.n);
+            if !after
+                .checked_sub(1)
+                .is_some_and(|at| ranges[at].last >= p.n)
+            {
+                return Some(Misfit::OutsideRanges);
+            }
         }
-        if self.ovn_last.is_some_and(|last| p.n > last) {
+        if p.n > self.last {
             return Some(Misfit::BeyondOvn);
         }
         None
@@ -1151,6 +1159,35 @@ mod tests {
         );
         let n = whereabouts(vec![a, subnet("10.10.0.0/16")]);
         assert!(errors(&n, "10.10.2.7/16", "ns4").is_empty());
+    }
+
+    #[test]
+    fn a_range_wholly_outside_its_subnet_hands_out_nothing() {
+        let mut a = subnet("10.0.0.0/24");
+        a.range = Some(span("10.0.1.1-10.0.1.9"));
+        let n = whereabouts(vec![a]);
+        assert_eq!(
+            errors(&n, "10.0.0.5/24", "ns4"),
+            ["status.ips[0]: Invalid value: \"10.0.0.5/24\": outside the address ranges of network \"whereabouts-dual\""]
+        );
+    }
+
+    #[test]
+    fn a_layer3_ipv6_subnet_has_no_single_allocator_limit() {
+        let mut l3 = subnet("fd00::/48");
+        l3.prefix = None;
+        let rules = Rules::new(Draft {
+            plugin: Plugin::OvnKubernetes {
+                topology: Topology::Layer3,
+                primary: false,
+            },
+            persistence: Persistence::Layer3,
+            subnets: vec![l3],
+            refused: Vec::new(),
+            reserved: Vec::new(),
+        });
+        let n = network("l3", &["ns1"], rules);
+        assert!(errors(&n, "fd00:0:0:5::9/64", "ns1").is_empty());
     }
 
     #[test]

@@ -989,6 +989,7 @@ mod tests {
         assert_eq!(subnet.to_string(), "192.168.2.224/28");
         assert_eq!(
             r.ranges(subnet)
+                .unwrap()
                 .iter()
                 .map(ToString::to_string)
                 .collect::<Vec<_>>(),
@@ -1002,7 +1003,10 @@ mod tests {
             panic!()
         };
         let subnet = r.subnets().next().unwrap();
-        assert_eq!(r.ranges(subnet)[0].to_string(), "10.0.0.1-10.0.0.50");
+        assert_eq!(
+            r.ranges(subnet).unwrap()[0].to_string(),
+            "10.0.0.1-10.0.0.50"
+        );
     }
 
     #[test]
