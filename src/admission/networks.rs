@@ -606,10 +606,8 @@ impl Pool {
         }
         if let Some(ranges) = &self.ranges {
             let after = ranges.partition_point(|r| r.first <= p.n);
-            if !after
-                .checked_sub(1)
-                .is_some_and(|at| ranges[at].last >= p.n)
-            {
+            // The last range starting at or before the address must reach it.
+            if after.checked_sub(1).is_none_or(|at| ranges[at].last < p.n) {
                 return Some(Misfit::OutsideRanges);
             }
         }

@@ -25,6 +25,11 @@ pub const OVN_TYPE: &str = "ovn-k8s-cni-overlay";
 /// Longest part of a config quoted in a reason: reasons end up in short warnings.
 const MAX_QUOTED: usize = 24;
 
+/// Most subnets and ranges one config may have to be checked: making rules costs subnets
+/// times shared ranges, and a NAD is writable by a namespace's users. Real networks have a
+/// handful.
+pub const MAX_RANGES: usize = 1024;
+
 /// A NetworkAttachmentDefinition as the index keeps it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Nad {
@@ -73,6 +78,9 @@ pub enum ConfigError {
     /// No subnets or ranges: the network has no IPAM.
     #[error("no subnets")]
     NoSubnets,
+    /// More subnets and ranges than [`MAX_RANGES`].
+    #[error("more than {MAX_RANGES} subnets and ranges")]
+    TooMany,
     /// A member of another JSON type than the plugin reads.
     #[error("{key} is not {expected}")]
     Type {
@@ -197,7 +205,7 @@ pub fn addressing(top: &Map<String, Value>) -> Result<Rules, ConfigError> {
     // allowPersistentIPs is what KubeVirt's IPAM controller reads, whatever the plugin.
     let persistent = flag(plugin, "allowPersistentIPs")?;
     if kind == OVN_TYPE {
-        return ovn(plugin, persistent).map(Rules::new);
+        return ovn(plugin, persistent).and_then(bounded_rules);
     }
     let ipam = match plugin.get("ipam") {
         Some(Value::Object(ipam)) => ipam,
@@ -219,13 +227,22 @@ pub fn addressing(top: &Map<String, Value>) -> Result<Rules, ConfigError> {
         "host-local" => (Plugin::HostLocal, host_local(ipam)?),
         other => return Err(ConfigError::IpamType(shown(other))),
     };
-    Ok(Rules::new(Draft {
+    bounded_rules(Draft {
         plugin,
         persistence,
         subnets,
         refused: Vec::new(),
         reserved: Vec::new(),
-    }))
+    })
+}
+
+/// The rules of `draft`, unless it has more than [`MAX_RANGES`] subnets and ranges.
+fn bounded_rules(draft: Draft) -> Result<Rules, ConfigError> {
+    let local: usize = draft.subnets.iter().map(|s| 1 + s.refused.len()).sum();
+    if local + draft.refused.len() + draft.reserved.len() > MAX_RANGES {
+        return Err(ConfigError::TooMany);
+    }
+    Ok(Rules::new(draft))
 }
 
 /// An OVN-Kubernetes config: every range is one comma-separated string.
@@ -1182,6 +1199,29 @@ mod tests {
         let odd = serde_json::json!({"metadata": {"name": "n"}, "spec": {"config": 7}});
         assert_eq!(Nad::from_object(&odd).unwrap().network, None);
         assert!(Nad::from_object(&serde_json::json!({"metadata": {}})).is_none());
+    }
+
+    #[test]
+    fn a_config_with_too_many_ranges_is_not_checked() {
+        // 600 subnets and 600 excluded addresses: more than the cap, however cheap each.
+        let subnets: Vec<String> = (0..600)
+            .map(|i| format!("10.{}.{}.0/24", i / 256, i % 256))
+            .collect();
+        let excludes: Vec<String> = (0..600).map(|i| format!("10.0.0.{}/32", i % 256)).collect();
+        let config = format!(
+            r#"{{"name":"big","type":"ovn-k8s-cni-overlay","topology":"layer2","subnets":"{}","excludeSubnets":"{}"}}"#,
+            subnets.join(","),
+            excludes.join(",")
+        );
+        assert_eq!(
+            read(&config).1,
+            Addressing::Unruled("more than 1024 subnets and ranges".into())
+        );
+        let config = format!(
+            r#"{{"name":"ok","type":"ovn-k8s-cni-overlay","topology":"layer2","subnets":"{}"}}"#,
+            subnets.join(",")
+        );
+        assert!(matches!(read(&config).1, Addressing::Ruled(_)));
     }
 
     #[test]

@@ -35,13 +35,16 @@ struct Entry {
     network: Arc<Network>,
 }
 
+/// A NAD's namespace (kept once) and name.
+type NadKey = (Arc<str>, Box<str>);
+
 /// The NetworkAttachmentDefinitions a list-and-watch shows, indexed by the network they define.
 #[derive(Clone, Debug, Default)]
 pub struct Nads {
     /// Namespaces kept once.
     namespaces: HashSet<Arc<str>>,
-    /// Each NAD (namespace, name) → the network it defines, if its config names one.
-    nads: HashMap<(Arc<str>, Box<str>), Option<Arc<str>>>,
+    /// Each NAD → the network it defines, if its config names one.
+    nads: HashMap<NadKey, Option<Arc<str>>>,
     /// Each network by its CNI name.
     networks: HashMap<Arc<str>, Entry>,
 }
