@@ -659,23 +659,26 @@ pub fn judge<'a>(
 /// or it keeps no addresses for claims. Never a denial. Why a network has no rules is said
 /// only to claims of a namespace that defines it.
 pub fn warning(name: &str, network: Option<&Network>, namespace: &str) -> Option<String> {
-    let quoted = quote_clipped(name);
+    // Words only for a warning: most reviews are on networks that need none.
+    let quoted = || quote_clipped(name);
     let Some(network) = network else {
         return Some(format!(
-            "spec.network: no NAD defines network {quoted}: addresses not checked"
+            "spec.network: no NAD defines network {}: addresses not checked",
+            quoted()
         ));
     };
     let addressing = match &network.definitions {
         Definitions::Disagree => {
             return Some(format!(
-                "spec.network: the NADs of network {quoted} disagree: addresses not checked"
+                "spec.network: the NADs of network {} disagree: addresses not checked",
+                quoted()
             ))
         }
         Definitions::Agree(addressing) => addressing,
     };
     match &**addressing {
         Addressing::Unruled(why) => {
-            let text = format!("spec.network: network {quoted} has no address rules");
+            let text = format!("spec.network: network {} has no address rules", quoted());
             let why = network.is_defined_in(namespace).then(|| why.to_string());
             Some(with_ranges(text, why))
         }
@@ -686,7 +689,8 @@ pub fn warning(name: &str, network: Option<&Network>, namespace: &str) -> Option
                 Persistence::Layer3 => "layer3 topology",
             };
             Some(format!(
-                "spec.network: network {quoted} does not persist IPs: {why}"
+                "spec.network: network {} does not persist IPs: {why}",
+                quoted()
             ))
         }
     }
