@@ -8,6 +8,7 @@
 //! server's list-and-watch of IPAMClaims into index events.
 
 pub mod index;
+pub mod networks;
 pub mod shared;
 pub mod watch;
 

@@ -1,9 +1,12 @@
 //! A stand-in for the Kubernetes API server, on loopback over TLS, serving only what the
-//! `--unique-addresses` watch asks for: `GET /apis/k8s.cni.cncf.io/v1alpha1/ipamclaims` as a
-//! paged list (`limit` and `continue`, consistent across pages) and as a watch
+//! `--unique-addresses` and `--check-networks` watches ask for:
+//! `GET /apis/k8s.cni.cncf.io/v1alpha1/ipamclaims` and
+//! `GET /apis/k8s.cni.cncf.io/v1/network-attachment-definitions`, each as a paged list
+//! (`limit` and `continue`, consistent across pages) and as a watch
 //! (`watch=true&resourceVersion=R`: the events after R, then what the test pushes, as
 //! ADDED/MODIFIED/DELETED/BOOKMARK lines of a chunked response; an ERROR event with code 410
-//! when R has been compacted away, as the API server answers an expired version).
+//! when R has been compacted away, as the API server answers an expired version). Both
+//! resources share one resourceVersion sequence, as in etcd.
 //!
 //! The test drives it: change claims with or without events, close the open watches, expire
 //! old versions, refuse with 403 (RBAC), hold lists until released. It checks the bearer
@@ -30,12 +33,25 @@ use serde_json::{json, Value};
 
 /// The list and watch path of IPAMClaims over all namespaces.
 pub const PATH: &str = "/apis/k8s.cni.cncf.io/v1alpha1/ipamclaims";
+/// The list and watch path of NetworkAttachmentDefinitions over all namespaces.
+pub const NAD_PATH: &str = "/apis/k8s.cni.cncf.io/v1/network-attachment-definitions";
 /// The bearer token of the kubeconfig the stand-in writes; anything else gets 401.
 pub const TOKEN: &str = "stand-in-token";
+
+/// The resources the stand-in serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Resource {
+    /// `ipamclaims` (k8s.cni.cncf.io/v1alpha1).
+    Claims,
+    /// `network-attachment-definitions` (k8s.cni.cncf.io/v1).
+    Nads,
+}
 
 /// One served request, as the test may check it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Served {
+    /// What was asked for.
+    pub resource: Resource,
     /// `list` or `watch`.
     pub verb: &'static str,
     /// The query parameters.
@@ -47,15 +63,22 @@ pub struct Served {
 /// The claims a paged list started with, and their resourceVersion.
 type Snapshot = (u64, Arc<Vec<Arc<str>>>);
 
-/// The API server's state as far as IPAMClaims go.
+/// The objects of one resource, and the watch events they made.
+#[derive(Default)]
+struct Store {
+    /// Each object's JSON, with its resourceVersion, by namespace/name.
+    objects: BTreeMap<(String, String), Arc<str>>,
+    /// Watch event lines by resourceVersion; those at or below `World::compacted` are gone.
+    events: Vec<(u64, Arc<str>)>,
+}
+
+/// The API server's state as far as IPAMClaims and NetworkAttachmentDefinitions go.
 #[derive(Default)]
 struct World {
-    /// Each claim's JSON, with its resourceVersion, by namespace/name.
-    claims: BTreeMap<(String, String), Arc<str>>,
+    claims: Store,
+    nads: Store,
     /// The last resourceVersion handed out.
     rv: u64,
-    /// Watch event lines by resourceVersion; those at or below `compacted` are gone.
-    events: Vec<(u64, Arc<str>)>,
     compacted: u64,
     /// Bumped to end every open watch.
     watch_epoch: u64,
@@ -109,14 +132,74 @@ pub fn claim(namespace: &str, name: &str, network: &str, ips: &[&str]) -> Value 
     })
 }
 
+/// A NetworkAttachmentDefinition object as the API server stores it, with `spec.config` =
+/// `config` (the CNI config as JSON text).
+pub fn nad(namespace: &str, name: &str, config: &str) -> Value {
+    json!({
+        "apiVersion": "k8s.cni.cncf.io/v1",
+        "kind": "NetworkAttachmentDefinition",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "uid": format!("uid-nad-{namespace}-{name}"),
+            "creationTimestamp": "2026-11-26T23:00:00Z",
+            "generation": 1,
+        },
+        "spec": {"config": config},
+    })
+}
+
 fn key_of(object: &Value) -> (String, String) {
     let text = |k: &str| {
         object["metadata"][k]
             .as_str()
-            .expect("claim has namespace and name")
+            .expect("object has namespace and name")
             .to_owned()
     };
     (text("namespace"), text("name"))
+}
+
+// === impl Resource ===
+
+impl Resource {
+    fn path(self) -> &'static str {
+        match self {
+            Resource::Claims => PATH,
+            Resource::Nads => NAD_PATH,
+        }
+    }
+
+    fn api_version(self) -> &'static str {
+        match self {
+            Resource::Claims => "k8s.cni.cncf.io/v1alpha1",
+            Resource::Nads => "k8s.cni.cncf.io/v1",
+        }
+    }
+
+    fn list_kind(self) -> &'static str {
+        match self {
+            Resource::Claims => "IPAMClaimList",
+            Resource::Nads => "NetworkAttachmentDefinitionList",
+        }
+    }
+
+    fn plural(self) -> &'static str {
+        match self {
+            Resource::Claims => "ipamclaims",
+            Resource::Nads => "network-attachment-definitions",
+        }
+    }
+}
+
+// === impl World ===
+
+impl World {
+    fn store(&mut self, resource: Resource) -> &mut Store {
+        match resource {
+            Resource::Claims => &mut self.claims,
+            Resource::Nads => &mut self.nads,
+        }
+    }
 }
 
 // === impl StandIn ===
@@ -124,6 +207,14 @@ fn key_of(object: &Value) -> (String, String) {
 impl StandIn {
     /// A stand-in holding `claims`, listening on loopback.
     pub fn start(claims: impl IntoIterator<Item = Value>) -> StandIn {
+        StandIn::start_with(claims, Vec::new())
+    }
+
+    /// A stand-in holding `claims` and the NetworkAttachmentDefinitions `nads`.
+    pub fn start_with(
+        claims: impl IntoIterator<Item = Value>,
+        nads: impl IntoIterator<Item = Value>,
+    ) -> StandIn {
         let certs = certs::generate(&CertsOptions::default()).expect("certificates");
         let chain = CertificateDer::pem_slice_iter(certs.cert_pem.as_bytes())
             .collect::<Result<Vec<_>, _>>()
@@ -139,12 +230,16 @@ impl StandIn {
         let tls = Arc::new(tls);
 
         let mut world = World::default();
-        for object in claims {
+        let objects = claims
+            .into_iter()
+            .map(|o| (Resource::Claims, o))
+            .chain(nads.into_iter().map(|o| (Resource::Nads, o)));
+        for (resource, object) in objects {
             world.rv += 1;
             let rv = world.rv;
             let text = with_rv(object, rv);
             let key = key_of(&serde_json::from_str(&text).expect("json"));
-            world.claims.insert(key, text.into());
+            world.store(resource).objects.insert(key, text.into());
         }
         // What came before the stand-in started is as good as compacted.
         world.compacted = world.rv;
@@ -195,43 +290,65 @@ impl StandIn {
         path
     }
 
-    fn push(&self, kind: &str, object: Value, delete: bool) {
+    fn push(&self, resource: Resource, kind: &str, object: Value, delete: bool) {
         let mut world = self.world();
         world.rv += 1;
         let rv = world.rv;
         let text = with_rv(object, rv);
         let stored: Value = serde_json::from_str(&text).expect("json");
         let key = key_of(&stored);
+        let store = world.store(resource);
         if delete {
-            world.claims.remove(&key);
+            store.objects.remove(&key);
         } else {
-            world.claims.insert(key, text.clone().into());
+            store.objects.insert(key, text.clone().into());
         }
         let line = format!("{{\"type\":\"{kind}\",\"object\":{text}}}\n");
-        world.events.push((rv, line.into()));
+        store.events.push((rv, line.into()));
         drop(world);
         self.shared.changed.notify_all();
     }
 
+    fn push_delete(&self, resource: Resource, namespace: &str, name: &str) {
+        let last = self
+            .world()
+            .store(resource)
+            .objects
+            .get(&(namespace.to_owned(), name.to_owned()))
+            .cloned()
+            .expect("object exists");
+        let last = serde_json::from_str(&last).expect("json");
+        self.push(resource, "DELETED", last, true);
+    }
+
     /// Creates a claim: an ADDED event.
     pub fn add(&self, object: Value) {
-        self.push("ADDED", object, false);
+        self.push(Resource::Claims, "ADDED", object, false);
     }
 
     /// Changes a claim: a MODIFIED event.
     pub fn modify(&self, object: Value) {
-        self.push("MODIFIED", object, false);
+        self.push(Resource::Claims, "MODIFIED", object, false);
     }
 
     /// Deletes a claim: a DELETED event carrying its last state.
     pub fn delete(&self, namespace: &str, name: &str) {
-        let last = self
-            .world()
-            .claims
-            .get(&(namespace.to_owned(), name.to_owned()))
-            .cloned()
-            .expect("claim exists");
-        self.push("DELETED", serde_json::from_str(&last).expect("json"), true);
+        self.push_delete(Resource::Claims, namespace, name);
+    }
+
+    /// Creates a NetworkAttachmentDefinition: an ADDED event.
+    pub fn add_nad(&self, object: Value) {
+        self.push(Resource::Nads, "ADDED", object, false);
+    }
+
+    /// Changes a NetworkAttachmentDefinition: a MODIFIED event.
+    pub fn modify_nad(&self, object: Value) {
+        self.push(Resource::Nads, "MODIFIED", object, false);
+    }
+
+    /// Deletes a NetworkAttachmentDefinition: a DELETED event carrying its last state.
+    pub fn delete_nad(&self, namespace: &str, name: &str) {
+        self.push_delete(Resource::Nads, namespace, name);
     }
 
     /// Deletes a claim with no event a watch could see (as if it fell in a compacted gap).
@@ -240,8 +357,20 @@ impl StandIn {
         world.rv += 1;
         world
             .claims
+            .objects
             .remove(&(namespace.to_owned(), name.to_owned()))
             .expect("claim exists");
+    }
+
+    /// Deletes a NetworkAttachmentDefinition with no event a watch could see.
+    pub fn delete_nad_unseen(&self, namespace: &str, name: &str) {
+        let mut world = self.world();
+        world.rv += 1;
+        world
+            .nads
+            .objects
+            .remove(&(namespace.to_owned(), name.to_owned()))
+            .expect("NAD exists");
     }
 
     /// A BOOKMARK at a new resourceVersion, which it returns.
@@ -252,7 +381,7 @@ impl StandIn {
         let line = format!(
             "{{\"type\":\"BOOKMARK\",\"object\":{{\"kind\":\"IPAMClaim\",\"apiVersion\":\"k8s.cni.cncf.io/v1alpha1\",\"metadata\":{{\"resourceVersion\":\"{rv}\"}}}}}}\n"
         );
-        world.events.push((rv, line.into()));
+        world.claims.events.push((rv, line.into()));
         drop(world);
         self.shared.changed.notify_all();
         rv
@@ -271,7 +400,8 @@ impl StandIn {
         world.compacted = world.rv;
         world.snapshots.clear();
         let compacted = world.compacted;
-        world.events.retain(|(rv, _)| *rv > compacted);
+        world.claims.events.retain(|(rv, _)| *rv > compacted);
+        world.nads.events.retain(|(rv, _)| *rv > compacted);
     }
 
     /// Refuses (403) or allows list and watch, as RBAC would.
@@ -317,9 +447,19 @@ fn serve_connection(conn: Conn, shared: &Shared) {
             return;
         };
         let conn = reader.get_mut();
+        let resource = [Resource::Claims, Resource::Nads]
+            .into_iter()
+            .find(|r| r.path() == path);
         let keep = if token.as_deref() != Some(TOKEN) {
             respond(conn, 401, &status_json(401, "Unauthorized", "Unauthorized"))
-        } else if path != PATH {
+        } else if let Some(resource) = resource {
+            if query.get("watch").is_some_and(|w| w == "true" || w == "1") {
+                watch(conn, shared, resource, query);
+                false
+            } else {
+                list(conn, shared, resource, query)
+            }
+        } else {
             respond(
                 conn,
                 404,
@@ -329,11 +469,6 @@ fn serve_connection(conn: Conn, shared: &Shared) {
                     "the server could not find the requested resource",
                 ),
             )
-        } else if query.get("watch").is_some_and(|w| w == "true" || w == "1") {
-            watch(conn, shared, query);
-            false
-        } else {
-            list(conn, shared, query)
         };
         if !keep {
             return;
@@ -407,11 +542,21 @@ fn reason(status: u16) -> &'static str {
     }
 }
 
-const FORBIDDEN_LIST: &str = "ipamclaims.k8s.cni.cncf.io is forbidden: User \"system:serviceaccount:ipamclaim-webhook:ipamclaim-webhook\" cannot list resource \"ipamclaims\" in API group \"k8s.cni.cncf.io\" at the cluster scope";
-const FORBIDDEN_WATCH: &str = "ipamclaims.k8s.cni.cncf.io is forbidden: User \"system:serviceaccount:ipamclaim-webhook:ipamclaim-webhook\" cannot watch resource \"ipamclaims\" in API group \"k8s.cni.cncf.io\" at the cluster scope";
+/// The API server's words for an RBAC refusal of `verb` on `resource`.
+fn forbidden(resource: Resource, verb: &str) -> String {
+    let plural = resource.plural();
+    format!("{plural}.k8s.cni.cncf.io is forbidden: User \"system:serviceaccount:ipamclaim-webhook:ipamclaim-webhook\" cannot {verb} resource \"{plural}\" in API group \"k8s.cni.cncf.io\" at the cluster scope")
+}
 
-fn record(shared: &Shared, verb: &'static str, query: &BTreeMap<String, String>, status: u16) {
+fn record(
+    shared: &Shared,
+    resource: Resource,
+    verb: &'static str,
+    query: &BTreeMap<String, String>,
+    status: u16,
+) {
     shared.world.lock().expect("world").served.push(Served {
+        resource,
         verb,
         query: query.clone(),
         status,
@@ -419,7 +564,12 @@ fn record(shared: &Shared, verb: &'static str, query: &BTreeMap<String, String>,
 }
 
 /// A paged list, from a snapshot taken at its first page, as the API server pages with etcd.
-fn list(conn: &mut Conn, shared: &Shared, query: BTreeMap<String, String>) -> bool {
+fn list(
+    conn: &mut Conn,
+    shared: &Shared,
+    resource: Resource,
+    query: BTreeMap<String, String>,
+) -> bool {
     let mut world = shared.world.lock().expect("world");
     while world.hold_lists && !shared.stop.load(Ordering::Acquire) {
         world = shared
@@ -430,8 +580,9 @@ fn list(conn: &mut Conn, shared: &Shared, query: BTreeMap<String, String>) -> bo
     }
     if world.forbid {
         drop(world);
-        record(shared, "list", &query, 403);
-        return respond(conn, 403, &status_json(403, "Forbidden", FORBIDDEN_LIST));
+        record(shared, resource, "list", &query, 403);
+        let message = forbidden(resource, "list");
+        return respond(conn, 403, &status_json(403, "Forbidden", &message));
     }
     let limit: usize = query
         .get("limit")
@@ -442,7 +593,7 @@ fn list(conn: &mut Conn, shared: &Shared, query: BTreeMap<String, String>) -> bo
         None => {
             let id = world.next_snapshot;
             world.next_snapshot += 1;
-            let items: Vec<Arc<str>> = world.claims.values().cloned().collect();
+            let items: Vec<Arc<str>> = world.store(resource).objects.values().cloned().collect();
             let rv = world.rv;
             world.snapshots.insert(id, (rv, Arc::new(items)));
             (id, 0)
@@ -454,7 +605,7 @@ fn list(conn: &mut Conn, shared: &Shared, query: BTreeMap<String, String>) -> bo
             Some((id, offset)) if world.snapshots.contains_key(&id) => (id, offset),
             _ => {
                 drop(world);
-                record(shared, "list", &query, 410);
+                record(shared, resource, "list", &query, 410);
                 let body = status_json(410, "Expired", "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.");
                 return respond(conn, 410, &body);
             }
@@ -470,7 +621,9 @@ fn list(conn: &mut Conn, shared: &Shared, query: BTreeMap<String, String>) -> bo
     };
     let mut body = String::with_capacity((end - offset) * 1200 + 256);
     body.push_str(&format!(
-        "{{\"apiVersion\":\"k8s.cni.cncf.io/v1alpha1\",\"kind\":\"IPAMClaimList\",\"metadata\":{{\"resourceVersion\":\"{rv}\",\"continue\":\"{continue_token}\"}},\"items\":["
+        "{{\"apiVersion\":\"{}\",\"kind\":\"{}\",\"metadata\":{{\"resourceVersion\":\"{rv}\",\"continue\":\"{continue_token}\"}},\"items\":[",
+        resource.api_version(),
+        resource.list_kind(),
     ));
     for (i, item) in items[offset..end].iter().enumerate() {
         if i > 0 {
@@ -479,13 +632,13 @@ fn list(conn: &mut Conn, shared: &Shared, query: BTreeMap<String, String>) -> bo
         body.push_str(item);
     }
     body.push_str("]}");
-    record(shared, "list", &query, 200);
+    record(shared, resource, "list", &query, 200);
     respond(conn, 200, &body)
 }
 
 /// A watch: the events after the requested version, then each new one, until the test closes
 /// the watches or the client goes away.
-fn watch(conn: &mut Conn, shared: &Shared, query: BTreeMap<String, String>) {
+fn watch(conn: &mut Conn, shared: &Shared, resource: Resource, query: BTreeMap<String, String>) {
     let from: u64 = query
         .get("resourceVersion")
         .and_then(|v| v.parse().ok())
@@ -493,14 +646,15 @@ fn watch(conn: &mut Conn, shared: &Shared, query: BTreeMap<String, String>) {
     let world = shared.world.lock().expect("world");
     if world.forbid {
         drop(world);
-        record(shared, "watch", &query, 403);
-        respond(conn, 403, &status_json(403, "Forbidden", FORBIDDEN_WATCH));
+        record(shared, resource, "watch", &query, 403);
+        let message = forbidden(resource, "watch");
+        respond(conn, 403, &status_json(403, "Forbidden", &message));
         return;
     }
     let epoch = world.watch_epoch;
     let expired = from < world.compacted;
     drop(world);
-    record(shared, "watch", &query, 200);
+    record(shared, resource, "watch", &query, 200);
     let head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
     if conn.write_all(head.as_bytes()).is_err() {
         return;
@@ -521,6 +675,7 @@ fn watch(conn: &mut Conn, shared: &Shared, query: BTreeMap<String, String>) {
     loop {
         let mut world = shared.world.lock().expect("world");
         let pending: Vec<(u64, Arc<str>)> = world
+            .store(resource)
             .events
             .iter()
             .filter(|(rv, _)| *rv > sent)
