@@ -9,7 +9,7 @@
 //! a well-formed AdmissionReview echoing apiVersion and uid; `/mutate` never denies a review it
 //! can answer, its patch applies to the object and is idempotent; `/validate` denies only with
 //! 400 or 422, never with an internal 500; and a body serde_json refuses as JSON is never
-//! admitted (the review is read by the project's own reader, src/admission/json.rs).
+//! admitted (the review is read by the project's own reader, src/admission/json/reader.rs).
 //!
 //! The default case counts keep `make test` fast. A long run (see docs/robustness.md):
 //! `PROPTEST_CASES=100000 cargo test --release --test fuzz_pipeline`.
@@ -765,7 +765,7 @@ proptest! {
         judge(&body, webhook, &opts)?;
     }
 
-    // The review is read by a hand-written reader (src/admission/json.rs), not by serde_json:
+    // The review is read by a hand-written reader (src/admission/json/reader.rs), not by serde_json:
     // whatever serde_json refuses as JSON (even where it only skips a value) must never be
     // admitted. Each case rewrites a few tokens of a captured review: a number, the inside of
     // a string, or a byte of structure, with text drawn from what matters to JSON's grammar.
