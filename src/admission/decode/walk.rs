@@ -16,8 +16,8 @@
 //! however many keys the object has.
 //!
 //! Memory: what the walk holds beyond the text is bounded by the text, a small multiple at most
-//! (see BENCHMARKS.md, "memory of the judge", and `make bench-hostile`): an object's keys are remembered as 4-byte offsets once it has
-//! more than a few, a duplicate path as one 16-byte fingerprint, and lists as their text.
+//! (`make bench-hostile`, BENCHMARKS.md): an object's keys are remembered as 4-byte offsets once
+//! it has more than a few, a duplicate path as one 16-byte fingerprint, and lists as their text.
 //!
 //! Two ways through a value, one contract. The full walk ([`Walker::object`],
 //! [`Walker::array`], [`Walker::free`]) names every step of the path and ranks every unknown
