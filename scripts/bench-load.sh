@@ -14,7 +14,8 @@
 # product, floor and skim (the floor reading each review once with serde_json, keeping
 # nothing), then fixed rates at FRACTIONS of the product's saturation for product and floor.
 # In the same saturation rounds: "deny", the product sent a review it denies (one cause: every
-# review logs a line at INFO), and "unique", the product with --unique-addresses and 100,000
+# review logs a line at INFO), "deny-quiet", the same with RUST_LOG=warn (no line: what judging
+# a denial costs by itself), and "unique", the product with --unique-addresses and 100,000
 # claims indexed from the stand-in API server of the tests (examples/standin_api.rs).
 # It reports requests/s, latency p50/p99/p99.9, idle and peak RSS, start-up time, and writes
 # OUT/results.md, OUT/results.jsonl and the plot OUT/latency.svg.
@@ -152,6 +153,7 @@ start() {
   local serve=(serve "${DEPLOYED[@]}" --shutdown-delay 0 --shutdown-timeout 2)
   case $server in
     product) bin=(env -u RUST_LOG "${SERVER_CPU[@]}" "$PRODUCT_BIN" "${serve[@]}") ;;
+    deny-quiet) bin=(env RUST_LOG=warn "${SERVER_CPU[@]}" "$PRODUCT_BIN" "${serve[@]}") ;;
     before) bin=(env -u RUST_LOG "${SERVER_CPU[@]}" "$BEFORE_BIN" "${serve[@]}") ;;
     unique)
       bin=(env -u RUST_LOG "${SERVER_CPU[@]}" "$PRODUCT_BIN" "${serve[@]}")
@@ -202,7 +204,7 @@ measure() {
   shift 7
   local stem="$tmp/$server-$proto-$mode-$fraction"
   LOAD_BODY=$BODY
-  [[ $server == deny ]] && LOAD_BODY=$DENY_BODY
+  [[ $server == deny* ]] && LOAD_BODY=$DENY_BODY
   load "$proto" "$port" "$WARMUP" /dev/null "$@" >/dev/null
   local before after
   before=$(cpu_ticks "$pid")
@@ -243,6 +245,10 @@ for proto in $PROTOCOLS; do
     start before "$proto"
     b_pid=$PID b_port=$PORT
   fi
+  if [[ $DENY == 1 ]]; then
+    start deny-quiet "$proto"
+    q_pid=$PID q_port=$PORT
+  fi
   if [[ $UNIQUE == 1 ]]; then
     start unique "$proto"
     u_pid=$PID u_port=$PORT u_probe=$PROBE
@@ -262,6 +268,7 @@ for proto in $PROTOCOLS; do
     fi
     if [[ $DENY == 1 ]]; then
       measure deny "$proto" "$p_pid" "$p_port" saturation 1 null
+      measure deny-quiet "$proto" "$q_pid" "$q_port" saturation 1 null
     fi
     measure floor "$proto" "$f_pid" "$f_port" saturation 1 null
     measure skim "$proto" "$s_pid" "$s_port" saturation 1 null
@@ -269,6 +276,9 @@ for proto in $PROTOCOLS; do
   stop "$s_pid"
   if [[ $UNIQUE == 1 ]]; then
     stop "$u_pid"
+  fi
+  if [[ $DENY == 1 ]]; then
+    stop "$q_pid"
   fi
   # What the product's log could not keep, if anything (the deny rounds log a line a review).
   dropped=$(python3 "$HELPER" metric "$p_probe" ipamclaim_webhook_log_lines_dropped_total)

@@ -193,7 +193,7 @@ def fmt(v, digits=2):
 # generator, not the server, bounded its requests/s.
 CLIENT_BOUND_CPU = 0.9
 
-SERVERS = ("product", "before", "unique", "deny", "floor", "skim")
+SERVERS = ("product", "before", "unique", "deny", "deny-quiet", "floor", "skim")
 
 
 def report(results_path, md_path, svg_path):
@@ -254,6 +254,13 @@ def report(results_path, md_path, svg_path):
                 f"| {names[proto]} | every review denied (a line each), deny / product | "
                 f"{fmt(d, 1)} µs / {fmt(product, 1)} µs = {fmt(d / product)} ({(d / product - 1) * 100:+.1f} %); "
                 f"log lines dropped: {'n/a' if dropped is None else int(dropped)} of {log.get('log_lines', 'n/a')} written |"
+            )
+        if (proto, "deny-quiet") in cost and (proto, "deny") in cost and product:
+            q, d = cost[(proto, "deny-quiet")], cost[(proto, "deny")]
+            lines.append(
+                f"| {names[proto]} | every review denied, no line (RUST_LOG=warn): deny-quiet / product; "
+                f"the line's own cost, deny − deny-quiet | {fmt(q, 1)} µs / {fmt(product, 1)} µs = {fmt(q / product)} "
+                f"({(q / product - 1) * 100:+.1f} %); {d - q:+.1f} µs a line |"
             )
     lines.append("")
 
