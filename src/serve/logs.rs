@@ -7,6 +7,9 @@
 //! blocking a review; [`DroppedLines`] reads the count for `/metrics`, and [`report_dropped`]
 //! says it in the log once per [`REPORT_EVERY`] when it grew. The [`Logs`] guard, dropped last
 //! in `main`, writes out what is still queued (the last lines of a SIGTERM).
+//!
+//! Only `serve` installs it. `replay`, `certs` and `crd` install no subscriber: what they say on
+//! stderr (errors, replay's summary) is their output, written synchronously by themselves.
 
 use std::fmt;
 use std::io::{self, Write};
