@@ -10,9 +10,9 @@ use ipamclaim_webhook::admission::{Enforcement, FieldValidation};
 use ipamclaim_webhook::certs::CertsOptions;
 use ipamclaim_webhook::cluster::watch::Credentials;
 use ipamclaim_webhook::serve::duration;
+use ipamclaim_webhook::serve::logs::{self, Logs, Sink};
 use ipamclaim_webhook::serve::tls::TlsFiles;
 use ipamclaim_webhook::serve::{self, ServeConfig, UniqueAddresses};
-use ipamclaim_webhook::serve::logs::{self, Logs, Sink};
 use tracing_subscriber::EnvFilter;
 
 /// Log filter when `RUST_LOG` is unset: rustls is noisy at WARN under load (every client that

@@ -20,12 +20,8 @@ fn denied_review(uid: &str) -> Vec<u8> {
 /// `serve --log-format json` (as the Deployment runs it) with `RUST_LOG` set or not.
 async fn start(dir: &std::path::Path, rust_log: Option<&str>) -> Serving {
     let certs = certs::generate(&CertsOptions::default()).expect("certs");
-    let mut launch = Launch::serving(dir, &certs).args(&[
-        "--log-format",
-        "json",
-        "--shutdown-delay",
-        "0",
-    ]);
+    let mut launch =
+        Launch::serving(dir, &certs).args(&["--log-format", "json", "--shutdown-delay", "0"]);
     if let Some(filter) = rust_log {
         launch = launch.env("RUST_LOG", filter);
     }
@@ -83,7 +79,12 @@ async fn a_denied_review_logs_one_info_line_with_its_fields_an_allowed_one_none(
     let dir = tempfile::tempdir().expect("tempdir");
     let server = start(dir.path(), None).await;
     let ca = ca_of(dir.path());
-    send(&server, &ca, vec![review("allowed-1", "admission.k8s.io/v1")]).await;
+    send(
+        &server,
+        &ca,
+        vec![review("allowed-1", "admission.k8s.io/v1")],
+    )
+    .await;
     send(&server, &ca, vec![denied_review("denied-1")]).await;
     let lines = stop_and_read(server).await;
 
@@ -104,7 +105,13 @@ async fn a_denied_review_logs_one_info_line_with_its_fields_an_allowed_one_none(
     ] {
         assert_eq!(line[field], value, "{field} in {line}");
     }
-    for field in ["namespace", "name", "subresource", "warnings", "duration_us"] {
+    for field in [
+        "namespace",
+        "name",
+        "subresource",
+        "warnings",
+        "duration_us",
+    ] {
         assert!(!line[field].is_null(), "{field} missing from {line}");
     }
     assert!(
@@ -118,7 +125,12 @@ async fn an_allowed_review_logs_one_debug_line_when_debug_is_asked_for() {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = start(dir.path(), Some("ipamclaim_webhook=debug")).await;
     let ca = ca_of(dir.path());
-    send(&server, &ca, vec![review("allowed-2", "admission.k8s.io/v1")]).await;
+    send(
+        &server,
+        &ca,
+        vec![review("allowed-2", "admission.k8s.io/v1")],
+    )
+    .await;
     let lines = stop_and_read(server).await;
 
     let reviews = review_lines(&lines);
@@ -145,7 +157,10 @@ async fn the_last_lines_before_a_sigterm_reach_the_log() {
 
     assert_eq!(review_lines(&lines).len(), DENIALS, "{lines:#?}");
     let last = lines.last().expect("a log");
-    assert_eq!(last["message"], "stopped", "the last line is the exit's: {last}");
+    assert_eq!(
+        last["message"], "stopped",
+        "the last line is the exit's: {last}"
+    );
     // Nothing of the review but its identity: never the object, never key material.
     let text: String = lines.iter().map(|l| l.to_string()).collect();
     assert!(!text.contains("managedFields") && !text.contains("PRIVATE KEY"));
