@@ -121,6 +121,39 @@ async fn a_denied_review_logs_one_info_line_with_its_fields_an_allowed_one_none(
 }
 
 #[tokio::test]
+async fn a_review_admitted_under_warn_that_would_be_denied_logs_one_info_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let certs = certs::generate(&CertsOptions::default()).expect("certs");
+    let server = Launch::serving(dir.path(), &certs)
+        .args(&["--log-format", "json", "--shutdown-delay", "0"])
+        .args(&["--enforcement", "Warn"])
+        .start()
+        .await;
+    let ca = ca_of(dir.path());
+    send(
+        &server,
+        &ca,
+        vec![review("allowed-3", "admission.k8s.io/v1")],
+    )
+    .await;
+    send(&server, &ca, vec![denied_review("would-deny-1")]).await;
+    let lines = stop_and_read(server).await;
+
+    let reviews = review_lines(&lines);
+    assert_eq!(
+        reviews.len(),
+        1,
+        "one line, the would-be denial's: {reviews:#?}"
+    );
+    let line = reviews[0];
+    assert_eq!(line["level"], "INFO", "{line}");
+    assert_eq!(line["uid"], "would-deny-1", "{line}");
+    assert_eq!(line["verdict"], "would_deny", "{line}");
+    assert_eq!(line["allowed"], true, "{line}");
+    assert_eq!(line["causes"], "FieldValueInvalid", "{line}");
+}
+
+#[tokio::test]
 async fn an_allowed_review_logs_one_debug_line_when_debug_is_asked_for() {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = start(dir.path(), Some("ipamclaim_webhook=debug")).await;
