@@ -16,7 +16,7 @@ bench-instructions: ## Instructions per review of each pipeline case, counted by
 	CARGO=$(CARGO) scripts/bench-instructions.sh
 
 .PHONY: bench-load
-bench-load: ## Load test of the release server against the floor over HTTP/1.1 and HTTP/2 (h2load; writes target/bench-load/).
+bench-load: ## Server CPU per review at the Deployment's flags, product against floor (and --unique-addresses, denials), over HTTP/1.1 and HTTP/2 (h2load; writes target/bench-load/).
 	CARGO=$(CARGO) scripts/bench-load.sh
 
 .PHONY: bench-unique

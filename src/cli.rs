@@ -1,6 +1,5 @@
 //! The command line: subcommands and flags, and how `serve` flags become the server's config.
 
-use std::io::IsTerminal as _;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -11,10 +10,9 @@ use ipamclaim_webhook::admission::{Enforcement, FieldValidation};
 use ipamclaim_webhook::certs::CertsOptions;
 use ipamclaim_webhook::cluster::watch::Credentials;
 use ipamclaim_webhook::serve::duration;
+use ipamclaim_webhook::serve::logs::{self, Logs, Sink};
 use ipamclaim_webhook::serve::tls::TlsFiles;
 use ipamclaim_webhook::serve::{self, ServeConfig, UniqueAddresses};
-use tracing_subscriber::layer::SubscriberExt as _;
-use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::EnvFilter;
 
 /// Log filter when `RUST_LOG` is unset: rustls is noisy at WARN under load (every client that
@@ -414,9 +412,9 @@ pub enum LoggingError {
     /// `RUST_LOG` is not a valid filter.
     #[error("invalid RUST_LOG filter")]
     Filter(#[source] tracing_subscriber::filter::ParseError),
-    /// A global subscriber was already installed.
-    #[error("cannot install the log subscriber")]
-    Init(#[source] tracing_subscriber::util::TryInitError),
+    /// The subscriber could not be installed.
+    #[error(transparent)]
+    Init(logs::LogsError),
 }
 
 // === impl ServeArgs ===
@@ -514,25 +512,20 @@ fn byte_size(text: &str) -> Result<usize, String> {
         .ok_or_else(|| "too large".to_owned())
 }
 
-/// Installs the global log subscriber: `RUST_LOG` if set, else [`DEFAULT_LOG_FILTER`]; logs
-/// go to stderr so that stdout stays for command output.
-pub fn init_logging(format: LogFormat) -> Result<(), LoggingError> {
+/// Installs the log of `serve`: `RUST_LOG` or [`DEFAULT_LOG_FILTER`], in `format`, on stderr
+/// through the bounded, non-blocking writer of [`logs`]. Keep what it returns until exit.
+pub fn init_logging(format: LogFormat) -> Result<Logs, LoggingError> {
     let filter = match std::env::var("RUST_LOG") {
         Ok(spec) if !spec.trim().is_empty() => {
             EnvFilter::try_new(spec).map_err(LoggingError::Filter)?
         }
         _ => EnvFilter::new(DEFAULT_LOG_FILTER),
     };
-    // Colour only for a person at a terminal, never into a log collector.
-    let fmt = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal());
-    let registry = tracing_subscriber::registry().with(filter);
-    match format {
-        LogFormat::Json => registry.with(fmt.json().flatten_event(true)).try_init(),
-        LogFormat::Text => registry.with(fmt).try_init(),
-    }
-    .map_err(LoggingError::Init)
+    let format = match format {
+        LogFormat::Json => logs::Format::Json,
+        LogFormat::Text => logs::Format::Text,
+    };
+    Logs::install(filter, format, Sink::stderr()).map_err(LoggingError::Init)
 }
 
 #[cfg(test)]

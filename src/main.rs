@@ -35,11 +35,14 @@ fn main() -> ExitCode {
 fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Serve(args) => {
-            cli::init_logging(args.log_format)?;
-            let cfg = args.config()?;
-            actix_web::rt::System::new()
-                .block_on(serve::run(cfg))
-                .context("serve")?;
+            // Dropped last, whether serving ends well or not: the lines still queued (the last
+            // ones of a SIGTERM, or the error's) are written out before the process exits.
+            let logs = cli::init_logging(args.log_format)?;
+            let mut cfg = args.config()?;
+            cfg.log_dropped = logs.dropped();
+            let served = actix_web::rt::System::new().block_on(serve::run(cfg));
+            drop(logs);
+            served.context("serve")?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Certs(args) => {

@@ -24,6 +24,8 @@ async fn sigterm_lets_in_flight_reviews_finish_and_exits_zero() {
         // The delay has its own test below; here the drain is what is tested.
         .args(&["--shutdown-delay", "0"])
         .args(&["--workers", "2", "--log-format", "json"])
+        // Allowed reviews are logged at DEBUG: this test reads their lines.
+        .env("RUST_LOG", "info,ipamclaim_webhook=debug")
         .start()
         .await;
     let port = server.port;

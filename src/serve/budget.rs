@@ -28,7 +28,8 @@ const MIB: usize = 1024 * KIB;
 /// rest is headroom for the allocator's fragmentation and what the plan does not count).
 pub const DEFAULT_MEMORY_BUDGET: usize = 112 * MIB;
 /// What the process holds with no connection at all (code, runtime, worker threads, TLS
-/// config, metrics): about 9.5 MiB measured (release build), with room to spare.
+/// config, metrics): about 9.5 MiB measured (release build), with room to spare, which also
+/// holds the log's queue when it is full (at most about 2 MiB: `serve::logs::QUEUE_LINES`).
 pub const BASE_BYTES: usize = 12 * MIB;
 /// What an HTTP/1.1 connection holds at most, a small body included: rustls decrypts whole
 /// TLS records (up to 16 KiB, chosen by the client) before handing up any of them, so a

@@ -26,6 +26,7 @@ use prometheus_client::registry::Registry;
 
 use crate::admission::Summary;
 use crate::cluster::SharedIndex;
+use crate::serve::logs::DroppedLines;
 
 /// `Content-Type` of [`Metrics::render`]: the Prometheus text format, version 0.0.4.
 pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
@@ -383,6 +384,13 @@ impl Metrics {
             .register_collector(Box::new(IndexCollector(index)));
     }
 
+    /// Adds the count of log lines the log's writer dropped (its queue full), read at each
+    /// scrape; zero for a server started without the writer.
+    pub fn log_lines_dropped(&mut self, dropped: DroppedLines) {
+        self.registry
+            .register_collector(Box::new(DroppedCollector(dropped)));
+    }
+
     /// Every metric in the Prometheus text format.
     pub fn render(&self) -> String {
         let mut text = String::new();
@@ -499,6 +507,23 @@ impl Collector for IndexCollector {
             )?)?;
         }
         Ok(())
+    }
+}
+
+/// The count of dropped log lines, read at each scrape.
+#[derive(Debug)]
+struct DroppedCollector(DroppedLines);
+
+impl Collector for DroppedCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let counter = ConstCounter::new(self.0.count());
+        counter.encode(encoder.encode_descriptor(
+            "ipamclaim_webhook_log_lines_dropped",
+            "Log lines dropped because the log's writer fell behind (its queue full) rather \
+             than holding a review back",
+            None,
+            counter.metric_type(),
+        )?)
     }
 }
 

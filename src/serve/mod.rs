@@ -4,7 +4,8 @@
 //! maps paths to handlers, [`admit`] answers a review, all sharing a [`state`]; around them: [`tls`] loading,
 //! certificate [`reload`], the per-request [`head_timeout`], the memory [`budget`] and the
 //! connection [`gate`] that keeps it (the two [`conn`]ection wrappers), [`metrics`], the
-//! [`record`]ing of denied reviews and the Go [`duration`]s of `?timeout=` and the flags.
+//! [`record`]ing of denied reviews, the Go [`duration`]s of `?timeout=` and the flags, and the
+//! [`logs`]' bounded, non-blocking writer.
 
 pub mod admit;
 pub mod budget;
@@ -13,6 +14,7 @@ pub mod duration;
 pub mod gate;
 pub mod head_timeout;
 pub mod listen;
+pub mod logs;
 pub mod metrics;
 pub mod record;
 pub mod reload;

@@ -41,6 +41,7 @@ use crate::serve::duration::millis;
 use crate::serve::gate::{Gate, Gated};
 use crate::serve::head_timeout::{HeadTimed, Phase};
 use crate::serve::listen::{app_config, bind, bind_socket, http_builder, TLS_HANDSHAKE_TIMEOUT};
+use crate::serve::logs::{self, DroppedLines};
 use crate::serve::metrics::Metrics;
 use crate::serve::record::{self, RecordError, Recorder};
 use crate::serve::reload::{self, Reloader, Watch};
@@ -120,6 +121,9 @@ pub struct ServeConfig {
     /// `--unique-addresses`: watch the cluster's IPAMClaims and deny addresses held by another
     /// claim (DESIGN §9). `None`: no API access at all.
     pub unique_addresses: Option<UniqueAddresses>,
+    /// The count of log lines the log's writer dropped (`serve::logs`), for `/metrics` and a
+    /// line every [`logs::REPORT_EVERY`] when it grew; nothing is ever dropped without one.
+    pub log_dropped: DroppedLines,
 }
 
 /// How `--unique-addresses` reaches the cluster and holds what it admits.
@@ -252,6 +256,7 @@ pub fn start(cfg: ServeConfig) -> Result<Running, ServerError> {
         cfg.record_denied.is_some(),
     )?;
     let mut metrics = Metrics::new();
+    metrics.log_lines_dropped(cfg.log_dropped.clone());
     let cluster = ClusterView::start(&cfg, &mut metrics)?;
     let metrics = Arc::new(metrics);
     let reloader = Reloader::load(cfg.tls.clone(), metrics.clone())?;
@@ -284,6 +289,10 @@ pub fn start(cfg: ServeConfig) -> Result<Running, ServerError> {
     let cert_watch: Watch = reloader
         .watch(reload_interval)
         .map_err(ServerError::Watch)?;
+    let log_report = tokio::spawn(logs::report_dropped(
+        cfg.log_dropped.clone(),
+        logs::REPORT_EVERY,
+    ));
     info!(
         listen = %addr,
         probe_listen = %probe_addr,
@@ -312,6 +321,7 @@ pub fn start(cfg: ServeConfig) -> Result<Running, ServerError> {
             // longer.
             drop(cert_watch);
             drop(cluster);
+            log_report.abort();
             result
         }),
     })
@@ -537,6 +547,7 @@ impl ServeConfig {
             record_denied: None,
             record_denied_max: record::DEFAULT_MAX_FILES,
             unique_addresses: None,
+            log_dropped: DroppedLines::default(),
         }
     }
 }

@@ -77,6 +77,12 @@ impl Launch {
         self
     }
 
+    /// Sets an environment variable (`RUST_LOG`, say).
+    pub fn env(mut self, key: &str, value: &str) -> Launch {
+        self.cmd.env(key, value);
+        self
+    }
+
     /// Starts the process, without waiting for anything.
     pub fn spawn(mut self) -> Serving {
         let child = self
