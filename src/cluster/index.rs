@@ -589,24 +589,40 @@ impl Reservations {
             .iter_mut()
             .find(|r| *r.namespace == *namespace && *r.name == *name)
         {
+            // Extended: its entry in the expiry queue is queued again when it comes due, so
+            // the queue grows with the reservations, not with the reviews that renew them.
             Some(r) => r.expires = r.expires.max(until),
-            None => list.push(Reservation {
-                namespace: namespace.into(),
-                name: name.into(),
-                expires: until,
-            }),
+            None => {
+                list.push(Reservation {
+                    namespace: namespace.into(),
+                    name: name.into(),
+                    expires: until,
+                });
+                self.expiry.push_back((until, network.into(), ip));
+            }
         }
-        self.expiry.push_back((until, network.into(), ip));
     }
 
-    /// Forgets every reservation that expired by `now`.
+    /// Forgets every reservation that expired by `now`. Lookups ignore an expired reservation
+    /// anyway: this only gives its memory back. An address whose reservations outlive the
+    /// entry that came due (extended since) is queued once more, at the earliest of them.
     fn expire(&mut self, now: Instant) {
-        while let Some((at, network, ip)) = self.expiry.front() {
+        while let Some((at, _, _)) = self.expiry.front() {
             if *at > now {
                 break;
             }
-            self.retain_at(network.clone().as_ref(), *ip, |r| r.expires > now);
-            self.expiry.pop_front();
+            let Some((_, network, ip)) = self.expiry.pop_front() else {
+                break;
+            };
+            self.retain_at(&network, ip, |r| r.expires > now);
+            let next = self
+                .by_network
+                .get(&network)
+                .and_then(|by_ip| by_ip.get(&ip))
+                .and_then(|list| list.iter().map(|r| r.expires).min());
+            if let Some(next) = next {
+                self.expiry.push_back((next, network, ip));
+            }
         }
     }
 
@@ -1001,6 +1017,28 @@ mod tests {
         );
         claims.delete("ns1", "b", "");
         assert_eq!(claims.holder("red", ip("10.0.0.5"), &who("ns1", "c")), None);
+    }
+
+    /// Regression (found measuring issue 31): every review renewing a reservation queued an
+    /// expiry entry held for the whole TTL, so memory grew with the review rate.
+    #[test]
+    fn renewing_a_reservation_does_not_grow_the_expiry_queue() {
+        let mut reservations = Reservations::default();
+        let t0 = Instant::now();
+        let address = ip("10.0.0.5");
+        for i in 0..10_000 {
+            let now = t0 + Duration::from_millis(i);
+            reservations.expire(now);
+            reservations.reserve("ns1", "a", "red", address, now + TTL);
+        }
+        assert_eq!(reservations.expiry.len(), 1);
+        // Still held until the last renewal's TTL, then forgotten.
+        let last = t0 + Duration::from_millis(9_999) + TTL;
+        reservations.expire(last - Duration::from_millis(1));
+        assert_eq!(reservations.count(last - Duration::from_millis(1)), 1);
+        reservations.expire(last);
+        assert_eq!(reservations.count(last), 0);
+        assert!(reservations.expiry.is_empty() && reservations.by_network.is_empty());
     }
 
     #[test]
