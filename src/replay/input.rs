@@ -321,12 +321,12 @@ struct Head<'a> {
 }
 
 /// The members of an AdmissionReview's `request` that say whether the API server drops the
-/// object's status before validating it; read as leniently as [`Head`].
-#[derive(Default)]
+/// object's status before validating it; read as leniently as [`Head`] (a member of another
+/// type counts as absent), and without decoding anything: each is only compared.
 struct RequestHead {
-    operation: Option<String>,
-    resource: Option<String>,
-    sub_resource: Option<String>,
+    create: bool,
+    main_resource: bool,
+    no_sub_resource: bool,
     object_has_status: bool,
 }
 
@@ -334,13 +334,21 @@ struct RequestHead {
 
 impl RequestHead {
     fn between(&self) -> Between {
-        let create = self.operation.as_deref() == Some("CREATE");
-        let main = self.resource.as_deref() == Some(crate::admission::model::types::PLURAL)
-            && self.sub_resource.as_deref().unwrap_or_default().is_empty();
-        if create && main && self.object_has_status {
+        if self.create && self.main_resource && self.no_sub_resource && self.object_has_status {
             Between::DropStatus
         } else {
             Between::Nothing
+        }
+    }
+}
+
+impl Default for RequestHead {
+    fn default() -> Self {
+        RequestHead {
+            create: false,
+            main_resource: false,
+            no_sub_resource: true,
+            object_has_status: false,
         }
     }
 }
@@ -350,57 +358,6 @@ impl<'de> serde::Deserialize<'de> for RequestHead {
         use serde::de::{IgnoredAny, MapAccess, Visitor};
         use std::borrow::Cow;
 
-        /// Whether an object has a `status` key; its values are skipped, not decoded.
-        struct HasStatus(bool);
-        impl<'de> serde::Deserialize<'de> for HasStatus {
-            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                struct Keys;
-                impl<'de> Visitor<'de> for Keys {
-                    type Value = HasStatus;
-                    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                        f.write_str("any JSON value")
-                    }
-                    fn visit_map<A: MapAccess<'de>>(
-                        self,
-                        mut map: A,
-                    ) -> Result<HasStatus, A::Error> {
-                        let mut found = false;
-                        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-                            found |= key == "status";
-                            map.next_value::<IgnoredAny>()?;
-                        }
-                        Ok(HasStatus(found))
-                    }
-                    fn visit_unit<E>(self) -> Result<HasStatus, E> {
-                        Ok(HasStatus(false))
-                    }
-                    fn visit_bool<E>(self, _: bool) -> Result<HasStatus, E> {
-                        Ok(HasStatus(false))
-                    }
-                    fn visit_i64<E>(self, _: i64) -> Result<HasStatus, E> {
-                        Ok(HasStatus(false))
-                    }
-                    fn visit_u64<E>(self, _: u64) -> Result<HasStatus, E> {
-                        Ok(HasStatus(false))
-                    }
-                    fn visit_f64<E>(self, _: f64) -> Result<HasStatus, E> {
-                        Ok(HasStatus(false))
-                    }
-                    fn visit_str<E>(self, _: &str) -> Result<HasStatus, E> {
-                        Ok(HasStatus(false))
-                    }
-                    fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                        self,
-                        mut seq: A,
-                    ) -> Result<HasStatus, A::Error> {
-                        while seq.next_element::<IgnoredAny>()?.is_some() {}
-                        Ok(HasStatus(false))
-                    }
-                }
-                d.deserialize_any(Keys)
-            }
-        }
-
         struct Members;
         impl<'de> Visitor<'de> for Members {
             type Value = RequestHead;
@@ -409,16 +366,20 @@ impl<'de> serde::Deserialize<'de> for RequestHead {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RequestHead, A::Error> {
                 let mut head = RequestHead::default();
-                let text = |v: Value| v.as_str().map(str::to_owned);
                 while let Some(key) = map.next_key::<Cow<'de, str>>()? {
                     match key.as_ref() {
-                        "operation" => head.operation = text(map.next_value()?),
-                        "subResource" => head.sub_resource = text(map.next_value()?),
-                        "resource" => {
-                            let resource: Value = map.next_value()?;
-                            head.resource = resource.get("resource").cloned().and_then(text);
+                        "operation" => head.create = map.next_value_seed(Probe::Is("CREATE"))?,
+                        "subResource" => {
+                            head.no_sub_resource = map.next_value_seed(Probe::Empty)?
                         }
-                        "object" => head.object_has_status = map.next_value::<HasStatus>()?.0,
+                        "resource" => {
+                            let plural = crate::admission::model::types::PLURAL;
+                            head.main_resource =
+                                map.next_value_seed(Probe::Member("resource", plural))?;
+                        }
+                        "object" => {
+                            head.object_has_status = map.next_value_seed(Probe::HasKey("status"))?
+                        }
                         _ => {
                             map.next_value::<IgnoredAny>()?;
                         }
@@ -431,6 +392,77 @@ impl<'de> serde::Deserialize<'de> for RequestHead {
             }
         }
         d.deserialize_any(Members)
+    }
+}
+
+/// A question about one JSON value, answered while it is skimmed: nothing is decoded or kept.
+#[derive(Clone, Copy)]
+enum Probe {
+    /// Whether it is this string.
+    Is(&'static str),
+    /// Whether it is the empty string or `null`.
+    Empty,
+    /// Whether it is an object with this key.
+    HasKey(&'static str),
+    /// Whether it is an object whose member (the last of repeated keys) is this string.
+    Member(&'static str, &'static str),
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Probe {
+    type Value = bool;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Probe {
+    type Value = bool;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_str<E>(self, v: &str) -> Result<bool, E> {
+        Ok(match self {
+            Probe::Is(text) => v == text,
+            Probe::Empty => v.is_empty(),
+            Probe::HasKey(_) | Probe::Member(..) => false,
+        })
+    }
+    fn visit_unit<E>(self) -> Result<bool, E> {
+        Ok(matches!(self, Probe::Empty))
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(false)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
+        let mut found = false;
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            match self {
+                Probe::HasKey(name) if key == name => {
+                    found = true;
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+                Probe::Member(name, text) if key == name => {
+                    found = map.next_value_seed(Probe::Is(text))?;
+                }
+                _ => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(found)
     }
 }
 
@@ -707,5 +739,65 @@ mod tests {
     fn refuses_documents_of_other_kinds() {
         let d = docs("kind: Pod\napiVersion: v1\n", Format::Yaml);
         assert!(d[0].review.as_ref().unwrap_err().contains("is a Pod"));
+    }
+
+    /// Issue 26: which reviews the API server drops the status of between the webhooks, read
+    /// leniently: a member of another type counts as absent.
+    #[test]
+    fn tells_a_create_of_the_main_resource_with_status() {
+        let review = |request: &str| {
+            format!(
+                r#"{{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{request}}}"#
+            )
+        };
+        let main = r#""resource":{"group":"k8s.cni.cncf.io","version":"v1alpha1","resource":"ipamclaims"}"#;
+        for (request, want) in [
+            (
+                format!(r#"{{"operation":"CREATE",{main},"object":{{"status":{{"ips":null}}}}}}"#),
+                Between::DropStatus,
+            ),
+            (
+                format!(
+                    r#"{{"operation":"CREATE",{main},"subResource":null,"object":{{"status":{{}}}}}}"#
+                ),
+                Between::DropStatus,
+            ),
+            (
+                format!(
+                    r#"{{"operation":"CREATE",{main},"subResource":"","object":{{"status":1}}}}"#
+                ),
+                Between::DropStatus,
+            ),
+            (
+                format!(r#"{{"operation":"CREATE",{main},"object":{{"spec":{{}}}}}}"#),
+                Between::Nothing,
+            ),
+            (
+                format!(r#"{{"operation":"UPDATE",{main},"object":{{"status":{{}}}}}}"#),
+                Between::Nothing,
+            ),
+            (
+                format!(
+                    r#"{{"operation":"CREATE",{main},"subResource":"status","object":{{"status":{{}}}}}}"#
+                ),
+                Between::Nothing,
+            ),
+            (
+                r#"{"operation":"CREATE","resource":{"resource":"pods"},"object":{"status":{}}}"#
+                    .to_owned(),
+                Between::Nothing,
+            ),
+            (
+                format!(r#"{{"operation":7,{main},"object":{{"status":{{}}}}}}"#),
+                Between::Nothing,
+            ),
+            (
+                format!(r#"{{"operation":"CREATE",{main},"object":null}}"#),
+                Between::Nothing,
+            ),
+        ] {
+            let d = docs(&review(&request), Format::Json);
+            assert_eq!(d[0].between, want, "{request}");
+        }
     }
 }
