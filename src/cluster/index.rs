@@ -100,7 +100,7 @@ impl Claim {
         Claim {
             namespace: admitted.namespace.clone(),
             name: admitted.name.clone(),
-            uid: String::new(),
+            uid: admitted.uid.clone(),
             network: admitted.network.clone(),
             addresses: dedup(admitted.addresses.iter().map(|a| a.ip).collect()),
         }
@@ -862,6 +862,7 @@ mod tests {
         Admitted {
             namespace: ns.to_owned(),
             name: name.to_owned(),
+            uid: String::new(),
             network: network.to_owned(),
             addresses: addresses
                 .iter()
