@@ -10,6 +10,7 @@ use crate::cluster::SharedIndex;
 use crate::serve::budget::Budget;
 use crate::serve::metrics::Metrics;
 use crate::serve::record::Recorder;
+use crate::serve::reserve::ReservationHandle;
 use crate::serve::reload::CertStore;
 
 /// Whether `/readyz` reports ready; false once shutdown has begun.
@@ -36,6 +37,8 @@ pub struct State {
     pub metrics: Arc<Metrics>,
     /// `--unique-addresses`: the index reviews are judged against and reserve in.
     pub index: Option<Arc<SharedIndex>>,
+    /// `--unique-addresses` with `--reservations Leases`: the reservations across replicas.
+    pub reservations: Option<ReservationHandle>,
 }
 
 // === impl Readiness ===
