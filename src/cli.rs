@@ -8,11 +8,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use ipamclaim_webhook::admission::rules::defaulting::{Defaults, DefaultsError};
 use ipamclaim_webhook::admission::{Enforcement, FieldValidation};
 use ipamclaim_webhook::certs::CertsOptions;
+use ipamclaim_webhook::cluster::leases::ReservationStore;
 use ipamclaim_webhook::cluster::watch::Credentials;
 use ipamclaim_webhook::serve::duration;
 use ipamclaim_webhook::serve::logs::{self, Logs, Sink};
 use ipamclaim_webhook::serve::tls::TlsFiles;
-use ipamclaim_webhook::cluster::leases::ReservationStore;
 use ipamclaim_webhook::serve::{self, ServeConfig, UniqueAddresses};
 use tracing_subscriber::EnvFilter;
 

@@ -24,7 +24,7 @@ use tracing::{info, warn};
 use crate::admission::rules::conflicts::{Claimant, Holder, Holders};
 use crate::admission::{self, Enforcement, Options, Reviewed, Webhook};
 use crate::cluster::leases::{
-    self, ClaimRef, Outcome, ReservationStore, Request, Reserver, Settings, StartError, Worker,
+    self, ClaimRef, Outcome, Request, ReservationStore, Reserver, Settings, StartError, Worker,
 };
 use crate::cluster::shared::{self, SharedIndex};
 use crate::serve::logs::Clipped;

@@ -33,8 +33,8 @@ use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
 use crate::admission;
-use crate::cluster::watch::{self as cluster_watch, Credentials, WatchError};
 use crate::cluster::leases::{ReservationStore, StartError};
+use crate::cluster::watch::{self as cluster_watch, Credentials, WatchError};
 use crate::cluster::SharedIndex;
 use crate::serve::budget::{self, Budget, BudgetError, MemoryPlan};
 use crate::serve::conn;

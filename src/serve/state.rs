@@ -10,8 +10,8 @@ use crate::cluster::SharedIndex;
 use crate::serve::budget::Budget;
 use crate::serve::metrics::Metrics;
 use crate::serve::record::Recorder;
-use crate::serve::reserve::ReservationHandle;
 use crate::serve::reload::CertStore;
+use crate::serve::reserve::ReservationHandle;
 
 /// Whether `/readyz` reports ready; false once shutdown has begun.
 #[derive(Clone, Debug)]

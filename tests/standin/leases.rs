@@ -100,7 +100,9 @@ fn conflict(name: &str, why: &str) -> (u16, String) {
         status_json(
             409,
             "Conflict",
-            &format!("Operation cannot be fulfilled on leases.coordination.k8s.io \"{name}\": {why}"),
+            &format!(
+                "Operation cannot be fulfilled on leases.coordination.k8s.io \"{name}\": {why}"
+            ),
         ),
     )
 }
@@ -125,7 +127,10 @@ pub fn serve(
     }
     let sent: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     let name = if name.is_empty() {
-        sent["metadata"]["name"].as_str().unwrap_or_default().to_owned()
+        sent["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
     } else {
         name
     };
@@ -172,7 +177,8 @@ pub fn serve(
             "update" => match world.leases.objects.get(&key).cloned() {
                 None => not_found(&name),
                 Some(stored)
-                    if sent["metadata"]["resourceVersion"] != stored["metadata"]["resourceVersion"] =>
+                    if sent["metadata"]["resourceVersion"]
+                        != stored["metadata"]["resourceVersion"] =>
                 {
                     let _ = stored;
                     conflict(
@@ -243,11 +249,7 @@ pub fn serve(
             ),
         }
     };
-    world.leases.calls.push(LeaseCall {
-        verb,
-        name,
-        status,
-    });
+    world.leases.calls.push(LeaseCall { verb, name, status });
     drop(world);
     shared.changed.notify_all();
     respond(conn, status, &answer)
@@ -282,31 +284,5 @@ impl Leases {
             meta["name"].as_str().expect("name").to_owned(),
         );
         self.objects.insert(key, object);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn routes_lease_paths_only() {
-        assert_eq!(
-            route("/apis/coordination.k8s.io/v1/namespaces/ns/leases"),
-            Some(("ns".to_owned(), String::new()))
-        );
-        assert_eq!(
-            route("/apis/coordination.k8s.io/v1/namespaces/ns/leases/ipamclaim-ab"),
-            Some(("ns".to_owned(), "ipamclaim-ab".to_owned()))
-        );
-        assert_eq!(route("/apis/coordination.k8s.io/v1/namespaces/ns/pods"), None);
-        assert_eq!(route("/apis/k8s.cni.cncf.io/v1alpha1/ipamclaims"), None);
-    }
-
-    #[test]
-    fn the_clock_writes_rfc3339() {
-        assert_eq!(civil(0), (1970, 1, 1));
-        assert_eq!(civil(20_419), (2025, 11, 27));
-        assert_eq!(now_rfc3339().len(), "2026-11-27T10:00:00Z".len());
     }
 }

@@ -358,6 +358,17 @@ impl StandIn {
         self.push_delete(Resource::Nads, namespace, name);
     }
 
+    /// Creates a claim with no event a watch could see (a watch lagging behind): a GET of
+    /// the claim finds it, the index does not.
+    pub fn add_unseen(&self, object: Value) {
+        let mut world = self.world();
+        world.rv += 1;
+        let rv = world.rv;
+        let text = with_rv(object, rv);
+        let key = key_of(&serde_json::from_str(&text).expect("json"));
+        world.claims.objects.insert(key, text.into());
+    }
+
     /// Deletes a claim with no event a watch could see (as if it fell in a compacted gap).
     pub fn delete_unseen(&self, namespace: &str, name: &str) {
         let mut world = self.world();
@@ -504,7 +515,11 @@ fn serve_connection(conn: Conn, shared: &Shared) {
             leases::serve(conn, shared, &method, lease, &body)
         } else if let Some((namespace, name)) = one_claim(&path) {
             let world = shared.world.lock().expect("world");
-            let found = world.claims.objects.get(&(namespace, name.clone())).cloned();
+            let found = world
+                .claims
+                .objects
+                .get(&(namespace, name.clone()))
+                .cloned();
             drop(world);
             match found {
                 Some(object) => respond(conn, 200, &object),

@@ -7,7 +7,7 @@
 //! The rules, in short: a Lease is its claim's until the watch has shown that claim holding the
 //! address for a grace period (then the index guards the address, and the Lease goes), or until
 //! it runs out without the claim ever holding the address (its write was never persisted: the
-//! Lease may be taken over). Both "shown" and "never persisted" are asked of the API server
+//! Lease may be taken over by a review, or deleted a grace period later). Both "shown" and "never persisted" are asked of the API server
 //! itself before anything is taken away on the index's word alone, which may lag.
 
 use std::time::Duration;
@@ -111,8 +111,8 @@ pub enum Collect {
     Keep,
     /// Delete it (conditioned on its uid and resourceVersion).
     Delete,
-    /// Run out, and the index does not show its holder holding the address: ask the API server
-    /// whether it does before deleting it.
+    /// Run out a grace period ago, and the index does not show its holder holding the
+    /// address: ask the API server whether it does before deleting it.
     AskApi,
 }
 
@@ -130,7 +130,8 @@ pub struct Known {
     /// The wall clock.
     pub now: Timestamp,
     /// How long the index must have shown the holder before the Lease goes: long enough for
-    /// the watches of the other replicas to show it too.
+    /// the watches of the other replicas to show it too. A Lease never shown goes as long
+    /// after it ran out.
     pub grace: Duration,
 }
 
@@ -143,7 +144,13 @@ pub fn collect(known: &Known) -> Collect {
             Collect::Keep
         };
     }
-    if known.now < known.expires {
+    // A Lease whose holder never held the address is no hurry: for a grace period after it
+    // runs out, the next review of its address takes it over (and says so) instead.
+    let idle = known
+        .expires
+        .saturating_add(known.grace)
+        .unwrap_or(Timestamp::MAX);
+    if known.now < idle {
         return Collect::Keep;
     }
     match known.api {
@@ -289,10 +296,13 @@ mod tests {
     }
 
     #[test]
-    fn a_lease_never_shown_goes_once_run_out_and_the_api_says_its_holder_does_not_hold_it() {
+    fn a_lease_never_shown_goes_a_grace_period_after_it_ran_out_if_the_api_says_its_holder_does_not_hold_it(
+    ) {
         assert_eq!(kept(None, 30, None, 29), Collect::Keep);
-        assert_eq!(kept(None, 30, None, 30), Collect::AskApi);
-        assert_eq!(kept(None, 30, Some(Seen::Holding), 30), Collect::Keep);
-        assert_eq!(kept(None, 30, Some(Seen::NotHolding), 30), Collect::Delete);
+        // Run out: left to a review to take over, for the grace period.
+        assert_eq!(kept(None, 30, None, 59), Collect::Keep);
+        assert_eq!(kept(None, 30, None, 60), Collect::AskApi);
+        assert_eq!(kept(None, 30, Some(Seen::Holding), 60), Collect::Keep);
+        assert_eq!(kept(None, 30, Some(Seen::NotHolding), 60), Collect::Delete);
     }
 }

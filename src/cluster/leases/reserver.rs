@@ -13,7 +13,8 @@
 //! a call (a claim's CREATE and its status updates give it the same address several times).
 //! Every `ttl / 4` the remembered Leases are [`collect`]ed: deleted (conditioned on uid and
 //! resourceVersion, so a Lease renewed or taken over meanwhile stays) once the index has shown
-//! the holder holding the address for `ttl`, or once run out with the holder not holding it.
+//! the holder holding the address for `ttl`, or `ttl` after it ran out with the holder not
+//! holding it.
 //! Any replica may delete a Lease it read: a 404 or 409 then only means another was first.
 
 use std::collections::HashMap;
