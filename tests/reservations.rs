@@ -573,3 +573,106 @@ async fn a_reservation_not_written_in_time_is_refused_with_500_and_undone() {
         .log()
         .contains("could not be reserved in the API server"));
 }
+
+/// The `p`-th percentile of sorted `samples`.
+fn percentile(samples: &[Duration], p: f64) -> Duration {
+    let at = ((samples.len() - 1) as f64 * p).round() as usize;
+    samples[at]
+}
+
+fn micros(d: Duration) -> String {
+    format!("{:.0} µs", d.as_secs_f64() * 1e6)
+}
+
+// The figures of issue 29 (BENCHMARKS.md, "Reservations across replicas"), not a check: the
+// round trip of a CREATE that reserves one new address, and of KubeVirt's CREATE that adds
+// none, against a replica with Leases and one without, interleaved so that both see the same
+// machine. `IPAMCLAIM_WEBHOOK_BIN=<release build> cargo test --test reservations -- --ignored
+// --nocapture`.
+#[tokio::test]
+#[ignore = "a measurement: run it by name with --ignored --nocapture"]
+async fn measure_what_a_reservation_adds_to_a_review() {
+    const N: usize = 1000;
+    let api = StandIn::start(Vec::new());
+    let with = Replicas::start(&api, &[]).await;
+    let without = Replicas::start(&api, &["--reservations", "Memory"]).await;
+    let mut times: [Vec<Duration>; 4] = Default::default();
+    for i in 0..N + 50 {
+        let reviews = [
+            (
+                &with,
+                create(
+                    &format!("a{i}"),
+                    "ns1",
+                    &format!("vm-a{i}.red"),
+                    &[&format!("10.{}.{}.1/24", 100 + i / 250, i % 250)],
+                    false,
+                ),
+            ),
+            (
+                &without,
+                create(
+                    &format!("b{i}"),
+                    "ns1",
+                    &format!("vm-b{i}.red"),
+                    &[&format!("10.{}.{}.1/24", 50 + i / 250, i % 250)],
+                    false,
+                ),
+            ),
+            (
+                &with,
+                create(&format!("c{i}"), "ns1", &format!("vm-c{i}.red"), &[], false),
+            ),
+            (
+                &without,
+                create(&format!("d{i}"), "ns1", &format!("vm-d{i}.red"), &[], false),
+            ),
+        ];
+        for (k, (replicas, body)) in reviews.into_iter().enumerate() {
+            let started = Instant::now();
+            let answer = replicas.validate(0, body).await;
+            let took = started.elapsed();
+            assert!(allowed(&answer), "{answer}");
+            // The first 50 warm the connections up.
+            if i >= 50 {
+                times[k].push(took);
+            }
+        }
+    }
+    let names = [
+        "one new address, Leases",
+        "one new address, Memory",
+        "no address (KubeVirt), Leases",
+        "no address (KubeVirt), Memory",
+    ];
+    println!("| review, reservations | p50 | p90 | p99 |");
+    println!("|---|---:|---:|---:|");
+    for (name, samples) in names.iter().zip(times.iter_mut()) {
+        samples.sort();
+        println!(
+            "| {name} | {} | {} | {} |",
+            micros(percentile(samples, 0.5)),
+            micros(percentile(samples, 0.9)),
+            micros(percentile(samples, 0.99))
+        );
+    }
+    let text = with.servers[0].metrics().await;
+    let (sum, count) = (
+        metric(&text, "ipamclaim_webhook_reservation_duration_seconds_sum").unwrap_or(0.0),
+        metric(
+            &text,
+            "ipamclaim_webhook_reservation_duration_seconds_count",
+        )
+        .unwrap_or(0.0),
+    );
+    println!(
+        "server side, Leases: {count} reviews waited {} on average for their Lease",
+        micros(Duration::from_secs_f64(sum / count.max(1.0)))
+    );
+    let calls = api.lease_calls();
+    println!(
+        "Lease calls: {} creates, {} other",
+        writes(&calls, "create"),
+        calls.len() - writes(&calls, "create")
+    );
+}
