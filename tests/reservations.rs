@@ -676,3 +676,41 @@ async fn measure_what_a_reservation_adds_to_a_review() {
         calls.len() - writes(&calls, "create")
     );
 }
+
+// Outside a pod, with no namespace for the Leases, serve refuses to start (fail closed) and
+// says what to give it, rather than writing Leases to a namespace it guessed.
+#[test]
+fn without_a_namespace_for_the_leases_serve_refuses_to_start_naming_the_flag() {
+    use ipamclaim_webhook::cluster::leases::reserver::POD_NAMESPACE_FILE;
+    if Path::new(POD_NAMESPACE_FILE).exists() {
+        // In a pod the pod's own namespace is the default: nothing to refuse here.
+        eprintln!("skipped: {POD_NAMESPACE_FILE} exists (running in a pod)");
+        return;
+    }
+    let api = StandIn::start(Vec::new());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let certs = certs::generate(&Default::default()).expect("certs");
+    certs.write_to(dir.path()).expect("write certs");
+    let kubeconfig = api.kubeconfig(dir.path());
+    let out = std::process::Command::new(common::process::bin())
+        .arg("serve")
+        .args(["--listen", "127.0.0.1:0", "--probe-listen", "127.0.0.1:0"])
+        .arg("--tls-cert")
+        .arg(dir.path().join(certs::CERT_FILE))
+        .arg("--tls-key")
+        .arg(dir.path().join(certs::KEY_FILE))
+        .arg("--unique-addresses")
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .env_remove("IPAMCLAIM_WEBHOOK_RESERVATION_NAMESPACE")
+        .env_remove("IPAMCLAIM_WEBHOOK_RESERVATIONS")
+        .output()
+        .expect("serve runs");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--reservation-namespace") && stderr.contains("--reservations Memory"),
+        "{stderr}"
+    );
+    assert!(api.lease_calls().is_empty());
+}
