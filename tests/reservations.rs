@@ -409,6 +409,69 @@ async fn a_holder_that_never_appears_is_taken_over_after_the_ttl() {
     );
 }
 
+// Two replicas racing to take over one run-out Lease: both read it, both update it conditioned
+// on what they read; the API server lets one through, the other's update is refused (409) and
+// it judges again: a conflict with the winner.
+#[tokio::test]
+async fn of_two_take_overs_of_one_lease_exactly_one_wins() {
+    use ipamclaim_webhook::cluster::leases::lease;
+    let api = StandIn::start(Vec::new());
+    let replicas = Replicas::start(&api, &["--reservation-ttl", "30s"]).await;
+    let long_ago = "2026-01-01T00:00:00.000000Z";
+    for round in 0..10 {
+        let ip = format!("10.8.0.{}", round + 1);
+        // A Lease of a claim whose write never landed, run out long ago.
+        api.put_lease(json!({
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {"name": lease::name(NETWORK, ip.parse().expect("ip")),
+                         "namespace": NAMESPACE, "creationTimestamp": "2026-01-01T00:00:00Z"},
+            "spec": {"holderIdentity": "ns1/vm-gone.red/uid-gone", "leaseDurationSeconds": 30,
+                     "acquireTime": long_ago, "renewTime": long_ago},
+        }));
+        let bodies = (0..2)
+            .map(|i| {
+                create(
+                    &format!("t{round}-{i}"),
+                    "ns1",
+                    &format!("vm-t{round}-{i}.red"),
+                    &[&format!("{ip}/24")],
+                    false,
+                )
+            })
+            .collect();
+        let answers = replicas.all_at_once(bodies).await;
+        let admitted: Vec<usize> = (0..2).filter(|&i| allowed(&answers[i])).collect();
+        assert_eq!(admitted.len(), 1, "round {round}: {answers:#?}");
+        let winner = format!("vm-t{round}-{}.red", admitted[0]);
+        let loser = &answers[1 - admitted[0]];
+        assert!(
+            cause(loser).contains(&format!("to IPAMClaim \"{winner}\"")),
+            "round {round}: {loser}"
+        );
+        let held = api
+            .leases()
+            .into_iter()
+            .find(|l| {
+                l["metadata"]["annotations"]["ipamclaim-webhook.k8s.cni.cncf.io/address"]
+                    == ip.as_str()
+            })
+            .expect("the Lease");
+        assert!(held["spec"]["holderIdentity"]
+            .as_str()
+            .expect("holder")
+            .starts_with(&format!("ns1/{winner}/")));
+    }
+    let calls = api.lease_calls();
+    let updated = writes(&calls, "update");
+    assert_eq!(updated, 10, "one take-over a round: {calls:?}");
+    let refused = calls
+        .iter()
+        .filter(|c| c.verb == "update" && c.status == 409)
+        .count();
+    eprintln!("{refused} of 20 take-overs were refused as stale (409) and judged again");
+}
+
 #[tokio::test]
 async fn a_holder_the_api_shows_is_never_taken_over_though_the_index_lags() {
     let api = StandIn::start(Vec::new());

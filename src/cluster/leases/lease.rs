@@ -193,22 +193,14 @@ pub fn new(
     now: Timestamp,
     ttl: Duration,
 ) -> Lease {
-    let mut labels = std::collections::BTreeMap::new();
-    labels.insert(MANAGED_BY.0.to_owned(), MANAGED_BY.1.to_owned());
-    if label_value(network) {
-        labels.insert(NETWORK_KEY.to_owned(), network.to_owned());
-    }
-    let mut annotations = std::collections::BTreeMap::new();
-    annotations.insert(NETWORK_KEY.to_owned(), network.to_owned());
-    annotations.insert(ADDRESS_KEY.to_owned(), ip.to_string());
+    let mut metadata = ObjectMeta {
+        name: Some(name(network, ip)),
+        namespace: Some(namespace.to_owned()),
+        ..ObjectMeta::default()
+    };
+    describe(&mut metadata, network, ip);
     Lease {
-        metadata: ObjectMeta {
-            name: Some(name(network, ip)),
-            namespace: Some(namespace.to_owned()),
-            labels: Some(labels),
-            annotations: Some(annotations),
-            ..ObjectMeta::default()
-        },
+        metadata,
         spec: Some(LeaseSpec {
             holder_identity: Some(holder.to_string()),
             lease_duration_seconds: Some(duration_seconds(ttl)),
@@ -220,13 +212,32 @@ pub fn new(
     }
 }
 
-/// `read`, held from `now` for `ttl` by `holder`, ready for an update conditioned on the
-/// resourceVersion it was read at: a take-over (another holder: a transition) or a renewal
-/// (the same claim, perhaps a newer incarnation of it).
-pub fn held_by(read: &Lease, holder: &ClaimRef, now: Timestamp, ttl: Duration) -> Lease {
+/// The labels and annotations of the Lease of `ip` on `network`.
+fn describe(meta: &mut ObjectMeta, network: &str, ip: IpAddr) {
+    let labels = meta.labels.get_or_insert_with(Default::default);
+    labels.insert(MANAGED_BY.0.to_owned(), MANAGED_BY.1.to_owned());
+    if label_value(network) {
+        labels.insert(NETWORK_KEY.to_owned(), network.to_owned());
+    }
+    let annotations = meta.annotations.get_or_insert_with(Default::default);
+    annotations.insert(NETWORK_KEY.to_owned(), network.to_owned());
+    annotations.insert(ADDRESS_KEY.to_owned(), ip.to_string());
+}
+
+/// `read` (the Lease of `ip` on `network`), held from `now` for `ttl` by `holder`, ready for an
+/// update conditioned on the resourceVersion it was read at: a take-over (another holder: a
+/// transition) or a renewal (the same claim, perhaps a newer incarnation of it).
+pub fn held_by(
+    read: &Lease,
+    (network, ip): (&str, IpAddr),
+    holder: &ClaimRef,
+    now: Timestamp,
+    ttl: Duration,
+) -> Lease {
     let mut lease = read.clone();
     // The server's bookkeeping is not sent back; the resourceVersion is the precondition.
     lease.metadata.managed_fields = None;
+    describe(&mut lease.metadata, network, ip);
     let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
     let before = spec.holder_identity.as_deref().and_then(ClaimRef::parse);
     if !before.is_some_and(|b| b.same_claim(holder)) {
@@ -399,7 +410,8 @@ mod tests {
         read.metadata.resource_version = Some("7".to_owned());
         read.metadata.managed_fields = Some(vec![ManagedFieldsEntry::default()]);
 
-        let renewed = held_by(&read, &claim("ns1", "a", "u2"), t1, ttl);
+        let at = ("red", "10.0.0.5".parse().unwrap());
+        let renewed = held_by(&read, at, &claim("ns1", "a", "u2"), t1, ttl);
         let spec = renewed.spec.as_ref().unwrap();
         assert_eq!(spec.holder_identity.as_deref(), Some("ns1/a/u2"));
         assert_eq!(spec.acquire_time, Some(MicroTime(t0)));
@@ -408,11 +420,35 @@ mod tests {
         assert_eq!(renewed.metadata.resource_version.as_deref(), Some("7"));
         assert_eq!(renewed.metadata.managed_fields, None);
 
-        let taken = held_by(&read, &claim("ns1", "b", "u3"), t1, ttl);
+        let taken = held_by(&read, at, &claim("ns1", "b", "u3"), t1, ttl);
         let spec = taken.spec.as_ref().unwrap();
         assert_eq!(spec.holder_identity.as_deref(), Some("ns1/b/u3"));
         assert_eq!(spec.acquire_time, Some(MicroTime(t1)));
         assert_eq!(spec.lease_transitions, Some(1));
         assert_eq!(taken.metadata.name, read.metadata.name);
+    }
+
+    #[test]
+    fn a_lease_written_by_hand_is_described_once_taken_over() {
+        let mut read = Lease::default();
+        read.metadata.name = Some("ipamclaim-x".to_owned());
+        read.metadata.labels = Some([("team".to_owned(), "net".to_owned())].into());
+        let now = at("2026-11-27T10:00:00Z");
+        let ip: IpAddr = "10.0.0.5".parse().unwrap();
+        let taken = held_by(
+            &read,
+            ("red", ip),
+            &claim("ns1", "b", "u3"),
+            now,
+            Duration::from_secs(30),
+        );
+        let labels = taken.metadata.labels.as_ref().unwrap();
+        assert_eq!(labels["team"], "net", "kept");
+        assert_eq!(labels[NETWORK_KEY], "red");
+        assert_eq!(
+            taken.metadata.annotations.as_ref().unwrap()[ADDRESS_KEY],
+            "10.0.0.5"
+        );
+        assert_eq!(taken.spec.as_ref().unwrap().lease_transitions, Some(1));
     }
 }

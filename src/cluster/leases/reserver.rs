@@ -595,7 +595,7 @@ async fn reserve_one(
                         Step::Renew => false,
                         Step::TakeOver => true,
                     };
-                    let held = lease::held_by(&found, claim, now, ctx.ttl);
+                    let held = lease::held_by(&found, (network, ip), claim, now, ctx.ttl);
                     match ctx
                         .client
                         .update(&held)
