@@ -395,10 +395,13 @@ async fn a_holder_that_never_appears_is_taken_over_after_the_ttl() {
             .await,
         1.0
     );
-    assert!(replicas.servers[1]
-        .log()
-        .lines()
-        .any(|l| l.contains("reservation taken over") && l.contains("ns1/vm-a.red/")));
+    eventually("the take-over's log line", || async {
+        replicas.servers[1]
+            .log()
+            .lines()
+            .any(|l| l.contains("reservation taken over") && l.contains("ns1/vm-a.red/"))
+    })
+    .await;
     // And now vm-a is the one refused, by either replica.
     let a_again = replicas
         .validate(0, create("a2", "ns1", "vm-a.red", &["10.7.0.5/24"], false))
@@ -632,9 +635,13 @@ async fn a_reservation_not_written_in_time_is_refused_with_500_and_undone() {
     assert_eq!(forbidden["status"]["code"], 500);
     let message = forbidden["status"]["message"].as_str().expect("message");
     assert!(message.contains("forbidden"), "{message}");
-    assert!(replicas.servers[1]
-        .log()
-        .contains("could not be reserved in the API server"));
+    // The log's writer is asynchronous: the line comes shortly after the answer.
+    eventually("the refusal's log line", || async {
+        replicas.servers[1]
+            .log()
+            .contains("could not be reserved in the API server")
+    })
+    .await;
 }
 
 /// The `p`-th percentile of sorted `samples`.
