@@ -49,6 +49,10 @@ const QUEUE: usize = 1024;
 /// repeat means another writer changed the Lease in between.
 const MAX_CALLS: usize = 8;
 
+/// How long the calls for one address may take in all, long after the review stopped waiting:
+/// an API server that never answers leaves no task behind for longer.
+const CALLS_LIMIT: Duration = Duration::from_secs(60);
+
 /// How the reservations reach the API server, and for how long they hold.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Settings {
@@ -468,7 +472,17 @@ async fn handle(ctx: Arc<Ctx>, job: Job) {
     let mut tasks = JoinSet::new();
     for &ip in &request.addresses {
         let (ctx, claim, network) = (ctx.clone(), request.claim.clone(), request.network.clone());
-        tasks.spawn(async move { (ip, reserve_one(&ctx, &claim, &network, ip).await) });
+        tasks.spawn(async move {
+            let reserved =
+                tokio::time::timeout(CALLS_LIMIT, reserve_one(&ctx, &claim, &network, ip));
+            let reserved = reserved.await.unwrap_or_else(|_| {
+                Err(format!(
+                    "the API server did not answer within {} s",
+                    CALLS_LIMIT.as_secs()
+                ))
+            });
+            (ip, reserved)
+        });
     }
     let (mut written, mut conflicts, mut failure) = (Vec::new(), Vec::new(), None);
     while let Some(done) = tasks.join_next().await {
