@@ -126,6 +126,7 @@ fn main() {
         .arg("--unique-addresses")
         .arg("--kubeconfig")
         .arg(&kubeconfig)
+        .args(["--reservation-namespace", "ipamclaim-webhook"])
         .args(["--log-format", "json"])
         .env_remove("RUST_LOG")
         .stdout(Stdio::null())

@@ -157,7 +157,7 @@ start() {
     before) bin=(env -u RUST_LOG "${SERVER_CPU[@]}" "$BEFORE_BIN" "${serve[@]}") ;;
     unique)
       bin=(env -u RUST_LOG "${SERVER_CPU[@]}" "$PRODUCT_BIN" "${serve[@]}")
-      extra=(--unique-addresses --kubeconfig "$KUBECONFIG_FILE")
+      extra=(--unique-addresses --kubeconfig "$KUBECONFIG_FILE" --reservation-namespace ipamclaim-webhook)
       ;;
     *)
       bin=(env -u RUST_LOG "${SERVER_CPU[@]}" "$FLOOR_BIN")

@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use ipamclaim_webhook::admission::rules::defaulting::{Defaults, DefaultsError};
 use ipamclaim_webhook::admission::{Enforcement, FieldValidation};
 use ipamclaim_webhook::certs::CertsOptions;
+use ipamclaim_webhook::cluster::leases::ReservationStore;
 use ipamclaim_webhook::cluster::watch::Credentials;
 use ipamclaim_webhook::serve::duration;
 use ipamclaim_webhook::serve::logs::{self, Logs, Sink};
@@ -363,6 +364,39 @@ pub struct ServeArgs {
         default_value = "30s"
     )]
     pub reservation_ttl: Duration,
+
+    /// With --unique-addresses, where what a replica admits is reserved: Leases (in the API
+    /// server, so that it holds across replicas: one Lease per address newly given to a claim,
+    /// in --reservation-namespace; needs get, create, update and delete on leases there) or
+    /// Memory (in this replica alone: only for a single replica).
+    #[arg(
+        long,
+        env = "IPAMCLAIM_WEBHOOK_RESERVATIONS",
+        value_enum,
+        default_value_t = ReservationsArg::Leases
+    )]
+    pub reservations: ReservationsArg,
+
+    /// With --reservations Leases, the namespace of the Leases [default: the pod's own, from
+    /// its service account; outside a pod it must be given].
+    #[arg(
+        long,
+        env = "IPAMCLAIM_WEBHOOK_RESERVATION_NAMESPACE",
+        value_name = "NAMESPACE",
+        requires = "unique_addresses"
+    )]
+    pub reservation_namespace: Option<String>,
+}
+
+/// Where `--unique-addresses` keeps its reservations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ReservationsArg {
+    /// Leases in the API server: they hold across replicas.
+    #[value(name = "Leases")]
+    Leases,
+    /// This replica's memory: a single replica only.
+    #[value(name = "Memory")]
+    Memory,
 }
 
 /// The `--field-validation` directive, spelled as the API server spells it.
@@ -454,6 +488,12 @@ impl ServeArgs {
                 None => Credentials::Infer,
             },
             reservation_ttl: self.reservation_ttl,
+            reservations: match self.reservations {
+                ReservationsArg::Leases => ReservationStore::Leases {
+                    namespace: self.reservation_namespace.clone(),
+                },
+                ReservationsArg::Memory => ReservationStore::Memory,
+            },
         });
         Ok(cfg)
     }
@@ -580,6 +620,7 @@ mod tests {
             Some(UniqueAddresses {
                 credentials: Credentials::Infer,
                 reservation_ttl: Duration::from_secs(30),
+                reservations: ReservationStore::Leases { namespace: None },
             })
         );
         let cfg = parse(&[
@@ -595,6 +636,7 @@ mod tests {
             Some(UniqueAddresses {
                 credentials: Credentials::Kubeconfig(PathBuf::from("/etc/kube/config")),
                 reservation_ttl: Duration::from_secs(60),
+                reservations: ReservationStore::Leases { namespace: None },
             })
         );
         assert!(
@@ -602,6 +644,34 @@ mod tests {
             "needs --unique-addresses"
         );
         assert!(parse(&["--unique-addresses", "--reservation-ttl", "0"]).is_err());
+    }
+
+    #[test]
+    fn reservations_are_leases_in_a_namespace_or_this_replicas_memory() {
+        let unique = |extra: &[&str]| {
+            let mut argv = vec!["ipamclaim-webhook", "serve"];
+            argv.extend_from_slice(extra);
+            Cli::try_parse_from(argv).map(|cli| match cli.command {
+                Command::Serve(args) => args.config().expect("config").unique_addresses,
+                _ => panic!("not serve"),
+            })
+        };
+        let store = |extra: &[&str]| unique(extra).expect("parse").expect("unique").reservations;
+        assert_eq!(
+            store(&["--unique-addresses", "--reservation-namespace", "hooks"]),
+            ReservationStore::Leases {
+                namespace: Some("hooks".to_owned())
+            }
+        );
+        assert_eq!(
+            store(&["--unique-addresses", "--reservations", "Memory"]),
+            ReservationStore::Memory
+        );
+        assert!(
+            unique(&["--reservation-namespace", "hooks"]).is_err(),
+            "needs --unique-addresses"
+        );
+        assert!(unique(&["--unique-addresses", "--reservations", "etcd"]).is_err());
     }
 
     #[test]

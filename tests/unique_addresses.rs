@@ -12,10 +12,14 @@ use std::time::{Duration, Instant};
 
 use common::process::{bin, Launch, Serving};
 use common::{metric, plain_client, post_json, TestServer, PATIENCE};
+use ipamclaim_webhook::cluster::leases::ReservationStore;
 use ipamclaim_webhook::cluster::watch::Credentials;
 use ipamclaim_webhook::serve::UniqueAddresses;
 use serde_json::{json, Value};
 use standin::{claim, StandIn};
+
+/// The namespace of the reservation Leases.
+const NAMESPACE: &str = "ipamclaim-webhook";
 
 /// A CREATE review of `namespace/name` on `network` asking for `ips` in `spec.ipRequests`.
 fn create(
@@ -130,6 +134,9 @@ fn start_server(kubeconfig: &Path, workers: usize) -> TestServer {
         cfg.unique_addresses = Some(UniqueAddresses {
             credentials: Credentials::Kubeconfig(kubeconfig.to_path_buf()),
             reservation_ttl: Duration::from_secs(30),
+            reservations: ReservationStore::Leases {
+                namespace: Some(NAMESPACE.to_owned()),
+            },
         });
     })
 }
@@ -387,7 +394,13 @@ async fn an_rbac_refusal_keeps_readyz_failing_with_one_log_line_and_no_spin() {
     let kubeconfig_arg = kubeconfig.to_string_lossy().into_owned();
     let (mut child, probe) = spawn_serve(
         dir.path(),
-        &["--unique-addresses", "--kubeconfig", &kubeconfig_arg],
+        &[
+            "--unique-addresses",
+            "--kubeconfig",
+            &kubeconfig_arg,
+            "--reservation-namespace",
+            NAMESPACE,
+        ],
         &[],
     );
 

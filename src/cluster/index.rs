@@ -100,7 +100,7 @@ impl Claim {
         Claim {
             namespace: admitted.namespace.clone(),
             name: admitted.name.clone(),
-            uid: String::new(),
+            uid: admitted.uid.clone(),
             network: admitted.network.clone(),
             addresses: dedup(admitted.addresses.iter().map(|a| a.ip).collect()),
         }
@@ -798,6 +798,17 @@ impl Index {
         Ok(())
     }
 
+    /// Drops the reservations that `admitted` made (its claim's, for its addresses): the
+    /// review was refused after all, so they hold nothing the API server will write.
+    pub fn release(&mut self, admitted: &Admitted) {
+        for address in &admitted.addresses {
+            self.reservations
+                .retain_at(&admitted.network, address.ip, |r| {
+                    !(*r.namespace == *admitted.namespace && *r.name == *admitted.name)
+                });
+        }
+    }
+
     /// The claims the watch shows.
     pub fn claims(&self) -> &Claims {
         &self.claims
@@ -862,6 +873,7 @@ mod tests {
         Admitted {
             namespace: ns.to_owned(),
             name: name.to_owned(),
+            uid: String::new(),
             network: network.to_owned(),
             addresses: addresses
                 .iter()
@@ -875,6 +887,25 @@ mod tests {
     }
 
     const TTL: Duration = Duration::from_secs(30);
+
+    #[test]
+    fn a_released_reservation_no_longer_holds_the_address() {
+        let now = Instant::now();
+        let mut index = Index::new();
+        let a = admitted("ns1", "a", "red", &["10.0.0.5"]);
+        let b = admitted("ns1", "b", "red", &["10.0.0.6"]);
+        index.try_reserve(&a, true, now, TTL).expect("a");
+        index.try_reserve(&b, true, now, TTL).expect("b");
+        index.release(&a);
+        assert_eq!(
+            index.holder("red", ip("10.0.0.5"), &who("ns1", "z"), now),
+            None
+        );
+        // Another claim's reservation stays.
+        assert!(index
+            .holder("red", ip("10.0.0.6"), &who("ns1", "z"), now)
+            .is_some());
+    }
 
     #[test]
     fn reads_a_claim_from_its_object() {

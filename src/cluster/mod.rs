@@ -5,9 +5,11 @@
 //! re-list) with reservations against races; it knows no HTTP. [`shared`] shares it between
 //! its writer and the admission workers, and is what the core's
 //! [`Holders`](crate::admission::rules::conflicts::Holders) lookup reads. [`watch`] turns the API
-//! server's list-and-watch of IPAMClaims into index events.
+//! server's list-and-watch of IPAMClaims into index events. [`leases`] makes what one replica
+//! admits hold across replicas, with reservations in the API server.
 
 pub mod index;
+pub mod leases;
 pub mod networks;
 pub mod shared;
 pub mod watch;

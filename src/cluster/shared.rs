@@ -202,6 +202,17 @@ impl SharedIndex {
         Ok(fail_closed(reviewed))
     }
 
+    /// Drops the in-memory reservations `admitted` made (see [`Index::release`]).
+    pub fn release(&self, admitted: &Admitted) {
+        self.write().release(admitted);
+    }
+
+    /// Whether the watch shows the claim `namespace/name` holding `ip` on `network`
+    /// (reservations aside).
+    pub fn holds(&self, namespace: &str, name: &str, network: &str, ip: IpAddr) -> bool {
+        self.read().claims().holds(namespace, name, network, ip)
+    }
+
     /// `replay`: what a document admitted becomes a claim of the index.
     pub fn record(&self, admitted: &Admitted) {
         self.apply(Claim::admitted(admitted));
@@ -310,9 +321,16 @@ impl fmt::Debug for SharedIndex {
 
 /// The answer turned into a refusal with code 500: used only when a review could not reserve
 /// its addresses after [`MAX_ROUNDS`] verdicts, which nothing but a bug should cause.
-fn fail_closed(mut reviewed: Reviewed) -> Reviewed {
-    const MESSAGE: &str =
-        "internal error: the claim's addresses could not be reserved; refused (fail closed)";
+fn fail_closed(reviewed: Reviewed) -> Reviewed {
+    refused(
+        reviewed,
+        "internal error: the claim's addresses could not be reserved; refused (fail closed)",
+    )
+}
+
+/// The answer turned into a refusal with code 500 and reason `InternalError`, saying
+/// `message`: the webhook fails closed, and the caller retries.
+pub fn refused(mut reviewed: Reviewed, message: &str) -> Reviewed {
     if let Ok(mut answer) = serde_json::from_slice::<Value>(&reviewed.body) {
         if let Some(response) = answer.get_mut("response").and_then(Value::as_object_mut) {
             response.insert("allowed".to_owned(), Value::Bool(false));
@@ -321,7 +339,7 @@ fn fail_closed(mut reviewed: Reviewed) -> Reviewed {
                 serde_json::json!({
                     "metadata": {},
                     "status": "Failure",
-                    "message": MESSAGE,
+                    "message": message,
                     "reason": "InternalError",
                     "code": 500,
                 }),

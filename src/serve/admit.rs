@@ -1,5 +1,6 @@
 //! The admit handler: the HTTP checks of one AdmissionReview (media type, size, memory
-//! budget, deadline), then the pure pipeline, then the answer, its log line and its metrics.
+//! budget, deadline), then the pure pipeline (and, with `--unique-addresses`, the reservations
+//! of what it admits), then the answer, its log line and its metrics.
 
 use std::future::poll_fn;
 use std::pin::pin;
@@ -18,6 +19,7 @@ use crate::serve::duration::{self, millis};
 use crate::serve::gate::Gate;
 use crate::serve::logs::Clipped;
 use crate::serve::metrics::{self, Metrics, Verdict};
+use crate::serve::reserve;
 use crate::serve::routes::{plain, JSON};
 use crate::serve::state::State;
 
@@ -114,6 +116,15 @@ pub(super) async fn admit(
         // Judged, then what it admits reserved against a concurrent review of the same address.
         Some(index) => index.review(&body, webhook, &state.options),
         None => admission::review(&body, webhook, &state.options),
+    };
+    // And reserved across replicas, in the API server, before it is answered allowed.
+    let reviewed = match (reviewed, &state.reservations, &state.index) {
+        (Ok(reviewed), Some(handle), Some(index)) => {
+            let left = deadline.saturating_sub(started.elapsed());
+            let review = (&body[..], webhook);
+            Ok(reserve::hold(handle, index, &state.options, review, reviewed, left).await)
+        }
+        (reviewed, _, _) => reviewed,
     };
     match reviewed {
         Ok(reviewed) => {

@@ -25,6 +25,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 use crate::admission::Summary;
+use crate::cluster::leases::Reserver;
 use crate::cluster::SharedIndex;
 use crate::serve::logs::DroppedLines;
 
@@ -384,6 +385,22 @@ impl Metrics {
             .register_collector(Box::new(IndexCollector(index)));
     }
 
+    /// Adds the metrics of the reservations across replicas (`--unique-addresses` with
+    /// `--reservations Leases`, DESIGN §9), read from them at each scrape, and returns the
+    /// histogram of the time a review waits for its reservations, for the admit path to fill.
+    pub fn watch_reservations(&mut self, reserver: std::sync::Arc<Reserver>) -> Histogram {
+        let duration = Histogram::new(LATENCY_BUCKETS);
+        self.registry.register(
+            "ipamclaim_webhook_reservation_duration_seconds",
+            "Time a review waited for the Leases that reserve the addresses it newly gives its \
+             claim (reviews that add no address never wait)",
+            duration.clone(),
+        );
+        self.registry
+            .register_collector(Box::new(ReservationCollector(reserver)));
+        duration
+    }
+
     /// Adds the count of log lines the log's writer dropped (its queue full), read at each
     /// scrape; zero for a server started without the writer.
     pub fn log_lines_dropped(&mut self, dropped: DroppedLines) {
@@ -506,6 +523,76 @@ impl Collector for IndexCollector {
                 gauge.metric_type(),
             )?)?;
         }
+        Ok(())
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WriteLabels {
+    write: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
+/// The metrics of the reservations across replicas, read from them at each scrape.
+#[derive(Debug)]
+struct ReservationCollector(std::sync::Arc<Reserver>);
+
+impl Collector for ReservationCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let c = self.0.counts();
+        let counter = ConstCounter::new(0u64);
+        let mut family = encoder.encode_descriptor(
+            "ipamclaim_webhook_reservation_writes",
+            "Writes of reservation Leases that succeeded, by write: created (an address newly \
+             reserved), renewed, taken_over (a run-out Lease of a claim that never held its \
+             address), collected (deleted once the index guards the address), released (deleted \
+             because the review that wrote it was refused)",
+            None,
+            counter.metric_type(),
+        )?;
+        for (write, value) in [
+            ("created", c.created),
+            ("renewed", c.renewed),
+            ("taken_over", c.taken_over),
+            ("collected", c.collected),
+            ("released", c.released),
+        ] {
+            ConstCounter::new(value).encode(family.encode_family(&WriteLabels { write })?)?;
+        }
+        let mut family = encoder.encode_descriptor(
+            "ipamclaim_webhook_reservation_errors",
+            "Reservations that failed, by reason: timeout and api refuse the review with code \
+             500 (fail closed), collect is a round of collection retried later",
+            None,
+            counter.metric_type(),
+        )?;
+        for (reason, value) in [
+            ("timeout", c.timeouts),
+            ("api", c.api_errors),
+            ("collect", c.collect_errors),
+        ] {
+            ConstCounter::new(value).encode(family.encode_family(&ReasonLabels { reason })?)?;
+        }
+        let conflicts = ConstCounter::new(c.conflicts);
+        conflicts.encode(encoder.encode_descriptor(
+            "ipamclaim_webhook_reservation_conflicts",
+            "Addresses found held by another claim through its reservation Lease (admitted by \
+             another replica, not yet in this one's index): denied, or warnings under \
+             --enforcement Warn|Audit",
+            None,
+            conflicts.metric_type(),
+        )?)?;
+        let known = ConstGauge::new(saturating(c.known));
+        known.encode(encoder.encode_descriptor(
+            "ipamclaim_webhook_reservation_leases",
+            "Reservation Leases this replica wrote or read and has not collected yet",
+            None,
+            known.metric_type(),
+        )?)?;
         Ok(())
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! [`server`] starts the actix-web service and stops it; [`listen`] binds its sockets, [`routes`]
 //! maps paths to handlers, [`admit`] answers a review, all sharing a [`state`]; around them: [`tls`] loading,
-//! certificate [`reload`], the per-request [`head_timeout`], the memory [`budget`] and the
+//! certificate [`reload`], the [`reserve`]ations across replicas, the per-request [`head_timeout`], the memory [`budget`] and the
 //! connection [`gate`] that keeps it (the two [`conn`]ection wrappers), [`metrics`], the
 //! [`record`]ing of denied reviews, the Go [`duration`]s of `?timeout=` and the flags, and the
 //! [`logs`]' bounded, non-blocking writer.
@@ -18,6 +18,7 @@ pub mod logs;
 pub mod metrics;
 pub mod record;
 pub mod reload;
+pub mod reserve;
 pub mod routes;
 pub mod server;
 pub mod state;

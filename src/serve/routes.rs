@@ -151,6 +151,7 @@ mod tests {
             certs: Arc::new(CertStore::new(cert)),
             metrics: Arc::new(Metrics::new()),
             index: None,
+            reservations: None,
         })
     }
 

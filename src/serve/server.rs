@@ -33,6 +33,7 @@ use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
 use crate::admission;
+use crate::cluster::leases::{ReservationStore, StartError};
 use crate::cluster::watch::{self as cluster_watch, Credentials, WatchError};
 use crate::cluster::SharedIndex;
 use crate::serve::budget::{self, Budget, BudgetError, MemoryPlan};
@@ -45,6 +46,7 @@ use crate::serve::logs::{self, DroppedLines};
 use crate::serve::metrics::Metrics;
 use crate::serve::record::{self, RecordError, Recorder};
 use crate::serve::reload::{self, Reloader, Watch};
+use crate::serve::reserve::Reservations;
 use crate::serve::routes::{metrics_routes, not_found, probe_routes, webhook_routes};
 use crate::serve::state::{Readiness, State};
 use crate::serve::tls::{self, TlsError, TlsFiles};
@@ -133,6 +135,8 @@ pub struct UniqueAddresses {
     pub credentials: Credentials,
     /// How long an admitted address stays reserved if the watch does not show it.
     pub reservation_ttl: Duration,
+    /// Where the reservations are kept: Leases (across replicas) or this replica's memory.
+    pub reservations: ReservationStore,
 }
 
 /// Why the server could not start or stopped abnormally.
@@ -174,6 +178,9 @@ pub enum ServerError {
     /// `--unique-addresses` could not start its watch of IPAMClaims.
     #[error(transparent)]
     Cluster(#[from] WatchError),
+    /// `--unique-addresses` could not start its reservations across replicas.
+    #[error(transparent)]
+    Reservations(#[from] StartError),
 }
 
 /// A started server: its bound addresses, a handle to stop it, and its task.
@@ -276,6 +283,7 @@ pub fn start(cfg: ServeConfig) -> Result<Running, ServerError> {
         certs: reloader.cert_store(),
         metrics,
         index: cluster.index.clone(),
+        reservations: cluster.reservations.handle(),
     });
     log_plan(&plan, cfg.max_connections);
     let (addr, probe_addr) = (listeners.addr, listeners.probe_addr);
@@ -333,6 +341,7 @@ struct ClusterView {
     options: admission::Options,
     index: Option<Arc<SharedIndex>>,
     _watch: Option<cluster_watch::Watch>,
+    reservations: Reservations,
 }
 
 // === impl ClusterView ===
@@ -346,16 +355,19 @@ impl ClusterView {
                 options,
                 index: None,
                 _watch: None,
+                reservations: Reservations::default(),
             });
         };
         let index = Arc::new(SharedIndex::new(unique.reservation_ttl));
         let watch = cluster_watch::start(unique.credentials.clone(), index.clone())?;
         metrics.watch_index(index.clone());
+        let reservations = Reservations::start(unique, &index, metrics)?;
         options.unique_addresses = Some(index.clone());
         Ok(ClusterView {
             options,
             index: Some(index),
             _watch: Some(watch),
+            reservations,
         })
     }
 }

@@ -11,6 +11,7 @@ use crate::serve::budget::Budget;
 use crate::serve::metrics::Metrics;
 use crate::serve::record::Recorder;
 use crate::serve::reload::CertStore;
+use crate::serve::reserve::ReservationHandle;
 
 /// Whether `/readyz` reports ready; false once shutdown has begun.
 #[derive(Clone, Debug)]
@@ -36,6 +37,8 @@ pub struct State {
     pub metrics: Arc<Metrics>,
     /// `--unique-addresses`: the index reviews are judged against and reserve in.
     pub index: Option<Arc<SharedIndex>>,
+    /// `--unique-addresses` with `--reservations Leases`: the reservations across replicas.
+    pub reservations: Option<ReservationHandle>,
 }
 
 // === impl Readiness ===

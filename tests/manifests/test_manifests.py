@@ -62,6 +62,11 @@ OPENSHIFT_COMPOSED = "openshift+components"
 # What --unique-addresses may do with the API, and nothing more.
 UNIQUE_RULES = [{"apiGroups": ["k8s.cni.cncf.io"], "resources": ["ipamclaims"],
                  "verbs": ["get", "list", "watch"]}]
+# What its reservations across replicas may do: Leases in the webhook's namespace, and nothing
+# more (no list or watch: a replica collects the Leases it wrote or read).
+RESERVATION_RULES = [{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+                      "verbs": ["get", "create", "update", "delete"]}]
+RESERVATION_NAMESPACE_ENV = "IPAMCLAIM_WEBHOOK_RESERVATION_NAMESPACE"
 # The API server: the `kubernetes` Service's port, and its endpoints' usual one.
 API_SERVER_PORTS = {443, 6443}
 TLS_SECRET = "ipamclaim-webhook-tls"
@@ -643,8 +648,14 @@ def port_of(listen):
     return int(listen.rsplit(":", 1)[1]) if listen else None
 
 
-def webhook_violations(docs, overlay, ca_pem=None):
-    """The admission settings of DESIGN §8; returns what breaks them."""
+def side_effects(kind, unique):
+    """The sideEffects a configuration declares: with --unique-addresses the validating webhook
+    writes reservation Leases, never for a dry run; otherwise nothing writes."""
+    return "NoneOnDryRun" if unique and kind.startswith("Validating") else "None"
+
+
+def webhook_violations(docs, overlay, ca_pem=None, unique=False):
+    """The admission settings of DESIGN §8 (and §9 with `unique`); returns what breaks them."""
     bad = []
     services = {(s["metadata"].get("namespace"), s["metadata"]["name"]): s
                 for s in find(docs, "Service")}
@@ -672,7 +683,7 @@ def webhook_violations(docs, overlay, ca_pem=None):
             where = f"{kind} {h.get('name')}"
             if h.get("admissionReviewVersions") != ["v1", "v1beta1"]:
                 bad.append(f"{where}: admissionReviewVersions {h.get('admissionReviewVersions')}")
-            for field, want in (("sideEffects", "None"), ("failurePolicy", "Fail"),
+            for field, want in (("sideEffects", side_effects(kind, unique)), ("failurePolicy", "Fail"),
                                 ("matchPolicy", "Equivalent")):
                 if h.get(field) != want:
                     bad.append(f"{where}: {field} {h.get(field)!r}, want {want!r}")
@@ -916,6 +927,8 @@ def pod_violations(docs, unique=False):
         bad.append(f"args {args[:1]}, want serve first")
     if unique and "--unique-addresses" not in args:
         bad.append("the unique-addresses component without --unique-addresses")
+    if unique:
+        bad += reservation_pod_violations(c, args)
     if not unique and any(a.startswith(("--unique-addresses", "--kubeconfig")) for a in args):
         bad.append("--unique-addresses without its RBAC, token and egress (use the component)")
     if ports.get("webhook") != WEBHOOK_PORT or port_of(arg_value(args, "--listen")) != WEBHOOK_PORT:
@@ -1044,13 +1057,11 @@ def secret_mode_violations(pod):
 
 def rbac_violations(docs):
     """With --unique-addresses: one ClusterRole reading IPAMClaims (get, list, watch, nothing
-    else) bound to the webhook's ServiceAccount, and no other RBAC object."""
-    bad = []
+    else) bound to the webhook's ServiceAccount, the Role of its reservations, and no other
+    RBAC object."""
+    bad = reservation_rbac_violations(docs)
     roles = find(docs, "ClusterRole")
     bindings = find(docs, "ClusterRoleBinding")
-    for d in docs:
-        if d["kind"] in ("Role", "RoleBinding"):
-            bad.append(f"RBAC object {d['kind']}/{d['metadata']['name']}: not needed")
     if len(roles) != 1 or len(bindings) != 1:
         return bad + [f"expected one ClusterRole and one ClusterRoleBinding, found "
                       f"{len(roles)} and {len(bindings)}"]
@@ -1063,6 +1074,57 @@ def rbac_violations(docs):
     want = [{"kind": "ServiceAccount", "name": ACCOUNT, "namespace": NAMESPACE}]
     if binding.get("subjects") != want:
         bad.append(f"ClusterRoleBinding subjects {binding.get('subjects')}, want {want}")
+    return bad
+
+
+def reservation_rbac_violations(docs):
+    """The reservations across replicas: exactly one Role, in the webhook's namespace, on
+    leases with exactly RESERVATION_RULES, bound by exactly one RoleBinding there to the
+    webhook's ServiceAccount. A ClusterRole on leases would reach every namespace's Leases
+    (leader elections included): refused by the ClusterRole check and this one."""
+    bad = []
+    roles = find(docs, "Role")
+    bindings = find(docs, "RoleBinding")
+    if len(roles) != 1 or len(bindings) != 1:
+        return [f"expected one Role and one RoleBinding (the reservation Leases), found "
+                f"{len(roles)} and {len(bindings)}"]
+    role, binding = roles[0], bindings[0]
+    for d in (role, binding):
+        if d["metadata"].get("namespace") != NAMESPACE:
+            bad.append(f"{d['kind']}/{d['metadata']['name']} in namespace "
+                       f"{d['metadata'].get('namespace')!r}, want {NAMESPACE}")
+    if role.get("rules") != RESERVATION_RULES:
+        bad.append(f"Role rules {role.get('rules')}, want exactly {RESERVATION_RULES}")
+    ref = binding.get("roleRef") or {}
+    if ref.get("kind") != "Role" or ref.get("name") != role["metadata"]["name"]:
+        bad.append(f"RoleBinding refers to {ref}")
+    want = [{"kind": "ServiceAccount", "name": ACCOUNT, "namespace": NAMESPACE}]
+    if binding.get("subjects") != want:
+        bad.append(f"RoleBinding subjects {binding.get('subjects')}, want {want}")
+    for d in find(docs, "ClusterRole"):
+        for rule in d.get("rules") or []:
+            if {"leases", "*"} & set(rule.get("resources") or []):
+                bad.append(f"ClusterRole/{d['metadata']['name']} on {rule.get('resources')}: "
+                           "Leases only in the webhook's namespace (a Role)")
+    return bad
+
+
+def reservation_pod_violations(container, args):
+    """The reservation Leases live in the pod's own namespace, named by the downward API (the
+    Role grants nothing elsewhere), and are not turned off."""
+    bad = []
+    env = {e["name"]: e for e in container.get("env") or []}
+    var = env.get(RESERVATION_NAMESPACE_ENV) or {}
+    source = (var.get("valueFrom") or {}).get("fieldRef") or {}
+    if source.get("fieldPath") != "metadata.namespace" or "value" in var:
+        bad.append(f"{RESERVATION_NAMESPACE_ENV} is not the pod's namespace from the downward API")
+    if arg_value(args, "--reservation-namespace") is not None:
+        bad.append("--reservation-namespace in args: the Leases go to the pod's namespace")
+    if arg_value(args, "--reservations") not in (None, "Leases"):
+        bad.append(f"--reservations {arg_value(args, '--reservations')}: with two replicas the "
+                   "reservations must be Leases")
+    if "IPAMCLAIM_WEBHOOK_RESERVATIONS" in env:
+        bad.append("IPAMCLAIM_WEBHOOK_RESERVATIONS set: the reservations must stay Leases")
     return bad
 
 
@@ -1139,7 +1201,7 @@ def policy_violations(docs, overlay, ca_pem=None, unique=None):
         unique = overlay == UNIQUE
     if overlay == UNIQUE:
         overlay = "cert-manager"
-    bad = webhook_violations(docs, overlay, ca_pem) + pod_violations(docs, unique) \
+    bad = webhook_violations(docs, overlay, ca_pem, unique) + pod_violations(docs, unique) \
         + cluster_violations(docs, unique) + service_ca_violations(docs, overlay)
     if overlay == "cert-manager":
         bad += cert_manager_violations(docs)
@@ -1195,14 +1257,22 @@ class PolicyTest(unittest.TestCase):
         with_component = {(d["kind"], d["metadata"]["name"]): d
                           for d in Rendered.get(self, UNIQUE)}
         added = set(with_component) - set(plain)
-        self.assertEqual({k for k, _ in added}, {"ClusterRole", "ClusterRoleBinding"})
+        self.assertEqual({k for k, _ in added},
+                         {"ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"})
         self.assertFalse(set(plain) - set(with_component))
         for key, doc in plain.items():
-            if key[0] not in ("Deployment", "NetworkPolicy"):
+            if key[0] not in ("Deployment", "NetworkPolicy", "ValidatingWebhookConfiguration"):
                 self.assertEqual(with_component[key], doc, key)
+        # The validating webhook declares the Leases it writes, and nothing else changes.
+        hook = copy.deepcopy(with_component[("ValidatingWebhookConfiguration", "ipamclaim-webhook")])
+        self.assertEqual(hook["webhooks"][0]["sideEffects"], "NoneOnDryRun")
+        hook["webhooks"][0]["sideEffects"] = "None"
+        self.assertEqual(hook, plain[("ValidatingWebhookConfiguration", "ipamclaim-webhook")])
         dep = copy.deepcopy(with_component[("Deployment", "ipamclaim-webhook")])
         pod = at(dep, "spec", "template", "spec")
         container = pod["containers"][0]
+        self.assertEqual(container.pop("env"), [{"name": RESERVATION_NAMESPACE_ENV, "valueFrom": {
+            "fieldRef": {"fieldPath": "metadata.namespace"}}}])
         self.assertEqual(container["args"].pop(), "--unique-addresses")
         self.assertIs(pod.pop("automountServiceAccountToken"), True)
         # The index gets 40 MiB of the same limit: the budget shrinks by as much.
@@ -1321,6 +1391,24 @@ def cluster_role(docs):
     return kind_of(docs, "ClusterRole")
 
 
+def role(docs):
+    return kind_of(docs, "Role")
+
+
+def leases_in_a_cluster_role(docs):
+    """The Role's rule moved into a ClusterRole bound cluster-wide: every namespace's Leases."""
+    docs.remove(role(docs))
+    docs.remove(kind_of(docs, "RoleBinding"))
+    docs.append({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+                 "metadata": {"name": "ipamclaim-webhook-reservations"},
+                 "rules": copy.deepcopy(RESERVATION_RULES)})
+    docs.append({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+                 "metadata": {"name": "ipamclaim-webhook-reservations"},
+                 "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                             "name": "ipamclaim-webhook-reservations"},
+                 "subjects": [{"kind": "ServiceAccount", "name": ACCOUNT, "namespace": NAMESPACE}]})
+
+
 def webhook_config(docs, kind):
     return kind_of(docs, kind)["metadata"].setdefault("annotations", {})
 
@@ -1373,6 +1461,31 @@ UNIQUE_LOOSENINGS = {
     "egress to every port": lambda d: kind_of(d, "NetworkPolicy")["spec"]["egress"].append({}),
     "egress to DNS": lambda d: kind_of(d, "NetworkPolicy")["spec"]["egress"][0]["ports"].append({"port": 53, "protocol": "UDP"}),
     "egress port range": lambda d: kind_of(d, "NetworkPolicy")["spec"]["egress"][0]["ports"][0].update(endPort=8443),
+    # The reservations across replicas (DESIGN §9).
+    "Leases through a ClusterRole": leases_in_a_cluster_role,
+    "ClusterRole on leases too": lambda d: cluster_role(d)["rules"].append(copy.deepcopy(RESERVATION_RULES[0])),
+    "Role may list leases": lambda d: role(d)["rules"][0]["verbs"].append("list"),
+    "Role may watch leases": lambda d: role(d)["rules"][0]["verbs"].append("watch"),
+    "Role may patch leases": lambda d: role(d)["rules"][0]["verbs"].append("patch"),
+    "Role with every verb": lambda d: role(d)["rules"][0].update(verbs=["*"]),
+    "Role on every resource": lambda d: role(d)["rules"][0].update(resources=["*"]),
+    "Role reads Secrets": lambda d: role(d)["rules"].append(
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}),
+    "Role in another namespace": lambda d: role(d)["metadata"].update(namespace="kube-system"),
+    "no Role": lambda d: d.remove(role(d)),
+    "RoleBinding to another account": lambda d: kind_of(d, "RoleBinding")["subjects"][0].update(name="default"),
+    "RoleBinding to a ClusterRole": lambda d: kind_of(d, "RoleBinding")["roleRef"].update(kind="ClusterRole", name="admin"),
+    "validating sideEffects None": lambda d: validating(d).update(sideEffects="None"),
+    "validating sideEffects Some": lambda d: validating(d).update(sideEffects="Some"),
+    "mutating sideEffects NoneOnDryRun": lambda d: mutating(d).update(sideEffects="NoneOnDryRun"),
+    "no reservation namespace": lambda d: container_of(d).pop("env"),
+    "reservation namespace written out": lambda d: container_of(d)["env"].__setitem__(
+        0, {"name": RESERVATION_NAMESPACE_ENV, "value": "kube-system"}),
+    "reservation namespace from the node": lambda d: container_of(d)["env"][0]["valueFrom"]["fieldRef"].update(
+        fieldPath="spec.nodeName"),
+    "reservations in memory": lambda d: container_of(d)["args"].extend(["--reservations", "Memory"]),
+    "reservations in memory from the environment": lambda d: container_of(d)["env"].append(
+        {"name": "IPAMCLAIM_WEBHOOK_RESERVATIONS", "value": "Memory"}),
 }
 
 

@@ -12,6 +12,9 @@
 //! old versions, refuse with 403 (RBAC), hold lists until released. It checks the bearer
 //! token of a kubeconfig it writes, and records every request it served.
 //!
+//! It also serves one claim (`GET .../namespaces/NS/ipamclaims/NAME`) and the Leases of the
+//! reservations across replicas ([`leases`]: create, get, update, delete with preconditions).
+//!
 //! Blocking I/O, one thread per connection: simple, and enough for the tests and the bench.
 // Each test crate uses a different subset.
 #![allow(dead_code)]
@@ -30,6 +33,9 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{ServerConfig, ServerConnection, StreamOwned};
 use serde_json::{json, Value};
+
+mod leases;
+pub use leases::LeaseCall;
 
 /// The list and watch path of IPAMClaims over all namespaces.
 pub const PATH: &str = "/apis/k8s.cni.cncf.io/v1alpha1/ipamclaims";
@@ -88,6 +94,7 @@ struct World {
     forbid: bool,
     hold_lists: bool,
     served: Vec<Served>,
+    leases: leases::Leases,
 }
 
 struct Shared {
@@ -351,6 +358,17 @@ impl StandIn {
         self.push_delete(Resource::Nads, namespace, name);
     }
 
+    /// Creates a claim with no event a watch could see (a watch lagging behind): a GET of
+    /// the claim finds it, the index does not.
+    pub fn add_unseen(&self, object: Value) {
+        let mut world = self.world();
+        world.rv += 1;
+        let rv = world.rv;
+        let text = with_rv(object, rv);
+        let key = key_of(&serde_json::from_str(&text).expect("json"));
+        world.claims.objects.insert(key, text.into());
+    }
+
     /// Deletes a claim with no event a watch could see (as if it fell in a compacted gap).
     pub fn delete_unseen(&self, namespace: &str, name: &str) {
         let mut world = self.world();
@@ -416,9 +434,39 @@ impl StandIn {
         self.shared.changed.notify_all();
     }
 
-    /// Every request served so far.
+    /// Every request served so far (of claims and NADs; Lease calls are in
+    /// [`StandIn::lease_calls`]).
     pub fn served(&self) -> Vec<Served> {
         self.world().served.clone()
+    }
+
+    /// Every Lease, as stored.
+    pub fn leases(&self) -> Vec<Value> {
+        self.world().leases.objects()
+    }
+
+    /// Every Lease call answered so far.
+    pub fn lease_calls(&self) -> Vec<LeaseCall> {
+        self.world().leases.calls()
+    }
+
+    /// Holds Lease writes (create, update, delete) until released: a slow API server.
+    pub fn hold_lease_writes(&self, hold: bool) {
+        self.world().leases.hold_writes = hold;
+        self.shared.changed.notify_all();
+    }
+
+    /// Refuses (403) or allows every Lease call, as RBAC would.
+    pub fn forbid_leases(&self, forbid: bool) {
+        self.world().leases.forbid = forbid;
+    }
+
+    /// Puts a Lease there as given (a Lease someone else wrote).
+    pub fn put_lease(&self, object: Value) {
+        let mut world = self.world();
+        world.rv += 1;
+        let rv = world.rv;
+        world.leases.put(object, rv);
     }
 }
 
@@ -443,15 +491,48 @@ type Conn = StreamOwned<ServerConnection, TcpStream>;
 fn serve_connection(conn: Conn, shared: &Shared) {
     let mut reader = BufReader::new(conn);
     loop {
-        let Some((path, query, token)) = read_head(&mut reader) else {
+        let Some(Head {
+            method,
+            path,
+            query,
+            token,
+            length,
+        }) = read_head(&mut reader)
+        else {
             return;
         };
+        let mut body = vec![0; length];
+        if std::io::Read::read_exact(&mut reader, &mut body).is_err() {
+            return;
+        }
         let conn = reader.get_mut();
         let resource = [Resource::Claims, Resource::Nads]
             .into_iter()
             .find(|r| r.path() == path);
         let keep = if token.as_deref() != Some(TOKEN) {
             respond(conn, 401, &status_json(401, "Unauthorized", "Unauthorized"))
+        } else if let Some(lease) = leases::route(&path) {
+            leases::serve(conn, shared, &method, lease, &body)
+        } else if let Some((namespace, name)) = one_claim(&path) {
+            let world = shared.world.lock().expect("world");
+            let found = world
+                .claims
+                .objects
+                .get(&(namespace, name.clone()))
+                .cloned();
+            drop(world);
+            match found {
+                Some(object) => respond(conn, 200, &object),
+                None => respond(
+                    conn,
+                    404,
+                    &status_json(
+                        404,
+                        "NotFound",
+                        &format!("ipamclaims.k8s.cni.cncf.io \"{name}\" not found"),
+                    ),
+                ),
+            }
         } else if let Some(resource) = resource {
             if query.get("watch").is_some_and(|w| w == "true" || w == "1") {
                 watch(conn, shared, resource, query);
@@ -476,16 +557,36 @@ fn serve_connection(conn: Conn, shared: &Shared) {
     }
 }
 
-/// Reads a request head: the path, the query and the bearer token. `None` at the end.
-fn read_head(
-    reader: &mut BufReader<Conn>,
-) -> Option<(String, BTreeMap<String, String>, Option<String>)> {
+/// `(namespace, name)` of the path of one claim.
+fn one_claim(path: &str) -> Option<(String, String)> {
+    let rest = path.strip_prefix("/apis/k8s.cni.cncf.io/v1alpha1/namespaces/")?;
+    let (namespace, rest) = rest.split_once('/')?;
+    let name = rest.strip_prefix("ipamclaims/")?;
+    (!name.is_empty() && !name.contains('/')).then(|| (namespace.to_owned(), name.to_owned()))
+}
+
+/// A request head: what the stand-in answers by.
+struct Head {
+    method: String,
+    path: String,
+    query: BTreeMap<String, String>,
+    token: Option<String>,
+    /// `Content-Length`, 0 when absent.
+    length: usize,
+}
+
+/// Reads a request head: the method, the path, the query, the bearer token and the body's
+/// length. `None` at the end.
+fn read_head(reader: &mut BufReader<Conn>) -> Option<Head> {
     let mut line = String::new();
     if reader.read_line(&mut line).ok()? == 0 {
         return None;
     }
-    let target = line.split_whitespace().nth(1)?.to_owned();
+    let mut words = line.split_whitespace();
+    let method = words.next()?.to_owned();
+    let target = words.next()?.to_owned();
     let mut token = None;
+    let mut length = 0;
     loop {
         let mut header = String::new();
         if reader.read_line(&mut header).ok()? == 0 {
@@ -498,6 +599,8 @@ fn read_head(
         if let Some((name, value)) = header.split_once(':') {
             if name.eq_ignore_ascii_case("authorization") {
                 token = value.trim().strip_prefix("Bearer ").map(str::to_owned);
+            } else if name.eq_ignore_ascii_case("content-length") {
+                length = value.trim().parse().ok()?;
             }
         }
     }
@@ -510,7 +613,13 @@ fn read_head(
             (k.to_owned(), v.to_owned())
         })
         .collect();
-    Some((path.to_owned(), query, token))
+    Some(Head {
+        method,
+        path: path.to_owned(),
+        query,
+        token,
+        length,
+    })
 }
 
 fn status_json(code: u16, reason: &str, message: &str) -> String {
@@ -534,9 +643,11 @@ fn respond(conn: &mut Conn, status: u16, body: &str) -> bool {
 fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
+        201 => "Created",
         401 => "Unauthorized",
         403 => "Forbidden",
         404 => "Not Found",
+        409 => "Conflict",
         410 => "Gone",
         _ => "Error",
     }

@@ -37,7 +37,7 @@ pub(super) const OBJECT_META: Node = Node::Object(&Fields::new(&[
     kept("generateName", Node::Leaf, Member::GenerateName),
     field("namespace", Node::Leaf),
     field("selfLink", Node::Leaf),
-    field("uid", Node::Leaf),
+    kept("uid", Node::Leaf, Member::Uid),
     field("resourceVersion", Node::Leaf),
     field("generation", Node::Leaf),
     field("creationTimestamp", Node::Leaf),
@@ -113,7 +113,7 @@ pub(super) struct Declared {
 pub(super) enum Member {
     /// None: the field is only checked.
     None,
-    /// `metadata` (kept trimmed to the three below).
+    /// `metadata` (kept trimmed to the four below).
     Metadata,
     /// `spec`.
     Spec,
@@ -125,6 +125,8 @@ pub(super) enum Member {
     GenerateName,
     /// `metadata.labels`.
     Labels,
+    /// `metadata.uid`.
+    Uid,
     /// `spec.network`.
     Network,
     /// `spec.interface`.
@@ -291,7 +293,7 @@ pub(super) enum Keep {
     Nothing,
     /// The object: its `metadata` trimmed, `spec` and `status` whole.
     Root,
-    /// `metadata`: `name`, `generateName` and `labels`.
+    /// `metadata`: `name`, `generateName`, `labels` and `uid`.
     Metadata,
     /// All of it.
     Whole,

@@ -1573,7 +1573,10 @@ fn kept_part_of(full: Value) -> Value {
         return full;
     };
     obj.retain(|k, _| matches!(k.as_str(), "metadata" | "spec" | "status"));
-    retain(obj.get_mut("metadata"), &["name", "generateName", "labels"]);
+    retain(
+        obj.get_mut("metadata"),
+        &["name", "generateName", "labels", "uid"],
+    );
     retain(obj.get_mut("spec"), &["network", "interface", "ipRequests"]);
     retain(obj.get_mut("status"), &["ips", "ownerPod", "conditions"]);
     if let Some(status) = obj.get_mut("status") {
@@ -1634,6 +1637,7 @@ fn view_value(claim: &Claim<'_>) -> Value {
             ("name", member_of(&m.name, str_of)),
             ("generateName", member_of(&m.generate_name, str_of)),
             ("labels", member_of(&m.labels, |l| decoded(*l))),
+            ("uid", member_of(&m.uid, str_of)),
         ])
     });
     let spec = member_of(&claim.spec, |s| {

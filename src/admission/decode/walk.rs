@@ -5,8 +5,9 @@
 //! decoding into `serde_json::Value` loses duplicates too, so the keys are checked as the text
 //! is read, byte for byte against a static schema. That walk is also where `request.object` and
 //! `request.oldObject` are read into typed views ([`Claim`]): only `metadata.name`,
-//! `metadata.generateName`, `metadata.labels`, `spec` and `status` are kept, borrowed from the
-//! text (no rule reads anything else; `managedFields` alone is most of a real object).
+//! `metadata.generateName`, `metadata.labels`, `metadata.uid`, `spec` and `status` are kept,
+//! borrowed from the text (nothing reads anything else; `managedFields` alone is most of a real
+//! object).
 //!
 //! The order is the API server's (DESIGN §4): first every duplicate field, each path once, in
 //! the order a decoder finds them that checks a key after reading its value; then the unknown
@@ -353,6 +354,7 @@ impl<'a, const CLEAN: bool> Walker<'a, CLEAN> {
         Ok(Some(match member {
             Member::Name => self.string(at, &mut meta.name)?,
             Member::GenerateName => self.string(at, &mut meta.generate_name)?,
+            Member::Uid => self.string(at, &mut meta.uid)?,
             Member::Labels => {
                 let seen = self.value(at)?;
                 meta.labels = Field::of_kind(seen.raw, Kind::Object);

@@ -3,7 +3,7 @@
 //!
 //! The walk of an object ([`strict`](crate::admission::decode::strict)) fills a [`Claim`] in the same
 //! pass that checks its keys: `metadata.name`, `metadata.generateName`, `metadata.labels`,
-//! `spec` and `status`, the last of repeated keys winning as in the object the API server
+//! `metadata.uid`, `spec` and `status`, the last of repeated keys winning as in the object the API server
 //! decodes. A field of the wrong JSON type is kept as its text ([`Field::Other`]), so that the
 //! rules can name its type as the API server does. Lists are kept as their text and read item
 //! by item when a rule reads them: judging a list of a million items holds one item at a time,
@@ -47,6 +47,9 @@ pub struct Metadata<'a> {
     pub generate_name: Field<'a, Str<'a>>,
     /// `metadata.labels`, an object kept as its text (only `--network-label` reads it, one key).
     pub labels: Field<'a, Raw<'a>>,
+    /// `metadata.uid`: the claim's identity in the reservations of `--unique-addresses` (the
+    /// API server sets it before validating admission, on CREATE too).
+    pub uid: Field<'a, Str<'a>>,
 }
 
 /// `spec`.

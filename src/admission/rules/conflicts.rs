@@ -59,6 +59,9 @@ pub struct Admitted {
     pub namespace: String,
     /// The claim's name.
     pub name: String,
+    /// Its `metadata.uid`, empty when the object has none (a file that was never in a
+    /// cluster): with the namespace and name, the holder of the claim's reservations.
+    pub uid: String,
     /// Its `spec.network`.
     pub network: String,
     /// Every address the claim holds once written, each once, sorted.
@@ -232,9 +235,16 @@ pub fn check<'a>(
         }
         same
     });
+    let uid = object
+        .metadata
+        .value()
+        .and_then(|m| m.uid.str())
+        .map(|uid| uid.decode().into_owned())
+        .unwrap_or_default();
     Some(Admitted {
         namespace: claimant.namespace.to_owned(),
         name: claimant.name.to_owned(),
+        uid,
         network: network.into_owned(),
         addresses,
         dry_run: false,
@@ -462,6 +472,14 @@ mod tests {
     }
 
     #[test]
+    fn admitted_carries_the_claims_uid() {
+        let mut object = claim(json!(["10.0.0.9/24"]), json!([]));
+        object["metadata"]["uid"] = json!("6f1c0a8e-1d2b-4c5e-9f00-0123456789ab");
+        let a = admitted(&object, None).expect("addresses");
+        assert_eq!(a.uid, "6f1c0a8e-1d2b-4c5e-9f00-0123456789ab");
+    }
+
+    #[test]
     fn admitted_lists_each_address_once_and_marks_ratcheted_ones() {
         let old = claim(json!(["10.0.0.5/24"]), json!(["fd00::1/64"]));
         let new = claim(
@@ -470,6 +488,7 @@ mod tests {
         );
         let a = admitted(&new, Some(&old)).expect("addresses");
         assert_eq!(a.network, "tenantred");
+        assert_eq!(a.uid, "", "the object has no uid");
         assert_eq!(
             a.addresses,
             [
