@@ -60,6 +60,7 @@ fn setup(dir: &str) -> (Webhook, Options) {
             defaults,
             enforcement,
             unique_addresses,
+            check_networks: None,
         },
     )
 }

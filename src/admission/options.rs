@@ -6,6 +6,7 @@ use std::borrow::Cow;
 
 use crate::admission::rules::conflicts::{self, Admitted};
 use crate::admission::rules::defaulting::Defaults;
+use crate::admission::rules::networks::{self, Misfits};
 
 /// `apiVersion` of `admission.k8s.io/v1` reviews.
 pub const ADMISSION_V1: &str = "admission.k8s.io/v1";
@@ -88,6 +89,9 @@ pub struct Options {
     pub enforcement: Enforcement,
     /// `--unique-addresses`: the addresses other claims hold, or `None` not to look.
     pub unique_addresses: Option<conflicts::View>,
+    /// `--check-networks`: the networks addresses must fit (and whose subnets complete a bare
+    /// address in `/mutate`), or `None` not to look.
+    pub check_networks: Option<networks::View>,
 }
 
 /// A request that cannot be judged at all: the front end answers it with a 400 and a short
@@ -152,6 +156,9 @@ pub struct Summary {
     /// the strict field check found them, at most [`MAX_SUMMARY_UNKNOWN_FIELDS`]. Through an
     /// API server they mean schema drift: the installed CRD is newer than this webhook.
     pub unknown_fields: Vec<String>,
+    /// With `check_networks`: the addresses that do not fit their network, by the rule they
+    /// break (those ratcheted into warnings left out).
+    pub network_misfits: Misfits,
 }
 
 /// How many unknown-field paths a [`Summary`] keeps: enough to name what a newer CRD added,

@@ -28,6 +28,7 @@ use crate::admission::options::{
 use crate::admission::rules;
 use crate::admission::rules::conflicts::{self, Admitted, Claimant};
 use crate::admission::rules::defaulting::{self};
+use crate::admission::rules::networks;
 
 /// Judges one AdmissionReview for `webhook` and returns the AdmissionReview to answer with.
 ///
@@ -139,6 +140,7 @@ fn review_with(
             _ => vec![status.reason.clone()],
         };
     }
+    summary.network_misfits = response.misfits;
     summary.would_deny = response.enforce(opts.enforcement);
     summary.allowed = response.allowed;
     summary.warnings = response.warnings.len();
@@ -227,7 +229,8 @@ fn mutate<'a>(uid: &'a str, object: Walked<'a>, create: bool, opts: &'a Options)
     if object.too_deep {
         return response;
     }
-    let ops = defaulting::patch(&object.claim, create, &opts.defaults);
+    let networks = opts.check_networks.as_deref();
+    let ops = defaulting::patch(&object.claim, create, &opts.defaults, networks);
     if ops.is_empty() {
         return response;
     }
@@ -297,17 +300,39 @@ fn validate<'a>(
         Ok(warnings) => warnings,
         Err(denied) => return *denied,
     };
-    let holders = opts.unique_addresses.as_deref().map(|h| (h, claimant));
-    judge_object(uid, &object.claim, old.map(|o| &o.claim), warnings, holders)
+    let lookups = Lookups {
+        claimant,
+        holders: opts.unique_addresses.as_deref(),
+        networks: opts.check_networks.as_deref(),
+    };
+    judge_object(
+        uid,
+        &object.claim,
+        old.map(|o| &o.claim),
+        warnings,
+        &lookups,
+    )
 }
 
-/// The rules of DESIGN §4 on a decoded object, with the warnings gathered so far.
+/// What the cluster-aware rules look up, each `None` when its flag is off: then nothing of it
+/// runs.
+struct Lookups<'l> {
+    /// The claim under review.
+    claimant: &'l Claimant<'l>,
+    /// `--unique-addresses` (DESIGN §9).
+    holders: Option<&'l dyn conflicts::Holders>,
+    /// `--check-networks` (DESIGN §10).
+    networks: Option<&'l dyn networks::Networks>,
+}
+
+/// The rules of DESIGN §4 on a decoded object, then those of §9 and §10 that are on, with the
+/// warnings gathered so far: every cause joins one verdict, capped as one.
 fn judge_object<'a>(
     uid: &'a str,
     object: &Claim<'a>,
     old: Option<&Claim<'a>>,
     mut warnings: Warnings,
-    holders: Option<(&dyn conflicts::Holders, &Claimant<'_>)>,
+    lookups: &Lookups<'_>,
 ) -> Response<'a> {
     if !object.is_object() {
         let msg = "request.object must be a JSON object".to_owned();
@@ -315,9 +340,23 @@ fn judge_object<'a>(
     }
 
     let mut verdict = rules::validate(object, old);
-    let admitted = holders.and_then(|(holders, claimant)| {
-        conflicts::check(holders, claimant, object, old, &mut verdict)
-    });
+    let admitted = lookups
+        .holders
+        .and_then(|holders| conflicts::check(holders, lookups.claimant, object, old, &mut verdict));
+    let misfits = lookups
+        .networks
+        .map(|networks| {
+            let namespace = lookups.claimant.namespace;
+            networks::check(
+                networks,
+                namespace,
+                object,
+                old,
+                &mut verdict,
+                &mut warnings,
+            )
+        })
+        .unwrap_or_default();
     for e in verdict.ratcheted.iter() {
         warnings.push_with(|| e.to_string());
     }
@@ -335,6 +374,7 @@ fn judge_object<'a>(
     response.warnings = warnings;
     // `--enforcement Warn|Audit` may admit it yet.
     response.admitted = admitted;
+    response.misfits = misfits;
     response
 }
 
@@ -823,5 +863,141 @@ mod tests {
             .as_str()
             .unwrap()
             .starts_with("and "));
+    }
+
+    // --- --check-networks (DESIGN §10) ---
+
+    /// A CREATE review in `ns1` of a claim on `tenantred` with `interface`, requesting
+    /// `requests` and holding `ips`.
+    fn on_tenantred(interface: &str, requests: &[&str], ips: &[String]) -> Vec<u8> {
+        let mut review: Value = serde_json::from_str(REVIEW).unwrap();
+        review["request"]["namespace"] = "ns1".into();
+        let object = &mut review["request"]["object"];
+        object["spec"] = serde_json::json!({
+            "network": "tenantred", "interface": interface, "ipRequests": requests,
+        });
+        object["status"] = serde_json::json!({ "ips": ips });
+        serde_json::to_vec(&review).unwrap()
+    }
+
+    /// `--check-networks` knowing tenantred (10.128.20.0/24, fd10:128:20::/64) in ns1.
+    fn checking(enforcement: Enforcement) -> Options {
+        let networks = crate::admission::rules::testing::FixedNetworks(vec![
+            crate::admission::rules::testing::layer2(
+                "tenantred",
+                &["ns1"],
+                &["10.128.20.0/24", "fd10:128:20::/64"],
+                &["10.128.20.0/29"],
+            ),
+        ]);
+        Options {
+            check_networks: Some(std::sync::Arc::new(networks)),
+            ..with(FieldValidation::Strict, enforcement)
+        }
+    }
+
+    fn causes(answer: &Value) -> Vec<String> {
+        answer["response"]["status"]["details"]["causes"]
+            .as_array()
+            .map(|causes| {
+                causes
+                    .iter()
+                    .map(|c| format!("{}: {}", c["field"].as_str().unwrap_or(""), c["message"]))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn without_check_networks_an_address_is_judged_as_text_only() {
+        let misfit = on_tenantred("eth0", &["10.9.0.5/24"], &[]);
+        let (a, summary) = answer(&misfit, &Options::default());
+        assert_eq!(a["response"]["allowed"], true, "{a}");
+        assert!(a["response"].get("warnings").is_none(), "{a}");
+        assert!(summary.network_misfits.is_empty());
+        let (a, summary) = answer(&misfit, &checking(Enforcement::Deny));
+        assert_eq!(a["response"]["allowed"], false, "{a}");
+        assert_eq!(a["response"]["status"]["code"], 422);
+        let misfits: Vec<_> = summary.network_misfits.counted().collect();
+        assert_eq!(misfits, [(networks::MisfitReason::NotInSubnets, 1)]);
+    }
+
+    #[test]
+    fn a_misfit_joins_every_other_cause_of_the_review_in_one_denial() {
+        let body = on_tenantred(
+            "eth0:1",
+            &["10.128.20.3/24"],
+            &["10.128.20.9/16".to_owned(), "winner".to_owned()],
+        );
+        let (a, summary) = answer(&body, &checking(Enforcement::Deny));
+        assert_eq!(
+            causes(&a),
+            [
+                "spec.interface: \"Invalid value: \\\"eth0:1\\\": interface name contains / or : or whitespace characters\"",
+                "status.ips[1]: \"Invalid value: \\\"winner\\\": must be a valid address in CIDR form, (e.g. 10.9.8.7/24 or 2001:db8::1/64)\"",
+                "spec.ipRequests[0]: \"Invalid value: \\\"10.128.20.3/24\\\": in excludeSubnets of network \\\"tenantred\\\" (10.128.20.0/29)\"",
+                "status.ips[0]: \"Invalid value: \\\"10.128.20.9/16\\\": prefix length differs from its subnet of network \\\"tenantred\\\" (10.128.20.0/24)\"",
+            ]
+        );
+        assert!(summary.causes.iter().all(|c| c == "FieldValueInvalid"));
+        assert_eq!(summary.causes.len(), 4);
+    }
+
+    #[test]
+    fn enforcement_warn_admits_a_misfit_with_its_cause_as_a_warning() {
+        let body = on_tenantred("eth0", &["10.9.0.5/24"], &[]);
+        let (a, summary) = answer(&body, &checking(Enforcement::Warn));
+        assert_eq!(a["response"]["allowed"], true);
+        assert!(summary.would_deny);
+        assert_eq!(
+            a["response"]["warnings"],
+            // Cut to 120 characters, as every warning is (DESIGN §6).
+            serde_json::json!(["spec.ipRequests[0]: Invalid value: \"10.9.0.5/24\": not in the subnets of network \"tenantred\" (10.128.20.0/24, fd10:128..."])
+        );
+        assert!(!summary.network_misfits.is_empty(), "counted as would-deny");
+    }
+
+    #[test]
+    fn misfits_are_capped_with_every_other_cause_and_all_counted() {
+        let ips: Vec<String> = (0..10_000)
+            .map(|i| format!("10.9.{}.{}/24", i / 250, i % 250 + 1))
+            .collect();
+        let (a, summary) = answer(
+            &on_tenantred("eth0", &[], &ips),
+            &checking(Enforcement::Deny),
+        );
+        let causes = a["response"]["status"]["details"]["causes"]
+            .as_array()
+            .unwrap();
+        assert_eq!(causes.len(), caps::MAX_CAUSES + 1);
+        assert_eq!(causes[100]["message"], "and 9900 more errors");
+        let misfits: Vec<_> = summary.network_misfits.counted().collect();
+        assert_eq!(misfits, [(networks::MisfitReason::NotInSubnets, 10_000)]);
+    }
+
+    #[test]
+    fn mutate_completes_a_bare_address_only_with_check_networks() {
+        let mut create: Value =
+            serde_json::from_slice(&on_tenantred("eth0", &["10.128.20.77"], &[])).unwrap();
+        create["request"]["object"]
+            .as_object_mut()
+            .unwrap()
+            .remove("status");
+        let body = serde_json::to_vec(&create).unwrap();
+        let patch = |opts: &Options| {
+            let reviewed = review(&body, Webhook::Mutate, opts).expect("answered");
+            let a: Value = serde_json::from_slice(&reviewed.body).unwrap();
+            assert_eq!(a["response"]["allowed"], true);
+            a["response"]["patch"].as_str().map(|p| {
+                use base64::Engine as _;
+                let bytes = base64::engine::general_purpose::STANDARD.decode(p).unwrap();
+                String::from_utf8(bytes).unwrap()
+            })
+        };
+        assert_eq!(patch(&Options::default()), None);
+        assert_eq!(
+            patch(&checking(Enforcement::Deny)).as_deref(),
+            Some(r#"[{"op":"replace","path":"/spec/ipRequests/0","value":"10.128.20.77/24"}]"#)
+        );
     }
 }

@@ -220,6 +220,102 @@ enum Misfit {
     BeyondOvn,
 }
 
+/// Which rule of DESIGN §10 an address broke: what the misfit metric is labelled by (one label
+/// per rule, so the label set is fixed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MisfitReason {
+    /// Not inside any subnet of the network.
+    NotInSubnets,
+    /// A prefix length other than its subnet's.
+    PrefixLength,
+    /// The network address of its subnet.
+    NetworkAddress,
+    /// The IPv4 broadcast address of its subnet.
+    Broadcast,
+    /// A gateway ([`Reason::Gateway`]).
+    Gateway,
+    /// The management address ([`Reason::Management`]).
+    Management,
+    /// In `infrastructureSubnets`.
+    Infrastructure,
+    /// In `excludeSubnets`.
+    ExcludeSubnets,
+    /// In whereabouts' `exclude`.
+    Excluded,
+    /// Outside the configured address ranges.
+    OutsideRanges,
+    /// Beyond what the OVN-Kubernetes allocator hands out in an IPv6 subnet.
+    BeyondAllocator,
+}
+
+/// How many errors of each [`MisfitReason`] a review's addresses got (the ratcheted ones left
+/// out): what [`check`] reports for the metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Misfits([u32; MisfitReason::ALL.len()]);
+
+// === impl MisfitReason ===
+
+impl MisfitReason {
+    /// Every reason, in the order of DESIGN §10.
+    pub const ALL: [MisfitReason; 11] = [
+        MisfitReason::NotInSubnets,
+        MisfitReason::PrefixLength,
+        MisfitReason::NetworkAddress,
+        MisfitReason::Broadcast,
+        MisfitReason::Gateway,
+        MisfitReason::Management,
+        MisfitReason::Infrastructure,
+        MisfitReason::ExcludeSubnets,
+        MisfitReason::Excluded,
+        MisfitReason::OutsideRanges,
+        MisfitReason::BeyondAllocator,
+    ];
+
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MisfitReason::NotInSubnets => "not_in_subnets",
+            MisfitReason::PrefixLength => "prefix_length",
+            MisfitReason::NetworkAddress => "network_address",
+            MisfitReason::Broadcast => "broadcast",
+            MisfitReason::Gateway => "gateway",
+            MisfitReason::Management => "management",
+            MisfitReason::Infrastructure => "infrastructure_subnets",
+            MisfitReason::ExcludeSubnets => "exclude_subnets",
+            MisfitReason::Excluded => "excluded",
+            MisfitReason::OutsideRanges => "outside_ranges",
+            MisfitReason::BeyondAllocator => "beyond_allocator",
+        }
+    }
+}
+
+// === impl Misfits ===
+
+impl Misfits {
+    /// Counts one error of `reason`.
+    pub fn add(&mut self, reason: MisfitReason) {
+        let at = MisfitReason::ALL
+            .iter()
+            .position(|r| *r == reason)
+            .unwrap_or_default();
+        self.0[at] = self.0[at].saturating_add(1);
+    }
+
+    /// Whether no error was counted.
+    pub fn is_empty(&self) -> bool {
+        self.0.iter().all(|n| *n == 0)
+    }
+
+    /// Each reason counted, with its count.
+    pub fn counted(&self) -> impl Iterator<Item = (MisfitReason, u32)> + '_ {
+        MisfitReason::ALL
+            .iter()
+            .zip(self.0)
+            .filter(|(_, n)| *n > 0)
+            .map(|(r, n)| (*r, n))
+    }
+}
+
 // === impl Network ===
 
 impl Network {
@@ -628,6 +724,28 @@ impl Placement {
     }
 }
 
+// === impl Misfit ===
+
+impl Misfit {
+    /// The rule broken, as the metric names it.
+    fn reason(self, rules: &Rules) -> MisfitReason {
+        match self {
+            Misfit::NotInSubnets => MisfitReason::NotInSubnets,
+            Misfit::NetworkAddress => MisfitReason::NetworkAddress,
+            Misfit::Broadcast => MisfitReason::Broadcast,
+            Misfit::Refused(at) => match rules.refused.get(at as usize).map(|r| r.reason) {
+                Some(Reason::Gateway) => MisfitReason::Gateway,
+                Some(Reason::Management) => MisfitReason::Management,
+                Some(Reason::Infrastructure) => MisfitReason::Infrastructure,
+                Some(Reason::ExcludeSubnets) => MisfitReason::ExcludeSubnets,
+                Some(Reason::Exclude) | None => MisfitReason::Excluded,
+            },
+            Misfit::OutsideRanges => MisfitReason::OutsideRanges,
+            Misfit::BeyondOvn => MisfitReason::BeyondAllocator,
+        }
+    }
+}
+
 /// The errors [`judge`] finds for one address: at most two (its prefix length, and its place).
 pub type Judged<'a> = std::iter::Flatten<std::array::IntoIter<Option<FieldError<'a>>, 2>>;
 
@@ -744,6 +862,8 @@ fn old_addresses(
 /// does not fit the object's network, and to `warnings` the network's [`warning`]. On UPDATE
 /// an address already in the same list of `old` (same address, same prefix length) is
 /// ratcheted: the network changed under it, so its errors come back as warnings instead.
+///
+/// Returns the errors added, by the rule they break (the ratcheted ones left out).
 pub fn check<'a>(
     networks: &dyn Networks,
     namespace: &str,
@@ -751,19 +871,20 @@ pub fn check<'a>(
     old: Option<&Claim<'a>>,
     verdict: &mut Verdict<'a>,
     warnings: &mut Warnings,
-) {
+) -> Misfits {
+    let mut misfits = Misfits::default();
     let Some(name) = network_of(object) else {
-        return;
+        return misfits;
     };
     let network = networks.network(&name);
     if let Some(text) = warning(&name, network.as_deref(), namespace) {
         warnings.push_with(|| text);
     }
     let Some(network) = network else {
-        return;
+        return misfits;
     };
     let Some(rules) = network.rules() else {
-        return;
+        return misfits;
     };
     let own = network.is_defined_in(namespace);
     for which in ADDRESS_LISTS {
@@ -794,8 +915,17 @@ pub fn check<'a>(
                     verdict.ratcheted.push(e);
                 }
             }
+            if judged {
+                if placement.wrong_prefix {
+                    misfits.add(MisfitReason::PrefixLength);
+                }
+                if let Some(misfit) = placement.misfit {
+                    misfits.add(misfit.reason(rules));
+                }
+            }
         }
     }
+    misfits
 }
 
 #[cfg(test)]
@@ -1432,6 +1562,47 @@ mod tests {
         assert!(texts(&v.errors)[1]
             .starts_with("status.ips[4]: Invalid value: \"FD10:200::/64\": the network address"));
         assert!(warnings.is_empty());
+    }
+
+    /// `check` of `object` against `old` with [`tenantred`], and the misfits it counts.
+    fn misfits(object: &Value, old: Option<&Value>) -> Vec<(MisfitReason, u32)> {
+        let networks = Fixed(vec![Arc::new(tenantred())]);
+        let old = old.map(testing::claim);
+        let counted = check(
+            &networks,
+            "ns1",
+            &testing::claim(object),
+            old.as_ref(),
+            &mut Verdict::default(),
+            &mut Warnings::new(),
+        );
+        counted.counted().collect()
+    }
+
+    #[test]
+    fn check_counts_each_error_by_the_rule_it_breaks_but_not_ratcheted_ones() {
+        let object = claim(
+            "tenantred",
+            json!(["10.9.0.5/24", "10.200.0.0/16"]),
+            json!(["10.200.0.255/24", "10.9.0.6/24", "10.200.0.7/24"]),
+        );
+        assert_eq!(
+            misfits(&object, None),
+            [
+                (MisfitReason::NotInSubnets, 2),
+                (MisfitReason::PrefixLength, 1),
+                (MisfitReason::NetworkAddress, 1),
+                (MisfitReason::Broadcast, 1),
+            ]
+        );
+        let old = claim("tenantred", json!([]), json!(["10.200.0.255/24"]));
+        let update = claim("tenantred", json!([]), json!(["10.200.0.255/24"]));
+        assert_eq!(misfits(&update, Some(&old)), []);
+        let labels: Vec<&str> = MisfitReason::ALL.iter().map(|r| r.as_str()).collect();
+        let mut unique = labels.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), labels.len(), "{labels:?}");
     }
 
     #[test]
