@@ -12,7 +12,7 @@ use ipamclaim_webhook::certs::CertsOptions;
 use ipamclaim_webhook::cluster::watch::Credentials;
 use ipamclaim_webhook::serve::duration;
 use ipamclaim_webhook::serve::tls::TlsFiles;
-use ipamclaim_webhook::serve::{self, ServeConfig, UniqueAddresses};
+use ipamclaim_webhook::serve::{self, CheckNetworks, ServeConfig, UniqueAddresses};
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::EnvFilter;
@@ -176,6 +176,11 @@ impl From<EnforcementArg> for Enforcement {
 
 /// Flags of `serve`; each can also be set by the environment variable shown.
 #[derive(Debug, Args)]
+#[command(group(
+    clap::ArgGroup::new("cluster_views")
+        .args(["unique_addresses", "check_networks"])
+        .multiple(true)
+))]
 pub struct ServeArgs {
     /// Address of the TLS admission listener. The default takes IPv6 and IPv4 on one socket,
     /// or IPv4 alone where the kernel has no IPv6.
@@ -345,13 +350,25 @@ pub struct ServeArgs {
     )]
     pub unique_addresses: bool,
 
-    /// Kubeconfig for --unique-addresses [default: KUBECONFIG, ~/.kube/config, or the pod's
-    /// service account].
+    /// Deny an address that does not fit its network (outside its subnets, excluded, its
+    /// gateway, another prefix length): watches every NetworkAttachmentDefinition of the
+    /// cluster (needs get, list and watch on network-attachment-definitions.k8s.cni.cncf.io);
+    /// /mutate completes a bare address with its subnet's prefix length; /readyz fails until
+    /// the first list is indexed.
+    #[arg(
+        long,
+        env = "IPAMCLAIM_WEBHOOK_CHECK_NETWORKS",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub check_networks: bool,
+
+    /// Kubeconfig for --unique-addresses and --check-networks (one client serves both)
+    /// [default: KUBECONFIG, ~/.kube/config, or the pod's service account].
     #[arg(
         long,
         env = "IPAMCLAIM_WEBHOOK_KUBECONFIG",
         value_name = "FILE",
-        requires = "unique_addresses"
+        requires = "cluster_views"
     )]
     pub kubeconfig: Option<PathBuf>,
 
@@ -450,13 +467,15 @@ impl ServeArgs {
         if let Some(workers) = self.workers {
             cfg.workers = workers.into();
         }
+        let credentials = match &self.kubeconfig {
+            Some(path) => Credentials::Kubeconfig(path.clone()),
+            None => Credentials::Infer,
+        };
         cfg.unique_addresses = self.unique_addresses.then(|| UniqueAddresses {
-            credentials: match &self.kubeconfig {
-                Some(path) => Credentials::Kubeconfig(path.clone()),
-                None => Credentials::Infer,
-            },
+            credentials: credentials.clone(),
             reservation_ttl: self.reservation_ttl,
         });
+        cfg.check_networks = self.check_networks.then_some(CheckNetworks { credentials });
         Ok(cfg)
     }
 }
@@ -569,6 +588,43 @@ mod tests {
         assert_eq!(cfg.memory_budget, serve::DEFAULT_MEMORY_BUDGET);
         assert_eq!(cfg.tls_reload_interval, Duration::from_secs(10));
         assert_eq!(cfg.unique_addresses, None, "no API access unless asked");
+        assert_eq!(cfg.check_networks, None, "no API access unless asked");
+    }
+
+    #[test]
+    fn check_networks_shares_the_kubeconfig_with_unique_addresses() {
+        let parse = |extra: &[&str]| {
+            let mut argv = vec!["ipamclaim-webhook", "serve"];
+            argv.extend_from_slice(extra);
+            Cli::try_parse_from(argv).map(|cli| match cli.command {
+                Command::Serve(args) => args.config().expect("config"),
+                _ => panic!("not serve"),
+            })
+        };
+        let cfg = parse(&["--check-networks"]).expect("parse");
+        assert_eq!(
+            cfg.check_networks,
+            Some(CheckNetworks {
+                credentials: Credentials::Infer
+            })
+        );
+        assert_eq!(cfg.unique_addresses, None);
+        let kubeconfig = Credentials::Kubeconfig(PathBuf::from("/etc/kube/config"));
+        let cfg = parse(&["--check-networks", "--kubeconfig", "/etc/kube/config"]).expect("parse");
+        assert_eq!(cfg.check_networks.expect("on").credentials, kubeconfig);
+        let cfg = parse(&[
+            "--check-networks",
+            "--unique-addresses",
+            "--kubeconfig",
+            "/etc/kube/config",
+        ])
+        .expect("parse");
+        assert_eq!(cfg.check_networks.expect("on").credentials, kubeconfig);
+        assert_eq!(cfg.unique_addresses.expect("on").credentials, kubeconfig);
+        assert!(
+            parse(&["--kubeconfig", "k"]).is_err(),
+            "needs a flag that reads the cluster"
+        );
     }
 
     #[test]

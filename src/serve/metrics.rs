@@ -24,7 +24,9 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+use crate::admission::rules::networks::MisfitReason;
 use crate::admission::Summary;
+use crate::cluster::networks::SharedNetworks;
 use crate::cluster::SharedIndex;
 
 /// `Content-Type` of [`Metrics::render`]: the Prometheus text format, version 0.0.4.
@@ -83,6 +85,12 @@ struct ResultLabels {
     result: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MisfitLabels {
+    reason: &'static str,
+    verdict: &'static str,
+}
+
 /// The metrics of one server. Cheap to update from any thread; shared behind an `Arc`.
 #[derive(Debug)]
 pub struct Metrics {
@@ -98,6 +106,9 @@ pub struct Metrics {
     schema_drift: Family<FieldLabels, Counter>,
     drift_fields: Mutex<DriftFields>,
     budget: BudgetGauges,
+    /// Registered by [`Metrics::watch_networks`] only: without `--check-networks` nothing
+    /// misfits, and the family is not exported.
+    network_misfits: Family<MisfitLabels, Counter>,
 }
 
 /// The field paths [`Metrics::schema_drift`] has labelled.
@@ -266,6 +277,7 @@ impl Metrics {
             reloads,
             panics,
             budget,
+            network_misfits: Family::default(),
         }
     }
 
@@ -302,6 +314,14 @@ impl Metrics {
                     cause: cause.clone(),
                 })
                 .inc();
+        }
+        for (reason, n) in summary.network_misfits.counted() {
+            self.network_misfits
+                .get_or_create(&MisfitLabels {
+                    reason: reason.as_str(),
+                    verdict: verdict.as_str(),
+                })
+                .inc_by(u64::from(n));
         }
     }
 
@@ -381,6 +401,29 @@ impl Metrics {
     pub fn watch_index(&mut self, index: std::sync::Arc<SharedIndex>) {
         self.registry
             .register_collector(Box::new(IndexCollector(index)));
+    }
+
+    /// Adds the metrics of the `--check-networks` index (DESIGN §10), read from it at each
+    /// scrape (NADs and networks indexed, configs that do not parse, networks without rules or
+    /// whose NADs disagree, watch restarts, the time since the last watch event, whether the
+    /// first list is indexed), and the addresses denied for not fitting their network, by rule.
+    pub fn watch_networks(&mut self, networks: std::sync::Arc<SharedNetworks>) {
+        self.registry.register(
+            "ipamclaim_webhook_network_misfits",
+            "Addresses of reviewed claims that do not fit their network, by the rule they break \
+             (reason) and what became of the review (verdict: denied, or would_deny under \
+             --enforcement Warn or Audit); ratcheted ones are not counted",
+            self.network_misfits.clone(),
+        );
+        // Every reason exists from the start, so that an alert on a rate has a series to watch.
+        for reason in MisfitReason::ALL {
+            drop(self.network_misfits.get_or_create(&MisfitLabels {
+                reason: reason.as_str(),
+                verdict: Verdict::Denied.as_str(),
+            }));
+        }
+        self.registry
+            .register_collector(Box::new(NetworksCollector(networks)));
     }
 
     /// Every metric in the Prometheus text format.
@@ -502,6 +545,74 @@ impl Collector for IndexCollector {
     }
 }
 
+/// The `--check-networks` metrics, read from the index at each scrape.
+#[derive(Debug)]
+struct NetworksCollector(std::sync::Arc<SharedNetworks>);
+
+impl Collector for NetworksCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let stats = self.0.stats();
+        let counts = stats.counts;
+        let gauges: [(&str, &str, i64); 6] = [
+            (
+                "ipamclaim_webhook_network_index_nads",
+                "NetworkAttachmentDefinitions in the --check-networks index",
+                saturating(counts.nads),
+            ),
+            (
+                "ipamclaim_webhook_network_index_networks",
+                "Networks (CNI config names) the indexed NetworkAttachmentDefinitions define",
+                saturating(counts.networks),
+            ),
+            (
+                "ipamclaim_webhook_network_index_invalid_configs",
+                "NetworkAttachmentDefinitions whose config does not parse as its plugin reads it \
+                 (their network is known without address rules)",
+                saturating(counts.invalid),
+            ),
+            (
+                "ipamclaim_webhook_network_index_unruled_networks",
+                "Networks known without address rules (another plugin or IPAM, no subnets, a \
+                 config that does not parse): their claims get a warning, never a denial",
+                saturating(counts.unruled),
+            ),
+            (
+                "ipamclaim_webhook_network_index_disagreeing_networks",
+                "Networks whose NetworkAttachmentDefinitions disagree about their addresses: \
+                 their addresses are not checked",
+                saturating(counts.disagreeing),
+            ),
+            (
+                "ipamclaim_webhook_network_index_ready",
+                "1 once the first full list of NetworkAttachmentDefinitions is indexed, else 0",
+                i64::from(stats.ready),
+            ),
+        ];
+        for (name, help, value) in gauges {
+            let gauge = ConstGauge::new(value);
+            gauge.encode(encoder.encode_descriptor(name, help, None, gauge.metric_type())?)?;
+        }
+        let restarts = ConstCounter::new(stats.watch_restarts);
+        restarts.encode(encoder.encode_descriptor(
+            "ipamclaim_webhook_network_watch_restarts",
+            "Times the watch of NetworkAttachmentDefinitions broke and was resumed or re-listed",
+            None,
+            restarts.metric_type(),
+        )?)?;
+        if let Some(since) = stats.since_last_event {
+            let gauge = ConstGauge::new(since.as_secs_f64());
+            gauge.encode(encoder.encode_descriptor(
+                "ipamclaim_webhook_network_watch_last_event_age_seconds",
+                "Seconds since the watch of NetworkAttachmentDefinitions last delivered a change \
+                 or a full list (NADs change rarely; watch restarts tell a broken watch)",
+                None,
+                gauge.metric_type(),
+            )?)?;
+        }
+        Ok(())
+    }
+}
+
 fn saturating(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
@@ -566,6 +677,41 @@ mod tests {
             !text.contains(r#"denials_total{cause="FieldValueRequired"}"#),
             "a would-deny counted as a denial:\n{text}"
         );
+    }
+
+    #[test]
+    fn network_misfits_are_counted_by_rule_and_verdict_only_with_check_networks() {
+        use crate::admission::rules::networks::Misfits;
+        let mut misfits = Misfits::default();
+        misfits.add(MisfitReason::NotInSubnets);
+        misfits.add(MisfitReason::NotInSubnets);
+        misfits.add(MisfitReason::Gateway);
+        let mut denied = summary("CREATE", false, 422, &["FieldValueInvalid"; 3]);
+        denied.network_misfits = misfits;
+        let mut warned = summary("CREATE", true, 422, &["FieldValueInvalid"]);
+        warned.would_deny = true;
+        warned.network_misfits = misfits;
+        let plain = Metrics::new();
+        plain.review("validate", &denied, Duration::ZERO);
+        assert!(!plain.render().contains("network"), "{}", plain.render());
+
+        let mut m = Metrics::new();
+        m.watch_networks(std::sync::Arc::new(SharedNetworks::new()));
+        m.review("validate", &denied, Duration::ZERO);
+        m.review("validate", &warned, Duration::ZERO);
+        let text = m.render();
+        for line in [
+            r#"ipamclaim_webhook_network_misfits_total{reason="not_in_subnets",verdict="denied"} 2"#,
+            r#"ipamclaim_webhook_network_misfits_total{reason="gateway",verdict="denied"} 1"#,
+            r#"ipamclaim_webhook_network_misfits_total{reason="broadcast",verdict="denied"} 0"#,
+            r#"ipamclaim_webhook_network_misfits_total{reason="not_in_subnets",verdict="would_deny"} 2"#,
+            "ipamclaim_webhook_network_index_ready 0",
+            "ipamclaim_webhook_network_index_nads 0",
+            "ipamclaim_webhook_network_index_invalid_configs 0",
+            "ipamclaim_webhook_network_watch_restarts_total 0",
+        ] {
+            assert!(text.contains(line), "{line} missing from:\n{text}");
+        }
     }
 
     #[test]
