@@ -143,6 +143,18 @@ pub struct ReplayArgs {
     #[arg(long, value_name = "PATH", requires = "unique_addresses")]
     pub existing: Vec<PathBuf>,
 
+    /// Deny an address that does not fit its network, as `serve --check-networks` does, with
+    /// the networks of --networks; the mutating webhook completes a bare address of a known
+    /// network with its subnet's prefix length.
+    #[arg(long, conflicts_with = "server", requires = "networks")]
+    pub check_networks: bool,
+
+    /// The cluster's NetworkAttachmentDefinitions (e.g. `kubectl get
+    /// network-attachment-definitions -A -o yaml > FILE`) for --check-networks: a List, NADs,
+    /// YAML or JSON, a file or directory, repeatable.
+    #[arg(long, value_name = "PATH", requires = "check_networks")]
+    pub networks: Vec<PathBuf>,
+
     /// The mutating webhook's defaults.
     #[command(flatten)]
     pub defaults: DefaultsArgs,
@@ -757,6 +769,46 @@ mod tests {
             "ca.crt",
         ])
         .expect("the defaults do not conflict");
+    }
+
+    #[test]
+    fn replay_check_networks_needs_networks_and_no_server() {
+        let parse = |extra: &[&str]| {
+            let mut argv = vec!["ipamclaim-webhook", "replay"];
+            argv.extend_from_slice(extra);
+            Cli::try_parse_from(argv).map(|cli| match cli.command {
+                Command::Replay(args) => args,
+                _ => panic!("not replay"),
+            })
+        };
+        let args = parse(&[
+            "--check-networks",
+            "--networks",
+            "nads.yaml",
+            "--networks",
+            "more/",
+        ])
+        .expect("parse");
+        assert!(args.check_networks);
+        assert_eq!(
+            args.networks,
+            [PathBuf::from("nads.yaml"), PathBuf::from("more/")]
+        );
+        for bad in [
+            &["--check-networks"][..],
+            &["--networks", "nads.yaml"],
+            &[
+                "--check-networks",
+                "--networks",
+                "nads.yaml",
+                "--server",
+                "https://localhost:8443",
+                "--ca",
+                "ca.crt",
+            ],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]
