@@ -6,7 +6,7 @@ use std::borrow::Cow;
 
 use crate::admission::rules::conflicts::{self, Admitted};
 use crate::admission::rules::defaulting::Defaults;
-use crate::admission::rules::networks::{self, Misfits};
+use crate::admission::rules::networks;
 
 /// `apiVersion` of `admission.k8s.io/v1` reviews.
 pub const ADMISSION_V1: &str = "admission.k8s.io/v1";
@@ -156,9 +156,6 @@ pub struct Summary {
     /// the strict field check found them, at most [`MAX_SUMMARY_UNKNOWN_FIELDS`]. Through an
     /// API server they mean schema drift: the installed CRD is newer than this webhook.
     pub unknown_fields: Vec<String>,
-    /// With `check_networks`: the addresses that do not fit their network, by the rule they
-    /// break (those ratcheted into warnings left out).
-    pub network_misfits: Misfits,
 }
 
 /// How many unknown-field paths a [`Summary`] keeps: enough to name what a newer CRD added,

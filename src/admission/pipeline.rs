@@ -140,7 +140,6 @@ fn review_with(
             _ => vec![status.reason.clone()],
         };
     }
-    summary.network_misfits = response.misfits;
     summary.would_deny = response.enforce(opts.enforcement);
     summary.allowed = response.allowed;
     summary.warnings = response.warnings.len();
@@ -343,20 +342,17 @@ fn judge_object<'a>(
     let admitted = lookups
         .holders
         .and_then(|holders| conflicts::check(holders, lookups.claimant, object, old, &mut verdict));
-    let misfits = lookups
-        .networks
-        .map(|networks| {
-            let namespace = lookups.claimant.namespace;
-            networks::check(
-                networks,
-                namespace,
-                object,
-                old,
-                &mut verdict,
-                &mut warnings,
-            )
-        })
-        .unwrap_or_default();
+    if let Some(networks) = lookups.networks {
+        let namespace = lookups.claimant.namespace;
+        networks::check(
+            networks,
+            namespace,
+            object,
+            old,
+            &mut verdict,
+            &mut warnings,
+        );
+    }
     for e in verdict.ratcheted.iter() {
         warnings.push_with(|| e.to_string());
     }
@@ -374,7 +370,6 @@ fn judge_object<'a>(
     response.warnings = warnings;
     // `--enforcement Warn|Audit` may admit it yet.
     response.admitted = admitted;
-    response.misfits = misfits;
     response
 }
 
@@ -880,20 +875,45 @@ mod tests {
         serde_json::to_vec(&review).unwrap()
     }
 
-    /// `--check-networks` knowing tenantred (10.128.20.0/24, fd10:128:20::/64) in ns1.
-    fn checking(enforcement: Enforcement) -> Options {
-        let networks = crate::admission::rules::testing::FixedNetworks(vec![
-            crate::admission::rules::testing::layer2(
-                "tenantred",
-                &["ns1"],
-                &["10.128.20.0/24", "fd10:128:20::/64"],
-                &["10.128.20.0/29"],
-            ),
-        ]);
-        Options {
-            check_networks: Some(std::sync::Arc::new(networks)),
-            ..with(FieldValidation::Strict, enforcement)
+    /// tenantred (10.128.20.0/24, fd10:128:20::/64) in ns1, counting the misfits it is told of.
+    #[derive(Debug)]
+    struct Counting(
+        crate::admission::rules::testing::FixedNetworks,
+        std::sync::Mutex<Vec<networks::MisfitReason>>,
+    );
+
+    impl networks::Networks for Counting {
+        fn network(&self, name: &str) -> Option<std::sync::Arc<networks::Network>> {
+            self.0.network(name)
         }
+
+        fn misfit(&self, reason: networks::MisfitReason) {
+            self.1.lock().unwrap().push(reason);
+        }
+    }
+
+    /// `--check-networks` knowing tenantred, and the view, to read what it counted.
+    fn checking_with(enforcement: Enforcement) -> (Options, std::sync::Arc<Counting>) {
+        let networks = std::sync::Arc::new(Counting(
+            crate::admission::rules::testing::FixedNetworks(vec![
+                crate::admission::rules::testing::layer2(
+                    "tenantred",
+                    &["ns1"],
+                    &["10.128.20.0/24", "fd10:128:20::/64"],
+                    &["10.128.20.0/29"],
+                ),
+            ]),
+            std::sync::Mutex::default(),
+        ));
+        let opts = Options {
+            check_networks: Some(networks.clone()),
+            ..with(FieldValidation::Strict, enforcement)
+        };
+        (opts, networks)
+    }
+
+    fn checking(enforcement: Enforcement) -> Options {
+        checking_with(enforcement).0
     }
 
     fn causes(answer: &Value) -> Vec<String> {
@@ -911,15 +931,17 @@ mod tests {
     #[test]
     fn without_check_networks_an_address_is_judged_as_text_only() {
         let misfit = on_tenantred("eth0", &["10.9.0.5/24"], &[]);
-        let (a, summary) = answer(&misfit, &Options::default());
+        let (a, _) = answer(&misfit, &Options::default());
         assert_eq!(a["response"]["allowed"], true, "{a}");
         assert!(a["response"].get("warnings").is_none(), "{a}");
-        assert!(summary.network_misfits.is_empty());
-        let (a, summary) = answer(&misfit, &checking(Enforcement::Deny));
+        let (opts, view) = checking_with(Enforcement::Deny);
+        let (a, _) = answer(&misfit, &opts);
         assert_eq!(a["response"]["allowed"], false, "{a}");
         assert_eq!(a["response"]["status"]["code"], 422);
-        let misfits: Vec<_> = summary.network_misfits.counted().collect();
-        assert_eq!(misfits, [(networks::MisfitReason::NotInSubnets, 1)]);
+        assert_eq!(
+            *view.1.lock().unwrap(),
+            [networks::MisfitReason::NotInSubnets]
+        );
     }
 
     #[test]
@@ -946,7 +968,8 @@ mod tests {
     #[test]
     fn enforcement_warn_admits_a_misfit_with_its_cause_as_a_warning() {
         let body = on_tenantred("eth0", &["10.9.0.5/24"], &[]);
-        let (a, summary) = answer(&body, &checking(Enforcement::Warn));
+        let (opts, view) = checking_with(Enforcement::Warn);
+        let (a, summary) = answer(&body, &opts);
         assert_eq!(a["response"]["allowed"], true);
         assert!(summary.would_deny);
         assert_eq!(
@@ -954,7 +977,7 @@ mod tests {
             // Cut to 120 characters, as every warning is (DESIGN §6).
             serde_json::json!(["spec.ipRequests[0]: Invalid value: \"10.9.0.5/24\": not in the subnets of network \"tenantred\" (10.128.20.0/24, fd10:128..."])
         );
-        assert!(!summary.network_misfits.is_empty(), "counted as would-deny");
+        assert_eq!(view.1.lock().unwrap().len(), 1, "counted, admitted or not");
     }
 
     #[test]
@@ -962,17 +985,18 @@ mod tests {
         let ips: Vec<String> = (0..10_000)
             .map(|i| format!("10.9.{}.{}/24", i / 250, i % 250 + 1))
             .collect();
-        let (a, summary) = answer(
-            &on_tenantred("eth0", &[], &ips),
-            &checking(Enforcement::Deny),
-        );
+        let (opts, view) = checking_with(Enforcement::Deny);
+        let (a, _) = answer(&on_tenantred("eth0", &[], &ips), &opts);
         let causes = a["response"]["status"]["details"]["causes"]
             .as_array()
             .unwrap();
         assert_eq!(causes.len(), caps::MAX_CAUSES + 1);
         assert_eq!(causes[100]["message"], "and 9900 more errors");
-        let misfits: Vec<_> = summary.network_misfits.counted().collect();
-        assert_eq!(misfits, [(networks::MisfitReason::NotInSubnets, 10_000)]);
+        let told = view.1.lock().unwrap();
+        assert_eq!(told.len(), 10_000, "every misfit counted, listed or not");
+        assert!(told
+            .iter()
+            .all(|r| *r == networks::MisfitReason::NotInSubnets));
     }
 
     #[test]

@@ -88,7 +88,6 @@ struct ResultLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct MisfitLabels {
     reason: &'static str,
-    verdict: &'static str,
 }
 
 /// The metrics of one server. Cheap to update from any thread; shared behind an `Arc`.
@@ -106,9 +105,6 @@ pub struct Metrics {
     schema_drift: Family<FieldLabels, Counter>,
     drift_fields: Mutex<DriftFields>,
     budget: BudgetGauges,
-    /// Registered by [`Metrics::watch_networks`] only: without `--check-networks` nothing
-    /// misfits, and the family is not exported.
-    network_misfits: Family<MisfitLabels, Counter>,
 }
 
 /// The field paths [`Metrics::schema_drift`] has labelled.
@@ -277,7 +273,6 @@ impl Metrics {
             reloads,
             panics,
             budget,
-            network_misfits: Family::default(),
         }
     }
 
@@ -314,14 +309,6 @@ impl Metrics {
                     cause: cause.clone(),
                 })
                 .inc();
-        }
-        for (reason, n) in summary.network_misfits.counted() {
-            self.network_misfits
-                .get_or_create(&MisfitLabels {
-                    reason: reason.as_str(),
-                    verdict: verdict.as_str(),
-                })
-                .inc_by(u64::from(n));
         }
     }
 
@@ -404,24 +391,10 @@ impl Metrics {
     }
 
     /// Adds the metrics of the `--check-networks` index (DESIGN §10), read from it at each
-    /// scrape (NADs and networks indexed, configs that do not parse, networks without rules or
+    /// scrape: NADs and networks indexed, configs that do not parse, networks without rules or
     /// whose NADs disagree, watch restarts, the time since the last watch event, whether the
-    /// first list is indexed), and the addresses denied for not fitting their network, by rule.
+    /// first list is indexed, and the addresses found not to fit their network, by rule.
     pub fn watch_networks(&mut self, networks: std::sync::Arc<SharedNetworks>) {
-        self.registry.register(
-            "ipamclaim_webhook_network_misfits",
-            "Addresses of reviewed claims that do not fit their network, by the rule they break \
-             (reason) and what became of the review (verdict: denied, or would_deny under \
-             --enforcement Warn or Audit); ratcheted ones are not counted",
-            self.network_misfits.clone(),
-        );
-        // Every reason exists from the start, so that an alert on a rate has a series to watch.
-        for reason in MisfitReason::ALL {
-            drop(self.network_misfits.get_or_create(&MisfitLabels {
-                reason: reason.as_str(),
-                verdict: Verdict::Denied.as_str(),
-            }));
-        }
         self.registry
             .register_collector(Box::new(NetworksCollector(networks)));
     }
@@ -592,6 +565,21 @@ impl Collector for NetworksCollector {
             let gauge = ConstGauge::new(value);
             gauge.encode(encoder.encode_descriptor(name, help, None, gauge.metric_type())?)?;
         }
+        // Every reason from the start, so that an alert on a rate has a series to watch.
+        let mut misfits = encoder.encode_descriptor(
+            "ipamclaim_webhook_network_misfits",
+            "Addresses of reviewed claims found not to fit their network, by the rule they break \
+             (denied, or admitted under --enforcement Warn or Audit; not those ratcheted into \
+             warnings)",
+            None,
+            prometheus_client::metrics::MetricType::Counter,
+        )?;
+        for (reason, n) in MisfitReason::ALL.iter().zip(stats.misfits) {
+            let labels = MisfitLabels {
+                reason: reason.as_str(),
+            };
+            ConstCounter::new(n).encode(misfits.encode_family(&labels)?)?;
+        }
         let restarts = ConstCounter::new(stats.watch_restarts);
         restarts.encode(encoder.encode_descriptor(
             "ipamclaim_webhook_network_watch_restarts",
@@ -680,31 +668,22 @@ mod tests {
     }
 
     #[test]
-    fn network_misfits_are_counted_by_rule_and_verdict_only_with_check_networks() {
-        use crate::admission::rules::networks::Misfits;
-        let mut misfits = Misfits::default();
-        misfits.add(MisfitReason::NotInSubnets);
-        misfits.add(MisfitReason::NotInSubnets);
-        misfits.add(MisfitReason::Gateway);
-        let mut denied = summary("CREATE", false, 422, &["FieldValueInvalid"; 3]);
-        denied.network_misfits = misfits;
-        let mut warned = summary("CREATE", true, 422, &["FieldValueInvalid"]);
-        warned.would_deny = true;
-        warned.network_misfits = misfits;
+    fn network_metrics_are_exported_only_with_check_networks() {
         let plain = Metrics::new();
-        plain.review("validate", &denied, Duration::ZERO);
         assert!(!plain.render().contains("network"), "{}", plain.render());
 
+        let networks = std::sync::Arc::new(SharedNetworks::new());
         let mut m = Metrics::new();
-        m.watch_networks(std::sync::Arc::new(SharedNetworks::new()));
-        m.review("validate", &denied, Duration::ZERO);
-        m.review("validate", &warned, Duration::ZERO);
+        m.watch_networks(networks.clone());
+        use crate::admission::rules::networks::Networks as _;
+        networks.misfit(MisfitReason::NotInSubnets);
+        networks.misfit(MisfitReason::NotInSubnets);
+        networks.misfit(MisfitReason::Gateway);
         let text = m.render();
         for line in [
-            r#"ipamclaim_webhook_network_misfits_total{reason="not_in_subnets",verdict="denied"} 2"#,
-            r#"ipamclaim_webhook_network_misfits_total{reason="gateway",verdict="denied"} 1"#,
-            r#"ipamclaim_webhook_network_misfits_total{reason="broadcast",verdict="denied"} 0"#,
-            r#"ipamclaim_webhook_network_misfits_total{reason="not_in_subnets",verdict="would_deny"} 2"#,
+            r#"ipamclaim_webhook_network_misfits_total{reason="not_in_subnets"} 2"#,
+            r#"ipamclaim_webhook_network_misfits_total{reason="gateway"} 1"#,
+            r#"ipamclaim_webhook_network_misfits_total{reason="broadcast"} 0"#,
             "ipamclaim_webhook_network_index_ready 0",
             "ipamclaim_webhook_network_index_nads 0",
             "ipamclaim_webhook_network_index_invalid_configs 0",
@@ -712,6 +691,11 @@ mod tests {
         ] {
             assert!(text.contains(line), "{line} missing from:\n{text}");
         }
+        assert_eq!(
+            text.matches("ipamclaim_webhook_network_misfits_total{")
+                .count(),
+            MisfitReason::ALL.len()
+        );
     }
 
     #[test]

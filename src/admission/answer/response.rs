@@ -9,7 +9,6 @@ use crate::admission::answer::caps::{self, Warnings};
 use crate::admission::options::Enforcement;
 use crate::admission::rules::conflicts::Admitted;
 use crate::admission::rules::defaulting::Operation;
-use crate::admission::rules::networks::Misfits;
 
 /// The `response` of an AdmissionReview, borrowed from the review where it can be: the uid,
 /// and the defaults of a patch (written from the review's text when the answer is).
@@ -38,8 +37,6 @@ pub struct Response<'a> {
     pub(crate) admitted: Option<Admitted>,
     /// How many errors of a 422 denial its causes leave out (see [`caps`]).
     pub(crate) unlisted: usize,
-    /// With `check_networks`: the addresses that do not fit their network, by rule.
-    pub(crate) misfits: Misfits,
 }
 
 // === impl Response ===
@@ -56,7 +53,6 @@ impl<'a> Response<'a> {
             verdict: false,
             admitted: None,
             unlisted: 0,
-            misfits: Misfits::default(),
         }
     }
 

@@ -193,11 +193,15 @@ enum Subnets<'a, 'n> {
 // === impl Subnets ===
 
 impl<'a, 'n> Subnets<'a, 'n> {
-    /// For `object`, with `networks` when the flag is on.
+    /// For `object`, with `networks` when the flag is on (without it, not even the network's
+    /// name is read).
     fn of(object: &Claim<'a>, networks: Option<&'n dyn Networks>) -> Self {
-        match (networks, network_of(object)) {
-            (Some(networks), Some(name)) => Subnets::Unlooked(networks, name),
-            _ => Subnets::Found(None),
+        let Some(networks) = networks else {
+            return Subnets::Found(None);
+        };
+        match network_of(object) {
+            Some(name) => Subnets::Unlooked(networks, name),
+            None => Subnets::Found(None),
         }
     }
 

@@ -39,6 +39,10 @@ const MAX_NAMED: usize = 8;
 pub trait Networks: Send + Sync + fmt::Debug {
     /// The network of that name, or `None` when no NetworkAttachmentDefinition defines it.
     fn network(&self, name: &str) -> Option<Arc<Network>>;
+
+    /// Counts one address of a review that does not fit its network, by the rule it breaks
+    /// (not those ratcheted into warnings): `serve`'s metrics. Nothing by default.
+    fn misfit(&self, _reason: MisfitReason) {}
 }
 
 /// The view the pipeline is given: shared by every worker, read-only to the core.
@@ -248,11 +252,6 @@ pub enum MisfitReason {
     BeyondAllocator,
 }
 
-/// How many errors of each [`MisfitReason`] a review's addresses got (the ratcheted ones left
-/// out): what [`check`] reports for the metrics.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Misfits([u32; MisfitReason::ALL.len()]);
-
 // === impl MisfitReason ===
 
 impl MisfitReason {
@@ -286,33 +285,6 @@ impl MisfitReason {
             MisfitReason::OutsideRanges => "outside_ranges",
             MisfitReason::BeyondAllocator => "beyond_allocator",
         }
-    }
-}
-
-// === impl Misfits ===
-
-impl Misfits {
-    /// Counts one error of `reason`.
-    pub fn add(&mut self, reason: MisfitReason) {
-        let at = MisfitReason::ALL
-            .iter()
-            .position(|r| *r == reason)
-            .unwrap_or_default();
-        self.0[at] = self.0[at].saturating_add(1);
-    }
-
-    /// Whether no error was counted.
-    pub fn is_empty(&self) -> bool {
-        self.0.iter().all(|n| *n == 0)
-    }
-
-    /// Each reason counted, with its count.
-    pub fn counted(&self) -> impl Iterator<Item = (MisfitReason, u32)> + '_ {
-        MisfitReason::ALL
-            .iter()
-            .zip(self.0)
-            .filter(|(_, n)| *n > 0)
-            .map(|(r, n)| (*r, n))
     }
 }
 
@@ -862,8 +834,7 @@ fn old_addresses(
 /// does not fit the object's network, and to `warnings` the network's [`warning`]. On UPDATE
 /// an address already in the same list of `old` (same address, same prefix length) is
 /// ratcheted: the network changed under it, so its errors come back as warnings instead.
-///
-/// Returns the errors added, by the rule they break (the ratcheted ones left out).
+/// Each error added (not the ratcheted ones) is counted by [`Networks::misfit`].
 pub fn check<'a>(
     networks: &dyn Networks,
     namespace: &str,
@@ -871,20 +842,19 @@ pub fn check<'a>(
     old: Option<&Claim<'a>>,
     verdict: &mut Verdict<'a>,
     warnings: &mut Warnings,
-) -> Misfits {
-    let mut misfits = Misfits::default();
+) {
     let Some(name) = network_of(object) else {
-        return misfits;
+        return;
     };
     let network = networks.network(&name);
     if let Some(text) = warning(&name, network.as_deref(), namespace) {
         warnings.push_with(|| text);
     }
     let Some(network) = network else {
-        return misfits;
+        return;
     };
     let Some(rules) = network.rules() else {
-        return misfits;
+        return;
     };
     let own = network.is_defined_in(namespace);
     for which in ADDRESS_LISTS {
@@ -917,15 +887,14 @@ pub fn check<'a>(
             }
             if judged {
                 if placement.wrong_prefix {
-                    misfits.add(MisfitReason::PrefixLength);
+                    networks.misfit(MisfitReason::PrefixLength);
                 }
                 if let Some(misfit) = placement.misfit {
-                    misfits.add(misfit.reason(rules));
+                    networks.misfit(misfit.reason(rules));
                 }
             }
         }
     }
-    misfits
 }
 
 #[cfg(test)]
@@ -1564,11 +1533,26 @@ mod tests {
         assert!(warnings.is_empty());
     }
 
-    /// `check` of `object` against `old` with [`tenantred`], and the misfits it counts.
+    /// A lookup of [`tenantred`] that counts the misfits it is told of.
+    #[derive(Debug, Default)]
+    struct Counting(std::sync::Mutex<Vec<MisfitReason>>);
+
+    impl Networks for Counting {
+        fn network(&self, name: &str) -> Option<Arc<Network>> {
+            (name == "tenantred").then(|| Arc::new(tenantred()))
+        }
+
+        fn misfit(&self, reason: MisfitReason) {
+            self.0.lock().unwrap().push(reason);
+        }
+    }
+
+    /// `check` of `object` against `old` with [`tenantred`], and the misfits it counts, each
+    /// reason once with its count, in the order of [`MisfitReason::ALL`].
     fn misfits(object: &Value, old: Option<&Value>) -> Vec<(MisfitReason, u32)> {
-        let networks = Fixed(vec![Arc::new(tenantred())]);
+        let networks = Counting::default();
         let old = old.map(testing::claim);
-        let counted = check(
+        check(
             &networks,
             "ns1",
             &testing::claim(object),
@@ -1576,7 +1560,12 @@ mod tests {
             &mut Verdict::default(),
             &mut Warnings::new(),
         );
-        counted.counted().collect()
+        let told = networks.0.lock().unwrap();
+        MisfitReason::ALL
+            .iter()
+            .map(|r| (*r, told.iter().filter(|t| *t == r).count() as u32))
+            .filter(|(_, n)| *n > 0)
+            .collect()
     }
 
     #[test]
