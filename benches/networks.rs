@@ -3,8 +3,10 @@
 //!
 //! `cargo bench --bench networks` measures, and prints the RSS of 100,000 claims and 10,000
 //! NADs indexed in this process; `cargo test --benches` runs each case once. Compare
-//! `networks/check_*` with `networks/review_off` (the whole review without the check) of the
-//! same run: with the flag off the pipeline never calls the check.
+//! `networks/review_on_10k` (the whole review with the flag on) and `networks/check_*` with
+//! `networks/review_off` (the whole review without it) of the same run: with the flag off the
+//! pipeline never calls the check. `BENCH=networks GROUP=networks
+//! scripts/bench-instructions.sh review_off review_on_10k` counts instructions of the two.
 
 use std::hint::black_box;
 use std::net::IpAddr;
@@ -88,7 +90,7 @@ fn objects(review: &[u8]) -> (String, String) {
 }
 
 fn check(c: &mut Criterion) {
-    let view = SharedNetworks::of(nads().into_iter().collect());
+    let view = std::sync::Arc::new(SharedNetworks::of(nads().into_iter().collect()));
     assert_eq!(view.stats().counts.networks, NETWORKS);
     let update = fixture(STATUS_UPDATE);
     let (object, old) = objects(&update);
@@ -105,7 +107,7 @@ fn check(c: &mut Criterion) {
     let mut verdict = Verdict::default();
     let mut warnings = Warnings::new();
     networks::check(
-        &view,
+        &*view,
         "ns1",
         &object,
         Some(&old),
@@ -117,7 +119,7 @@ fn check(c: &mut Criterion) {
         "{verdict:?}"
     );
     networks::check(
-        &view,
+        &*view,
         "ns1",
         &wrong,
         Some(&old),
@@ -131,12 +133,27 @@ fn check(c: &mut Criterion) {
         let opts = Options::default();
         b.iter(|| review(black_box(&update), Webhook::Validate, &opts).expect("review"));
     });
+    // The whole review with the flag on: what `scripts/bench-instructions.sh` compares with
+    // `review_off` (BENCH=networks GROUP=networks).
+    let on = Options {
+        check_networks: Some(view.clone()),
+        ..Options::default()
+    };
+    let reviewed = review(&update, Webhook::Validate, &on).expect("review");
+    assert!(
+        reviewed.summary.allowed && reviewed.summary.warnings == 0,
+        "{:?}",
+        reviewed.summary
+    );
+    group.bench_function("review_on_10k", |b| {
+        b.iter(|| review(black_box(&update), Webhook::Validate, &on).expect("review"));
+    });
     group.bench_function("check_status_update_10k", |b| {
         b.iter(|| {
             let mut verdict = Verdict::default();
             let mut warnings = Warnings::new();
             networks::check(
-                &view,
+                &*view,
                 black_box("ns1"),
                 black_box(&object),
                 Some(&old),
@@ -151,7 +168,7 @@ fn check(c: &mut Criterion) {
             let mut verdict = Verdict::default();
             let mut warnings = Warnings::new();
             networks::check(
-                &view,
+                &*view,
                 black_box("ns1"),
                 black_box(&wrong),
                 Some(&old),

@@ -164,7 +164,7 @@ fn parts(c: &mut Criterion) {
     });
     let defaults = Defaults::default();
     group.bench_function("defaulting_patch_parsed", |b| {
-        b.iter(|| defaulting::patch(black_box(&object_view), false, &defaults))
+        b.iter(|| defaulting::patch(black_box(&object_view), false, &defaults, None))
     });
 
     let denied = objects(&fixture(DENIED));

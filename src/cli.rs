@@ -13,7 +13,7 @@ use ipamclaim_webhook::cluster::watch::Credentials;
 use ipamclaim_webhook::serve::duration;
 use ipamclaim_webhook::serve::logs::{self, Logs, Sink};
 use ipamclaim_webhook::serve::tls::TlsFiles;
-use ipamclaim_webhook::serve::{self, ServeConfig, UniqueAddresses};
+use ipamclaim_webhook::serve::{self, CheckNetworks, ServeConfig, UniqueAddresses};
 use tracing_subscriber::EnvFilter;
 
 /// Log filter when `RUST_LOG` is unset: rustls is noisy at WARN under load (every client that
@@ -142,6 +142,18 @@ pub struct ReplayArgs {
     #[arg(long, value_name = "PATH", requires = "unique_addresses")]
     pub existing: Vec<PathBuf>,
 
+    /// Deny an address that does not fit its network, as `serve --check-networks` does, with
+    /// the networks of --networks; the mutating webhook completes a bare address of a known
+    /// network with its subnet's prefix length.
+    #[arg(long, conflicts_with = "server", requires = "networks")]
+    pub check_networks: bool,
+
+    /// The cluster's NetworkAttachmentDefinitions (e.g. `kubectl get
+    /// network-attachment-definitions -A -o yaml > FILE`) for --check-networks: a List, NADs,
+    /// YAML or JSON, a file or directory, repeatable.
+    #[arg(long, value_name = "PATH", requires = "check_networks")]
+    pub networks: Vec<PathBuf>,
+
     /// The mutating webhook's defaults.
     #[command(flatten)]
     pub defaults: DefaultsArgs,
@@ -175,6 +187,11 @@ impl From<EnforcementArg> for Enforcement {
 
 /// Flags of `serve`; each can also be set by the environment variable shown.
 #[derive(Debug, Args)]
+#[command(group(
+    clap::ArgGroup::new("cluster_views")
+        .args(["unique_addresses", "check_networks"])
+        .multiple(true)
+))]
 pub struct ServeArgs {
     /// Address of the TLS admission listener. The default takes IPv6 and IPv4 on one socket,
     /// or IPv4 alone where the kernel has no IPv6.
@@ -344,13 +361,25 @@ pub struct ServeArgs {
     )]
     pub unique_addresses: bool,
 
-    /// Kubeconfig for --unique-addresses [default: KUBECONFIG, ~/.kube/config, or the pod's
-    /// service account].
+    /// Deny an address that does not fit its network (outside its subnets, excluded, its
+    /// gateway, another prefix length): watches every NetworkAttachmentDefinition of the
+    /// cluster (needs get, list and watch on network-attachment-definitions.k8s.cni.cncf.io);
+    /// /mutate completes a bare address with its subnet's prefix length; /readyz fails until
+    /// the first list is indexed.
+    #[arg(
+        long,
+        env = "IPAMCLAIM_WEBHOOK_CHECK_NETWORKS",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub check_networks: bool,
+
+    /// Kubeconfig for --unique-addresses and --check-networks (one client serves both)
+    /// [default: KUBECONFIG, ~/.kube/config, or the pod's service account].
     #[arg(
         long,
         env = "IPAMCLAIM_WEBHOOK_KUBECONFIG",
         value_name = "FILE",
-        requires = "unique_addresses"
+        requires = "cluster_views"
     )]
     pub kubeconfig: Option<PathBuf>,
 
@@ -482,11 +511,12 @@ impl ServeArgs {
         if let Some(workers) = self.workers {
             cfg.workers = workers.into();
         }
+        let credentials = match &self.kubeconfig {
+            Some(path) => Credentials::Kubeconfig(path.clone()),
+            None => Credentials::Infer,
+        };
         cfg.unique_addresses = self.unique_addresses.then(|| UniqueAddresses {
-            credentials: match &self.kubeconfig {
-                Some(path) => Credentials::Kubeconfig(path.clone()),
-                None => Credentials::Infer,
-            },
+            credentials: credentials.clone(),
             reservation_ttl: self.reservation_ttl,
             reservations: match self.reservations {
                 ReservationsArg::Leases => ReservationStore::Leases {
@@ -495,6 +525,7 @@ impl ServeArgs {
                 ReservationsArg::Memory => ReservationStore::Memory,
             },
         });
+        cfg.check_networks = self.check_networks.then_some(CheckNetworks { credentials });
         Ok(cfg)
     }
 }
@@ -602,6 +633,43 @@ mod tests {
         assert_eq!(cfg.memory_budget, serve::DEFAULT_MEMORY_BUDGET);
         assert_eq!(cfg.tls_reload_interval, Duration::from_secs(10));
         assert_eq!(cfg.unique_addresses, None, "no API access unless asked");
+        assert_eq!(cfg.check_networks, None, "no API access unless asked");
+    }
+
+    #[test]
+    fn check_networks_shares_the_kubeconfig_with_unique_addresses() {
+        let parse = |extra: &[&str]| {
+            let mut argv = vec!["ipamclaim-webhook", "serve"];
+            argv.extend_from_slice(extra);
+            Cli::try_parse_from(argv).map(|cli| match cli.command {
+                Command::Serve(args) => args.config().expect("config"),
+                _ => panic!("not serve"),
+            })
+        };
+        let cfg = parse(&["--check-networks"]).expect("parse");
+        assert_eq!(
+            cfg.check_networks,
+            Some(CheckNetworks {
+                credentials: Credentials::Infer
+            })
+        );
+        assert_eq!(cfg.unique_addresses, None);
+        let kubeconfig = Credentials::Kubeconfig(PathBuf::from("/etc/kube/config"));
+        let cfg = parse(&["--check-networks", "--kubeconfig", "/etc/kube/config"]).expect("parse");
+        assert_eq!(cfg.check_networks.expect("on").credentials, kubeconfig);
+        let cfg = parse(&[
+            "--check-networks",
+            "--unique-addresses",
+            "--kubeconfig",
+            "/etc/kube/config",
+        ])
+        .expect("parse");
+        assert_eq!(cfg.check_networks.expect("on").credentials, kubeconfig);
+        assert_eq!(cfg.unique_addresses.expect("on").credentials, kubeconfig);
+        assert!(
+            parse(&["--kubeconfig", "k"]).is_err(),
+            "needs a flag that reads the cluster"
+        );
     }
 
     #[test]
@@ -764,6 +832,46 @@ mod tests {
             "ca.crt",
         ])
         .expect("the defaults do not conflict");
+    }
+
+    #[test]
+    fn replay_check_networks_needs_networks_and_no_server() {
+        let parse = |extra: &[&str]| {
+            let mut argv = vec!["ipamclaim-webhook", "replay"];
+            argv.extend_from_slice(extra);
+            Cli::try_parse_from(argv).map(|cli| match cli.command {
+                Command::Replay(args) => args,
+                _ => panic!("not replay"),
+            })
+        };
+        let args = parse(&[
+            "--check-networks",
+            "--networks",
+            "nads.yaml",
+            "--networks",
+            "more/",
+        ])
+        .expect("parse");
+        assert!(args.check_networks);
+        assert_eq!(
+            args.networks,
+            [PathBuf::from("nads.yaml"), PathBuf::from("more/")]
+        );
+        for bad in [
+            &["--check-networks"][..],
+            &["--networks", "nads.yaml"],
+            &[
+                "--check-networks",
+                "--networks",
+                "nads.yaml",
+                "--server",
+                "https://localhost:8443",
+                "--ca",
+                "ca.crt",
+            ],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

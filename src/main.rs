@@ -75,12 +75,21 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
 /// `replay`: every input judged, results on stdout, errors and a summary on stderr, and the
 /// exit status 0 (all allowed), 1 (one denied) or 2 (one could not be read, parsed or sent).
 fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
-    let options = admission::Options {
+    let mut options = admission::Options {
         field_validation: args.field_validation.into(),
         defaults: args.defaults.defaults()?,
         enforcement: args.enforcement.into(),
         ..admission::Options::default()
     };
+    if args.check_networks {
+        let nads = replay::read_networks(&args.networks)?;
+        let counts = nads.counts();
+        eprintln!(
+            "replay: --networks: {} NetworkAttachmentDefinitions of {} networks ({} without address rules, {} with NADs that disagree, {} configs that do not parse)",
+            counts.nads, counts.networks, counts.unruled, counts.disagreeing, counts.invalid
+        );
+        options.check_networks = Some(Arc::new(cluster::networks::SharedNetworks::of(nads)));
+    }
     let mut transport: Box<dyn replay::Transport> = match (&args.server, &args.ca) {
         (Some(url), Some(ca)) => {
             if options.defaults != Defaults::default() {

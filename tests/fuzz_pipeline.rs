@@ -22,6 +22,7 @@ use base64::Engine as _;
 use ipamclaim_webhook::admission::model::types::{GROUP, KIND, PLURAL, VERSION};
 use ipamclaim_webhook::admission::rules::defaulting::Defaults;
 use ipamclaim_webhook::admission::{self, Enforcement, FieldValidation, Options, Webhook};
+use ipamclaim_webhook::cluster::networks::{Nad, Nads, SharedNetworks};
 use ipamclaim_webhook::cluster::{Claim, Claims, SharedIndex};
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -69,18 +70,48 @@ fn options() -> impl Strategy<Value = Options> {
         prop::option::of(Just("eth0".to_owned())),
         prop::option::of(Just("k8s.cni.cncf.io/network".to_owned())),
         any::<bool>(),
+        any::<bool>(),
     )
         .prop_map(
-            |(field_validation, enforcement, default_interface, network_label, unique)| Options {
-                field_validation,
-                defaults: Defaults {
-                    default_interface,
-                    network_label,
-                },
-                enforcement,
-                unique_addresses: unique.then(holders),
+            |(field_validation, enforcement, default_interface, network_label, unique, fit)| {
+                Options {
+                    field_validation,
+                    defaults: Defaults {
+                        default_interface,
+                        network_label,
+                    },
+                    enforcement,
+                    unique_addresses: unique.then(holders),
+                    check_networks: fit.then(networks),
+                }
             },
         )
+}
+
+/// `--check-networks` over the captured reviews' network (tenantred in ns1, with a gateway, an
+/// excluded range and an IPv6 subnet beyond OVN-Kubernetes' allocator) and a network of /31
+/// and /127 subnets, so that generated addresses fit, misfit and get completed.
+fn networks() -> admission::rules::networks::View {
+    static NETWORKS: OnceLock<admission::rules::networks::View> = OnceLock::new();
+    NETWORKS
+        .get_or_init(|| {
+            let nads: Nads = [
+                Nad::parse(
+                    "ns1",
+                    "tenantred",
+                    Some(r#"{"name":"tenantred","type":"ovn-k8s-cni-overlay","topology":"layer2","role":"primary","subnets":"10.128.20.0/24,fd10:128:20::/48","excludeSubnets":"10.128.20.128/25","allowPersistentIPs":true}"#),
+                ),
+                Nad::parse(
+                    "ns2",
+                    "p2p",
+                    Some(r#"{"name":"p2p","type":"ovn-k8s-cni-overlay","topology":"localnet","subnets":"10.1.2.2/31,2001:db8::/127","allowPersistentIPs":true}"#),
+                ),
+            ]
+            .into_iter()
+            .collect();
+            Arc::new(SharedNetworks::of(nads))
+        })
+        .clone()
 }
 
 /// `--unique-addresses` over claims that hold the addresses the generated reviews ask for

@@ -11,7 +11,9 @@ use std::sync::Arc;
 use base64::Engine as _;
 use ipamclaim_webhook::admission::rules::defaulting::Defaults;
 use ipamclaim_webhook::admission::{self, Enforcement, FieldValidation, Options, Webhook};
+use ipamclaim_webhook::cluster::networks::SharedNetworks;
 use ipamclaim_webhook::cluster::{Claim, Claims, SharedIndex};
+use ipamclaim_webhook::replay;
 use serde_json::Value;
 
 /// The smallest corpus this suite accepts, so that it can never pass on an empty directory.
@@ -53,6 +55,7 @@ fn setup(dir: &str) -> (Webhook, Options) {
     let unique_addresses = dir
         .starts_with("validate-unique-addresses")
         .then(existing_claims);
+    let check_networks = dir.contains("check-networks").then(fixture_networks);
     (
         webhook,
         Options {
@@ -60,6 +63,7 @@ fn setup(dir: &str) -> (Webhook, Options) {
             defaults,
             enforcement,
             unique_addresses,
+            check_networks,
         },
     )
 }
@@ -83,6 +87,15 @@ fn existing_claims() -> admission::rules::conflicts::View {
         "every existing claim holds an address"
     );
     Arc::new(SharedIndex::of(claims))
+}
+
+/// `--check-networks` for the fixtures of `*check-networks*/`: the NADs of
+/// `tests/fixtures/networks/` (`nads.yaml`, a copy of the shared examples, and `edges.yaml`),
+/// read as `replay --networks tests/fixtures/networks` reads them.
+fn fixture_networks() -> admission::rules::networks::View {
+    let nads = replay::read_networks(&[fixtures_dir().join("networks")]).expect("networks/");
+    assert!(nads.counts().networks >= 15, "{:?}", nads.counts());
+    Arc::new(SharedNetworks::of(nads))
 }
 
 /// The JSON Patch of a response, decoded from base64, if it carries one.
@@ -400,4 +413,47 @@ fn the_producers_writes_are_admitted_in_every_field_validation_mode() {
         }
     }
     assert!(seen >= 30, "only {seen} producer fixtures");
+}
+
+/// DESIGN §10: a bare address completed by `/mutate --check-networks` is one that
+/// `/validate --check-networks` admits (the API server validates the patched object), and
+/// without the completion a status update is denied (a bare IP is valid in `spec.ipRequests`,
+/// never in `status.ips`).
+#[test]
+fn completed_addresses_are_admitted_by_validation_with_the_same_networks() {
+    let (_, networks) = setup("validate-check-networks");
+    let mut completed = 0;
+    for (dir, request_path, _) in pairs() {
+        if dir != "mutate-check-networks" {
+            continue;
+        }
+        let (webhook, options) = setup(&dir);
+        let body = fs::read(&request_path).expect("read");
+        let mutated = admission::review(&body, webhook, &options).expect("answerable");
+        let mutated: Value = serde_json::from_slice(&mutated.body).expect("json");
+        let Some(patch) = response_patch(&mutated) else {
+            continue;
+        };
+        completed += 1;
+        let request: Value = serde_json::from_slice(&body).expect("json");
+        let verdict = |object: Value| {
+            let again = resend(&request, object, "validate");
+            let answer = admission::review(&again, Webhook::Validate, &networks).expect("answer");
+            serde_json::from_slice::<Value>(&answer.body).expect("json")["response"]["allowed"]
+                == true
+        };
+        let original = request["request"]["object"].clone();
+        assert!(
+            verdict(apply(&request, &patch)),
+            "{}: the completed object is denied",
+            request_path.display()
+        );
+        let status = request["request"]["subResource"] == "status";
+        assert!(
+            !status || !verdict(original),
+            "{}: the bare addresses were admitted without the completion",
+            request_path.display()
+        );
+    }
+    assert!(completed >= 3, "only {completed} completions");
 }

@@ -789,3 +789,249 @@ fn unique_addresses_gives_the_golden_answers_of_the_server() {
         assert_eq!(got, &expected, "{}", request.display());
     }
 }
+
+// --- --check-networks ---
+
+/// A bare claim on `network` in `namespace` holding `ips` in `status.ips`.
+fn claim_with_status(namespace: &str, name: &str, network: &str, ips: &[&str]) -> String {
+    format!(
+        "apiVersion: k8s.cni.cncf.io/v1alpha1\nkind: IPAMClaim\nmetadata:\n  name: {name}\n  namespace: {namespace}\nspec:\n  network: {network}\n  interface: pod1\nstatus:\n  ips: [{}]\n",
+        ips.join(", ")
+    )
+}
+
+/// The shared examples' NADs, as `kubectl get network-attachment-definitions -A -o yaml`
+/// printed them.
+fn nads_yaml() -> String {
+    fixtures_dir()
+        .join("networks/nads.yaml")
+        .to_string_lossy()
+        .into_owned()
+}
+
+// Issue 27, done when: `replay --check-networks --networks nads.yaml claims.yaml` prints the
+// §10 messages for the bad claims, and exits 0 on claims that fit.
+#[test]
+fn check_networks_prints_the_messages_for_claims_that_do_not_fit() {
+    let dir = tempfile::tempdir().unwrap();
+    let docs = [
+        claim_with_status(
+            "vms",
+            "vm-a.physnet",
+            "physnet-vlan10",
+            &["10.9.0.5/24", "172.16.10.5/24"],
+        ),
+        claim_with_status(
+            "tenant-a",
+            "vm-b.l2",
+            "cluster_udn_l2-primary",
+            &["10.100.0.1/16", "10.100.7.7/24"],
+        ),
+        claim_with_status(
+            "tenant-c",
+            "vm-c.l2",
+            "cluster_udn_l2-primary",
+            &["10.100.0.2/16"],
+        ),
+        claim_with_status(
+            "ns4",
+            "vm-d.wb",
+            "whereabouts-dual",
+            &["192.168.10.100/24", "abcd::1/64"],
+        ),
+        claim_with_status(
+            "vms",
+            "vm-e.physnet",
+            "physnet-vlan10",
+            &["172.16.10.20/24"],
+        ),
+    ];
+    let claims = write(dir.path(), "claims.yaml", &docs.join("---\n"));
+    let out = run(
+        &[
+            "--output",
+            "text",
+            "--check-networks",
+            "--networks",
+            &nads_yaml(),
+        ],
+        &claims,
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let at = |i: usize| format!("{}#{i}", claims.display());
+    let expected = [
+        format!("{} vms/vm-a.physnet CREATE DENIED", at(1)),
+        "  status.ips[0]: Invalid value: \"10.9.0.5/24\": not in the subnets of network \"physnet-vlan10\" (172.16.10.0/24)".to_owned(),
+        "  status.ips[1]: Invalid value: \"172.16.10.5/24\": in excludeSubnets of network \"physnet-vlan10\" (172.16.10.0/28)".to_owned(),
+        format!("{} tenant-a/vm-b.l2 CREATE DENIED", at(2)),
+        "  status.ips[0]: Invalid value: \"10.100.0.1/16\": the gateway of network \"cluster_udn_l2-primary\" (10.100.0.1)".to_owned(),
+        "  status.ips[1]: Invalid value: \"10.100.7.7/24\": prefix length differs from its subnet of network \"cluster_udn_l2-primary\" (10.100.0.0/16)".to_owned(),
+        // Defined in tenant-a and tenant-b only: described, its ranges not named.
+        format!("{} tenant-c/vm-c.l2 CREATE DENIED", at(3)),
+        "  status.ips[0]: Invalid value: \"10.100.0.2/16\": the management address of network \"cluster_udn_l2-primary\"".to_owned(),
+        format!("{} ns4/vm-d.wb CREATE DENIED", at(4)),
+        "  status.ips[0]: Invalid value: \"192.168.10.100/24\": outside the address ranges of network \"whereabouts-dual\" (192.168.10.10-192.168.10.99)".to_owned(),
+        "  status.ips[1]: Invalid value: \"abcd::1/64\": in the excluded addresses of network \"whereabouts-dual\" (abcd::1)".to_owned(),
+        "  warning: spec.network: network \"whereabouts-dual\" does not persist IPs: allowPersistentIPs is not true".to_owned(),
+        format!("{} vms/vm-e.physnet CREATE ALLOWED", at(5)),
+    ];
+    let text = text_of(&out);
+    assert_eq!(text.lines().collect::<Vec<_>>(), expected, "{text}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--networks: 15 NetworkAttachmentDefinitions of 12 networks"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("5 documents: 1 allowed, 4 denied, 0 errors"),
+        "{stderr}"
+    );
+
+    // Without the flag the same claims are judged as text only: all admitted.
+    let plain = run(&["--output", "json"], &claims);
+    assert_eq!(plain.status.code(), Some(0));
+}
+
+#[test]
+fn check_networks_exits_0_on_claims_that_fit_and_completes_bare_addresses() {
+    let dir = tempfile::tempdir().unwrap();
+    let docs = [
+        claim_with_status("ns1", "vm-a.yellow", "tenantyellow", &["10.100.200.9/24"]),
+        claim_with_status(
+            "mynamespace",
+            "vm-b.test",
+            "mynamespace_test-net",
+            &["192.168.100.1/24", "2001:dbb::1/64"],
+        ),
+        claim_yaml(
+            "tenant-c",
+            "vm-c.pre",
+            "tenant-c_preassigned",
+            &["10.50.0.17"],
+        ),
+    ];
+    let claims = write(dir.path(), "claims.yaml", &docs.join("---\n"));
+    let out = run(
+        &[
+            "--output",
+            "json",
+            "--check-networks",
+            "--networks",
+            &nads_yaml(),
+        ],
+        &claims,
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = json_lines(&out);
+    assert!(lines.iter().all(allowed));
+    // The NADs of tenantyellow disagree: a warning, never a denial.
+    assert_eq!(
+        lines[0]["response"]["warnings"],
+        serde_json::json!([
+            "spec.network: the NADs of network \"tenantyellow\" disagree: addresses not checked"
+        ])
+    );
+    // chain: the bare request completed with its subnet's prefix length.
+    let patch = lines[2]["response"]["patch"].as_str().expect("a patch");
+    use base64::Engine as _;
+    let patch = base64::engine::general_purpose::STANDARD
+        .decode(patch)
+        .unwrap();
+    assert_eq!(
+        String::from_utf8(patch).unwrap(),
+        r#"[{"op":"replace","path":"/spec/ipRequests/0","value":"10.50.0.17/24"}]"#
+    );
+}
+
+#[test]
+fn check_networks_needs_networks_that_can_be_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let claim = write(dir.path(), "a.yaml", VALID);
+    let missing = dir.path().join("missing-nads.yaml");
+    let out = replay()
+        .args(["--check-networks", "--networks"])
+        .arg(&missing)
+        .arg(&claim)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("missing-nads.yaml"), "{stderr}");
+    assert!(
+        out.stdout.is_empty(),
+        "nothing judged against missing networks"
+    );
+    // A claim file given as the networks is refused, naming it.
+    let out = replay()
+        .args(["--check-networks", "--networks"])
+        .arg(&claim)
+        .arg(&claim)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr
+            .contains("a.yaml#1: document is a IPAMClaim: expected a NetworkAttachmentDefinition"),
+        "{stderr}"
+    );
+    for args in [&["--check-networks"][..], &["--networks", "x.yaml"]] {
+        let out = replay().args(args).arg(&claim).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+    }
+}
+
+// The offline check gives the server's words: every golden answer of the check-networks
+// fixtures comes out of replay pointed at the same NADs (tests/check_networks.rs checks the
+// server against the same goldens).
+#[test]
+fn check_networks_gives_the_golden_answers_of_the_server() {
+    let networks = fixtures_dir()
+        .join("networks")
+        .to_string_lossy()
+        .into_owned();
+    for (dir, flags) in [
+        ("validate-check-networks", &[][..]),
+        (
+            "validate-check-networks-enforcement-warn",
+            &["--enforcement", "Warn"][..],
+        ),
+    ] {
+        let dir = fixtures_dir().join(dir);
+        let mut requests: Vec<PathBuf> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.to_string_lossy().ends_with(".request.json"))
+            .collect();
+        requests.sort();
+        assert!(!requests.is_empty());
+        let out = replay()
+            .args(["--output", "json", "--webhook", "validate"])
+            .args(["--check-networks", "--networks", &networks])
+            .args(flags)
+            .args(&requests)
+            .output()
+            .unwrap();
+        let lines = json_lines(&out);
+        assert_eq!(lines.len(), requests.len());
+        for (request, got) in requests.iter().zip(&lines) {
+            let golden = PathBuf::from(
+                request
+                    .to_string_lossy()
+                    .replace(".request.json", ".response.json"),
+            );
+            let expected: Value = serde_json::from_slice(&fs::read(&golden).unwrap()).unwrap();
+            assert_eq!(got, &expected, "{}", request.display());
+        }
+    }
+}

@@ -6,6 +6,7 @@ use std::borrow::Cow;
 
 use crate::admission::rules::conflicts::{self, Admitted};
 use crate::admission::rules::defaulting::Defaults;
+use crate::admission::rules::networks;
 
 /// `apiVersion` of `admission.k8s.io/v1` reviews.
 pub const ADMISSION_V1: &str = "admission.k8s.io/v1";
@@ -88,6 +89,9 @@ pub struct Options {
     pub enforcement: Enforcement,
     /// `--unique-addresses`: the addresses other claims hold, or `None` not to look.
     pub unique_addresses: Option<conflicts::View>,
+    /// `--check-networks`: the networks addresses must fit (and whose subnets complete a bare
+    /// address in `/mutate`), or `None` not to look.
+    pub check_networks: Option<networks::View>,
 }
 
 /// A request that cannot be judged at all: the front end answers it with a 400 and a short

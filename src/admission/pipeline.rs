@@ -28,6 +28,7 @@ use crate::admission::options::{
 use crate::admission::rules;
 use crate::admission::rules::conflicts::{self, Admitted, Claimant};
 use crate::admission::rules::defaulting::{self};
+use crate::admission::rules::networks;
 
 /// Judges one AdmissionReview for `webhook` and returns the AdmissionReview to answer with.
 ///
@@ -227,7 +228,8 @@ fn mutate<'a>(uid: &'a str, object: Walked<'a>, create: bool, opts: &'a Options)
     if object.too_deep {
         return response;
     }
-    let ops = defaulting::patch(&object.claim, create, &opts.defaults);
+    let networks = opts.check_networks.as_deref();
+    let ops = defaulting::patch(&object.claim, create, &opts.defaults, networks);
     if ops.is_empty() {
         return response;
     }
@@ -297,17 +299,39 @@ fn validate<'a>(
         Ok(warnings) => warnings,
         Err(denied) => return *denied,
     };
-    let holders = opts.unique_addresses.as_deref().map(|h| (h, claimant));
-    judge_object(uid, &object.claim, old.map(|o| &o.claim), warnings, holders)
+    let lookups = Lookups {
+        claimant,
+        holders: opts.unique_addresses.as_deref(),
+        networks: opts.check_networks.as_deref(),
+    };
+    judge_object(
+        uid,
+        &object.claim,
+        old.map(|o| &o.claim),
+        warnings,
+        &lookups,
+    )
 }
 
-/// The rules of DESIGN §4 on a decoded object, with the warnings gathered so far.
+/// What the cluster-aware rules look up, each `None` when its flag is off: then nothing of it
+/// runs.
+struct Lookups<'l> {
+    /// The claim under review.
+    claimant: &'l Claimant<'l>,
+    /// `--unique-addresses` (DESIGN §9).
+    holders: Option<&'l dyn conflicts::Holders>,
+    /// `--check-networks` (DESIGN §10).
+    networks: Option<&'l dyn networks::Networks>,
+}
+
+/// The rules of DESIGN §4 on a decoded object, then those of §9 and §10 that are on, with the
+/// warnings gathered so far: every cause joins one verdict, capped as one.
 fn judge_object<'a>(
     uid: &'a str,
     object: &Claim<'a>,
     old: Option<&Claim<'a>>,
     mut warnings: Warnings,
-    holders: Option<(&dyn conflicts::Holders, &Claimant<'_>)>,
+    lookups: &Lookups<'_>,
 ) -> Response<'a> {
     if !object.is_object() {
         let msg = "request.object must be a JSON object".to_owned();
@@ -315,9 +339,20 @@ fn judge_object<'a>(
     }
 
     let mut verdict = rules::validate(object, old);
-    let admitted = holders.and_then(|(holders, claimant)| {
-        conflicts::check(holders, claimant, object, old, &mut verdict)
-    });
+    let admitted = lookups
+        .holders
+        .and_then(|holders| conflicts::check(holders, lookups.claimant, object, old, &mut verdict));
+    if let Some(networks) = lookups.networks {
+        let namespace = lookups.claimant.namespace;
+        networks::check(
+            networks,
+            namespace,
+            object,
+            old,
+            &mut verdict,
+            &mut warnings,
+        );
+    }
     for e in verdict.ratcheted.iter() {
         warnings.push_with(|| e.to_string());
     }
@@ -823,5 +858,170 @@ mod tests {
             .as_str()
             .unwrap()
             .starts_with("and "));
+    }
+
+    // --- --check-networks (DESIGN §10) ---
+
+    /// A CREATE review in `ns1` of a claim on `tenantred` with `interface`, requesting
+    /// `requests` and holding `ips`.
+    fn on_tenantred(interface: &str, requests: &[&str], ips: &[String]) -> Vec<u8> {
+        let mut review: Value = serde_json::from_str(REVIEW).unwrap();
+        review["request"]["namespace"] = "ns1".into();
+        let object = &mut review["request"]["object"];
+        object["spec"] = serde_json::json!({
+            "network": "tenantred", "interface": interface, "ipRequests": requests,
+        });
+        object["status"] = serde_json::json!({ "ips": ips });
+        serde_json::to_vec(&review).unwrap()
+    }
+
+    /// tenantred (10.128.20.0/24, fd10:128:20::/64) in ns1, counting the misfits it is told of.
+    #[derive(Debug)]
+    struct Counting(
+        crate::admission::rules::testing::FixedNetworks,
+        std::sync::Mutex<Vec<networks::MisfitReason>>,
+    );
+
+    impl networks::Networks for Counting {
+        fn network(&self, name: &str) -> Option<std::sync::Arc<networks::Network>> {
+            self.0.network(name)
+        }
+
+        fn misfit(&self, reason: networks::MisfitReason) {
+            self.1.lock().unwrap().push(reason);
+        }
+    }
+
+    /// `--check-networks` knowing tenantred, and the view, to read what it counted.
+    fn checking_with(enforcement: Enforcement) -> (Options, std::sync::Arc<Counting>) {
+        let networks = std::sync::Arc::new(Counting(
+            crate::admission::rules::testing::FixedNetworks(vec![
+                crate::admission::rules::testing::layer2(
+                    "tenantred",
+                    &["ns1"],
+                    &["10.128.20.0/24", "fd10:128:20::/64"],
+                    &["10.128.20.0/29"],
+                ),
+            ]),
+            std::sync::Mutex::default(),
+        ));
+        let opts = Options {
+            check_networks: Some(networks.clone()),
+            ..with(FieldValidation::Strict, enforcement)
+        };
+        (opts, networks)
+    }
+
+    fn checking(enforcement: Enforcement) -> Options {
+        checking_with(enforcement).0
+    }
+
+    fn causes(answer: &Value) -> Vec<String> {
+        answer["response"]["status"]["details"]["causes"]
+            .as_array()
+            .map(|causes| {
+                causes
+                    .iter()
+                    .map(|c| format!("{}: {}", c["field"].as_str().unwrap_or(""), c["message"]))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn without_check_networks_an_address_is_judged_as_text_only() {
+        let misfit = on_tenantred("eth0", &["10.9.0.5/24"], &[]);
+        let (a, _) = answer(&misfit, &Options::default());
+        assert_eq!(a["response"]["allowed"], true, "{a}");
+        assert!(a["response"].get("warnings").is_none(), "{a}");
+        let (opts, view) = checking_with(Enforcement::Deny);
+        let (a, _) = answer(&misfit, &opts);
+        assert_eq!(a["response"]["allowed"], false, "{a}");
+        assert_eq!(a["response"]["status"]["code"], 422);
+        assert_eq!(
+            *view.1.lock().unwrap(),
+            [networks::MisfitReason::NotInSubnets]
+        );
+    }
+
+    #[test]
+    fn a_misfit_joins_every_other_cause_of_the_review_in_one_denial() {
+        let body = on_tenantred(
+            "eth0:1",
+            &["10.128.20.3/24"],
+            &["10.128.20.9/16".to_owned(), "winner".to_owned()],
+        );
+        let (a, summary) = answer(&body, &checking(Enforcement::Deny));
+        assert_eq!(
+            causes(&a),
+            [
+                "spec.interface: \"Invalid value: \\\"eth0:1\\\": interface name contains / or : or whitespace characters\"",
+                "status.ips[1]: \"Invalid value: \\\"winner\\\": must be a valid address in CIDR form, (e.g. 10.9.8.7/24 or 2001:db8::1/64)\"",
+                "spec.ipRequests[0]: \"Invalid value: \\\"10.128.20.3/24\\\": in excludeSubnets of network \\\"tenantred\\\" (10.128.20.0/29)\"",
+                "status.ips[0]: \"Invalid value: \\\"10.128.20.9/16\\\": prefix length differs from its subnet of network \\\"tenantred\\\" (10.128.20.0/24)\"",
+            ]
+        );
+        assert!(summary.causes.iter().all(|c| c == "FieldValueInvalid"));
+        assert_eq!(summary.causes.len(), 4);
+    }
+
+    #[test]
+    fn enforcement_warn_admits_a_misfit_with_its_cause_as_a_warning() {
+        let body = on_tenantred("eth0", &["10.9.0.5/24"], &[]);
+        let (opts, view) = checking_with(Enforcement::Warn);
+        let (a, summary) = answer(&body, &opts);
+        assert_eq!(a["response"]["allowed"], true);
+        assert!(summary.would_deny);
+        assert_eq!(
+            a["response"]["warnings"],
+            // Cut to 120 characters, as every warning is (DESIGN §6).
+            serde_json::json!(["spec.ipRequests[0]: Invalid value: \"10.9.0.5/24\": not in the subnets of network \"tenantred\" (10.128.20.0/24, fd10:128..."])
+        );
+        assert_eq!(view.1.lock().unwrap().len(), 1, "counted, admitted or not");
+    }
+
+    #[test]
+    fn misfits_are_capped_with_every_other_cause_and_all_counted() {
+        let ips: Vec<String> = (0..10_000)
+            .map(|i| format!("10.9.{}.{}/24", i / 250, i % 250 + 1))
+            .collect();
+        let (opts, view) = checking_with(Enforcement::Deny);
+        let (a, _) = answer(&on_tenantred("eth0", &[], &ips), &opts);
+        let causes = a["response"]["status"]["details"]["causes"]
+            .as_array()
+            .unwrap();
+        assert_eq!(causes.len(), caps::MAX_CAUSES + 1);
+        assert_eq!(causes[100]["message"], "and 9900 more errors");
+        let told = view.1.lock().unwrap();
+        assert_eq!(told.len(), 10_000, "every misfit counted, listed or not");
+        assert!(told
+            .iter()
+            .all(|r| *r == networks::MisfitReason::NotInSubnets));
+    }
+
+    #[test]
+    fn mutate_completes_a_bare_address_only_with_check_networks() {
+        let mut create: Value =
+            serde_json::from_slice(&on_tenantred("eth0", &["10.128.20.77"], &[])).unwrap();
+        create["request"]["object"]
+            .as_object_mut()
+            .unwrap()
+            .remove("status");
+        let body = serde_json::to_vec(&create).unwrap();
+        let patch = |opts: &Options| {
+            let reviewed = review(&body, Webhook::Mutate, opts).expect("answered");
+            let a: Value = serde_json::from_slice(&reviewed.body).unwrap();
+            assert_eq!(a["response"]["allowed"], true);
+            a["response"]["patch"].as_str().map(|p| {
+                use base64::Engine as _;
+                let bytes = base64::engine::general_purpose::STANDARD.decode(p).unwrap();
+                String::from_utf8(bytes).unwrap()
+            })
+        };
+        assert_eq!(patch(&Options::default()), None);
+        assert_eq!(
+            patch(&checking(Enforcement::Deny)).as_deref(),
+            Some(r#"[{"op":"replace","path":"/spec/ipRequests/0","value":"10.128.20.77/24"}]"#)
+        );
     }
 }

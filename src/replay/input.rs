@@ -76,21 +76,46 @@ pub enum Input {
     Error(InputError),
 }
 
+/// One document of an input as read, before anything is made of it: its JSON text (a YAML
+/// document turned into JSON key by key), or why it could not be read.
+#[derive(Debug, Clone)]
+pub(super) struct RawDocument {
+    /// Where it came from: a file path, or `-` for stdin.
+    pub source: String,
+    /// Its position in the source, from 1.
+    pub index: usize,
+    /// Its text, or why there is none.
+    pub text: Result<Vec<u8>, String>,
+}
+
 /// Reads every input in order, handing each document to `visit` as soon as its file is read,
 /// so that memory holds one file at a time: files, directories (recursively, `.json`,
 /// `.ndjson`, `.yaml`, `.yml`), or stdin when `paths` is empty or a path is `-`.
 pub fn visit_inputs(paths: &[PathBuf], stdin: &mut dyn Read, visit: &mut dyn FnMut(Input)) {
+    visit_raw(paths, stdin, &mut |raw| match raw {
+        Ok(doc) => visit_reviews(doc, visit),
+        Err(e) => visit(Input::Error(e)),
+    });
+}
+
+/// As [`visit_inputs`], handing each document over as read, whatever it is: for inputs that
+/// are not reviews or claims (`--networks`).
+pub(super) fn visit_raw(
+    paths: &[PathBuf],
+    stdin: &mut dyn Read,
+    visit: &mut dyn FnMut(Result<RawDocument, InputError>),
+) {
     if paths.is_empty() {
-        read_source("-", None, stdin, visit);
+        read_raw_source("-", None, stdin, visit);
     }
     for path in paths {
         if path.as_os_str() == "-" {
-            read_source("-", None, stdin, visit);
+            read_raw_source("-", None, stdin, visit);
             continue;
         }
         let mut files = Vec::new();
         if let Err(message) = collect_files(path, &mut files) {
-            visit(Input::Error(InputError {
+            visit(Err(InputError {
                 source: path.display().to_string(),
                 message,
             }));
@@ -99,13 +124,30 @@ pub fn visit_inputs(paths: &[PathBuf], stdin: &mut dyn Read, visit: &mut dyn FnM
         for file in files {
             let source = file.display().to_string();
             match std::fs::File::open(&file) {
-                Ok(mut f) => read_source(&source, format_of(&file), &mut f, visit),
-                Err(e) => visit(Input::Error(InputError {
+                Ok(mut f) => read_raw_source(&source, format_of(&file), &mut f, visit),
+                Err(e) => visit(Err(InputError {
                     source,
                     message: format!("cannot read: {e}"),
                 })),
             }
         }
+    }
+}
+
+/// The review bodies of one document (an AdmissionReview, a bare claim, a `List` of claims).
+fn visit_reviews(doc: RawDocument, visit: &mut dyn FnMut(Input)) {
+    let reviews = match doc.text {
+        Ok(raw) => to_reviews(raw, &doc.source, doc.index),
+        Err(e) => vec![(None, Err(e), Between::Nothing)],
+    };
+    for (item, review, between) in reviews {
+        visit(Input::Document(Document {
+            source: doc.source.clone(),
+            index: doc.index,
+            item,
+            review,
+            between,
+        }));
     }
 }
 
@@ -120,13 +162,27 @@ pub fn read_inputs(paths: &[PathBuf], stdin: &mut dyn Read) -> (Vec<Document>, V
     (docs, errors)
 }
 
-/// Reads one source (a file or stdin) document by document. JSON is streamed, so a large
-/// one-document-per-line file is never held whole; YAML is read whole (its documents are small).
+/// Reads one source (a file or stdin) into review bodies (see [`read_raw_source`]).
+#[cfg(test)]
 pub(super) fn read_source(
     source: &str,
     format: Option<Format>,
     reader: &mut dyn Read,
     visit: &mut dyn FnMut(Input),
+) {
+    read_raw_source(source, format, reader, &mut |raw| match raw {
+        Ok(doc) => visit_reviews(doc, visit),
+        Err(e) => visit(Input::Error(e)),
+    });
+}
+
+/// Reads one source (a file or stdin) document by document. JSON is streamed, so a large
+/// one-document-per-line file is never held whole; YAML is read whole (its documents are small).
+fn read_raw_source(
+    source: &str,
+    format: Option<Format>,
+    reader: &mut dyn Read,
+    visit: &mut dyn FnMut(Result<RawDocument, InputError>),
 ) {
     let mut reader = std::io::BufReader::with_capacity(64 * 1024, reader);
     let format = match format {
@@ -134,7 +190,7 @@ pub(super) fn read_source(
         None => match reader.fill_buf() {
             Ok(head) => sniff(head),
             Err(e) => {
-                visit(Input::Error(InputError {
+                visit(Err(InputError {
                     source: source.to_owned(),
                     message: format!("cannot read: {e}"),
                 }));
@@ -143,21 +199,13 @@ pub(super) fn read_source(
         },
     };
     let mut index = 0;
-    let mut emit = |raw: Result<Vec<u8>, String>| {
+    let mut emit = |text: Result<Vec<u8>, String>| {
         index += 1;
-        let reviews = match raw {
-            Ok(raw) => to_reviews(raw, source, index),
-            Err(e) => vec![(None, Err(e), Between::Nothing)],
-        };
-        for (item, review, between) in reviews {
-            visit(Input::Document(Document {
-                source: source.to_owned(),
-                index,
-                item,
-                review,
-                between,
-            }));
-        }
+        visit(Ok(RawDocument {
+            source: source.to_owned(),
+            index,
+            text,
+        }));
     };
     match format {
         Format::Json => json_documents(&mut reader, &mut emit),

@@ -6,6 +6,7 @@
 
 mod existing;
 mod input;
+mod networks;
 mod transport;
 
 use std::fmt::Write as _;
@@ -17,6 +18,7 @@ use crate::admission::Webhook;
 
 pub use existing::{read_existing, ExistingError};
 pub use input::{read_inputs, visit_inputs, Between, Document, Input, InputError};
+pub use networks::{read_networks, NetworksError};
 pub use transport::{InProcess, Remote, RemoteError, Transport};
 
 /// Which webhook(s) replay runs.

@@ -61,6 +61,16 @@ pub const MAX_WAITING: usize = 32;
 /// record its request head came in, so up to 16 KiB of body sit unread (about 73 KiB per
 /// waiting connection measured against a 64 KiB share).
 pub const WAITING_BYTES: usize = 16 * KIB;
+/// What `--check-networks` plans for the network index within the budget. Measured (release
+/// build, `CLAIMS=0 NADS=10000 RELISTS=8 cargo bench --bench unique_list`): 10,000
+/// NetworkAttachmentDefinitions indexed add 13 MiB of RSS, and re-lists (each built beside the
+/// index it replaces) settle 32 MiB above the idle server; 20 MiB covers that for about 6,000
+/// NADs, and at 10,000 the rest comes out of the limit's 16 MiB of headroom. Beside the
+/// `unique-addresses` component (budget 72 MiB) it leaves room for 71 connections; a larger
+/// share would leave none. The index of IPAMClaims lives outside the budget (that component
+/// lowers `--memory-budget` for it); this one is planned inside, so that the two components
+/// compose without arithmetic on one flag.
+pub const NETWORK_INDEX_BYTES: usize = 20 * MIB;
 /// At most one log line per this long about bodies waiting or refused for the budget.
 const LOG_EVERY: Duration = Duration::from_secs(10);
 
@@ -78,6 +88,9 @@ pub struct MemoryPlan {
     pub connections: usize,
     /// Denied reviews waiting to be written by `--record-denied` (0 without it).
     pub recording: usize,
+    /// The cluster views planned within the budget: the network index of
+    /// `--check-networks` ([`NETWORK_INDEX_BYTES`]; 0 without it).
+    pub indexes: usize,
     /// Connections waiting for room, beyond their share ([`MAX_WAITING`] ×
     /// [`WAITING_BYTES`]).
     pub waiting: usize,
@@ -92,7 +105,7 @@ pub enum BudgetError {
     /// The budget leaves room for too few connections once the largest body fits.
     #[error(
         "--memory-budget {budget} bytes is too small: the process ({base}), the --record-denied \
-         queue ({recording}), the waiting requests ({waiting}) and one body of --max-body-bytes with its judging ({body}) leave \
+         queue ({recording}), the network index ({indexes}), the waiting requests ({waiting}) and one body of --max-body-bytes with its judging ({body}) leave \
          room for {fit} connections of {per_connection} bytes, fewer than {needed}; raise \
          --memory-budget or lower --max-body-bytes"
     )]
@@ -103,6 +116,8 @@ pub enum BudgetError {
         base: usize,
         /// The `--record-denied` queue's share.
         recording: usize,
+        /// The network index's share.
+        indexes: usize,
         /// The waiting requests' share.
         waiting: usize,
         /// What the largest body is charged.
@@ -169,12 +184,26 @@ impl MemoryPlan {
         http2: bool,
         recording: bool,
     ) -> Result<Self, BudgetError> {
+        MemoryPlan::with_indexes(budget, max_connections, max_body, http2, recording, 0)
+    }
+
+    /// As [`MemoryPlan::new`], with `indexes` bytes of cluster views planned within the budget
+    /// too (the network index of `--check-networks`).
+    pub fn with_indexes(
+        budget: usize,
+        max_connections: usize,
+        max_body: usize,
+        http2: bool,
+        recording: bool,
+        indexes: usize,
+    ) -> Result<Self, BudgetError> {
         let per_connection = CONNECTION_BYTES + if http2 { H2_WINDOW_BYTES as usize } else { 0 };
         let recording = if recording { record::QUEUE_BYTES } else { 0 };
         let waiting = MAX_WAITING * WAITING_BYTES;
         let body = charge(max_body);
         let fixed = BASE_BYTES
             .saturating_add(recording)
+            .saturating_add(indexes)
             .saturating_add(waiting)
             .saturating_add(body);
         let fit = budget.saturating_sub(fixed) / per_connection;
@@ -184,6 +213,7 @@ impl MemoryPlan {
                 budget,
                 base: BASE_BYTES,
                 recording,
+                indexes,
                 waiting,
                 body,
                 per_connection,
@@ -198,8 +228,14 @@ impl MemoryPlan {
             per_connection,
             connections,
             recording,
+            indexes,
             waiting,
-            bodies: budget - BASE_BYTES - recording - waiting - connections * per_connection,
+            bodies: budget
+                - BASE_BYTES
+                - recording
+                - indexes
+                - waiting
+                - connections * per_connection,
         })
     }
 }
@@ -394,6 +430,7 @@ mod tests {
                 per_connection: 0,
                 connections: 0,
                 recording: 0,
+                indexes: 0,
                 waiting: 0,
                 bodies,
             },
@@ -419,7 +456,12 @@ mod tests {
         for (http2, recording) in [(false, false), (true, false), (false, true), (true, true)] {
             let p = plan(http2, recording);
             assert_eq!(
-                p.base + p.connections * p.per_connection + p.recording + p.waiting + p.bodies,
+                p.base
+                    + p.connections * p.per_connection
+                    + p.recording
+                    + p.indexes
+                    + p.waiting
+                    + p.bodies,
                 p.budget,
                 "{p:?}"
             );
@@ -428,6 +470,41 @@ mod tests {
                 "{p:?}"
             );
         }
+    }
+
+    #[test]
+    fn the_network_index_is_planned_within_the_budget_at_the_connections_expense() {
+        let without = MemoryPlan::new(72 * MIB, 1024, 7 * MIB, false, false).expect("fits");
+        let with =
+            MemoryPlan::with_indexes(72 * MIB, 1024, 7 * MIB, false, false, NETWORK_INDEX_BYTES)
+                .expect("fits");
+        assert_eq!(with.indexes, NETWORK_INDEX_BYTES);
+        assert_eq!(
+            without.connections - with.connections,
+            NETWORK_INDEX_BYTES / CONNECTION_BYTES
+        );
+        assert!(with.bodies >= charge(7 * MIB));
+        assert_eq!(
+            with.base
+                + with.connections * with.per_connection
+                + with.indexes
+                + with.waiting
+                + with.bodies,
+            with.budget
+        );
+        // Both components together (the unique-addresses one sets 72Mi) still hold dozens of
+        // connections; a budget with no room left for the index is refused.
+        assert_eq!(with.connections, 71, "{with:?}");
+        assert!(MemoryPlan::with_indexes(
+            56 * MIB,
+            1024,
+            7 * MIB,
+            false,
+            false,
+            NETWORK_INDEX_BYTES
+        )
+        .is_err());
+        assert!(MemoryPlan::new(56 * MIB, 1024, 7 * MIB, false, false).is_ok());
     }
 
     #[test]

@@ -24,8 +24,10 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+use crate::admission::rules::networks::MisfitReason;
 use crate::admission::Summary;
 use crate::cluster::leases::Reserver;
+use crate::cluster::networks::SharedNetworks;
 use crate::cluster::SharedIndex;
 use crate::serve::logs::DroppedLines;
 
@@ -83,6 +85,11 @@ struct FieldLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabels {
     result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MisfitLabels {
+    reason: &'static str,
 }
 
 /// The metrics of one server. Cheap to update from any thread; shared behind an `Arc`.
@@ -408,6 +415,15 @@ impl Metrics {
             .register_collector(Box::new(DroppedCollector(dropped)));
     }
 
+    /// Adds the metrics of the `--check-networks` index (DESIGN §10), read from it at each
+    /// scrape: NADs and networks indexed, configs that do not parse, networks without rules or
+    /// whose NADs disagree, watch restarts, the time since the last watch event, whether the
+    /// first list is indexed, and the addresses found not to fit their network, by rule.
+    pub fn watch_networks(&mut self, networks: std::sync::Arc<SharedNetworks>) {
+        self.registry
+            .register_collector(Box::new(NetworksCollector(networks)));
+    }
+
     /// Every metric in the Prometheus text format.
     pub fn render(&self) -> String {
         let mut text = String::new();
@@ -597,6 +613,89 @@ impl Collector for ReservationCollector {
     }
 }
 
+/// The `--check-networks` metrics, read from the index at each scrape.
+#[derive(Debug)]
+struct NetworksCollector(std::sync::Arc<SharedNetworks>);
+
+impl Collector for NetworksCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let stats = self.0.stats();
+        let counts = stats.counts;
+        let gauges: [(&str, &str, i64); 6] = [
+            (
+                "ipamclaim_webhook_network_index_nads",
+                "NetworkAttachmentDefinitions in the --check-networks index",
+                saturating(counts.nads),
+            ),
+            (
+                "ipamclaim_webhook_network_index_networks",
+                "Networks (CNI config names) the indexed NetworkAttachmentDefinitions define",
+                saturating(counts.networks),
+            ),
+            (
+                "ipamclaim_webhook_network_index_invalid_configs",
+                "NetworkAttachmentDefinitions whose config does not parse as its plugin reads it \
+                 (their network is known without address rules)",
+                saturating(counts.invalid),
+            ),
+            (
+                "ipamclaim_webhook_network_index_unruled_networks",
+                "Networks known without address rules (another plugin or IPAM, no subnets, a \
+                 config that does not parse): their claims get a warning, never a denial",
+                saturating(counts.unruled),
+            ),
+            (
+                "ipamclaim_webhook_network_index_disagreeing_networks",
+                "Networks whose NetworkAttachmentDefinitions disagree about their addresses: \
+                 their addresses are not checked",
+                saturating(counts.disagreeing),
+            ),
+            (
+                "ipamclaim_webhook_network_index_ready",
+                "1 once the first full list of NetworkAttachmentDefinitions is indexed, else 0",
+                i64::from(stats.ready),
+            ),
+        ];
+        for (name, help, value) in gauges {
+            let gauge = ConstGauge::new(value);
+            gauge.encode(encoder.encode_descriptor(name, help, None, gauge.metric_type())?)?;
+        }
+        // Every reason from the start, so that an alert on a rate has a series to watch.
+        let mut misfits = encoder.encode_descriptor(
+            "ipamclaim_webhook_network_misfits",
+            "Addresses of reviewed claims found not to fit their network, by the rule they break \
+             (denied, or admitted under --enforcement Warn or Audit; not those ratcheted into \
+             warnings)",
+            None,
+            prometheus_client::metrics::MetricType::Counter,
+        )?;
+        for (reason, n) in MisfitReason::ALL.iter().zip(stats.misfits) {
+            let labels = MisfitLabels {
+                reason: reason.as_str(),
+            };
+            ConstCounter::new(n).encode(misfits.encode_family(&labels)?)?;
+        }
+        let restarts = ConstCounter::new(stats.watch_restarts);
+        restarts.encode(encoder.encode_descriptor(
+            "ipamclaim_webhook_network_watch_restarts",
+            "Times the watch of NetworkAttachmentDefinitions broke and was resumed or re-listed",
+            None,
+            restarts.metric_type(),
+        )?)?;
+        if let Some(since) = stats.since_last_event {
+            let gauge = ConstGauge::new(since.as_secs_f64());
+            gauge.encode(encoder.encode_descriptor(
+                "ipamclaim_webhook_network_watch_last_event_age_seconds",
+                "Seconds since the watch of NetworkAttachmentDefinitions last delivered a change \
+                 or a full list (NADs change rarely; watch restarts tell a broken watch)",
+                None,
+                gauge.metric_type(),
+            )?)?;
+        }
+        Ok(())
+    }
+}
+
 /// The count of dropped log lines, read at each scrape.
 #[derive(Debug)]
 struct DroppedCollector(DroppedLines);
@@ -677,6 +776,37 @@ mod tests {
         assert!(
             !text.contains(r#"denials_total{cause="FieldValueRequired"}"#),
             "a would-deny counted as a denial:\n{text}"
+        );
+    }
+
+    #[test]
+    fn network_metrics_are_exported_only_with_check_networks() {
+        let plain = Metrics::new();
+        assert!(!plain.render().contains("network"), "{}", plain.render());
+
+        let networks = std::sync::Arc::new(SharedNetworks::new());
+        let mut m = Metrics::new();
+        m.watch_networks(networks.clone());
+        use crate::admission::rules::networks::Networks as _;
+        networks.misfit(MisfitReason::NotInSubnets);
+        networks.misfit(MisfitReason::NotInSubnets);
+        networks.misfit(MisfitReason::Gateway);
+        let text = m.render();
+        for line in [
+            r#"ipamclaim_webhook_network_misfits_total{reason="not_in_subnets"} 2"#,
+            r#"ipamclaim_webhook_network_misfits_total{reason="gateway"} 1"#,
+            r#"ipamclaim_webhook_network_misfits_total{reason="broadcast"} 0"#,
+            "ipamclaim_webhook_network_index_ready 0",
+            "ipamclaim_webhook_network_index_nads 0",
+            "ipamclaim_webhook_network_index_invalid_configs 0",
+            "ipamclaim_webhook_network_watch_restarts_total 0",
+        ] {
+            assert!(text.contains(line), "{line} missing from:\n{text}");
+        }
+        assert_eq!(
+            text.matches("ipamclaim_webhook_network_misfits_total{")
+                .count(),
+            MisfitReason::ALL.len()
         );
     }
 

@@ -66,11 +66,22 @@ async fn readyz(state: web::Data<State>) -> HttpResponse {
             StatusCode::SERVICE_UNAVAILABLE,
             "the serving certificate has expired",
         )
-    } else if let Some(why) = state.index.as_ref().and_then(|i| i.not_ready()) {
-        // Admitting without the cluster's claims would let conflicts in unseen.
+    } else if let Some(why) = views_not_ready(&state) {
         plain(StatusCode::SERVICE_UNAVAILABLE, &why)
     } else {
         plain(StatusCode::OK, "ok")
+    }
+}
+
+/// Why an enabled view of the cluster cannot serve yet (each one's reason, joined), or `None`
+/// once every enabled view has its first list: admitting without the cluster's claims would let
+/// conflicts in unseen, and without its networks, misfits.
+fn views_not_ready(state: &State) -> Option<String> {
+    let claims = state.index.as_ref().and_then(|i| i.not_ready());
+    let networks = state.networks.as_ref().and_then(|n| n.not_ready());
+    match (claims, networks) {
+        (Some(claims), Some(networks)) => Some(format!("{claims}; {networks}")),
+        (claims, networks) => claims.or(networks),
     }
 }
 
@@ -118,6 +129,8 @@ mod tests {
     use actix_web::App;
 
     use crate::admission;
+    use crate::cluster::networks::SharedNetworks;
+    use crate::cluster::{SharedIndex, DEFAULT_RESERVATION_TTL};
     use crate::serve::budget::{Budget, MemoryPlan, DEFAULT_MEMORY_BUDGET};
     use crate::serve::metrics::Metrics;
     use crate::serve::reload::CertStore;
@@ -126,6 +139,10 @@ mod tests {
     use crate::serve::tls;
 
     fn state_expiring_at(not_after: Option<i64>) -> web::Data<State> {
+        web::Data::new(plain_state(not_after))
+    }
+
+    fn plain_state(not_after: Option<i64>) -> State {
         let dev = crate::certs::generate(&Default::default()).expect("certs");
         let provider = tls::provider();
         let path = std::path::Path::new("test");
@@ -138,7 +155,7 @@ mod tests {
         )
         .expect("serving cert");
         cert.not_after = not_after;
-        web::Data::new(State {
+        State {
             options: admission::Options::default(),
             recorder: None,
             max_body_bytes: 64,
@@ -152,7 +169,8 @@ mod tests {
             metrics: Arc::new(Metrics::new()),
             index: None,
             reservations: None,
-        })
+            networks: None,
+        }
     }
 
     fn state() -> web::Data<State> {
@@ -185,6 +203,55 @@ mod tests {
         assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
         let live = call_service(&app, TestRequest::get().uri("/healthz").to_request()).await;
         assert_eq!(live.status(), StatusCode::OK);
+    }
+
+    /// `/readyz` with the views given: status and body.
+    async fn readyz_with(
+        index: Option<Arc<SharedIndex>>,
+        networks: Option<Arc<SharedNetworks>>,
+    ) -> (StatusCode, String) {
+        let mut state = plain_state(None);
+        state.index = index;
+        state.networks = networks;
+        let state = web::Data::new(state);
+        let app = init_service(App::new().app_data(state).configure(probe_routes)).await;
+        let resp = call_service(&app, TestRequest::get().uri("/readyz").to_request()).await;
+        let status = resp.status();
+        let body = actix_web::body::to_bytes(resp.into_body())
+            .await
+            .expect("body");
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[actix_web::test]
+    async fn readyz_fails_until_every_enabled_view_has_its_first_list() {
+        let claims = Arc::new(SharedIndex::new(DEFAULT_RESERVATION_TTL));
+        let networks = Arc::new(SharedNetworks::new());
+        let (status, body) = readyz_with(Some(claims.clone()), Some(networks.clone())).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(
+            body.contains("IPAMClaim index is not ready")
+                && body.contains("network index is not ready"),
+            "{body}"
+        );
+        networks.mark_ready();
+        let (status, body) = readyz_with(Some(claims.clone()), Some(networks.clone())).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(!body.contains("network"), "{body}");
+        // The networks alone: ready once their first list is in.
+        let unready = Arc::new(SharedNetworks::new());
+        unready.blocked_because(Some("forbidden to list x".to_owned()));
+        let (status, body) = readyz_with(None, Some(unready)).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(
+            body.contains("the network index cannot be built: forbidden to list x"),
+            "{body}"
+        );
+        claims.mark_ready();
+        assert_eq!(
+            readyz_with(Some(claims), Some(networks)).await.0,
+            StatusCode::OK
+        );
     }
 
     #[actix_web::test]

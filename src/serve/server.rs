@@ -33,8 +33,9 @@ use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
 use crate::admission;
+use crate::cluster::client::{self, Credentials, Views, WatchError};
 use crate::cluster::leases::{ReservationStore, StartError};
-use crate::cluster::watch::{self as cluster_watch, Credentials, WatchError};
+use crate::cluster::networks::SharedNetworks;
 use crate::cluster::SharedIndex;
 use crate::serve::budget::{self, Budget, BudgetError, MemoryPlan};
 use crate::serve::conn;
@@ -121,11 +122,15 @@ pub struct ServeConfig {
     /// `--record-denied-max`: how many recorded reviews to keep.
     pub record_denied_max: usize,
     /// `--unique-addresses`: watch the cluster's IPAMClaims and deny addresses held by another
-    /// claim (DESIGN §9). `None`: no API access at all.
+    /// claim (DESIGN §9). `None`: no API access for it.
     pub unique_addresses: Option<UniqueAddresses>,
     /// The count of log lines the log's writer dropped (`serve::logs`), for `/metrics` and a
     /// line every [`logs::REPORT_EVERY`] when it grew; nothing is ever dropped without one.
     pub log_dropped: DroppedLines,
+    /// `--check-networks`: watch the cluster's NetworkAttachmentDefinitions and deny addresses
+    /// that do not fit their network (DESIGN §10). `None`: no API access for it. With both,
+    /// one API client serves the two watches.
+    pub check_networks: Option<CheckNetworks>,
 }
 
 /// How `--unique-addresses` reaches the cluster and holds what it admits.
@@ -137,6 +142,14 @@ pub struct UniqueAddresses {
     pub reservation_ttl: Duration,
     /// Where the reservations are kept: Leases (across replicas) or this replica's memory.
     pub reservations: ReservationStore,
+}
+
+/// How `--check-networks` reaches the cluster.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckNetworks {
+    /// In-cluster, `KUBECONFIG`, or `--kubeconfig FILE`: the same as
+    /// [`UniqueAddresses::credentials`] when both are on (one client serves both watches).
+    pub credentials: Credentials,
 }
 
 /// Why the server could not start or stopped abnormally.
@@ -175,12 +188,16 @@ pub enum ServerError {
     /// The thread that reloads the TLS files could not be started.
     #[error("cannot start the TLS reload thread")]
     Watch(#[source] io::Error),
-    /// `--unique-addresses` could not start its watch of IPAMClaims.
+    /// `--unique-addresses` or `--check-networks` could not start its watch.
     #[error(transparent)]
     Cluster(#[from] WatchError),
     /// `--unique-addresses` could not start its reservations across replicas.
     #[error(transparent)]
     Reservations(#[from] StartError),
+    /// `--unique-addresses` and `--check-networks` were given different credentials: the two
+    /// watches share one API client.
+    #[error("--unique-addresses and --check-networks must reach the cluster with the same credentials (one API client serves both)")]
+    TwoClusters,
 }
 
 /// A started server: its bound addresses, a handle to stop it, and its task.
@@ -255,12 +272,17 @@ pub fn start(cfg: ServeConfig) -> Result<Running, ServerError> {
     if tokio::runtime::Handle::try_current().is_err() {
         return Err(ServerError::NoRuntime);
     }
-    let plan = MemoryPlan::new(
+    let plan = MemoryPlan::with_indexes(
         cfg.memory_budget,
         cfg.max_connections,
         cfg.max_body_bytes,
         cfg.enable_http2,
         cfg.record_denied.is_some(),
+        if cfg.check_networks.is_some() {
+            budget::NETWORK_INDEX_BYTES
+        } else {
+            0
+        },
     )?;
     let mut metrics = Metrics::new();
     metrics.log_lines_dropped(cfg.log_dropped.clone());
@@ -284,6 +306,7 @@ pub fn start(cfg: ServeConfig) -> Result<Running, ServerError> {
         metrics,
         index: cluster.index.clone(),
         reservations: cluster.reservations.handle(),
+        networks: cluster.networks.clone(),
     });
     log_plan(&plan, cfg.max_connections);
     let (addr, probe_addr) = (listeners.addr, listeners.probe_addr);
@@ -312,6 +335,7 @@ pub fn start(cfg: ServeConfig) -> Result<Running, ServerError> {
         max_body_bytes = cfg.max_body_bytes,
         memory_budget = plan.budget,
         memory_base = plan.base,
+        memory_indexes = plan.indexes,
         memory_per_connection = plan.per_connection,
         memory_bodies = plan.bodies,
         header_timeout_ms = millis(cfg.header_timeout),
@@ -325,8 +349,8 @@ pub fn start(cfg: ServeConfig) -> Result<Running, ServerError> {
         handle,
         task: tokio::spawn(async move {
             let result = server.await;
-            // The files and the claims are watched for as long as the server runs, and no
-            // longer.
+            // The files, the claims and the networks are watched for as long as the server
+            // runs, and no longer.
             drop(cert_watch);
             drop(cluster);
             log_report.abort();
@@ -336,36 +360,66 @@ pub fn start(cfg: ServeConfig) -> Result<Running, ServerError> {
 }
 
 /// What the server knows of the cluster: with `--unique-addresses`, the index of every
-/// claim and the watch that feeds it; the pipeline's options, given the index to judge with.
+/// claim; with `--check-networks`, the index of every network; the watches that feed them (on
+/// one API client); and the pipeline's options, given the indexes to judge with.
 struct ClusterView {
     options: admission::Options,
     index: Option<Arc<SharedIndex>>,
-    _watch: Option<cluster_watch::Watch>,
+    networks: Option<Arc<SharedNetworks>>,
+    _watch: Option<client::Watch>,
     reservations: Reservations,
 }
 
 // === impl ClusterView ===
 
 impl ClusterView {
-    /// Starts the watch the flags ask for (none by default: then no API access at all).
+    /// Starts the watches the flags ask for (none by default: then no API access at all), and
+    /// with `--unique-addresses` its reservations across replicas.
     fn start(cfg: &ServeConfig, metrics: &mut Metrics) -> Result<Self, ServerError> {
         let mut options = cfg.admission.clone();
-        let Some(unique) = &cfg.unique_addresses else {
-            return Ok(ClusterView {
-                options,
-                index: None,
-                _watch: None,
-                reservations: Reservations::default(),
-            });
+        let credentials = match (&cfg.unique_addresses, &cfg.check_networks) {
+            (None, None) => {
+                return Ok(ClusterView {
+                    options,
+                    index: None,
+                    networks: None,
+                    _watch: None,
+                    reservations: Reservations::default(),
+                })
+            }
+            (Some(unique), Some(networks)) if unique.credentials != networks.credentials => {
+                return Err(ServerError::TwoClusters)
+            }
+            (Some(unique), _) => unique.credentials.clone(),
+            (None, Some(networks)) => networks.credentials.clone(),
         };
-        let index = Arc::new(SharedIndex::new(unique.reservation_ttl));
-        let watch = cluster_watch::start(unique.credentials.clone(), index.clone())?;
-        metrics.watch_index(index.clone());
-        let reservations = Reservations::start(unique, &index, metrics)?;
-        options.unique_addresses = Some(index.clone());
+        let index = cfg
+            .unique_addresses
+            .as_ref()
+            .map(|unique| Arc::new(SharedIndex::new(unique.reservation_ttl)));
+        let networks = cfg
+            .check_networks
+            .as_ref()
+            .map(|_| Arc::new(SharedNetworks::new()));
+        let views = Views {
+            claims: index.clone(),
+            networks: networks.clone(),
+        };
+        let watch = client::start(credentials, views)?;
+        let mut reservations = Reservations::default();
+        if let (Some(index), Some(unique)) = (&index, &cfg.unique_addresses) {
+            metrics.watch_index(index.clone());
+            reservations = Reservations::start(unique, index, metrics)?;
+            options.unique_addresses = Some(index.clone());
+        }
+        if let Some(networks) = &networks {
+            metrics.watch_networks(networks.clone());
+            options.check_networks = Some(networks.clone());
+        }
         Ok(ClusterView {
             options,
-            index: Some(index),
+            index,
+            networks,
             _watch: Some(watch),
             reservations,
         })
@@ -560,6 +614,7 @@ impl ServeConfig {
             record_denied_max: record::DEFAULT_MAX_FILES,
             unique_addresses: None,
             log_dropped: DroppedLines::default(),
+            check_networks: None,
         }
     }
 }

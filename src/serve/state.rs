@@ -1,11 +1,12 @@
 //! What every request handler shares: the pipeline's options, the limits, the budget, the
-//! certificate, the metrics, the cluster view, and whether the server still reports ready.
+//! certificate, the metrics, the cluster views, and whether the server still reports ready.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::admission;
+use crate::cluster::networks::SharedNetworks;
 use crate::cluster::SharedIndex;
 use crate::serve::budget::Budget;
 use crate::serve::metrics::Metrics;
@@ -39,6 +40,9 @@ pub struct State {
     pub index: Option<Arc<SharedIndex>>,
     /// `--unique-addresses` with `--reservations Leases`: the reservations across replicas.
     pub reservations: Option<ReservationHandle>,
+    /// `--check-networks`: the networks reviews are judged against (for `/readyz`; the
+    /// pipeline reads them through its options).
+    pub networks: Option<Arc<SharedNetworks>>,
 }
 
 // === impl Readiness ===

@@ -1,8 +1,9 @@
 """Offline checks of manifests/ (DESIGN §8): nothing here needs a cluster or a network.
 
 1. the base and the three overlays render with `kubectl kustomize`, and so do the cert-manager
-   overlay with the unique-addresses component (components/unique-addresses) and the openshift
-   overlay with both components;
+   overlay with the unique-addresses component (components/unique-addresses), with the networks
+   component (components/networks) and with both (in either order), the self-signed overlay
+   with the networks component, and the openshift overlay with every component;
 2. every rendered built-in object validates against Kubernetes' OpenAPI schemas in strict mode
    (kubernetes-validate) for the oldest and the newest Kubernetes versions we support;
 3. the samples validate against the generated CRD's openAPIV3Schema, and replay to their
@@ -57,7 +58,14 @@ SERVICE = "ipamclaim-webhook"
 ACCOUNT = "ipamclaim-webhook"
 # The rendering of the cert-manager overlay with components/unique-addresses.
 UNIQUE = "unique-addresses"
-# The rendering of the openshift overlay with both components, monitoring and unique-addresses.
+# The rendering of the cert-manager overlay with components/networks.
+NETWORKS = "networks"
+# The rendering of the cert-manager overlay with both (networks listed first).
+BOTH = "unique-addresses+networks"
+# The rendering of the self-signed overlay with components/networks.
+SELF_SIGNED_NETWORKS = "self-signed+networks"
+# The rendering of the openshift overlay with every component: monitoring, unique-addresses and
+# networks.
 OPENSHIFT_COMPOSED = "openshift+components"
 # What --unique-addresses may do with the API, and nothing more.
 UNIQUE_RULES = [{"apiGroups": ["k8s.cni.cncf.io"], "resources": ["ipamclaims"],
@@ -67,6 +75,17 @@ UNIQUE_RULES = [{"apiGroups": ["k8s.cni.cncf.io"], "resources": ["ipamclaims"],
 RESERVATION_RULES = [{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
                       "verbs": ["get", "create", "update", "delete"]}]
 RESERVATION_NAMESPACE_ENV = "IPAMCLAIM_WEBHOOK_RESERVATION_NAMESPACE"
+# What --check-networks may do with the API, and nothing more.
+NETWORKS_RULES = [{"apiGroups": ["k8s.cni.cncf.io"], "resources": ["network-attachment-definitions"],
+                   "verbs": ["get", "list", "watch"]}]
+# Each rendering with components: the certificates' overlay, and the API readers in it.
+COMPOSED = {
+    UNIQUE: ("cert-manager", {"unique"}),
+    NETWORKS: ("cert-manager", {"networks"}),
+    BOTH: ("cert-manager", {"unique", "networks"}),
+    SELF_SIGNED_NETWORKS: ("self-signed", {"networks"}),
+    OPENSHIFT_COMPOSED: ("openshift", {"unique", "networks"}),
+}
 # The API server: the `kubernetes` Service's port, and its endpoints' usual one.
 API_SERVER_PORTS = {443, 6443}
 TLS_SECRET = "ipamclaim-webhook-tls"
@@ -163,12 +182,20 @@ class Rendered:
             if run.returncode != 0:
                 raise RuntimeError(f"prepare.sh failed: {run.stderr.strip()}")
             cls.docs["self-signed"], cls.errors["self-signed"] = kustomize(overlay)
+            # The prepared copy holds the certificates: a user's kustomization beside it.
+            user = cls.user_kustomization_in(copy_dir, "self-signed", ("networks",))
+            cls.docs[SELF_SIGNED_NETWORKS], cls.errors[SELF_SIGNED_NETWORKS] = kustomize(user)
         except (RuntimeError, OSError, subprocess.CalledProcessError) as e:
             cls.docs["self-signed"], cls.errors["self-signed"] = None, str(e)
+            cls.docs[SELF_SIGNED_NETWORKS], cls.errors[SELF_SIGNED_NETWORKS] = None, str(e)
         cls.docs[UNIQUE], cls.errors[UNIQUE] = kustomize(cls.with_unique_addresses("unique"))
+        cls.docs[NETWORKS], cls.errors[NETWORKS] = kustomize(
+            cls.user_kustomization("networks", "cert-manager", ("networks",)))
+        cls.docs[BOTH], cls.errors[BOTH] = kustomize(
+            cls.user_kustomization("both", "cert-manager", ("networks", "unique-addresses")))
         cls.docs[OPENSHIFT_COMPOSED], cls.errors[OPENSHIFT_COMPOSED] = kustomize(
             cls.user_kustomization("openshift-composed", "openshift",
-                                   ("monitoring", "unique-addresses")))
+                                   ("monitoring", "unique-addresses", "networks")))
 
     @classmethod
     def with_unique_addresses(cls, name):
@@ -180,7 +207,11 @@ class Rendered:
         """A kustomization as a user writes one: an overlay with components, beside a copy of
         manifests/ (a component is used from a kustomization's `components:`, never rendered
         alone)."""
-        copy_dir = cls.fresh_copy(name)
+        return cls.user_kustomization_in(cls.fresh_copy(name), overlay, components)
+
+    @classmethod
+    def user_kustomization_in(cls, copy_dir, overlay, components):
+        """[user_kustomization] in a copy of manifests/ made already."""
         user = os.path.join(copy_dir, "my-cluster")
         os.mkdir(user)
         with open(os.path.join(user, "kustomization.yaml"), "w") as f:
@@ -246,14 +277,21 @@ class RenderTest(unittest.TestCase):
         self.assertEqual(sorted(d["kind"] for d in Rendered.get(self, "openshift")),
                          sorted(d["kind"] for d in Rendered.get(self, "base")))
 
-    def test_openshift_overlay_composes_with_both_components(self):
+    def test_openshift_overlay_composes_with_every_component(self):
         self.assert_renders(OPENSHIFT_COMPOSED, self.BASE_KINDS + (
             "ClusterRole", "ClusterRoleBinding", "ServiceMonitor", "PrometheusRule", "ConfigMap"))
 
+    def test_networks_component_renders_on_every_certificate_overlay(self):
+        for name, kinds in ((NETWORKS, ("Issuer", "Certificate")), (BOTH, ("Issuer", "Certificate")),
+                            (SELF_SIGNED_NETWORKS, ("Secret",))):
+            with self.subTest(rendering=name):
+                self.assert_renders(name, self.BASE_KINDS + kinds + (
+                    "ClusterRole", "ClusterRoleBinding"))
+
     def test_no_overlay_renders_a_crd(self):
         # The network stack owns the IPAMClaim CRD (DESIGN §8): a second owner would fight it.
-        for name in ("base", "cert-manager", "self-signed", "openshift", UNIQUE,
-                     OPENSHIFT_COMPOSED):
+        for name in ("base", "cert-manager", "self-signed", "openshift", UNIQUE, NETWORKS, BOTH,
+                     SELF_SIGNED_NETWORKS, OPENSHIFT_COMPOSED):
             kinds = [d["kind"] for d in Rendered.get(self, name)]
             self.assertNotIn("CustomResourceDefinition", kinds, f"{name} renders a CRD")
 
@@ -354,12 +392,13 @@ class KubernetesSchemaTest(unittest.TestCase):
 
 
 def add_schema_tests():
-    for overlay in ("base", "cert-manager", "self-signed", "openshift", UNIQUE, OPENSHIFT_COMPOSED):
+    for overlay in ("base", "cert-manager", "self-signed", "openshift", UNIQUE, NETWORKS, BOTH,
+                    SELF_SIGNED_NETWORKS, OPENSHIFT_COMPOSED):
         for version in KUBERNETES_VERSIONS:
             def test(self, overlay=overlay, version=version):
                 failures, skipped = schema_failures(Rendered.get(self, overlay), version)
                 self.assertEqual(failures, [])
-                if overlay in ("cert-manager", UNIQUE, OPENSHIFT_COMPOSED):
+                if overlay in ("cert-manager", UNIQUE, NETWORKS, BOTH, OPENSHIFT_COMPOSED):
                     self.assertTrue(skipped, "custom resources were expected and skipped")
             name = f"test_{re.sub('[-+]', '_', overlay)}_validates_strictly_against_{version.replace('.', '_')}"
             setattr(KubernetesSchemaTest, name, test)
@@ -829,9 +868,10 @@ def service_ca_violations(docs, overlay):
     return bad
 
 
-def pod_violations(docs, unique=False):
+def pod_violations(docs, readers=frozenset()):
     """Replicas, disruption budget, spread, restricted Pod Security, probes and shutdown; with
-    `unique`, the flag and the token --unique-addresses needs."""
+    `readers` (the API readers in: "unique", "networks"), each one's flag and the token they
+    need."""
     bad = []
     deployments = find(docs, "Deployment")
     if len(deployments) != 1:
@@ -861,9 +901,10 @@ def pod_violations(docs, unique=False):
     if not spread:
         bad.append("no topologySpreadConstraint over kubernetes.io/hostname for the webhook pods")
 
-    if unique:
+    if readers:
         if pod.get("automountServiceAccountToken") is not True:
-            bad.append("--unique-addresses without the service-account token mounted")
+            bad.append(f"{' and '.join(READER_FLAGS[r] for r in sorted(readers))} without the "
+                       "service-account token mounted")
     elif pod.get("automountServiceAccountToken") is not False:
         bad.append("pod automountServiceAccountToken is not false")
     accounts = {a["metadata"]["name"]: a for a in find(docs, "ServiceAccount")}
@@ -925,12 +966,16 @@ def pod_violations(docs, unique=False):
     ports = {p.get("name"): p.get("containerPort") for p in c.get("ports") or []}
     if not args or args[0] != "serve":
         bad.append(f"args {args[:1]}, want serve first")
-    if unique and "--unique-addresses" not in args:
-        bad.append("the unique-addresses component without --unique-addresses")
-    if unique:
+    for reader, flag in READER_FLAGS.items():
+        if reader in readers and flag not in args:
+            bad.append(f"the {READER_COMPONENTS[reader]} component without {flag}")
+        if reader not in readers and any(a.startswith(flag) for a in args):
+            bad.append(f"{flag} without its RBAC, token and egress (use the "
+                       f"{READER_COMPONENTS[reader]} component)")
+    if not readers and any(a.startswith("--kubeconfig") for a in args):
+        bad.append("--kubeconfig without a flag that reads the API")
+    if "unique" in readers:
         bad += reservation_pod_violations(c, args)
-    if not unique and any(a.startswith(("--unique-addresses", "--kubeconfig")) for a in args):
-        bad.append("--unique-addresses without its RBAC, token and egress (use the component)")
     if ports.get("webhook") != WEBHOOK_PORT or port_of(arg_value(args, "--listen")) != WEBHOOK_PORT:
         bad.append(f"webhook port {ports.get('webhook')} / --listen {arg_value(args, '--listen')}")
     if ports.get("probes") != PROBE_PORT or port_of(arg_value(args, "--probe-listen")) != PROBE_PORT:
@@ -1055,25 +1100,49 @@ def secret_mode_violations(pod):
     return bad
 
 
-def rbac_violations(docs):
-    """With --unique-addresses: one ClusterRole reading IPAMClaims (get, list, watch, nothing
-    else) bound to the webhook's ServiceAccount, the Role of its reservations, and no other
-    RBAC object."""
-    bad = reservation_rbac_violations(docs)
+# The flag of each API reader, its component, and exactly the RBAC rules it needs.
+READER_FLAGS = {"unique": "--unique-addresses", "networks": "--check-networks"}
+READER_COMPONENTS = {"unique": "unique-addresses", "networks": "networks"}
+READER_RULES = {"unique": UNIQUE_RULES, "networks": NETWORKS_RULES}
+
+
+def rbac_violations(docs, readers):
+    """For each API reader in (`readers`: "unique", "networks"), one ClusterRole with exactly its
+    rules (get, list, watch on its one resource, nothing else), bound to the webhook's
+    ServiceAccount by one ClusterRoleBinding; with --unique-addresses the Role of its
+    reservations; no other RBAC object."""
+    bad = []
     roles = find(docs, "ClusterRole")
     bindings = find(docs, "ClusterRoleBinding")
-    if len(roles) != 1 or len(bindings) != 1:
-        return bad + [f"expected one ClusterRole and one ClusterRoleBinding, found "
-                      f"{len(roles)} and {len(bindings)}"]
-    role, binding = roles[0], bindings[0]
-    if role.get("rules") != UNIQUE_RULES or role.get("aggregationRule"):
-        bad.append(f"ClusterRole rules {role.get('rules')}, want exactly {UNIQUE_RULES}")
-    ref = binding.get("roleRef") or {}
-    if ref.get("kind") != "ClusterRole" or ref.get("name") != role["metadata"]["name"]:
-        bad.append(f"ClusterRoleBinding refers to {ref}")
+    if "unique" in readers:
+        # The Role of the reservations across replicas, and nothing more.
+        bad += reservation_rbac_violations(docs)
+    else:
+        for d in docs:
+            if d["kind"] in ("Role", "RoleBinding"):
+                bad.append(f"RBAC object {d['kind']}/{d['metadata']['name']}: not needed")
+    if len(roles) != len(readers) or len(bindings) != len(readers):
+        return bad + [f"expected {len(readers)} ClusterRoles and as many ClusterRoleBindings, "
+                      f"found {len(roles)} and {len(bindings)}"]
+    wanted = sorted(json.dumps(READER_RULES[r], sort_keys=True) for r in readers)
+    found = sorted(json.dumps(r.get("rules"), sort_keys=True) for r in roles)
+    if found != wanted:
+        bad.append(f"ClusterRole rules {found}, want exactly {wanted}, one role each")
+    for role in roles:
+        if role.get("aggregationRule"):
+            bad.append(f"ClusterRole {role['metadata']['name']} aggregates other roles")
+    names = {r["metadata"]["name"] for r in roles}
     want = [{"kind": "ServiceAccount", "name": ACCOUNT, "namespace": NAMESPACE}]
-    if binding.get("subjects") != want:
-        bad.append(f"ClusterRoleBinding subjects {binding.get('subjects')}, want {want}")
+    refs = []
+    for binding in bindings:
+        ref = binding.get("roleRef") or {}
+        refs.append(ref.get("name"))
+        if ref.get("kind") != "ClusterRole" or ref.get("name") not in names:
+            bad.append(f"ClusterRoleBinding refers to {ref}")
+        if binding.get("subjects") != want:
+            bad.append(f"ClusterRoleBinding subjects {binding.get('subjects')}, want {want}")
+    if sorted(refs) != sorted(names):
+        bad.append(f"ClusterRoleBindings refer to {sorted(refs)}, want each of {sorted(names)} once")
     return bad
 
 
@@ -1128,16 +1197,17 @@ def reservation_pod_violations(container, args):
     return bad
 
 
-def egress_violations(policy, unique):
-    """No egress at all; with --unique-addresses, TCP to the API server's ports only."""
+def egress_violations(policy, readers):
+    """No egress at all; with an API reader (--unique-addresses, --check-networks), TCP to the
+    API server's ports only."""
     egress = policy["spec"].get("egress")
     if "Egress" not in (policy["spec"].get("policyTypes") or []):
         return ["the NetworkPolicy does not restrict egress"]
-    if not unique:
+    if not readers:
         return [] if egress == [] else [f"egress {egress}: the webhook opens no connection"]
     bad = []
     if not egress:
-        bad.append("--unique-addresses with no egress: the watch cannot reach the API server")
+        bad.append("an API reader with no egress: the watch cannot reach the API server")
     for rule in egress or []:
         ports = rule.get("ports") or []
         if not ports:
@@ -1149,12 +1219,12 @@ def egress_violations(policy, unique):
     return bad
 
 
-def cluster_violations(docs, unique=False):
-    """Namespace, Service, NetworkPolicy, and no RBAC at all (with `unique`, only the read
-    access of --unique-addresses)."""
-    bad = rbac_violations(docs) if unique else []
+def cluster_violations(docs, readers=frozenset()):
+    """Namespace, Service, NetworkPolicy, and no RBAC at all (with `readers`, only the read
+    access each of them needs)."""
+    bad = rbac_violations(docs, readers) if readers else []
     for d in docs:
-        if d["kind"] in RBAC_KINDS and not unique:
+        if d["kind"] in RBAC_KINDS and not readers:
             bad.append(f"RBAC object {d['kind']}/{d['metadata']['name']}: the webhook needs none")
         ns = d["metadata"].get("namespace")
         if d["kind"] not in CLUSTER_SCOPED and ns != NAMESPACE:
@@ -1178,7 +1248,7 @@ def cluster_violations(docs, unique=False):
     if not policies:
         bad.append("no NetworkPolicy selects the webhook pods")
     for p in policies:
-        bad += egress_violations(p, unique)
+        bad += egress_violations(p, readers)
         if "Ingress" not in (p["spec"].get("policyTypes") or []):
             bad.append("the NetworkPolicy does not restrict ingress")
         for rule in p["spec"].get("ingress") or []:
@@ -1192,17 +1262,17 @@ def cluster_violations(docs, unique=False):
     return bad
 
 
-def policy_violations(docs, overlay, ca_pem=None, unique=None):
+def policy_violations(docs, overlay, ca_pem=None, readers=None):
     """Everything this section checks. `overlay` is where the certificates come from
-    (cert-manager, self-signed, openshift; UNIQUE stands for cert-manager with the
-    unique-addresses component); `unique`, whether that component is in (for UNIQUE by
-    default)."""
-    if unique is None:
-        unique = overlay == UNIQUE
-    if overlay == UNIQUE:
-        overlay = "cert-manager"
-    bad = webhook_violations(docs, overlay, ca_pem, unique) + pod_violations(docs, unique) \
-        + cluster_violations(docs, unique) + service_ca_violations(docs, overlay)
+    (cert-manager, self-signed, openshift; a rendering of COMPOSED stands for its overlay with
+    its components); `readers`, the API readers in ("unique", "networks"; for a rendering of
+    COMPOSED, its own by default)."""
+    if overlay in COMPOSED:
+        overlay, composed = COMPOSED[overlay]
+        readers = composed if readers is None else readers
+    readers = frozenset(readers or ())
+    bad = webhook_violations(docs, overlay, ca_pem, "unique" in readers) + pod_violations(docs, readers) \
+        + cluster_violations(docs, readers) + service_ca_violations(docs, overlay)
     if overlay == "cert-manager":
         bad += cert_manager_violations(docs)
     if overlay == "self-signed":
@@ -1230,12 +1300,16 @@ class PolicyTest(unittest.TestCase):
     def test_unique_addresses_component_keeps_the_policy(self):
         self.assert_policy(UNIQUE)
 
+    def test_networks_component_keeps_the_policy_alone_with_unique_addresses_and_self_signed(self):
+        for name in (NETWORKS, BOTH, SELF_SIGNED_NETWORKS):
+            with self.subTest(rendering=name):
+                self.assert_policy(name)
+
     def test_openshift_overlay_keeps_the_policy(self):
         self.assert_policy("openshift")
 
-    def test_openshift_overlay_with_both_components_keeps_the_policy(self):
-        docs = Rendered.get(self, OPENSHIFT_COMPOSED)
-        self.assertEqual(policy_violations(docs, "openshift", unique=True), [])
+    def test_openshift_overlay_with_every_component_keeps_the_policy(self):
+        self.assert_policy(OPENSHIFT_COMPOSED)
 
     def test_openshift_overlay_changes_only_what_the_service_ca_needs(self):
         # Against the base: the three annotations, nothing else.
@@ -1285,6 +1359,53 @@ class PolicyTest(unittest.TestCase):
         self.assertEqual(arg_value(base_args, "--memory-budget"), "112Mi")
         base_args[base_args.index("--memory-budget") + 1] = "72Mi"
         self.assertEqual(dep, base_dep)
+
+    def test_networks_component_changes_only_what_it_needs(self):
+        # Against the overlay it is applied to: the same objects plus its RBAC, and in the
+        # Deployment and NetworkPolicy only the flag, the token and egress. No memory change:
+        # the server plans the network index within --memory-budget.
+        plain = {(d["kind"], d["metadata"]["name"]): d for d in Rendered.get(self, "cert-manager")}
+        with_component = {(d["kind"], d["metadata"]["name"]): d
+                          for d in Rendered.get(self, NETWORKS)}
+        added = set(with_component) - set(plain)
+        self.assertEqual(added, {("ClusterRole", "ipamclaim-webhook-networks"),
+                                 ("ClusterRoleBinding", "ipamclaim-webhook-networks")})
+        self.assertFalse(set(plain) - set(with_component))
+        for key, doc in plain.items():
+            if key[0] not in ("Deployment", "NetworkPolicy"):
+                self.assertEqual(with_component[key], doc, key)
+        dep = copy.deepcopy(with_component[("Deployment", "ipamclaim-webhook")])
+        pod = at(dep, "spec", "template", "spec")
+        self.assertEqual(pod["containers"][0]["args"].pop(), "--check-networks")
+        self.assertIs(pod.pop("automountServiceAccountToken"), True)
+        base_dep = copy.deepcopy(plain[("Deployment", "ipamclaim-webhook")])
+        at(base_dep, "spec", "template", "spec").pop("automountServiceAccountToken")
+        self.assertEqual(dep, base_dep)
+        policy = with_component[("NetworkPolicy", "ipamclaim-webhook")]
+        unique_policy = next(d for d in Rendered.get(self, UNIQUE) if d["kind"] == "NetworkPolicy")
+        self.assertEqual(policy, unique_policy, "one egress rule, whichever component adds it")
+
+    def test_both_components_compose_in_either_order(self):
+        # One ServiceAccount, one token mount, one egress rule, each component's role, both
+        # flags, and the room the unique-addresses component makes for the claims' index.
+        docs = Rendered.get(self, BOTH)
+        reversed_docs, error = kustomize(Rendered.user_kustomization(
+            "both-reversed", "cert-manager", ("unique-addresses", "networks")))
+        self.assertIsNone(error)
+        flags = ("--check-networks", "--unique-addresses")
+        def without_flags(rendered):
+            rendered = copy.deepcopy(rendered)
+            args = container_of(rendered)["args"]
+            self.assertEqual(sorted(a for a in args if a in flags), sorted(flags))
+            args[:] = [a for a in args if a not in flags]
+            return rendered
+        self.assertEqual(without_flags(reversed_docs), without_flags(docs))
+        self.assertEqual(len(find(docs, "ServiceAccount")), 1)
+        self.assertEqual(sorted(r["metadata"]["name"] for r in find(docs, "ClusterRole")),
+                         ["ipamclaim-webhook-networks", "ipamclaim-webhook-unique-addresses"])
+        self.assertIs(pod_of(docs)["automountServiceAccountToken"], True)
+        self.assertEqual(arg_value(container_of(docs)["args"], "--memory-budget"), "72Mi")
+        self.assertEqual(len(kind_of(docs, "NetworkPolicy")["spec"]["egress"]), 1)
 
     def test_self_signed_ca_bundle_is_the_ca_not_the_leaf(self):
         docs = Rendered.get(self, "self-signed")
@@ -1489,8 +1610,64 @@ UNIQUE_LOOSENINGS = {
 }
 
 
+def networks_role(docs):
+    return next(d for d in docs if d["kind"] == "ClusterRole"
+                and d["metadata"]["name"] == "ipamclaim-webhook-networks")
+
+
+def networks_binding(docs):
+    return next(d for d in docs if d["kind"] == "ClusterRoleBinding"
+                and d["metadata"]["name"] == "ipamclaim-webhook-networks")
+
+
+def merge_networks_role_into_unique(docs):
+    """One role reading both resources instead of one role each."""
+    unique = next(d for d in docs if d["kind"] == "ClusterRole"
+                  and d["metadata"]["name"] == "ipamclaim-webhook-unique-addresses")
+    unique["rules"] += networks_role(docs)["rules"]
+    docs.remove(networks_role(docs))
+    docs.remove(networks_binding(docs))
+
+
+# Each loosening of the networks component, with unique-addresses beside it: the policy must
+# catch all (the RBAC is exactly what each flag needs).
+NETWORKS_LOOSENINGS = {
+    "networks role reads IPAMClaims too": lambda d: networks_role(d)["rules"][0]["resources"].append("ipamclaims"),
+    "networks role may create": lambda d: networks_role(d)["rules"][0]["verbs"].append("create"),
+    "networks role on every group": lambda d: networks_role(d)["rules"][0].update(apiGroups=["*"]),
+    "networks role reads Secrets": lambda d: networks_role(d)["rules"].append(
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}),
+    "networks binding to another account": lambda d: networks_binding(d)["subjects"][0].update(name="default"),
+    "networks binding to cluster-admin": lambda d: networks_binding(d)["roleRef"].update(name="cluster-admin"),
+    "no networks role": lambda d: d.remove(networks_role(d)),
+    "one role for both": merge_networks_role_into_unique,
+    "no --check-networks": lambda d: container_of(d)["args"].remove("--check-networks"),
+    "no token": lambda d: pod_of(d).update(automountServiceAccountToken=False),
+    "no egress": lambda d: kind_of(d, "NetworkPolicy")["spec"].update(egress=[]),
+    "egress to DNS": lambda d: kind_of(d, "NetworkPolicy")["spec"]["egress"][0]["ports"].append({"port": 53, "protocol": "UDP"}),
+}
+
+
 class PolicyCanFailTest(unittest.TestCase):
     """Every rule of the policy is shown to catch the loosening it exists for."""
+
+    def test_each_networks_loosening_is_caught(self):
+        docs = Rendered.get(self, BOTH)
+        for name, loosen in NETWORKS_LOOSENINGS.items():
+            with self.subTest(loosening=name):
+                broken = copy.deepcopy(docs)
+                loosen(broken)
+                self.assertTrue(policy_violations(broken, BOTH), f"{name} went unnoticed")
+        # The networks component's RBAC where only --unique-addresses is on is too much.
+        self.assertTrue(policy_violations(copy.deepcopy(docs), "cert-manager", readers={"unique"}))
+
+    def test_the_check_networks_flag_without_the_component_is_caught(self):
+        docs = copy.deepcopy(Rendered.get(self, "base"))
+        container_of(docs)["args"].append("--check-networks")
+        self.assertTrue(policy_violations(docs, "base"))
+        docs = copy.deepcopy(Rendered.get(self, UNIQUE))
+        container_of(docs)["args"].append("--check-networks")
+        self.assertTrue(policy_violations(docs, UNIQUE), "the flag beside unique-addresses alone")
 
     def test_each_unique_addresses_loosening_is_caught(self):
         docs = Rendered.get(self, UNIQUE)

@@ -9,8 +9,9 @@
 //! resources share one resourceVersion sequence, as in etcd.
 //!
 //! The test drives it: change claims with or without events, close the open watches, expire
-//! old versions, refuse with 403 (RBAC), hold lists until released. It checks the bearer
-//! token of a kubeconfig it writes, and records every request it served.
+//! old versions, refuse with 403 (RBAC), hold lists until released (each for every resource or
+//! for one). It checks the bearer token of a kubeconfig it writes, and records every request
+//! it served.
 //!
 //! It also serves one claim (`GET .../namespaces/NS/ipamclaims/NAME`) and the Leases of the
 //! reservations across replicas ([`leases`]: create, get, update, delete with preconditions).
@@ -93,8 +94,23 @@ struct World {
     next_snapshot: u64,
     forbid: bool,
     hold_lists: bool,
+    /// Resources refused (403) or whose lists are held, whatever `forbid` and `hold_lists` say.
+    forbidden: Vec<Resource>,
+    held: Vec<Resource>,
     served: Vec<Served>,
     leases: leases::Leases,
+}
+
+// === impl World ===
+
+impl World {
+    fn forbids(&self, resource: Resource) -> bool {
+        self.forbid || self.forbidden.contains(&resource)
+    }
+
+    fn holds(&self, resource: Resource) -> bool {
+        self.hold_lists || self.held.contains(&resource)
+    }
 }
 
 struct Shared {
@@ -434,6 +450,29 @@ impl StandIn {
         self.shared.changed.notify_all();
     }
 
+    /// Refuses (403) or allows list and watch of one resource only, as a missing RBAC rule
+    /// for it would.
+    pub fn forbid_resource(&self, resource: Resource, forbid: bool) {
+        let mut world = self.world();
+        world.forbidden.retain(|r| *r != resource);
+        if forbid {
+            world.forbidden.push(resource);
+        }
+        drop(world);
+        self.shared.changed.notify_all();
+    }
+
+    /// Holds the list requests of one resource only until released.
+    pub fn hold_lists_of(&self, resource: Resource, hold: bool) {
+        let mut world = self.world();
+        world.held.retain(|r| *r != resource);
+        if hold {
+            world.held.push(resource);
+        }
+        drop(world);
+        self.shared.changed.notify_all();
+    }
+
     /// Every request served so far (of claims and NADs; Lease calls are in
     /// [`StandIn::lease_calls`]).
     pub fn served(&self) -> Vec<Served> {
@@ -682,14 +721,14 @@ fn list(
     query: BTreeMap<String, String>,
 ) -> bool {
     let mut world = shared.world.lock().expect("world");
-    while world.hold_lists && !shared.stop.load(Ordering::Acquire) {
+    while world.holds(resource) && !shared.stop.load(Ordering::Acquire) {
         world = shared
             .changed
             .wait_timeout(world, Duration::from_millis(100))
             .expect("world")
             .0;
     }
-    if world.forbid {
+    if world.forbids(resource) {
         drop(world);
         record(shared, resource, "list", &query, 403);
         let message = forbidden(resource, "list");
@@ -755,7 +794,7 @@ fn watch(conn: &mut Conn, shared: &Shared, resource: Resource, query: BTreeMap<S
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     let world = shared.world.lock().expect("world");
-    if world.forbid {
+    if world.forbids(resource) {
         drop(world);
         record(shared, resource, "watch", &query, 403);
         let message = forbidden(resource, "watch");
@@ -793,7 +832,10 @@ fn watch(conn: &mut Conn, shared: &Shared, resource: Resource, query: BTreeMap<S
             .cloned()
             .collect();
         if pending.is_empty() {
-            if world.watch_epoch != epoch || world.forbid || shared.stop.load(Ordering::Acquire) {
+            if world.watch_epoch != epoch
+                || world.forbids(resource)
+                || shared.stop.load(Ordering::Acquire)
+            {
                 break;
             }
             world = shared

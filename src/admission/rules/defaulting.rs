@@ -7,6 +7,7 @@
 //! request's text: the patch holds no copy of the list.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use json_patch::jsonptr::PointerBuf;
 use serde::ser::SerializeSeq;
@@ -14,7 +15,9 @@ use serde::{Serialize, Serializer};
 
 use crate::admission::json::{Canonical, Kind, Raw};
 use crate::admission::model::view::{Claim, Field, List};
-use crate::admission::rules::ip::{self, AddressError};
+use crate::admission::rules::conflicts::network_of;
+use crate::admission::rules::ip::{self, Address, AddressError};
+use crate::admission::rules::networks::{Network, Networks};
 use crate::admission::rules::object::{is_dns1123_subdomain, is_qualified_name_part};
 
 /// Longest label value, and longest name part of a label key.
@@ -135,9 +138,10 @@ pub enum PatchValue<'a> {
     EmptyList,
     /// `{key: value}`: labels with one label.
     Labels(&'a str, Cow<'a, str>),
-    /// An address list with each valid but non-canonical address in canonical form and
-    /// every other item as it was.
-    Canonical(List<'a>),
+    /// An address list with each valid but non-canonical address in canonical form, each bare
+    /// address of the network (when one is given) completed with its subnet's prefix length,
+    /// and every other item as it was.
+    Canonical(List<'a>, Option<Arc<Network>>),
 }
 
 // === impl Operation ===
@@ -162,10 +166,11 @@ impl Serialize for PatchValue<'_> {
                 map.serialize_entry(key, value)?;
                 map.end()
             }
-            PatchValue::Canonical(list) => {
+            PatchValue::Canonical(list, network) => {
                 let mut seq = serializer.serialize_seq(Some(list.len))?;
+                let mut subnets = Subnets::Found(network.clone());
                 for item in list.items() {
-                    match rewrite(item) {
+                    match rewrite(item, &mut subnets) {
                         Some(canonical) => seq.serialize_element(&canonical)?,
                         None => seq.serialize_element(&Canonical::new(item))?,
                     }
@@ -176,24 +181,85 @@ impl Serialize for PatchValue<'_> {
     }
 }
 
-/// The canonical text of an item that is a valid address not written canonically.
-fn rewrite(item: Raw<'_>) -> Option<String> {
+/// The network whose subnets complete a bare address (`--check-networks`, DESIGN §10), looked
+/// up only once a list holds a bare address: most reviews hold none, and cost no lookup.
+enum Subnets<'a, 'n> {
+    /// Not looked up yet: the lookup, and the object's `spec.network`.
+    Unlooked(&'n dyn Networks, Cow<'a, str>),
+    /// Looked up (or nothing to look up): the network, if it is known.
+    Found(Option<Arc<Network>>),
+}
+
+// === impl Subnets ===
+
+impl<'a, 'n> Subnets<'a, 'n> {
+    /// For `object`, with `networks` when the flag is on (without it, not even the network's
+    /// name is read).
+    fn of(object: &Claim<'a>, networks: Option<&'n dyn Networks>) -> Self {
+        let Some(networks) = networks else {
+            return Subnets::Found(None);
+        };
+        match network_of(object) {
+            Some(name) => Subnets::Unlooked(networks, name),
+            None => Subnets::Found(None),
+        }
+    }
+
+    /// The network, looked up the first time.
+    fn network(&mut self) -> Option<&Arc<Network>> {
+        if let Subnets::Unlooked(networks, name) = self {
+            *self = Subnets::Found(networks.network(name));
+        }
+        match self {
+            Subnets::Found(network) => network.as_ref(),
+            Subnets::Unlooked(..) => None,
+        }
+    }
+}
+
+/// The text an item of an address list is rewritten to, if any: a valid address not written
+/// canonically in canonical form; with a known network, a bare address (no `/`) completed
+/// with its subnet's prefix length (`10.200.0.5` → `10.200.0.5/24`), in canonical form too.
+/// Never an ambiguous or invalid value, nor a bare address whose subnet no rule says.
+fn rewrite(item: Raw<'_>, subnets: &mut Subnets<'_, '_>) -> Option<String> {
     let text = item.as_str()?.decode();
-    match ip::parse(&text) {
-        Err(AddressError::NotCanonical { canonical }) => Some(canonical.to_string()),
-        _ => None,
+    let (address, canonical) = match ip::parse(&text) {
+        Ok(address) => (address, true),
+        Err(AddressError::NotCanonical { canonical }) => (canonical, false),
+        Err(_) => return None,
+    };
+    let completed = match address.prefix {
+        None => subnets
+            .network()
+            .and_then(|n| n.subnet_prefix(address.ip))
+            .map(|prefix| Address {
+                prefix: Some(prefix),
+                ..address
+            }),
+        Some(_) => None,
+    };
+    match completed {
+        Some(completed) => Some(completed.to_string()),
+        None => (!canonical).then(|| address.to_string()),
     }
 }
 
 /// The patch operations that default `object`; empty when nothing changes.
 ///
 /// `create` is true on CREATE (the only operation where `spec` may still be filled in).
-pub fn patch<'a>(object: &Claim<'a>, create: bool, defaults: &'a Defaults) -> Vec<Operation<'a>> {
+/// `networks` (with `--check-networks`) completes bare addresses of a known network.
+pub fn patch<'a>(
+    object: &Claim<'a>,
+    create: bool,
+    defaults: &'a Defaults,
+    networks: Option<&dyn Networks>,
+) -> Vec<Operation<'a>> {
     let mut ops = Vec::new();
     if object.raw.kind != Kind::Object {
         return ops;
     }
     let spec = object.spec.value();
+    let mut subnets = Subnets::of(object, networks);
 
     if create {
         if let (Some(spec), Some(name)) = (spec, &defaults.default_interface) {
@@ -210,7 +276,7 @@ pub fn patch<'a>(object: &Claim<'a>, create: bool, defaults: &'a Defaults) -> Ve
             }
         }
         if let Some(Field::Value(requests)) = spec.map(|s| s.ip_requests) {
-            canonicalise(requests, "spec", "ipRequests", &mut ops);
+            canonicalise(requests, "spec", "ipRequests", &mut subnets, &mut ops);
         }
     }
 
@@ -227,25 +293,34 @@ pub fn patch<'a>(object: &Claim<'a>, create: bool, defaults: &'a Defaults) -> Ve
         match status.ips {
             Field::Absent => ops.push(add(&["status", "ips"], PatchValue::EmptyList)),
             Field::Null => ops.push(replace(&["status", "ips"], PatchValue::EmptyList)),
-            Field::Value(ips) => canonicalise(ips, "status", "ips", &mut ops),
+            Field::Value(ips) => canonicalise(ips, "status", "ips", &mut subnets, &mut ops),
             Field::Other(_) => {}
         }
     }
     ops
 }
 
-/// Rewrites each valid but non-canonical address of a list to its canonical text. Ambiguous
-/// values (leading zeros, IPv4-mapped) and invalid ones are left for validation to reject:
-/// the webhook does not guess.
+/// Rewrites each valid but non-canonical address of a list to its canonical text, and (with
+/// a known network) completes each bare address with its subnet's prefix length (see
+/// [`rewrite`]). Ambiguous values (leading zeros, IPv4-mapped) and invalid ones are left for
+/// validation to reject: the webhook does not guess.
 ///
 /// One `replace` per address, or, for more than [`MAX_ITEM_OPERATIONS`] of them, one of the
 /// whole list with those addresses rewritten and every other item as it was.
-fn canonicalise<'a>(items: List<'a>, parent: &str, field: &str, ops: &mut Vec<Operation<'a>>) {
+fn canonicalise<'a>(
+    items: List<'a>,
+    parent: &str,
+    field: &str,
+    subnets: &mut Subnets<'_, '_>,
+    ops: &mut Vec<Operation<'a>>,
+) {
     let mut rewrites: Vec<(usize, String)> = Vec::new();
     for (i, item) in items.items().enumerate() {
-        if let Some(canonical) = rewrite(item) {
+        if let Some(canonical) = rewrite(item, subnets) {
             if rewrites.len() == MAX_ITEM_OPERATIONS {
-                ops.push(replace(&[parent, field], PatchValue::Canonical(items)));
+                let network = subnets.network().cloned();
+                let value = PatchValue::Canonical(items, network);
+                ops.push(replace(&[parent, field], value));
                 return;
             }
             rewrites.push((i, canonical));
@@ -396,14 +471,25 @@ fn resolve(object: &Claim<'_>, tokens: &[&str]) -> Target {
 mod tests {
     use super::*;
     use crate::admission::model::view::testing;
+    use crate::admission::rules::testing::{layer2, FixedNetworks};
     use json_patch::PatchOperation;
     use serde_json::{json, Value};
 
     /// The patch of `object`, as `json-patch` reads it back; checked to apply to the view the
     /// patch was made from.
     fn patch(object: &Value, create: bool, defaults: &Defaults) -> Vec<PatchOperation> {
+        patch_with(object, create, defaults, None)
+    }
+
+    /// As [`patch`], with `--check-networks` given `networks`.
+    fn patch_with(
+        object: &Value,
+        create: bool,
+        defaults: &Defaults,
+        networks: Option<&dyn Networks>,
+    ) -> Vec<PatchOperation> {
         let claim = testing::claim(object);
-        let ops = super::patch(&claim, create, defaults);
+        let ops = super::patch(&claim, create, defaults, networks);
         assert!(applies(&ops, &claim), "the patch applies to its object");
         serde_json::from_value(ops_json(&ops)).expect("json-patch reads the patch")
     }
@@ -685,6 +771,139 @@ mod tests {
             };
             assert!(d.check().is_err(), "{bad:?}");
         }
+    }
+
+    /// tenantred (10.128.20.0/24, fd10:128:20::/64) as `--check-networks` knows it.
+    fn tenantred() -> FixedNetworks {
+        FixedNetworks(vec![layer2(
+            "tenantred",
+            &["ns1"],
+            &["10.128.20.0/24", "fd10:128:20::/64"],
+            &[],
+        )])
+    }
+
+    #[test]
+    fn completes_a_bare_address_of_a_known_network_with_its_subnets_prefix() {
+        let networks = tenantred();
+        let mut c = claim();
+        c["status"]["ips"] = json!(["10.128.20.5", "FD10:128:20::5", "fd10:128:20::6/64"]);
+        let ops = patch_with(&c, false, &Defaults::default(), Some(&networks));
+        assert_eq!(
+            ops_json(&ops),
+            json!([
+                {"op": "replace", "path": "/status/ips/0", "value": "10.128.20.5/24"},
+                {"op": "replace", "path": "/status/ips/1", "value": "fd10:128:20::5/64"},
+            ])
+        );
+        let patched = applied(&c, &ops);
+        assert!(
+            patch_with(&patched, false, &Defaults::default(), Some(&networks)).is_empty(),
+            "idempotent"
+        );
+        // Without the flag, a bare address is left for validation to refuse; a non-canonical
+        // one is still made canonical, bare.
+        assert_eq!(
+            ops_json(&patch(&c, false, &Defaults::default())),
+            json!([{"op": "replace", "path": "/status/ips/1", "value": "fd10:128:20::5"}])
+        );
+    }
+
+    #[test]
+    fn completes_ip_requests_on_create_and_never_status_on_create() {
+        let networks = tenantred();
+        let mut c = claim();
+        c["spec"]["ipRequests"] = json!(["10.128.20.5"]);
+        c["status"]["ips"] = json!(["10.128.20.6"]);
+        assert_eq!(
+            ops_json(&patch_with(&c, true, &Defaults::default(), Some(&networks))),
+            json!([{"op": "replace", "path": "/spec/ipRequests/0", "value": "10.128.20.5/24"}])
+        );
+        // On UPDATE the spec is immutable: only status.
+        assert_eq!(
+            ops_json(&patch_with(
+                &c,
+                false,
+                &Defaults::default(),
+                Some(&networks)
+            )),
+            json!([{"op": "replace", "path": "/status/ips/0", "value": "10.128.20.6/24"}])
+        );
+    }
+
+    #[test]
+    fn never_completes_what_no_rule_says() {
+        let mut disagree = tenantred();
+        disagree.0.push(std::sync::Arc::new(Network::new(
+            "tenantyellow".into(),
+            vec!["ns1".into(), "ns7".into()],
+            crate::admission::rules::networks::Definitions::Disagree,
+        )));
+        for (network, ips) in [
+            // Outside every subnet, ambiguous, invalid, and already with a prefix length.
+            (
+                "tenantred",
+                json!(["10.9.0.5", "010.128.20.5", "winner", "10.128.20.5/16"]),
+            ),
+            // A network no NAD defines, and one whose NADs disagree.
+            ("blue", json!(["10.128.20.5"])),
+            ("tenantyellow", json!(["10.128.20.5"])),
+        ] {
+            let mut c = claim();
+            c["spec"]["network"] = json!(network);
+            c["status"]["ips"] = ips.clone();
+            assert!(
+                patch_with(&c, false, &Defaults::default(), Some(&disagree)).is_empty(),
+                "{network} {ips}"
+            );
+        }
+    }
+
+    /// A lookup that counts how often it is asked.
+    #[derive(Debug, Default)]
+    struct Counting(std::sync::atomic::AtomicUsize, FixedNetworks);
+
+    impl Networks for Counting {
+        fn network(&self, name: &str) -> Option<std::sync::Arc<Network>> {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.1.network(name)
+        }
+    }
+
+    #[test]
+    fn looks_a_network_up_only_for_a_bare_address_and_once() {
+        let counting = Counting(Default::default(), tenantred());
+        let lookups = || counting.0.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(patch_with(&claim(), false, &Defaults::default(), Some(&counting)).is_empty());
+        assert_eq!(lookups(), 0, "every address has its prefix length");
+        let mut c = claim();
+        c["status"]["ips"] = json!(["10.128.20.5", "fd10:128:20::5"]);
+        assert_eq!(
+            patch_with(&c, false, &Defaults::default(), Some(&counting)).len(),
+            2
+        );
+        assert_eq!(lookups(), 1);
+    }
+
+    #[test]
+    fn completes_bare_addresses_in_a_list_replaced_whole() {
+        let networks = tenantred();
+        let mut c = claim();
+        let many: Vec<Value> = (0..=MAX_ITEM_OPERATIONS)
+            .map(|i| json!(format!("fd10:128:20::{:x}", i + 1)))
+            .collect();
+        c["status"]["ips"] = Value::Array(many);
+        let ops = patch_with(&c, false, &Defaults::default(), Some(&networks));
+        assert_eq!(ops.len(), 1, "one operation for the whole list");
+        let expected: Vec<Value> = (0..=MAX_ITEM_OPERATIONS)
+            .map(|i| json!(format!("fd10:128:20::{:x}/64", i + 1)))
+            .collect();
+        assert_eq!(
+            ops_json(&ops),
+            json!([{"op": "replace", "path": "/status/ips", "value": expected}])
+        );
+        let patched = applied(&c, &ops);
+        assert!(patch_with(&patched, false, &Defaults::default(), Some(&networks)).is_empty());
     }
 
     #[test]

@@ -39,6 +39,10 @@ const MAX_NAMED: usize = 8;
 pub trait Networks: Send + Sync + fmt::Debug {
     /// The network of that name, or `None` when no NetworkAttachmentDefinition defines it.
     fn network(&self, name: &str) -> Option<Arc<Network>>;
+
+    /// Counts one address of a review that does not fit its network, by the rule it breaks
+    /// (not those ratcheted into warnings): `serve`'s metrics. Nothing by default.
+    fn misfit(&self, _reason: MisfitReason) {}
 }
 
 /// The view the pipeline is given: shared by every worker, read-only to the core.
@@ -218,6 +222,70 @@ enum Misfit {
     Refused(u32),
     OutsideRanges,
     BeyondOvn,
+}
+
+/// Which rule of DESIGN §10 an address broke: what the misfit metric is labelled by (one label
+/// per rule, so the label set is fixed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MisfitReason {
+    /// Not inside any subnet of the network.
+    NotInSubnets,
+    /// A prefix length other than its subnet's.
+    PrefixLength,
+    /// The network address of its subnet.
+    NetworkAddress,
+    /// The IPv4 broadcast address of its subnet.
+    Broadcast,
+    /// A gateway ([`Reason::Gateway`]).
+    Gateway,
+    /// The management address ([`Reason::Management`]).
+    Management,
+    /// In `infrastructureSubnets`.
+    Infrastructure,
+    /// In `excludeSubnets`.
+    ExcludeSubnets,
+    /// In whereabouts' `exclude`.
+    Excluded,
+    /// Outside the configured address ranges.
+    OutsideRanges,
+    /// Beyond what the OVN-Kubernetes allocator hands out in an IPv6 subnet.
+    BeyondAllocator,
+}
+
+// === impl MisfitReason ===
+
+impl MisfitReason {
+    /// Every reason, in the order of DESIGN §10.
+    pub const ALL: [MisfitReason; 11] = [
+        MisfitReason::NotInSubnets,
+        MisfitReason::PrefixLength,
+        MisfitReason::NetworkAddress,
+        MisfitReason::Broadcast,
+        MisfitReason::Gateway,
+        MisfitReason::Management,
+        MisfitReason::Infrastructure,
+        MisfitReason::ExcludeSubnets,
+        MisfitReason::Excluded,
+        MisfitReason::OutsideRanges,
+        MisfitReason::BeyondAllocator,
+    ];
+
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MisfitReason::NotInSubnets => "not_in_subnets",
+            MisfitReason::PrefixLength => "prefix_length",
+            MisfitReason::NetworkAddress => "network_address",
+            MisfitReason::Broadcast => "broadcast",
+            MisfitReason::Gateway => "gateway",
+            MisfitReason::Management => "management",
+            MisfitReason::Infrastructure => "infrastructure_subnets",
+            MisfitReason::ExcludeSubnets => "exclude_subnets",
+            MisfitReason::Excluded => "excluded",
+            MisfitReason::OutsideRanges => "outside_ranges",
+            MisfitReason::BeyondAllocator => "beyond_allocator",
+        }
+    }
 }
 
 // === impl Network ===
@@ -628,6 +696,28 @@ impl Placement {
     }
 }
 
+// === impl Misfit ===
+
+impl Misfit {
+    /// The rule broken, as the metric names it.
+    fn reason(self, rules: &Rules) -> MisfitReason {
+        match self {
+            Misfit::NotInSubnets => MisfitReason::NotInSubnets,
+            Misfit::NetworkAddress => MisfitReason::NetworkAddress,
+            Misfit::Broadcast => MisfitReason::Broadcast,
+            Misfit::Refused(at) => match rules.refused.get(at as usize).map(|r| r.reason) {
+                Some(Reason::Gateway) => MisfitReason::Gateway,
+                Some(Reason::Management) => MisfitReason::Management,
+                Some(Reason::Infrastructure) => MisfitReason::Infrastructure,
+                Some(Reason::ExcludeSubnets) => MisfitReason::ExcludeSubnets,
+                Some(Reason::Exclude) | None => MisfitReason::Excluded,
+            },
+            Misfit::OutsideRanges => MisfitReason::OutsideRanges,
+            Misfit::BeyondOvn => MisfitReason::BeyondAllocator,
+        }
+    }
+}
+
 /// The errors [`judge`] finds for one address: at most two (its prefix length, and its place).
 pub type Judged<'a> = std::iter::Flatten<std::array::IntoIter<Option<FieldError<'a>>, 2>>;
 
@@ -744,6 +834,7 @@ fn old_addresses(
 /// does not fit the object's network, and to `warnings` the network's [`warning`]. On UPDATE
 /// an address already in the same list of `old` (same address, same prefix length) is
 /// ratcheted: the network changed under it, so its errors come back as warnings instead.
+/// Each error added (not the ratcheted ones) is counted by [`Networks::misfit`].
 pub fn check<'a>(
     networks: &dyn Networks,
     namespace: &str,
@@ -792,6 +883,14 @@ pub fn check<'a>(
                     verdict.errors.push(e);
                 } else {
                     verdict.ratcheted.push(e);
+                }
+            }
+            if judged {
+                if placement.wrong_prefix {
+                    networks.misfit(MisfitReason::PrefixLength);
+                }
+                if let Some(misfit) = placement.misfit {
+                    networks.misfit(misfit.reason(rules));
                 }
             }
         }
@@ -1432,6 +1531,67 @@ mod tests {
         assert!(texts(&v.errors)[1]
             .starts_with("status.ips[4]: Invalid value: \"FD10:200::/64\": the network address"));
         assert!(warnings.is_empty());
+    }
+
+    /// A lookup of [`tenantred`] that counts the misfits it is told of.
+    #[derive(Debug, Default)]
+    struct Counting(std::sync::Mutex<Vec<MisfitReason>>);
+
+    impl Networks for Counting {
+        fn network(&self, name: &str) -> Option<Arc<Network>> {
+            (name == "tenantred").then(|| Arc::new(tenantred()))
+        }
+
+        fn misfit(&self, reason: MisfitReason) {
+            self.0.lock().unwrap().push(reason);
+        }
+    }
+
+    /// `check` of `object` against `old` with [`tenantred`], and the misfits it counts, each
+    /// reason once with its count, in the order of [`MisfitReason::ALL`].
+    fn misfits(object: &Value, old: Option<&Value>) -> Vec<(MisfitReason, u32)> {
+        let networks = Counting::default();
+        let old = old.map(testing::claim);
+        check(
+            &networks,
+            "ns1",
+            &testing::claim(object),
+            old.as_ref(),
+            &mut Verdict::default(),
+            &mut Warnings::new(),
+        );
+        let told = networks.0.lock().unwrap();
+        MisfitReason::ALL
+            .iter()
+            .map(|r| (*r, told.iter().filter(|t| *t == r).count() as u32))
+            .filter(|(_, n)| *n > 0)
+            .collect()
+    }
+
+    #[test]
+    fn check_counts_each_error_by_the_rule_it_breaks_but_not_ratcheted_ones() {
+        let object = claim(
+            "tenantred",
+            json!(["10.9.0.5/24", "10.200.0.0/16"]),
+            json!(["10.200.0.255/24", "10.9.0.6/24", "10.200.0.7/24"]),
+        );
+        assert_eq!(
+            misfits(&object, None),
+            [
+                (MisfitReason::NotInSubnets, 2),
+                (MisfitReason::PrefixLength, 1),
+                (MisfitReason::NetworkAddress, 1),
+                (MisfitReason::Broadcast, 1),
+            ]
+        );
+        let old = claim("tenantred", json!([]), json!(["10.200.0.255/24"]));
+        let update = claim("tenantred", json!([]), json!(["10.200.0.255/24"]));
+        assert_eq!(misfits(&update, Some(&old)), []);
+        let labels: Vec<&str> = MisfitReason::ALL.iter().map(|r| r.as_str()).collect();
+        let mut unique = labels.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), labels.len(), "{labels:?}");
     }
 
     #[test]

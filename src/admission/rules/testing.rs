@@ -6,6 +6,10 @@ use serde_json::{json, Value};
 
 use crate::admission::answer::field::ErrorList;
 use crate::admission::model::view::testing;
+use crate::admission::rules::networks::{
+    Addressing, Cidr, Definitions, Draft, Network, Networks, Persistence, Plugin, Reason, Refused,
+    Rules, SubnetDraft, Topology,
+};
 use crate::admission::rules::update::Verdict;
 
 /// [`validate`](super::validate) of JSON values.
@@ -98,4 +102,65 @@ pub(crate) fn assert_clean(object: &Value) {
 
 pub(crate) fn assert_one(object: &Value, expected: &str) {
     assert_eq!(messages(object), vec![expected.to_owned()]);
+}
+
+/// A fixed set of networks, as `--check-networks` sees them.
+#[derive(Debug, Default)]
+pub(crate) struct FixedNetworks(pub(crate) Vec<std::sync::Arc<Network>>);
+
+impl Networks for FixedNetworks {
+    fn network(&self, name: &str) -> Option<std::sync::Arc<Network>> {
+        self.0.iter().find(|n| n.name() == name).cloned()
+    }
+}
+
+/// A secondary OVN-Kubernetes layer2 network `name` keeping addresses for claims, defined in
+/// `namespaces`, of `subnets` (`10.128.20.0/24`), with `excluded` ranges in `excludeSubnets`.
+pub(crate) fn layer2(
+    name: &str,
+    namespaces: &[&str],
+    subnets: &[&str],
+    excluded: &[&str],
+) -> std::sync::Arc<Network> {
+    let cidr = |text: &str| {
+        let (ip, prefix) = text.split_once('/').expect("a CIDR");
+        Cidr::masked(
+            ip.parse().expect("an IP"),
+            prefix.parse().expect("a prefix"),
+        )
+        .expect("a block")
+        .0
+    };
+    let rules = Rules::new(Draft {
+        plugin: Plugin::OvnKubernetes {
+            topology: Topology::Layer2,
+            primary: false,
+        },
+        persistence: Persistence::Keeps,
+        subnets: subnets
+            .iter()
+            .map(|s| {
+                let cidr = cidr(s);
+                SubnetDraft {
+                    cidr,
+                    prefix: Some(cidr.prefix),
+                    range: None,
+                    refused: Vec::new(),
+                }
+            })
+            .collect(),
+        refused: excluded
+            .iter()
+            .map(|s| Refused {
+                reason: Reason::ExcludeSubnets,
+                span: cidr(s).span(),
+            })
+            .collect(),
+        reserved: Vec::new(),
+    });
+    std::sync::Arc::new(Network::new(
+        name.into(),
+        namespaces.iter().map(|&n| n.into()).collect(),
+        Definitions::Agree(std::sync::Arc::new(Addressing::Ruled(rules))),
+    ))
 }

@@ -43,6 +43,10 @@ pub struct Nad {
     pub network: Option<String>,
     /// What its config says about addresses.
     pub addressing: Addressing,
+    /// Whether its config could not be read as the plugin reads it (not JSON, a member of
+    /// another type, a range that is not one): counted apart from configs that are fine but
+    /// give no rules (another plugin, no subnets), for the metrics.
+    pub invalid: bool,
 }
 
 /// Why a config gives no address rules: the reason a warning carries.
@@ -128,12 +132,17 @@ fn shown(text: &str) -> String {
 impl Nad {
     /// The NAD `namespace/name` with `spec.config` = `config`.
     pub fn parse(namespace: &str, name: &str, config: Option<&str>) -> Nad {
-        let (network, addressing) = read(config.unwrap_or_default());
+        let (network, read) = read_config(config.unwrap_or_default());
+        let (addressing, invalid) = match read {
+            Ok(rules) => (Addressing::Ruled(rules), false),
+            Err(e) => (unruled(&e), e.is_invalid()),
+        };
         Nad {
             namespace: namespace.to_owned(),
             name: name.to_owned(),
             network,
             addressing,
+            invalid,
         }
     }
 
@@ -155,27 +164,59 @@ impl Nad {
 
 /// The network a config names and what it says about addresses.
 pub fn read(config: &str) -> (Option<String>, Addressing) {
+    let (network, read) = read_config(config);
+    let addressing = match read {
+        Ok(rules) => Addressing::Ruled(rules),
+        Err(e) => unruled(&e),
+    };
+    (network, addressing)
+}
+
+/// The network a config names, and its rules or why it has none.
+fn read_config(config: &str) -> (Option<String>, Result<Rules, ConfigError>) {
     if config.trim().is_empty() {
-        return (None, unruled(&ConfigError::Empty));
+        return (None, Err(ConfigError::Empty));
     }
     let value: Value = match serde_json::from_str(config) {
         Ok(value) => value,
         // A config cut short still names its network when its `name` comes first.
-        Err(_) => return (name_before_fault(config), unruled(&ConfigError::NotJson)),
+        Err(_) => return (name_before_fault(config), Err(ConfigError::NotJson)),
     };
     let Some(top) = value.as_object() else {
-        return (None, unruled(&ConfigError::NotObject));
+        return (None, Err(ConfigError::NotObject));
     };
     let network = top
         .get("name")
         .and_then(Value::as_str)
         .filter(|n| !n.is_empty())
         .map(str::to_owned);
-    let addressing = match addressing(top) {
-        Ok(rules) => Addressing::Ruled(rules),
-        Err(e) => unruled(&e),
-    };
-    (network, addressing)
+    (network, addressing(top))
+}
+
+// === impl ConfigError ===
+
+impl ConfigError {
+    /// Whether the config is not one the plugin would read (as opposed to one it reads fine
+    /// that gives no rules here: no config, another plugin or IPAM, no subnets, too many).
+    pub fn is_invalid(&self) -> bool {
+        match self {
+            ConfigError::NotJson
+            | ConfigError::NotObject
+            | ConfigError::Topology(_)
+            | ConfigError::Role(_)
+            | ConfigError::Type { .. }
+            | ConfigError::Invalid { .. }
+            | ConfigError::HostBits { .. }
+            | ConfigError::Outside { .. } => true,
+            ConfigError::Empty
+            | ConfigError::NoPlugin
+            | ConfigError::NoIpam(_)
+            | ConfigError::IpamType(_)
+            | ConfigError::NoTopology
+            | ConfigError::NoSubnets
+            | ConfigError::TooMany => false,
+        }
+    }
 }
 
 fn unruled(e: &ConfigError) -> Addressing {
@@ -697,6 +738,29 @@ mod tests {
         Nad::parse(&ns, &n, Some(&config))
     }
 
+    #[test]
+    fn a_config_that_does_not_parse_is_told_from_one_without_rules() {
+        assert!(fixture("ns8", "broken").invalid);
+        assert!(!fixture("ns6", "dhcp-net").invalid);
+        assert!(!fixture("ns1", "l2-network").invalid);
+        for config in [
+            r#"{"name":"x","type":"ovn-k8s-cni-overlay","topology":"layer2","subnets":"10.0.0.0/33"}"#,
+            r#"{"name":"x","type":"ovn-k8s-cni-overlay","topology":"layer4","subnets":"10.0.0.0/24"}"#,
+            r#"{"name":"x","type":"ovn-k8s-cni-overlay","topology":"layer2","subnets":7}"#,
+            "[1]",
+        ] {
+            assert!(Nad::parse("ns", "n", Some(config)).invalid, "{config}");
+        }
+        for config in [
+            "",
+            r#"{"name":"x","type":"macvlan"}"#,
+            r#"{"name":"x","type":"ovn-k8s-cni-overlay","topology":"layer2"}"#,
+            r#"{"name":"x","type":"macvlan","ipam":{"type":"dhcp"}}"#,
+        ] {
+            assert!(!Nad::parse("ns", "n", Some(config)).invalid, "{config}");
+        }
+    }
+
     fn rules(nad: &Nad) -> &Rules {
         match &nad.addressing {
             Addressing::Ruled(rules) => rules,
@@ -874,6 +938,7 @@ mod tests {
             name: "p".into(),
             network: Some("p".into()),
             addressing,
+            invalid: false,
         };
         let found = verdicts(
             &nad,
@@ -1066,6 +1131,7 @@ mod tests {
             name: "h".into(),
             network: Some("h".into()),
             addressing,
+            invalid: false,
         };
         let found = verdicts(
             &nad,

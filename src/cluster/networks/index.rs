@@ -45,6 +45,8 @@ pub struct Nads {
     namespaces: HashSet<Arc<str>>,
     /// Each NAD → the network it defines, if its config names one.
     nads: HashMap<NadKey, Option<Arc<str>>>,
+    /// The NADs whose config is invalid ([`Nad::invalid`]).
+    invalid: HashSet<NadKey>,
     /// Each network by its CNI name.
     networks: HashMap<Arc<str>, Entry>,
 }
@@ -62,6 +64,9 @@ pub struct Counts {
     pub disagreeing: usize,
     /// Networks known without address rules.
     pub unruled: usize,
+    /// NADs whose config could not be read as the plugin reads it (not JSON, a member of
+    /// another type, a range that is not one).
+    pub invalid: usize,
 }
 
 // === impl Nads ===
@@ -94,6 +99,9 @@ impl Nads {
     fn insert(&mut self, nad: Nad) -> Option<Arc<str>> {
         let namespace = self.intern(&nad.namespace);
         let key = (namespace.clone(), nad.name.into_boxed_str());
+        if nad.invalid {
+            self.invalid.insert(key.clone());
+        }
         let Some(network) = nad.network else {
             self.nads.insert(key, None);
             return None;
@@ -128,9 +136,11 @@ impl Nads {
         let Some(ns) = self.namespaces.get(namespace).cloned() else {
             return false;
         };
-        let Some(network) = self.nads.remove(&(ns.clone(), Box::from(name))) else {
+        let key = (ns.clone(), Box::from(name));
+        let Some(network) = self.nads.remove(&key) else {
             return false;
         };
+        self.invalid.remove(&key);
         let Some(network) = network else {
             return true;
         };
@@ -180,6 +190,7 @@ impl Nads {
             nads: self.nads.len(),
             networks: self.networks.len(),
             unnamed: self.nads.values().filter(|n| n.is_none()).count(),
+            invalid: self.invalid.len(),
             ..Counts::default()
         };
         for entry in self.networks.values() {
@@ -198,6 +209,7 @@ impl Nads {
     pub fn shrink_to_fit(&mut self) {
         self.namespaces.shrink_to_fit();
         self.nads.shrink_to_fit();
+        self.invalid.shrink_to_fit();
         self.networks.shrink_to_fit();
         for entry in self.networks.values_mut() {
             entry.members.shrink_to_fit();
@@ -339,6 +351,24 @@ mod tests {
         );
         assert!(index.delete("ns1", "x"));
         assert_eq!(index.counts().nads, 0);
+    }
+
+    #[test]
+    fn a_nad_whose_config_does_not_parse_is_counted_until_it_is_fixed_or_deleted() {
+        let broken = |ns: &str| Nad::parse(ns, "x", Some(r#"{"name":"red","subnets":"#));
+        let mut index = Nads::new();
+        index.apply(broken("ns1"));
+        index.apply(broken("ns2"));
+        index.apply(nad("ns3", "x", 3));
+        assert_eq!(index.counts().invalid, 2, "{:?}", index.counts());
+        index.apply(nad("ns1", "x", 0));
+        assert_eq!(index.counts().invalid, 1);
+        assert!(index.delete("ns2", "x"));
+        assert_eq!(index.counts().invalid, 0);
+        let listed: Nads = [broken("ns1"), broken("ns1"), broken("ns2")]
+            .into_iter()
+            .collect();
+        assert_eq!(listed.counts().invalid, 2);
     }
 
     #[test]

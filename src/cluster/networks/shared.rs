@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
-use crate::admission::rules::networks::{Network, Networks};
+use crate::admission::rules::networks::{MisfitReason, Network, Networks};
 use crate::cluster::networks::config::Nad;
 use crate::cluster::networks::index::{Counts, Nads};
 
@@ -25,6 +25,9 @@ pub struct Stats {
     pub since_last_event: Option<Duration>,
     /// Whether the first full list is indexed.
     pub ready: bool,
+    /// Addresses of reviewed claims found not to fit their network, by the rule they broke
+    /// (in the order of [`MisfitReason::ALL`]).
+    pub misfits: [u64; MisfitReason::ALL.len()],
 }
 
 /// The index of the cluster's networks, shared by the watch and the admission workers.
@@ -35,6 +38,8 @@ pub struct SharedNetworks {
     last_event: Mutex<Option<Instant>>,
     /// Why the watch cannot list or watch (an RBAC refusal), for `/readyz` to say.
     blocked: Mutex<Option<String>>,
+    /// See [`Stats::misfits`].
+    misfits: [AtomicU64; MisfitReason::ALL.len()],
 }
 
 // === impl SharedNetworks ===
@@ -48,6 +53,7 @@ impl SharedNetworks {
             watch_restarts: AtomicU64::new(0),
             last_event: Mutex::new(None),
             blocked: Mutex::new(None),
+            misfits: Default::default(),
         }
     }
 
@@ -138,6 +144,7 @@ impl SharedNetworks {
             watch_restarts: self.watch_restarts.load(Ordering::Relaxed),
             since_last_event: last.map(|at| at.elapsed()),
             ready: self.is_ready(),
+            misfits: std::array::from_fn(|i| self.misfits[i].load(Ordering::Relaxed)),
         }
     }
 }
@@ -151,6 +158,12 @@ impl Default for SharedNetworks {
 impl Networks for SharedNetworks {
     fn network(&self, name: &str) -> Option<Arc<Network>> {
         self.read().network(name)
+    }
+
+    fn misfit(&self, reason: MisfitReason) {
+        if let Some(at) = MisfitReason::ALL.iter().position(|r| *r == reason) {
+            self.misfits[at].fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -202,6 +215,19 @@ mod tests {
         assert!(!shared.mark_ready());
         assert_eq!(shared.not_ready(), None);
         assert_eq!(shared.stats().counts.networks, 1);
+    }
+
+    #[test]
+    fn counts_misfits_by_reason() {
+        let shared = SharedNetworks::new();
+        shared.misfit(MisfitReason::Gateway);
+        shared.misfit(MisfitReason::Gateway);
+        shared.misfit(MisfitReason::NotInSubnets);
+        let misfits = shared.stats().misfits;
+        let at = |r| MisfitReason::ALL.iter().position(|x| *x == r).unwrap();
+        assert_eq!(misfits[at(MisfitReason::Gateway)], 2);
+        assert_eq!(misfits[at(MisfitReason::NotInSubnets)], 1);
+        assert_eq!(misfits.iter().sum::<u64>(), 3);
     }
 
     #[test]

@@ -8,30 +8,29 @@
 //! is logged once, naming the permission, and keeps it failing. Each NAD's config is parsed
 //! here, once per event, before the index's lock is taken.
 //!
-//! The watch runs on a thread of its own with a small runtime, apart from the admission
-//! workers.
+//! The watch runs on the thread and client of [`client`], beside the watch of IPAMClaims when
+//! `--unique-addresses` is on too.
 
 use std::borrow::Cow;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
 use futures_util::StreamExt as _;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::NamespaceResourceScope;
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt as _;
-use kube::{Api, Client, Config, Resource};
-use serde::{Deserialize, Deserializer};
+use kube::{Api, Client, Resource};
+use serde::Deserialize;
 use serde_json::Value;
-use tokio::sync::oneshot;
 use tracing::{debug, error, info, warn};
 
+use crate::cluster::client::{self, forbidden_verb, is_gone, lean_metadata, Views};
 use crate::cluster::networks::config::Nad;
 use crate::cluster::networks::index::Nads;
 use crate::cluster::networks::shared::SharedNetworks;
-use crate::cluster::watch::Credentials;
+
+pub use crate::cluster::client::{Credentials, Watch, WatchError};
 
 /// The API group of NetworkAttachmentDefinitions.
 pub const GROUP: &str = "k8s.cni.cncf.io";
@@ -44,122 +43,22 @@ pub const PLURAL: &str = "network-attachment-definitions";
 /// The resource the watch reads, as RBAC names it.
 pub const RESOURCE: &str = "network-attachment-definitions.k8s.cni.cncf.io";
 
-/// Why the watch could not start. Nothing here reaches the API server: these are local
-/// problems, reported at start-up.
-#[derive(Debug, thiserror::Error)]
-pub enum WatchError {
-    /// `--kubeconfig` could not be read or used.
-    #[error("cannot use kubeconfig {path}")]
-    Kubeconfig {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        #[source]
-        source: kube::config::KubeconfigError,
-    },
-    /// Neither a kubeconfig nor an in-cluster service account was found.
-    #[error("cannot find Kubernetes credentials (KUBECONFIG, ~/.kube/config or the pod's service account)")]
-    Infer(#[source] kube::config::InferConfigError),
-    /// The API client could not be built from the credentials.
-    #[error("cannot build the Kubernetes API client")]
-    Client(#[source] kube::Error),
-    /// The watch thread or its runtime could not be started.
-    #[error("cannot start the watch of NetworkAttachmentDefinitions")]
-    Thread(#[source] std::io::Error),
-}
-
-/// A running watch; dropping it stops the watch and waits for its thread.
-#[derive(Debug)]
-pub struct Watch {
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Drop for Watch {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-/// Starts watching every NetworkAttachmentDefinition into `networks`. Returns once the
-/// credentials are loaded and the client built (a broken kubeconfig fails here); the API
-/// server is reached in the background.
+/// Starts watching every NetworkAttachmentDefinition into `networks`, alone on its client
+/// (`serve` starts every watch the flags enable on one client: see [`client::start`]). Returns
+/// once the credentials are loaded and the client built (a broken kubeconfig fails here); the
+/// API server is reached in the background.
 pub fn start(credentials: Credentials, networks: Arc<SharedNetworks>) -> Result<Watch, WatchError> {
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), WatchError>>();
-    let (stop_tx, stop_rx) = oneshot::channel();
-    let thread = std::thread::Builder::new()
-        .name("network-watch".to_owned())
-        .spawn(move || {
-            let runtime = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(runtime) => runtime,
-                Err(e) => {
-                    let _ = ready_tx.send(Err(WatchError::Thread(e)));
-                    return;
-                }
-            };
-            runtime.block_on(async move {
-                let client = match connect(&credentials).await {
-                    Ok(client) => {
-                        let _ = ready_tx.send(Ok(()));
-                        client
-                    }
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(e));
-                        return;
-                    }
-                };
-                tokio::select! {
-                    () = run(client, &networks) => {}
-                    _ = stop_rx => debug!("watch of NetworkAttachmentDefinitions stopped"),
-                }
-            });
-        })
-        .map_err(WatchError::Thread)?;
-    let mut watch = Watch {
-        stop: Some(stop_tx),
-        thread: Some(thread),
-    };
-    match ready_rx.recv() {
-        Ok(Ok(())) => Ok(watch),
-        Ok(Err(e)) => Err(e),
-        Err(_) => {
-            // The thread ended without a word: it panicked.
-            watch.stop.take();
-            Err(WatchError::Thread(std::io::Error::other(
-                "the watch thread ended before it started",
-            )))
-        }
-    }
-}
-
-/// The API client for `credentials`.
-async fn connect(credentials: &Credentials) -> Result<Client, WatchError> {
-    let config = match credentials {
-        Credentials::Infer => Config::infer().await.map_err(WatchError::Infer)?,
-        Credentials::Kubeconfig(path) => {
-            let kubeconfig_err = |source| WatchError::Kubeconfig {
-                path: path.clone(),
-                source,
-            };
-            let kubeconfig = Kubeconfig::read_from(path).map_err(kubeconfig_err)?;
-            Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-                .await
-                .map_err(kubeconfig_err)?
-        }
-    };
-    Client::try_from(config).map_err(WatchError::Client)
+    client::start(
+        credentials,
+        Views {
+            claims: None,
+            networks: Some(networks),
+        },
+    )
 }
 
 /// Feeds `networks` from the watch until the task is dropped.
-async fn run(client: Client, networks: &SharedNetworks) {
+pub(crate) async fn run(client: Client, networks: &SharedNetworks) {
     let api: Api<WatchedNad> = Api::all(client);
     let mut events =
         std::pin::pin!(watcher::watcher(api, watcher::Config::default()).default_backoff());
@@ -223,6 +122,7 @@ impl<'a> Feed<'a> {
                     nads = counts.nads,
                     networks = counts.networks,
                     without_rules = counts.unruled,
+                    invalid_configs = counts.invalid,
                     disagreeing = counts.disagreeing,
                     unnamed = counts.unnamed,
                     elapsed_ms,
@@ -276,7 +176,7 @@ impl<'a> Feed<'a> {
                     verb,
                     resource = RESOURCE,
                     error = %e,
-                    "cannot watch NetworkAttachmentDefinitions: {reason}; /readyz fails until it is granted"
+                    "cannot watch NetworkAttachmentDefinitions: {reason} (a ClusterRole and binding, see manifests/components/networks); /readyz fails until it is granted"
                 );
             } else {
                 debug!(error = %e, "watch of NetworkAttachmentDefinitions still forbidden");
@@ -286,7 +186,7 @@ impl<'a> Feed<'a> {
             self.networks.blocked_because(Some(reason));
             return;
         }
-        let gone = matches!(e, watcher::Error::WatchError(status) if status.code == 410);
+        let gone = is_gone(e);
         warn!(
             error = %e,
             relist = gone,
@@ -294,22 +194,6 @@ impl<'a> Feed<'a> {
             "watch of NetworkAttachmentDefinitions broke: retrying with backoff, the last index keeps serving"
         );
         self.broken = true;
-    }
-}
-
-/// The verb an RBAC refusal (403) denied, if `e` is one.
-fn forbidden_verb(e: &watcher::Error) -> Option<&'static str> {
-    let forbidden =
-        |err: &kube::Error| matches!(err, kube::Error::Api(status) if status.code == 403);
-    match e {
-        watcher::Error::InitialListFailed(err) if forbidden(err) => Some("list"),
-        watcher::Error::WatchStartFailed(err) | watcher::Error::WatchFailed(err)
-            if forbidden(err) =>
-        {
-            Some("watch")
-        }
-        watcher::Error::WatchError(status) if status.code == 403 => Some("watch"),
-        _ => None,
     }
 }
 
@@ -342,28 +226,6 @@ impl WatchedNad {
         }
         Some(nad)
     }
-}
-
-/// `metadata` reduced to what the index and the watcher read (name, namespace, and the
-/// resourceVersion the watch resumes from); the rest is skipped unread.
-fn lean_metadata<'de, D: Deserializer<'de>>(d: D) -> Result<ObjectMeta, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct Lean {
-        #[serde(default)]
-        name: Option<String>,
-        #[serde(default)]
-        namespace: Option<String>,
-        #[serde(default)]
-        resource_version: Option<String>,
-    }
-    let lean = Lean::deserialize(d)?;
-    Ok(ObjectMeta {
-        name: lean.name,
-        namespace: lean.namespace,
-        resource_version: lean.resource_version,
-        ..ObjectMeta::default()
-    })
 }
 
 impl Resource for WatchedNad {
