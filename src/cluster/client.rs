@@ -15,7 +15,7 @@ use kube::runtime::watcher;
 use kube::{Client, Config};
 use serde::{Deserialize, Deserializer};
 use tokio::sync::oneshot;
-use tracing::debug;
+use tracing::{debug, error, info, warn};
 
 use crate::cluster::networks::SharedNetworks;
 use crate::cluster::shared::SharedIndex;
@@ -166,8 +166,8 @@ async fn run(client: Client, views: Views) {
     futures_util::future::join(claims, networks).await;
 }
 
-/// The API client for `credentials`.
-async fn connect(credentials: &Credentials) -> Result<Client, WatchError> {
+/// The API client for `credentials` (the watches' and the reservations').
+pub(crate) async fn connect(credentials: &Credentials) -> Result<Client, WatchError> {
     let config = match credentials {
         Credentials::Infer => Config::infer().await.map_err(WatchError::Infer)?,
         Credentials::Kubeconfig(path) => {
@@ -283,5 +283,90 @@ mod tests {
             err.to_string().contains(&path.display().to_string()),
             "{err}"
         );
+    }
+}
+
+/// What a watched view records of its watch (both indexes: claims and networks).
+pub(crate) trait Watched {
+    /// An event (or a full list) arrived now.
+    fn saw_event(&self);
+    /// The watch broke once.
+    fn watch_broke(&self);
+    /// Why the watch cannot proceed (an RBAC refusal), `None` once it can.
+    fn blocked_because(&self, reason: Option<String>);
+    /// Whether the first full list is indexed.
+    fn is_ready(&self) -> bool;
+}
+
+/// One watch's health as its log lines and `/readyz` tell it.
+#[derive(Debug, Default)]
+pub(crate) struct Health {
+    /// The watch broke and has not completed an event since.
+    broken: bool,
+    /// An RBAC refusal was logged and nothing has succeeded since.
+    forbidden: bool,
+}
+
+/// What a watch reads, for its log lines: `what` (`IPAMClaims`), the RBAC `resource`
+/// (`ipamclaims.k8s.cni.cncf.io`) and the kustomize `component` that grants it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Named {
+    pub(crate) what: &'static str,
+    pub(crate) resource: &'static str,
+    pub(crate) component: &'static str,
+}
+
+// === impl Health ===
+
+impl Health {
+    /// An event arrived: the watch works.
+    pub(crate) fn healthy(&mut self, view: &dyn Watched, named: Named) {
+        view.saw_event();
+        if self.broken {
+            info!("watch of {} resumed", named.what);
+        }
+        self.broken = false;
+        if self.forbidden {
+            view.blocked_because(None);
+        }
+        self.forbidden = false;
+    }
+
+    /// The watch broke with `e`: an RBAC refusal is logged once and keeps `/readyz` failing;
+    /// anything else is retried with backoff while the last index keeps serving.
+    pub(crate) fn broke(&mut self, view: &dyn Watched, named: Named, e: &watcher::Error) {
+        view.watch_broke();
+        let Named {
+            what,
+            resource,
+            component,
+        } = named;
+        if let Some(verb) = forbidden_verb(e) {
+            let reason = format!(
+                "forbidden to {verb} {resource} at cluster scope: the service account needs get, list and watch on {resource}"
+            );
+            if !self.forbidden {
+                // Once, not at every retry: the permission does not appear by itself.
+                error!(
+                    verb,
+                    resource,
+                    error = %e,
+                    "cannot watch {what}: {reason} (a ClusterRole and binding, see manifests/components/{component}); /readyz fails until it is granted"
+                );
+            } else {
+                debug!(error = %e, "watch of {what} still forbidden");
+            }
+            self.forbidden = true;
+            self.broken = true;
+            view.blocked_because(Some(reason));
+            return;
+        }
+        warn!(
+            error = %e,
+            relist = is_gone(e),
+            ready = view.is_ready(),
+            "watch of {what} broke: retrying with backoff, the last index keeps serving"
+        );
+        self.broken = true;
     }
 }

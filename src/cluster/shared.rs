@@ -358,6 +358,24 @@ pub fn refused(mut reviewed: Reviewed, message: &str) -> Reviewed {
     reviewed
 }
 
+impl crate::cluster::client::Watched for SharedIndex {
+    fn saw_event(&self) {
+        SharedIndex::saw_event(self);
+    }
+
+    fn watch_broke(&self) {
+        SharedIndex::watch_broke(self);
+    }
+
+    fn blocked_because(&self, reason: Option<String>) {
+        SharedIndex::blocked_because(self, reason);
+    }
+
+    fn is_ready(&self) -> bool {
+        SharedIndex::is_ready(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

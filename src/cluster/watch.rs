@@ -23,10 +23,10 @@ use kube::runtime::WatchStreamExt as _;
 use kube::{Api, Client, Resource};
 use serde::Deserialize;
 use serde_json::Value;
-use tracing::{debug, error, info, warn};
+use tracing::info;
 
 use crate::admission::model::types::{GROUP, KIND, PLURAL, VERSION};
-use crate::cluster::client::{self, forbidden_verb, is_gone, lean_metadata, Views};
+use crate::cluster::client::{self, lean_metadata, Health, Named, Views};
 use crate::cluster::index::{Claim, Claims};
 use crate::cluster::shared::SharedIndex;
 
@@ -34,6 +34,13 @@ pub use crate::cluster::client::{Credentials, Watch, WatchError};
 
 /// The resource the watch reads, as RBAC names it.
 pub const RESOURCE: &str = "ipamclaims.k8s.cni.cncf.io";
+
+/// The watch as its log lines name it.
+const NAMED: Named = Named {
+    what: "IPAMClaims",
+    resource: RESOURCE,
+    component: "unique-addresses",
+};
 
 /// Starts watching every IPAMClaim into `index`, alone on its client (`serve` starts every
 /// watch the flags enable on one client: see [`client::start`]). Returns once the credentials
@@ -68,10 +75,8 @@ struct Feed<'a> {
     index: &'a SharedIndex,
     /// The re-list being collected, swapped in whole once complete.
     relist: Option<(Claims, Instant)>,
-    /// The watch broke and has not completed an event since.
-    broken: bool,
-    /// An RBAC refusal was logged and nothing has succeeded since.
-    forbidden: bool,
+    /// How the watch goes.
+    health: Health,
 }
 
 // === impl Feed ===
@@ -81,8 +86,7 @@ impl<'a> Feed<'a> {
         Feed {
             index,
             relist: None,
-            broken: false,
-            forbidden: false,
+            health: Health::default(),
         }
     }
 
@@ -140,47 +144,11 @@ impl<'a> Feed<'a> {
 
     /// An event arrived: the watch works.
     fn healthy(&mut self) {
-        self.index.saw_event();
-        if self.broken {
-            info!("watch of IPAMClaims resumed");
-        }
-        self.broken = false;
-        if self.forbidden {
-            self.index.blocked_because(None);
-        }
-        self.forbidden = false;
+        self.health.healthy(self.index, NAMED);
     }
 
     fn broke(&mut self, e: &watcher::Error) {
-        self.index.watch_broke();
-        if let Some(verb) = forbidden_verb(e) {
-            let reason = format!(
-                "forbidden to {verb} {RESOURCE} at cluster scope: the service account needs get, list and watch on {RESOURCE}"
-            );
-            if !self.forbidden {
-                // Once, not at every retry: the permission does not appear by itself.
-                error!(
-                    verb,
-                    resource = RESOURCE,
-                    error = %e,
-                    "cannot watch IPAMClaims: {reason} (a ClusterRole and binding, see manifests/components/unique-addresses); /readyz fails until it is granted"
-                );
-            } else {
-                debug!(error = %e, "watch of IPAMClaims still forbidden");
-            }
-            self.forbidden = true;
-            self.broken = true;
-            self.index.blocked_because(Some(reason));
-            return;
-        }
-        let gone = is_gone(e);
-        warn!(
-            error = %e,
-            relist = gone,
-            ready = self.index.is_ready(),
-            "watch of IPAMClaims broke: retrying with backoff, the last index keeps serving"
-        );
-        self.broken = true;
+        self.health.broke(self.index, NAMED, e);
     }
 }
 

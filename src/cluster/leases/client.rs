@@ -3,19 +3,16 @@
 //! resourceVersion) and the GET of one claim, each answer sorted into what the flow acts on.
 
 use std::net::IpAddr;
-use std::path::PathBuf;
 
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::{DeleteParams, PostParams, Preconditions};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
-use kube::{Api, Client, Config};
+use kube::{Api, Client};
 
 use crate::admission::model::types::{GROUP, KIND, PLURAL, VERSION};
 use crate::cluster::index::Claim;
 use crate::cluster::leases::decide::Seen;
 use crate::cluster::leases::lease::ClaimRef;
-use crate::cluster::watch::Credentials;
 
 /// What a create came to.
 #[derive(Debug)]
@@ -48,44 +45,6 @@ impl std::fmt::Debug for LeaseClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LeaseClient").finish_non_exhaustive()
     }
-}
-
-/// Why the API client could not be built; nothing here reaches the API server.
-#[derive(Debug, thiserror::Error)]
-pub enum ConnectError {
-    /// `--kubeconfig` could not be read or used.
-    #[error("cannot use kubeconfig {path}")]
-    Kubeconfig {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        #[source]
-        source: kube::config::KubeconfigError,
-    },
-    /// Neither a kubeconfig nor an in-cluster service account was found.
-    #[error("cannot find Kubernetes credentials (KUBECONFIG, ~/.kube/config or the pod's service account)")]
-    Infer(#[source] kube::config::InferConfigError),
-    /// The API client could not be built from the credentials.
-    #[error("cannot build the Kubernetes API client")]
-    Client(#[source] kube::Error),
-}
-
-/// The API client for `credentials` (the same credentials as the watch of claims).
-pub async fn connect(credentials: &Credentials) -> Result<Client, ConnectError> {
-    let config = match credentials {
-        Credentials::Infer => Config::infer().await.map_err(ConnectError::Infer)?,
-        Credentials::Kubeconfig(path) => {
-            let kubeconfig_err = |source| ConnectError::Kubeconfig {
-                path: path.clone(),
-                source,
-            };
-            let kubeconfig = Kubeconfig::read_from(path).map_err(kubeconfig_err)?;
-            Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-                .await
-                .map_err(kubeconfig_err)?
-        }
-    };
-    Client::try_from(config).map_err(ConnectError::Client)
 }
 
 /// An API answer with this status code.

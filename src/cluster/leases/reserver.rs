@@ -32,7 +32,8 @@ use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
 use crate::admission::rules::conflicts::Holder;
-use crate::cluster::leases::client::{self, Changed, ConnectError, Created, LeaseClient};
+use crate::cluster::client::{connect, WatchError};
+use crate::cluster::leases::client::{Changed, Created, LeaseClient};
 use crate::cluster::leases::decide::{collect, resolve, Collect, Found, Known, Seen, Step};
 use crate::cluster::leases::lease::{self, ClaimRef, Read};
 use crate::cluster::shared::SharedIndex;
@@ -81,7 +82,7 @@ pub enum StartError {
     BadNamespace(String),
     /// The API client could not be built.
     #[error(transparent)]
-    Connect(#[from] ConnectError),
+    Connect(#[from] WatchError),
     /// The thread or its runtime could not be started.
     #[error("cannot start the reservations' thread")]
     Thread(#[source] std::io::Error),
@@ -324,7 +325,7 @@ pub fn start(
                 }
             };
             runtime.block_on(async move {
-                let client = match client::connect(&settings.credentials).await {
+                let client = match connect(&settings.credentials).await {
                     Ok(client) => {
                         let _ = ready_tx.send(Ok(()));
                         client

@@ -179,6 +179,24 @@ impl fmt::Debug for SharedNetworks {
     }
 }
 
+impl crate::cluster::client::Watched for SharedNetworks {
+    fn saw_event(&self) {
+        SharedNetworks::saw_event(self);
+    }
+
+    fn watch_broke(&self) {
+        SharedNetworks::watch_broke(self);
+    }
+
+    fn blocked_because(&self, reason: Option<String>) {
+        SharedNetworks::blocked_because(self, reason);
+    }
+
+    fn is_ready(&self) -> bool {
+        SharedNetworks::is_ready(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

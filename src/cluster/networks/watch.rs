@@ -23,9 +23,9 @@ use kube::runtime::WatchStreamExt as _;
 use kube::{Api, Client, Resource};
 use serde::Deserialize;
 use serde_json::Value;
-use tracing::{debug, error, info, warn};
+use tracing::{debug, info};
 
-use crate::cluster::client::{self, forbidden_verb, is_gone, lean_metadata, Views};
+use crate::cluster::client::{self, lean_metadata, Health, Named, Views};
 use crate::cluster::networks::config::Nad;
 use crate::cluster::networks::index::Nads;
 use crate::cluster::networks::shared::SharedNetworks;
@@ -42,6 +42,13 @@ pub const KIND: &str = "NetworkAttachmentDefinition";
 pub const PLURAL: &str = "network-attachment-definitions";
 /// The resource the watch reads, as RBAC names it.
 pub const RESOURCE: &str = "network-attachment-definitions.k8s.cni.cncf.io";
+
+/// The watch as its log lines name it.
+const NAMED: Named = Named {
+    what: "NetworkAttachmentDefinitions",
+    resource: RESOURCE,
+    component: "networks",
+};
 
 /// Starts watching every NetworkAttachmentDefinition into `networks`, alone on its client
 /// (`serve` starts every watch the flags enable on one client: see [`client::start`]). Returns
@@ -76,10 +83,8 @@ struct Feed<'a> {
     networks: &'a SharedNetworks,
     /// The re-list being collected (parsed NADs), indexed and swapped in whole once complete.
     relist: Option<(Vec<Nad>, Instant)>,
-    /// The watch broke and has not completed an event since.
-    broken: bool,
-    /// An RBAC refusal was logged and nothing has succeeded since.
-    forbidden: bool,
+    /// How the watch goes.
+    health: Health,
 }
 
 // === impl Feed ===
@@ -89,8 +94,7 @@ impl<'a> Feed<'a> {
         Feed {
             networks,
             relist: None,
-            broken: false,
-            forbidden: false,
+            health: Health::default(),
         }
     }
 
@@ -153,47 +157,11 @@ impl<'a> Feed<'a> {
 
     /// An event arrived: the watch works.
     fn healthy(&mut self) {
-        self.networks.saw_event();
-        if self.broken {
-            info!("watch of NetworkAttachmentDefinitions resumed");
-        }
-        self.broken = false;
-        if self.forbidden {
-            self.networks.blocked_because(None);
-        }
-        self.forbidden = false;
+        self.health.healthy(self.networks, NAMED);
     }
 
     fn broke(&mut self, e: &watcher::Error) {
-        self.networks.watch_broke();
-        if let Some(verb) = forbidden_verb(e) {
-            let reason = format!(
-                "forbidden to {verb} {RESOURCE} at cluster scope: the service account needs get, list and watch on {RESOURCE}"
-            );
-            if !self.forbidden {
-                // Once, not at every retry: the permission does not appear by itself.
-                error!(
-                    verb,
-                    resource = RESOURCE,
-                    error = %e,
-                    "cannot watch NetworkAttachmentDefinitions: {reason} (a ClusterRole and binding, see manifests/components/networks); /readyz fails until it is granted"
-                );
-            } else {
-                debug!(error = %e, "watch of NetworkAttachmentDefinitions still forbidden");
-            }
-            self.forbidden = true;
-            self.broken = true;
-            self.networks.blocked_because(Some(reason));
-            return;
-        }
-        let gone = is_gone(e);
-        warn!(
-            error = %e,
-            relist = gone,
-            ready = self.networks.is_ready(),
-            "watch of NetworkAttachmentDefinitions broke: retrying with backoff, the last index keeps serving"
-        );
-        self.broken = true;
+        self.health.broke(self.networks, NAMED, e);
     }
 }
 
