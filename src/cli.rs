@@ -321,6 +321,13 @@ pub struct ServeArgs {
     #[arg(long, env = "IPAMCLAIM_WEBHOOK_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
+    /// Lines a second that requests may write at most (a denial's, a refusal's, an error's);
+    /// past it they are counted (metric ipamclaim_webhook_log_lines_suppressed_total, and a
+    /// line every 10 s), so that a flood of denied or malformed requests does not spend the
+    /// server's CPU on its log. 0: every line.
+    #[arg(long, env = "IPAMCLAIM_WEBHOOK_REQUEST_LOG_LIMIT", value_name = "LINES", default_value_t = ipamclaim_webhook::serve::logs::DEFAULT_REQUEST_LOG_LIMIT)]
+    pub request_log_limit: u32,
+
     /// Offer HTTP/2 (ALPN h2) besides HTTP/1.1. Off by default: the API server calls webhooks
     /// over HTTP/1.1, and HTTP/2 adds the rapid-reset attack surface.
     #[arg(
@@ -500,6 +507,7 @@ impl ServeArgs {
         cfg.admission.enforcement = self.enforcement.into();
         cfg.record_denied = self.record_denied.clone();
         cfg.record_denied_max = self.record_denied_max;
+        cfg.request_log_limit = self.request_log_limit;
         cfg.max_body_bytes = self.max_body_bytes;
         cfg.shutdown_timeout = Duration::from_secs(self.shutdown_timeout);
         cfg.shutdown_delay = self.shutdown_delay;

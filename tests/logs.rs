@@ -19,9 +19,15 @@ fn denied_review(uid: &str) -> Vec<u8> {
 
 /// `serve --log-format json` (as the Deployment runs it) with `RUST_LOG` set or not.
 async fn start(dir: &std::path::Path, rust_log: Option<&str>) -> Serving {
+    start_with(dir, rust_log, &[]).await
+}
+
+/// [`start`] with more arguments.
+async fn start_with(dir: &std::path::Path, rust_log: Option<&str>, more: &[&str]) -> Serving {
     let certs = certs::generate(&CertsOptions::default()).expect("certs");
-    let mut launch =
-        Launch::serving(dir, &certs).args(&["--log-format", "json", "--shutdown-delay", "0"]);
+    let mut launch = Launch::serving(dir, &certs)
+        .args(&["--log-format", "json", "--shutdown-delay", "0"])
+        .args(more);
     if let Some(filter) = rust_log {
         launch = launch.env("RUST_LOG", filter);
     }
@@ -197,4 +203,55 @@ async fn the_last_lines_before_a_sigterm_reach_the_log() {
     // Nothing of the review but its identity: never the object, never key material.
     let text: String = lines.iter().map(|l| l.to_string()).collect();
     assert!(!text.contains("managedFields") && !text.contains("PRIVATE KEY"));
+}
+
+// Issue 31: a flood of denials at saturation cost a fifth of the server's CPU in lines; past
+// `--request-log-limit` a second they are counted instead.
+#[tokio::test]
+async fn a_flood_of_denials_writes_the_limits_lines_and_counts_the_rest() {
+    const DENIALS: usize = 120;
+    const LIMIT: usize = 5;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = start_with(dir.path(), None, &["--request-log-limit", "5"]).await;
+    let ca = ca_of(dir.path());
+    let bodies = (0..DENIALS)
+        .map(|i| denied_review(&format!("flood-{i}")))
+        .collect();
+    let started = std::time::Instant::now();
+    send(&server, &ca, bodies).await;
+    // Each second the flood touched may have had its own LIMIT lines.
+    let seconds = usize::try_from(started.elapsed().as_secs()).expect("seconds") + 2;
+    let metrics = server.metrics().await;
+    let suppressed = metric(&metrics, "ipamclaim_webhook_log_lines_suppressed_total")
+        .expect("the suppressed lines' metric");
+    let lines = stop_and_read(server).await;
+
+    let written = review_lines(&lines).len();
+    assert!(
+        (LIMIT..=LIMIT * seconds).contains(&written),
+        "{written} lines in {seconds} s at {LIMIT} a second"
+    );
+    assert_eq!(
+        written + suppressed as usize,
+        DENIALS,
+        "every denial written or counted"
+    );
+    for line in review_lines(&lines) {
+        assert_eq!(line["level"], "INFO", "{line}");
+        assert_eq!(line["allowed"], false, "{line}");
+    }
+}
+
+#[tokio::test]
+async fn no_limit_writes_a_line_for_every_denial() {
+    const DENIALS: usize = 300;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = start_with(dir.path(), None, &["--request-log-limit", "0"]).await;
+    let ca = ca_of(dir.path());
+    let bodies = (0..DENIALS)
+        .map(|i| denied_review(&format!("all-{i}")))
+        .collect();
+    send(&server, &ca, bodies).await;
+    let lines = stop_and_read(server).await;
+    assert_eq!(review_lines(&lines).len(), DENIALS);
 }

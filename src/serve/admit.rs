@@ -1,6 +1,9 @@
 //! The admit handler: the HTTP checks of one AdmissionReview (media type, size, memory
 //! budget, deadline), then the pure pipeline (and, with `--unique-addresses`, the reservations
 //! of what it admits), then the answer, its log line and its metrics.
+//!
+//! Every line a request writes goes through [`request_line!`]: written while the second's
+//! [`LineBudget`](crate::serve::logs::LineBudget) lasts, counted past it.
 
 use std::future::poll_fn;
 use std::pin::pin;
@@ -11,17 +14,28 @@ use actix_web::body::{BodyStream, MessageBody as _};
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use tracing::{error, warn};
+use tracing::Level;
 
 use crate::admission::{self, Webhook};
 use crate::serve::budget::{self, Exhausted};
 use crate::serve::duration::{self, millis};
 use crate::serve::gate::Gate;
-use crate::serve::logs::Clipped;
+use crate::serve::logs::{Clipped, LineBudget};
 use crate::serve::metrics::{self, Metrics, Verdict};
 use crate::serve::reserve;
 use crate::serve::routes::{plain, JSON};
 use crate::serve::state::State;
+
+/// A line of one request at `$level`, within the requests' line budget `$lines`: nothing is
+/// computed below the filter's level, and a line the filter lets through past the budget is
+/// counted, not formatted.
+macro_rules! request_line {
+    ($lines:expr, $level:expr, $($line:tt)+) => {
+        if tracing::enabled!($level) && $lines.take() {
+            tracing::event!($level, $($line)+);
+        }
+    };
+}
 
 /// Answers one AdmissionReview: the HTTP checks, then the pure pipeline.
 pub(super) async fn admit(
@@ -44,7 +58,9 @@ pub(super) async fn admit(
     };
     // The media type comes first: a body of the wrong type is not read at all.
     if !is_json(req.headers().get(header::CONTENT_TYPE)) {
-        warn!(
+        request_line!(
+            state.lines,
+            Level::WARN,
             webhook = webhook_name,
             status = 415,
             content_type = ?req.headers().get(header::CONTENT_TYPE),
@@ -88,7 +104,9 @@ pub(super) async fn admit(
     let body = match read.await {
         Ok(Ok(body)) => body,
         Err(_) => {
-            warn!(
+            request_line!(
+                state.lines,
+                Level::WARN,
                 webhook = webhook_name,
                 status = 408,
                 budget_ms = millis(deadline),
@@ -107,7 +125,7 @@ pub(super) async fn admit(
         }
         Ok(Err(BodyError::TooLarge)) => return too_large(&state, webhook_name, refuse),
         Ok(Err(BodyError::Read(e))) => {
-            warn!(webhook = webhook_name, status = 400, error = %e, "request refused: body unreadable");
+            request_line!(state.lines, Level::WARN, webhook = webhook_name, status = 400, error = %e, "request refused: body unreadable");
             return refuse(StatusCode::BAD_REQUEST, "request body could not be read");
         }
     };
@@ -130,17 +148,19 @@ pub(super) async fn admit(
         Ok(reviewed) => {
             let s = &reviewed.summary;
             let elapsed = started.elapsed();
-            log_review(s, webhook_name, elapsed);
+            log_review(&state.lines, s, webhook_name, elapsed);
             if let Some(recorder) = state.recorder.as_ref().filter(|_| !s.allowed) {
                 recorder.record(&s.uid, &body);
             }
             if s.panicked {
-                error!(uid = %Clipped(&s.uid), webhook = webhook_name, "judging panicked: denied with code 500");
+                request_line!(state.lines, Level::ERROR, uid = %Clipped(&s.uid), webhook = webhook_name, "judging panicked: denied with code 500");
             }
             if elapsed > deadline {
                 // The caller stopped waiting; an answer now would be read as if it were on time
                 // by a client that ignores its own deadline.
-                warn!(
+                request_line!(
+                    state.lines,
+                    Level::WARN,
                     uid = %Clipped(&s.uid),
                     webhook = webhook_name,
                     status = 504,
@@ -159,7 +179,7 @@ pub(super) async fn admit(
             HttpResponse::Ok().content_type(JSON).body(reviewed.body)
         }
         Err(e) => {
-            warn!(webhook = webhook_name, status = 400, reason = %Clipped(&e.to_string()), "request refused: malformed review");
+            request_line!(state.lines, Level::WARN, webhook = webhook_name, status = 400, reason = %Clipped(&e.to_string()), "request refused: malformed review");
             refuse(StatusCode::BAD_REQUEST, &e.to_string())
         }
     }
@@ -168,12 +188,18 @@ pub(super) async fn admit(
 /// The review's line: at INFO for a denial and for what would have been denied (Warn, Audit),
 /// at DEBUG for an allowed review, which the API server's audit log and the request counter
 /// already record (a line per review cost a third of the server's CPU per review). Below the
-/// filter's level nothing here is computed: `tracing` checks the level before it evaluates a
-/// field.
-fn log_review(s: &admission::Summary, webhook: &'static str, elapsed: Duration) {
+/// filter's level nothing here is computed, and past the budget nothing is formatted.
+fn log_review(
+    lines: &LineBudget,
+    s: &admission::Summary,
+    webhook: &'static str,
+    elapsed: Duration,
+) {
     macro_rules! line {
-        ($level:ident) => {
-            tracing::$level!(
+        ($level:expr) => {
+            request_line!(
+                lines,
+                $level,
                 uid = %Clipped(&s.uid),
                 namespace = %Clipped(&s.namespace),
                 name = %Clipped(&s.name),
@@ -193,24 +219,26 @@ fn log_review(s: &admission::Summary, webhook: &'static str, elapsed: Duration) 
         };
     }
     match Verdict::of(s) {
-        Verdict::Allowed => line!(debug),
-        Verdict::Denied | Verdict::WouldDeny | Verdict::Refused => line!(info),
+        Verdict::Allowed => line!(Level::DEBUG),
+        Verdict::Denied | Verdict::WouldDeny | Verdict::Refused => line!(Level::INFO),
     }
 }
 
 /// Counts the unknown fields of a reviewed object and logs each path the first time it is
 /// seen. Through an API server (which has already applied the installed CRD's schema) an
 /// unknown field means the CRD is newer than this webhook: the operator should upgrade it.
+/// These lines bound themselves (once per path, at most [`metrics::MAX_DRIFT_FIELDS`] and one
+/// more), outside the requests' line budget.
 fn schema_drift(metrics: &Metrics, summary: &admission::Summary) {
     for path in &summary.unknown_fields {
         match metrics.schema_drift(path) {
             metrics::Drift::Known | metrics::Drift::Overflow(false) => {}
-            metrics::Drift::New(field) => warn!(
+            metrics::Drift::New(field) => tracing::warn!(
                 field = %field,
                 uid = %Clipped(&summary.uid),
                 "schema drift: the object has a field this webhook does not know; the installed IPAMClaim CRD is newer than the webhook, upgrade it"
             ),
-            metrics::Drift::Overflow(true) => warn!(
+            metrics::Drift::Overflow(true) => tracing::warn!(
                 max = metrics::MAX_DRIFT_FIELDS,
                 "schema drift: more distinct unknown fields than the drift metric labels; further ones are counted under field=\"(other)\" and not logged"
             ),
@@ -257,7 +285,9 @@ fn too_large(
     webhook: &'static str,
     refuse: impl Fn(StatusCode, &str) -> HttpResponse,
 ) -> HttpResponse {
-    warn!(
+    request_line!(
+        state.lines,
+        Level::WARN,
         webhook,
         status = 413,
         limit = state.max_body_bytes,

@@ -4,16 +4,25 @@
 //! A worker thread never writes to stderr itself: it formats its line and hands it to the
 //! writer's own thread over a queue of at most [`QUEUE_LINES`] lines. When the queue is full
 //! (stderr not drained fast enough, or at all) the line is dropped and counted instead of
-//! blocking a review; [`DroppedLines`] reads the count for `/metrics`, and [`report_dropped`]
+//! blocking a review; [`DroppedLines`] reads the count for `/metrics`, and [`report_unwritten`]
 //! says it in the log once per [`REPORT_EVERY`] when it grew. The [`Logs`] guard, dropped last
 //! in `main`, writes out what is still queued (the last lines of a SIGTERM).
+//!
+//! The lines that requests write (a denial, a refusal, an error) are also held to a rate,
+//! [`LineBudget`] (`--request-log-limit`, [`DEFAULT_REQUEST_LOG_LIMIT`] a second): a flood of
+//! denied or malformed requests, which a looping client or a hostile one sends at saturation,
+//! would otherwise spend a fifth of the server's CPU formatting lines nobody reads one by one.
+//! Past the rate a line is counted instead of formatted, and the count is said once per
+//! [`REPORT_EVERY`] too; every request is still counted in the metrics.
 //!
 //! Only `serve` installs it. `replay`, `certs` and `crd` install no subscriber: what they say on
 //! stderr (errors, replay's summary) is their output, written synchronously by themselves.
 
 use std::fmt;
 use std::io::{self, Write};
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tracing::warn;
 use tracing_appender::non_blocking::{ErrorCounter, NonBlockingBuilder, WorkerGuard};
@@ -30,7 +39,11 @@ pub const QUEUE_LINES: usize = 1024;
 /// [`Clipped::MAX_BYTES`] each, its cause types (a handful of names at most), numbers, field
 /// names and the timestamp.
 pub const MAX_LINE_BYTES: usize = 2048;
-/// How often the count of dropped lines is checked, and said in one line when it grew.
+/// Lines a second the requests may write at most, by default (`--request-log-limit`): far more
+/// than a cluster's denials in normal work (a handful a minute), far fewer than a flood.
+pub const DEFAULT_REQUEST_LOG_LIMIT: u32 = 200;
+/// How often the counts of dropped and suppressed lines are checked, and each said in one line
+/// when it grew.
 pub const REPORT_EVERY: Duration = Duration::from_secs(10);
 /// Bytes the writer's thread gathers before writing them out: the lines queued while it wrote
 /// the last batch go out in one `write(2)`, and every batch is flushed as soon as the queue is
@@ -76,6 +89,20 @@ pub enum LogsError {
     /// A global subscriber was already installed.
     #[error("cannot install the log subscriber")]
     Init(#[source] tracing_subscriber::util::TryInitError),
+}
+
+/// How many lines the requests may write each second, and how many they could not: shared by
+/// every worker, one atomic word per line asked for.
+#[derive(Debug)]
+pub struct LineBudget {
+    /// Lines a second; 0: no limit.
+    per_second: u32,
+    /// What the seconds are counted from.
+    epoch: Instant,
+    /// The current second (high 32 bits, seconds since `epoch`) and the lines written in it.
+    window: AtomicU64,
+    /// Lines not written because the second's were used up.
+    suppressed: AtomicU64,
 }
 
 /// A string from a review as a log field, at most [`Clipped::MAX_BYTES`] of it: a review may
@@ -150,23 +177,99 @@ impl fmt::Debug for DroppedLines {
     }
 }
 
-/// Says in one line, every `every`, how many lines were dropped since it last said so, when
-/// any were: the count itself is on `/metrics`. Runs until the task is aborted.
-pub async fn report_dropped(dropped: DroppedLines, every: Duration) {
-    let mut reported = dropped.count();
+// === impl LineBudget ===
+
+impl LineBudget {
+    /// At most `per_second` lines each second; 0: every line.
+    pub fn new(per_second: u32) -> Self {
+        LineBudget {
+            per_second,
+            epoch: Instant::now(),
+            window: AtomicU64::new(0),
+            suppressed: AtomicU64::new(0),
+        }
+    }
+
+    /// Whether a request may write its line now; when not, it is counted as suppressed. Ask
+    /// only for a line the filter lets through (`tracing::enabled!`), so that the count holds
+    /// only lines that would have been written.
+    pub fn take(&self) -> bool {
+        self.per_second == 0 || self.take_in(self.epoch.elapsed().as_secs())
+    }
+
+    fn take_in(&self, second: u64) -> bool {
+        // Seconds wrap after 136 years: a new second still starts a new window.
+        let second = second & u64::from(u32::MAX);
+        let mut current = self.window.load(Ordering::Relaxed);
+        loop {
+            let next = if current >> 32 == second {
+                if current & u64::from(u32::MAX) >= u64::from(self.per_second) {
+                    self.suppressed.fetch_add(1, Ordering::Relaxed);
+                    return false;
+                }
+                current + 1
+            } else {
+                (second << 32) | 1
+            };
+            match self.window.compare_exchange_weak(
+                current,
+                next,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return true,
+                Err(seen) => current = seen,
+            }
+        }
+    }
+
+    /// Lines suppressed so far.
+    pub fn suppressed(&self) -> u64 {
+        self.suppressed.load(Ordering::Relaxed)
+    }
+
+    /// The limit, lines a second (0: none).
+    pub fn per_second(&self) -> u32 {
+        self.per_second
+    }
+}
+
+impl Default for LineBudget {
+    fn default() -> Self {
+        LineBudget::new(DEFAULT_REQUEST_LOG_LIMIT)
+    }
+}
+
+/// Says in one line, every `every`, how many lines were dropped (the writer's queue full) and
+/// how many suppressed (past the requests' rate) since it last said so, each when any were:
+/// the counts themselves are on `/metrics`. Runs until the task is aborted.
+pub async fn report_unwritten(dropped: DroppedLines, budget: Arc<LineBudget>, every: Duration) {
+    let (mut reported_dropped, mut reported_suppressed) = (dropped.count(), budget.suppressed());
     let mut ticks = tokio::time::interval(every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
         let now = dropped.count();
-        if now > reported {
+        if now > reported_dropped {
             warn!(
-                dropped = now - reported,
+                dropped = now - reported_dropped,
                 total = now,
                 "{} log lines dropped: the log's writer could not keep up (its queue was full); reviews were not held back",
-                now - reported
+                now - reported_dropped
             );
-            reported = now;
+            reported_dropped = now;
+        }
+        let now = budget.suppressed();
+        if now > reported_suppressed {
+            warn!(
+                suppressed = now - reported_suppressed,
+                total = now,
+                limit = budget.per_second(),
+                "{} request log lines not written: more than {} a second (--request-log-limit; 0 writes every line); the requests are counted in the metrics",
+                now - reported_suppressed,
+                budget.per_second()
+            );
+            reported_suppressed = now;
         }
     }
 }
@@ -245,6 +348,71 @@ mod tests {
         }
     }
 
+    #[test]
+    fn the_budget_writes_its_lines_each_second_and_counts_the_rest() {
+        let budget = LineBudget::new(3);
+        let taken = |second| (0..5).filter(|_| budget.take_in(second)).count();
+        assert_eq!(taken(7), 3);
+        assert_eq!(budget.suppressed(), 2);
+        assert_eq!(taken(7), 0, "the second's lines are used up");
+        assert_eq!(budget.suppressed(), 7);
+        assert_eq!(taken(8), 3, "a new second, new lines");
+        assert_eq!(taken(1 << 32 | 8), 0, "the same second after the wrap");
+        assert_eq!(budget.suppressed(), 14);
+        assert_eq!(taken(u64::from(u32::MAX)), 3);
+        assert_eq!(budget.suppressed(), 16);
+    }
+
+    #[test]
+    fn no_limit_writes_every_line() {
+        let budget = LineBudget::new(0);
+        assert!((0..10_000).all(|_| budget.take()));
+        assert_eq!(budget.suppressed(), 0);
+    }
+
+    #[test]
+    fn workers_together_take_no_more_than_the_second_holds() {
+        let budget = Arc::new(LineBudget::new(1000));
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let budget = budget.clone();
+                std::thread::spawn(move || (0..2000).filter(|_| budget.take_in(5)).count())
+            })
+            .collect();
+        let taken: usize = threads.into_iter().map(|t| t.join().expect("thread")).sum();
+        assert_eq!(taken, 1000);
+        assert_eq!(budget.suppressed(), 7000);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn suppressed_lines_are_reported_once_per_period_only_when_they_grew() {
+        let captured = Captured::default();
+        let out = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || out.clone())
+            .with_ansi(false)
+            .finish();
+        let _default = tracing::subscriber::set_default(subscriber);
+        let budget = Arc::new(LineBudget::new(2));
+        let report = tokio::spawn(report_unwritten(
+            DroppedLines::default(),
+            budget.clone(),
+            REPORT_EVERY,
+        ));
+        tokio::time::sleep(REPORT_EVERY / 2).await;
+        (0..10).for_each(|_| _ = budget.take_in(3));
+        tokio::time::sleep(REPORT_EVERY * 3).await;
+        let text = String::from_utf8(captured.0.lock().expect("lock").clone()).expect("UTF-8");
+        assert_eq!(
+            text.matches("request log lines not written").count(),
+            1,
+            "{text}"
+        );
+        assert!(text.contains("suppressed=8 total=8 limit=2"), "{text}");
+        assert!(!text.contains("dropped"), "{text}");
+        report.abort();
+    }
+
     #[tokio::test(start_paused = true)]
     async fn dropped_lines_are_reported_once_per_period_only_when_they_grew() {
         let captured = Captured::default();
@@ -260,7 +428,8 @@ mod tests {
             .buffered_lines_limit(1)
             .finish(Stuck(stuck));
         let dropped = DroppedLines(Some(writer.error_counter()));
-        let report = tokio::spawn(report_dropped(dropped.clone(), REPORT_EVERY));
+        let budget = Arc::new(LineBudget::new(0));
+        let report = tokio::spawn(report_unwritten(dropped.clone(), budget, REPORT_EVERY));
         tokio::time::sleep(REPORT_EVERY / 2).await;
 
         // One line in the stuck write, one queued, the rest dropped.

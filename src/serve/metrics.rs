@@ -29,7 +29,7 @@ use crate::admission::Summary;
 use crate::cluster::leases::Reserver;
 use crate::cluster::networks::SharedNetworks;
 use crate::cluster::SharedIndex;
-use crate::serve::logs::DroppedLines;
+use crate::serve::logs::{DroppedLines, LineBudget};
 
 /// `Content-Type` of [`Metrics::render`]: the Prometheus text format, version 0.0.4.
 pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
@@ -415,6 +415,13 @@ impl Metrics {
             .register_collector(Box::new(DroppedCollector(dropped)));
     }
 
+    /// Adds the count of the requests' log lines not written because more came in a second
+    /// than `--request-log-limit` allows, read at each scrape.
+    pub fn log_lines_suppressed(&mut self, budget: std::sync::Arc<LineBudget>) {
+        self.registry
+            .register_collector(Box::new(SuppressedCollector(budget)));
+    }
+
     /// Adds the metrics of the `--check-networks` index (DESIGN §10), read from it at each
     /// scrape: NADs and networks indexed, configs that do not parse, networks without rules or
     /// whose NADs disagree, watch restarts, the time since the last watch event, whether the
@@ -707,6 +714,23 @@ impl Collector for DroppedCollector {
             "ipamclaim_webhook_log_lines_dropped",
             "Log lines dropped because the log's writer fell behind (its queue full) rather \
              than holding a review back",
+            None,
+            counter.metric_type(),
+        )?)
+    }
+}
+
+/// The count of suppressed log lines, read at each scrape.
+#[derive(Debug)]
+struct SuppressedCollector(std::sync::Arc<LineBudget>);
+
+impl Collector for SuppressedCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let counter = ConstCounter::new(self.0.suppressed());
+        counter.encode(encoder.encode_descriptor(
+            "ipamclaim_webhook_log_lines_suppressed",
+            "Log lines of requests (denials, refusals, errors) not written because more came \
+             in a second than --request-log-limit allows; the requests are counted all the same",
             None,
             counter.metric_type(),
         )?)

@@ -170,6 +170,7 @@ mod tests {
             index: None,
             reservations: None,
             networks: None,
+            lines: Default::default(),
         }
     }
 

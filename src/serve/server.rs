@@ -43,7 +43,7 @@ use crate::serve::duration::millis;
 use crate::serve::gate::{Gate, Gated};
 use crate::serve::head_timeout::{HeadTimed, Phase};
 use crate::serve::listen::{app_config, bind, bind_socket, http_builder, TLS_HANDSHAKE_TIMEOUT};
-use crate::serve::logs::{self, DroppedLines};
+use crate::serve::logs::{self, DroppedLines, LineBudget};
 use crate::serve::metrics::Metrics;
 use crate::serve::record::{self, RecordError, Recorder};
 use crate::serve::reload::{self, Reloader, Watch};
@@ -127,6 +127,9 @@ pub struct ServeConfig {
     /// The count of log lines the log's writer dropped (`serve::logs`), for `/metrics` and a
     /// line every [`logs::REPORT_EVERY`] when it grew; nothing is ever dropped without one.
     pub log_dropped: DroppedLines,
+    /// `--request-log-limit`: lines a second the requests may write at most (denials,
+    /// refusals, errors); the rest are counted (`serve::logs::LineBudget`). 0: no limit.
+    pub request_log_limit: u32,
     /// `--check-networks`: watch the cluster's NetworkAttachmentDefinitions and deny addresses
     /// that do not fit their network (DESIGN §10). `None`: no API access for it. With both,
     /// one API client serves the two watches.
@@ -286,6 +289,8 @@ pub fn start(cfg: ServeConfig) -> Result<Running, ServerError> {
     )?;
     let mut metrics = Metrics::new();
     metrics.log_lines_dropped(cfg.log_dropped.clone());
+    let lines = Arc::new(LineBudget::new(cfg.request_log_limit));
+    metrics.log_lines_suppressed(lines.clone());
     let cluster = ClusterView::start(&cfg, &mut metrics)?;
     let metrics = Arc::new(metrics);
     let reloader = Reloader::load(cfg.tls.clone(), metrics.clone())?;
@@ -307,6 +312,7 @@ pub fn start(cfg: ServeConfig) -> Result<Running, ServerError> {
         index: cluster.index.clone(),
         reservations: cluster.reservations.handle(),
         networks: cluster.networks.clone(),
+        lines: lines.clone(),
     });
     log_plan(&plan, cfg.max_connections);
     let (addr, probe_addr) = (listeners.addr, listeners.probe_addr);
@@ -320,8 +326,9 @@ pub fn start(cfg: ServeConfig) -> Result<Running, ServerError> {
     let cert_watch: Watch = reloader
         .watch(reload_interval)
         .map_err(ServerError::Watch)?;
-    let log_report = tokio::spawn(logs::report_dropped(
+    let log_report = tokio::spawn(logs::report_unwritten(
         cfg.log_dropped.clone(),
+        lines,
         logs::REPORT_EVERY,
     ));
     info!(
@@ -614,6 +621,7 @@ impl ServeConfig {
             record_denied_max: record::DEFAULT_MAX_FILES,
             unique_addresses: None,
             log_dropped: DroppedLines::default(),
+            request_log_limit: logs::DEFAULT_REQUEST_LOG_LIMIT,
             check_networks: None,
         }
     }

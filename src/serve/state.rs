@@ -9,6 +9,7 @@ use crate::admission;
 use crate::cluster::networks::SharedNetworks;
 use crate::cluster::SharedIndex;
 use crate::serve::budget::Budget;
+use crate::serve::logs::LineBudget;
 use crate::serve::metrics::Metrics;
 use crate::serve::record::Recorder;
 use crate::serve::reload::CertStore;
@@ -43,6 +44,8 @@ pub struct State {
     /// `--check-networks`: the networks reviews are judged against (for `/readyz`; the
     /// pipeline reads them through its options).
     pub networks: Option<Arc<SharedNetworks>>,
+    /// The lines requests may still write this second (`--request-log-limit`).
+    pub lines: Arc<LineBudget>,
 }
 
 // === impl Readiness ===

@@ -33,18 +33,32 @@ const _: () = assert!(NAME_PREFIX.len() + 2 * HASH_BYTES <= 63);
 /// The name of the Lease of `ip` on `network`: a DNS label of 50 characters, the same on every
 /// replica. The address is hashed in its canonical text (RFC 5952 for IPv6, as Go prints it).
 pub fn name(network: &str, ip: IpAddr) -> String {
-    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut hash = Hashing(ring::digest::Context::new(&ring::digest::SHA256));
     // A newline cannot be in a network name: "a" + "b\n..." never hashes as "ab" + "\n...".
-    ctx.update(network.as_bytes());
-    ctx.update(b"\n");
-    ctx.update(ip.to_string().as_bytes());
-    let digest = ctx.finish();
+    hash.0.update(network.as_bytes());
+    hash.0.update(b"\n");
+    // The address's text straight into the hash: no string is built for it (the admit path
+    // names a claim's Leases on every review that gives it addresses).
+    let _ = write!(hash, "{ip}");
+    let digest = hash.0.finish();
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(NAME_PREFIX.len() + 2 * HASH_BYTES);
     out.push_str(NAME_PREFIX);
     for byte in &digest.as_ref()[..HASH_BYTES] {
-        let _ = write!(out, "{byte:02x}");
+        out.push(char::from(HEX[usize::from(byte >> 4)]));
+        out.push(char::from(HEX[usize::from(byte & 0xf)]));
     }
     out
+}
+
+/// A SHA-256 fed by `write!`.
+struct Hashing(ring::digest::Context);
+
+impl fmt::Write for Hashing {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.0.update(s.as_bytes());
+        Ok(())
+    }
 }
 
 /// A claim as the holder of a reservation: namespace, name and uid.
