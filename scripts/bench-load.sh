@@ -13,9 +13,9 @@
 # with h2load (Debian's nghttp2-client, installed if missing): saturation rounds that alternate
 # product, floor and skim (the floor reading each review once with serde_json, keeping
 # nothing), then fixed rates at FRACTIONS of the product's saturation for product and floor.
-# In the same saturation rounds: "deny", the product sent a review it denies (one cause: every
-# review logs a line at INFO), "deny-quiet", the same with RUST_LOG=warn (no line: what judging
-# a denial costs by itself), and "unique", the product with --unique-addresses and 100,000
+# In the same saturation rounds: "deny", the product sent a review it denies (one cause: each
+# logs a line at INFO while --request-log-limit lasts, 200 a second, and is counted past it),
+# "deny-quiet", the same with RUST_LOG=warn (no line: what judging a denial costs by itself), and "unique", the product with --unique-addresses and 100,000
 # claims indexed from the stand-in API server of the tests (examples/standin_api.rs).
 # It reports requests/s, latency p50/p99/p99.9, idle and peak RSS, start-up time, and writes
 # OUT/results.md, OUT/results.jsonl and the plot OUT/latency.svg.

@@ -259,7 +259,7 @@ def report(results_path, md_path, svg_path):
             log = logs.get(proto, {})
             dropped = log.get("dropped_lines")
             lines.append(
-                f"| {names[proto]} | every review denied (a line each), deny / product | "
+                f"| {names[proto]} | every review denied (a line each within --request-log-limit, the rest counted), deny / product | "
                 f"{fmt(d, 1)} µs / {fmt(product, 1)} µs = {fmt(d / product)} ({(d / product - 1) * 100:+.1f} %); "
                 f"log lines dropped: {'n/a' if dropped is None else int(dropped)} of {log.get('log_lines', 'n/a')} written | "
                 f"{(least[(proto, 'deny')] / least[(proto, 'product')] - 1) * 100:+.1f} % |"
@@ -268,10 +268,10 @@ def report(results_path, md_path, svg_path):
             q, d = cost[(proto, "deny-quiet")], cost[(proto, "deny")]
             lines.append(
                 f"| {names[proto]} | every review denied, no line (RUST_LOG=warn): deny-quiet / product; "
-                f"the line's own cost, deny − deny-quiet | {fmt(q, 1)} µs / {fmt(product, 1)} µs = {fmt(q / product)} "
-                f"({(q / product - 1) * 100:+.1f} %); {d - q:+.1f} µs a line | "
+                f"the lines' cost per review, deny − deny-quiet | {fmt(q, 1)} µs / {fmt(product, 1)} µs = {fmt(q / product)} "
+                f"({(q / product - 1) * 100:+.1f} %); {d - q:+.1f} µs a review | "
                 f"{(least[(proto, 'deny-quiet')] / least[(proto, 'product')] - 1) * 100:+.1f} %; "
-                f"{least[(proto, 'deny')] - least[(proto, 'deny-quiet')]:+.1f} µs a line |"
+                f"{least[(proto, 'deny')] - least[(proto, 'deny-quiet')]:+.1f} µs a review |"
             )
     lines.append("")
 
