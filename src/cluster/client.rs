@@ -7,7 +7,9 @@
 //! claims or 10,000 NADs never holds up the admission workers.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -286,16 +288,86 @@ mod tests {
     }
 }
 
-/// What a watched view records of its watch (both indexes: claims and networks).
+/// A watched view (both indexes: claims and networks): where it records its watch, and its
+/// clock.
 pub(crate) trait Watched {
-    /// An event (or a full list) arrived now.
-    fn saw_event(&self);
+    /// What the view records of its watch.
+    fn watch(&self) -> &WatchRecord;
+    /// Now, on the view's clock.
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+}
+
+/// What a view records of its watch, for the metrics and `/readyz`: whether the first full
+/// list is in, how often the watch broke, when it last delivered, and why it cannot proceed.
+#[derive(Debug, Default)]
+pub struct WatchRecord {
+    ready: AtomicBool,
+    restarts: AtomicU64,
+    last_event: Mutex<Option<Instant>>,
+    /// Why the watch cannot list or watch (an RBAC refusal), for `/readyz` to say.
+    blocked: Mutex<Option<String>>,
+}
+
+// === impl WatchRecord ===
+
+impl WatchRecord {
+    /// An event (or a full list) arrived at `now`.
+    pub fn saw_event(&self, now: Instant) {
+        *self
+            .last_event
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(now);
+    }
+
     /// The watch broke once.
-    fn watch_broke(&self);
-    /// Why the watch cannot proceed (an RBAC refusal), `None` once it can.
-    fn blocked_because(&self, reason: Option<String>);
+    pub fn watch_broke(&self) {
+        self.restarts.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Why the watch cannot proceed (`None` once it can).
+    pub fn blocked_because(&self, reason: Option<String>) {
+        *self.blocked.lock().unwrap_or_else(PoisonError::into_inner) = reason;
+    }
+
+    /// Marks the first full list indexed; true the first time.
+    pub fn mark_ready(&self) -> bool {
+        self.blocked_because(None);
+        !self.ready.swap(true, Ordering::AcqRel)
+    }
+
     /// Whether the first full list is indexed.
-    fn is_ready(&self) -> bool;
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    /// Times the watch broke.
+    pub fn restarts(&self) -> u64 {
+        self.restarts.load(Ordering::Relaxed)
+    }
+
+    /// Time from the last event to `now`, if there was one.
+    pub fn since_last_event(&self, now: Instant) -> Option<Duration> {
+        let last = *self
+            .last_event
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        last.map(|at| now.saturating_duration_since(at))
+    }
+
+    /// Why `/readyz` must fail because of the view `what` ("the IPAMClaim index"), or `None`
+    /// when it is ready.
+    pub fn not_ready(&self, what: &str) -> Option<String> {
+        if self.is_ready() {
+            return None;
+        }
+        let blocked = self.blocked.lock().unwrap_or_else(PoisonError::into_inner);
+        Some(match blocked.as_deref() {
+            Some(reason) => format!("{what} cannot be built: {reason}"),
+            None => format!("{what} is not ready: the first list is not complete"),
+        })
+    }
 }
 
 /// One watch's health as its log lines and `/readyz` tell it.
@@ -321,13 +393,13 @@ pub(crate) struct Named {
 impl Health {
     /// An event arrived: the watch works.
     pub(crate) fn healthy(&mut self, view: &dyn Watched, named: Named) {
-        view.saw_event();
+        view.watch().saw_event(view.now());
         if self.broken {
             info!("watch of {} resumed", named.what);
         }
         self.broken = false;
         if self.forbidden {
-            view.blocked_because(None);
+            view.watch().blocked_because(None);
         }
         self.forbidden = false;
     }
@@ -335,7 +407,7 @@ impl Health {
     /// The watch broke with `e`: an RBAC refusal is logged once and keeps `/readyz` failing;
     /// anything else is retried with backoff while the last index keeps serving.
     pub(crate) fn broke(&mut self, view: &dyn Watched, named: Named, e: &watcher::Error) {
-        view.watch_broke();
+        view.watch().watch_broke();
         let Named {
             what,
             resource,
@@ -358,13 +430,13 @@ impl Health {
             }
             self.forbidden = true;
             self.broken = true;
-            view.blocked_because(Some(reason));
+            view.watch().blocked_because(Some(reason));
             return;
         }
         warn!(
             error = %e,
             relist = is_gone(e),
-            ready = view.is_ready(),
+            ready = view.watch().is_ready(),
             "watch of {what} broke: retrying with backoff, the last index keeps serving"
         );
         self.broken = true;

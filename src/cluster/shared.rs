@@ -8,7 +8,7 @@
 
 use std::fmt;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
@@ -17,6 +17,7 @@ use tracing::debug;
 
 use crate::admission::rules::conflicts::{Admitted, Claimant, Holder, Holders};
 use crate::admission::{self, Enforcement, Options, RequestError, Reviewed, Webhook};
+use crate::cluster::client::{WatchRecord, Watched};
 use crate::cluster::index::{Claim, Claims, Index};
 
 /// Default time a reservation holds an admitted address the watch has not shown yet.
@@ -99,12 +100,8 @@ pub struct SharedIndex {
     /// When it was made: the time lookups pass when no reservation needs the clock.
     created: Instant,
     ttl: Duration,
-    ready: AtomicBool,
     conflicts: AtomicU64,
-    watch_restarts: AtomicU64,
-    last_event: Mutex<Option<Instant>>,
-    /// Why the watch cannot list or watch (an RBAC refusal), for `/readyz` to say.
-    blocked: Mutex<Option<String>>,
+    watch: WatchRecord,
 }
 
 // === impl SharedIndex ===
@@ -122,11 +119,8 @@ impl SharedIndex {
             created: clock.now(),
             clock,
             ttl,
-            ready: AtomicBool::new(false),
             conflicts: AtomicU64::new(0),
-            watch_restarts: AtomicU64::new(0),
-            last_event: Mutex::new(None),
-            blocked: Mutex::new(None),
+            watch: WatchRecord::default(),
         }
     }
 
@@ -220,44 +214,17 @@ impl SharedIndex {
 
     /// Marks the first full list indexed; true the first time.
     pub fn mark_ready(&self) -> bool {
-        self.blocked_because(None);
-        !self.ready.swap(true, Ordering::AcqRel)
+        self.watch.mark_ready()
     }
 
     /// Whether the first full list is indexed.
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Acquire)
-    }
-
-    /// Records that the watch delivered an event (or a full list) now.
-    pub fn saw_event(&self) {
-        let now = self.clock.now();
-        *self
-            .last_event
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(now);
-    }
-
-    /// Counts one break of the watch.
-    pub fn watch_broke(&self) {
-        self.watch_restarts.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Records why the watch cannot proceed (`None` once it can).
-    pub fn blocked_because(&self, reason: Option<String>) {
-        *self.blocked.lock().unwrap_or_else(PoisonError::into_inner) = reason;
+        self.watch.is_ready()
     }
 
     /// Why `/readyz` must fail, or `None` when the index is ready.
     pub fn not_ready(&self) -> Option<String> {
-        if self.is_ready() {
-            return None;
-        }
-        let blocked = self.blocked.lock().unwrap_or_else(PoisonError::into_inner);
-        Some(match blocked.as_deref() {
-            Some(reason) => format!("the IPAMClaim index cannot be built: {reason}"),
-            None => "the IPAMClaim index is not ready: the first list is not complete".to_owned(),
-        })
+        self.watch.not_ready("the IPAMClaim index")
     }
 
     /// What the index holds and how its watch goes.
@@ -271,17 +238,13 @@ impl SharedIndex {
                 index.reservations(now),
             )
         };
-        let last = *self
-            .last_event
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
         Stats {
             claims,
             addresses,
             reservations,
             conflicts: self.conflicts.load(Ordering::Relaxed),
-            watch_restarts: self.watch_restarts.load(Ordering::Relaxed),
-            since_last_event: last.map(|at| now.saturating_duration_since(at)),
+            watch_restarts: self.watch.restarts(),
+            since_last_event: self.watch.since_last_event(now),
             ready: self.is_ready(),
         }
     }
@@ -358,21 +321,13 @@ pub fn refused(mut reviewed: Reviewed, message: &str) -> Reviewed {
     reviewed
 }
 
-impl crate::cluster::client::Watched for SharedIndex {
-    fn saw_event(&self) {
-        SharedIndex::saw_event(self);
+impl Watched for SharedIndex {
+    fn watch(&self) -> &WatchRecord {
+        &self.watch
     }
 
-    fn watch_broke(&self) {
-        SharedIndex::watch_broke(self);
-    }
-
-    fn blocked_because(&self, reason: Option<String>) {
-        SharedIndex::blocked_because(self, reason);
-    }
-
-    fn is_ready(&self) -> bool {
-        SharedIndex::is_ready(self)
+    fn now(&self) -> Instant {
+        self.clock.now()
     }
 }
 
@@ -605,7 +560,7 @@ mod tests {
     fn readiness_waits_for_the_first_list_and_names_a_refusal() {
         let index = SharedIndex::new(DEFAULT_RESERVATION_TTL);
         assert!(index.not_ready().expect("not ready").contains("first list"));
-        index.blocked_because(Some("forbidden".to_owned()));
+        Watched::watch(&index).blocked_because(Some("forbidden".to_owned()));
         assert!(index.not_ready().expect("not ready").contains("forbidden"));
         assert!(index.mark_ready());
         assert!(!index.mark_ready());

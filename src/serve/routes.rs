@@ -241,7 +241,8 @@ mod tests {
         assert!(!body.contains("network"), "{body}");
         // The networks alone: ready once their first list is in.
         let unready = Arc::new(SharedNetworks::new());
-        unready.blocked_because(Some("forbidden to list x".to_owned()));
+        crate::cluster::client::Watched::watch(&*unready)
+            .blocked_because(Some("forbidden to list x".to_owned()));
         let (status, body) = readyz_with(None, Some(unready)).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
         assert!(

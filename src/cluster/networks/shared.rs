@@ -6,11 +6,12 @@
 //! and swapped in under the write lock in one move.
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use crate::admission::rules::networks::{MisfitReason, Network, Networks};
+use crate::cluster::client::{WatchRecord, Watched};
 use crate::cluster::networks::config::Nad;
 use crate::cluster::networks::index::{Counts, Nads};
 
@@ -33,11 +34,7 @@ pub struct Stats {
 /// The index of the cluster's networks, shared by the watch and the admission workers.
 pub struct SharedNetworks {
     index: RwLock<Nads>,
-    ready: AtomicBool,
-    watch_restarts: AtomicU64,
-    last_event: Mutex<Option<Instant>>,
-    /// Why the watch cannot list or watch (an RBAC refusal), for `/readyz` to say.
-    blocked: Mutex<Option<String>>,
+    watch: WatchRecord,
     /// See [`Stats::misfits`].
     misfits: [AtomicU64; MisfitReason::ALL.len()],
 }
@@ -49,10 +46,7 @@ impl SharedNetworks {
     pub fn new() -> Self {
         SharedNetworks {
             index: RwLock::new(Nads::new()),
-            ready: AtomicBool::new(false),
-            watch_restarts: AtomicU64::new(0),
-            last_event: Mutex::new(None),
-            blocked: Mutex::new(None),
+            watch: WatchRecord::default(),
             misfits: Default::default(),
         }
     }
@@ -93,56 +87,26 @@ impl SharedNetworks {
 
     /// Marks the first full list indexed; true the first time.
     pub fn mark_ready(&self) -> bool {
-        self.blocked_because(None);
-        !self.ready.swap(true, Ordering::AcqRel)
+        self.watch.mark_ready()
     }
 
     /// Whether the first full list is indexed.
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Acquire)
-    }
-
-    /// Records that the watch delivered an event (or a full list) now.
-    pub fn saw_event(&self) {
-        *self
-            .last_event
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
-    }
-
-    /// Counts one break of the watch.
-    pub fn watch_broke(&self) {
-        self.watch_restarts.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Records why the watch cannot proceed (`None` once it can).
-    pub fn blocked_because(&self, reason: Option<String>) {
-        *self.blocked.lock().unwrap_or_else(PoisonError::into_inner) = reason;
+        self.watch.is_ready()
     }
 
     /// Why `/readyz` must fail, or `None` when the index is ready.
     pub fn not_ready(&self) -> Option<String> {
-        if self.is_ready() {
-            return None;
-        }
-        let blocked = self.blocked.lock().unwrap_or_else(PoisonError::into_inner);
-        Some(match blocked.as_deref() {
-            Some(reason) => format!("the network index cannot be built: {reason}"),
-            None => "the network index is not ready: the first list is not complete".to_owned(),
-        })
+        self.watch.not_ready("the network index")
     }
 
     /// What the index holds and how its watch goes.
     pub fn stats(&self) -> Stats {
         let counts = self.read().counts();
-        let last = *self
-            .last_event
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
         Stats {
             counts,
-            watch_restarts: self.watch_restarts.load(Ordering::Relaxed),
-            since_last_event: last.map(|at| at.elapsed()),
+            watch_restarts: self.watch.restarts(),
+            since_last_event: self.watch.since_last_event(Instant::now()),
             ready: self.is_ready(),
             misfits: std::array::from_fn(|i| self.misfits[i].load(Ordering::Relaxed)),
         }
@@ -179,21 +143,9 @@ impl fmt::Debug for SharedNetworks {
     }
 }
 
-impl crate::cluster::client::Watched for SharedNetworks {
-    fn saw_event(&self) {
-        SharedNetworks::saw_event(self);
-    }
-
-    fn watch_broke(&self) {
-        SharedNetworks::watch_broke(self);
-    }
-
-    fn blocked_because(&self, reason: Option<String>) {
-        SharedNetworks::blocked_because(self, reason);
-    }
-
-    fn is_ready(&self) -> bool {
-        SharedNetworks::is_ready(self)
+impl Watched for SharedNetworks {
+    fn watch(&self) -> &WatchRecord {
+        &self.watch
     }
 }
 
@@ -251,12 +203,12 @@ mod tests {
     #[test]
     fn readiness_says_why_the_watch_is_blocked() {
         let shared = SharedNetworks::new();
-        shared.blocked_because(Some("forbidden to list x".to_owned()));
+        Watched::watch(&shared).blocked_because(Some("forbidden to list x".to_owned()));
         assert_eq!(
             shared.not_ready().unwrap(),
             "the network index cannot be built: forbidden to list x"
         );
-        shared.blocked_because(None);
+        Watched::watch(&shared).blocked_because(None);
         assert!(shared.not_ready().unwrap().contains("not complete"));
     }
 }
