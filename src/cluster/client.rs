@@ -78,14 +78,28 @@ impl Views {
     }
 }
 
-/// Running watches; dropping it stops them and waits for their thread.
+/// A thread of the cluster's own (the watches', the reservations'), running a small runtime
+/// until stopped; dropping it stops the thread and waits for it.
 #[derive(Debug)]
-pub struct Watch {
+pub struct Background {
     stop: Option<oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
-impl Drop for Watch {
+/// Running watches; dropping it stops them and waits for their thread.
+pub type Watch = Background;
+
+impl Background {
+    /// `thread`, which stops when `stop` is sent or dropped.
+    pub(crate) fn new(stop: oneshot::Sender<()>, thread: std::thread::JoinHandle<()>) -> Self {
+        Background {
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Background {
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
@@ -134,16 +148,13 @@ pub fn start(credentials: Credentials, views: Views) -> Result<Watch, WatchError
             });
         })
         .map_err(|e| WatchError::Thread(what, e))?;
-    let mut watch = Watch {
-        stop: Some(stop_tx),
-        thread: Some(thread),
-    };
+    let watch = Background::new(stop_tx, thread);
     match ready_rx.recv() {
         Ok(Ok(())) => Ok(watch),
         Ok(Err(e)) => Err(e),
         Err(_) => {
-            // The thread ended without a word: it panicked. Joining it reports nothing more.
-            watch.stop.take();
+            // The thread ended without a word: it panicked. Joining it (as `watch` is
+            // dropped) reports nothing more.
             Err(WatchError::Thread(
                 what,
                 std::io::Error::other("the watch thread ended before it started"),

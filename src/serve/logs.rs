@@ -338,6 +338,24 @@ mod tests {
     #[derive(Clone, Default)]
     struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
 
+    impl Captured {
+        /// A subscriber writing here, installed on this thread until the guard is dropped.
+        fn installed() -> (Captured, tracing::subscriber::DefaultGuard) {
+            let captured = Captured::default();
+            let out = captured.clone();
+            let subscriber = tracing_subscriber::fmt()
+                .with_writer(move || out.clone())
+                .with_ansi(false)
+                .finish();
+            (captured, tracing::subscriber::set_default(subscriber))
+        }
+
+        /// What was written so far.
+        fn text(&self) -> String {
+            String::from_utf8(self.0.lock().expect("lock").clone()).expect("UTF-8")
+        }
+    }
+
     impl Write for Captured {
         fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
             self.0.lock().expect("lock").extend_from_slice(buf);
@@ -386,13 +404,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn suppressed_lines_are_reported_once_per_period_only_when_they_grew() {
-        let captured = Captured::default();
-        let out = captured.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(move || out.clone())
-            .with_ansi(false)
-            .finish();
-        let _default = tracing::subscriber::set_default(subscriber);
+        let (captured, _default) = Captured::installed();
         let budget = Arc::new(LineBudget::new(2));
         let report = tokio::spawn(report_unwritten(
             DroppedLines::default(),
@@ -402,7 +414,7 @@ mod tests {
         tokio::time::sleep(REPORT_EVERY / 2).await;
         (0..10).for_each(|_| _ = budget.take_in(3));
         tokio::time::sleep(REPORT_EVERY * 3).await;
-        let text = String::from_utf8(captured.0.lock().expect("lock").clone()).expect("UTF-8");
+        let text = captured.text();
         assert_eq!(
             text.matches("request log lines not written").count(),
             1,
@@ -415,13 +427,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn dropped_lines_are_reported_once_per_period_only_when_they_grew() {
-        let captured = Captured::default();
-        let out = captured.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(move || out.clone())
-            .with_ansi(false)
-            .finish();
-        let _default = tracing::subscriber::set_default(subscriber);
+        let (captured, _default) = Captured::installed();
 
         let (release, stuck) = std::sync::mpsc::channel();
         let (mut writer, _guard) = NonBlockingBuilder::default()
@@ -440,13 +446,13 @@ mod tests {
         assert!(dropped.count() >= 10, "{:?}", dropped);
         let first = dropped.count();
         tokio::time::sleep(REPORT_EVERY * 3).await;
-        let text = String::from_utf8(captured.0.lock().expect("lock").clone()).expect("UTF-8");
+        let text = captured.text();
         assert_eq!(text.matches("log lines dropped").count(), 1, "{text}");
         assert!(text.contains(&format!("dropped={first}")), "{text}");
 
         writer.write_all(b"line\n").expect("never fails");
         tokio::time::sleep(REPORT_EVERY).await;
-        let text = String::from_utf8(captured.0.lock().expect("lock").clone()).expect("UTF-8");
+        let text = captured.text();
         assert_eq!(text.matches("log lines dropped").count(), 2, "{text}");
         assert!(text.contains("dropped=1 "), "{text}");
         report.abort();

@@ -32,7 +32,7 @@ use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
 use crate::admission::rules::conflicts::Holder;
-use crate::cluster::client::{connect, WatchError};
+use crate::cluster::client::{connect, Background, WatchError};
 use crate::cluster::leases::client::{Changed, Created, LeaseClient};
 use crate::cluster::leases::decide::{collect, resolve, Collect, Found, Known, Seen, Step};
 use crate::cluster::leases::lease::{self, ClaimRef, Read};
@@ -253,22 +253,7 @@ struct Job {
 }
 
 /// The running thread; dropping it stops the thread and waits for it.
-#[derive(Debug)]
-pub struct Worker {
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
+pub type Worker = Background;
 
 /// The namespace of the Leases: `configured`, else the pod's own from `pod_file`.
 pub fn namespace(configured: Option<&str>, pod_file: &Path) -> Result<String, StartError> {
@@ -350,15 +335,12 @@ pub fn start(
             });
         })
         .map_err(StartError::Thread)?;
-    let mut worker = Worker {
-        stop: Some(stop_tx),
-        thread: Some(thread),
-    };
+    let worker = Background::new(stop_tx, thread);
     match ready_rx.recv() {
         Ok(Ok(())) => Ok((reserver, worker)),
         Ok(Err(e)) => Err(e),
         Err(_) => {
-            worker.stop.take();
+            // The thread panicked before it started; `worker` joins it as it is dropped.
             Err(StartError::Thread(std::io::Error::other(
                 "the reservations' thread ended before it started",
             )))
