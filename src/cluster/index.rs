@@ -450,16 +450,26 @@ impl Claims {
         })
     }
 
-    /// Whether the claim `namespace/name` holds `ip` on `network`.
-    pub fn holds(&self, namespace: &str, name: &str, network: &str, ip: IpAddr) -> bool {
+    /// The addresses the claim `namespace/name` holds on `network`, sorted; none when it
+    /// holds none there (or is not indexed).
+    pub fn addresses_of(&self, namespace: &str, name: &str, network: &str) -> &[IpAddr] {
         let (Some(ns), Some(net)) = (self.namespaces.get(namespace), self.networks.get(network))
         else {
-            return false;
+            return &[];
         };
-        self.slot_of(ns, name).is_some_and(|id| {
-            let slot = &self.slots[id as usize];
-            slot.network == net && slot.addresses.as_slice().binary_search(&ip).is_ok()
-        })
+        match self.slot_of(ns, name) {
+            Some(id) if self.slots[id as usize].network == net => {
+                self.slots[id as usize].addresses.as_slice()
+            }
+            _ => &[],
+        }
+    }
+
+    /// Whether the claim `namespace/name` holds `ip` on `network`.
+    pub fn holds(&self, namespace: &str, name: &str, network: &str, ip: IpAddr) -> bool {
+        self.addresses_of(namespace, name, network)
+            .binary_search(&ip)
+            .is_ok()
     }
 
     /// Gives back the room that growing left unused (after a re-list is collected).
@@ -579,26 +589,39 @@ struct Reservations {
 // === impl Reservations ===
 
 impl Reservations {
-    fn reserve(&mut self, namespace: &str, name: &str, network: &str, ip: IpAddr, until: Instant) {
+    /// Reserves each of `ips` on `network` for the claim `namespace/name` until `until`.
+    fn reserve(
+        &mut self,
+        (namespace, name): (&str, &str),
+        network: &str,
+        ips: impl Iterator<Item = IpAddr>,
+        until: Instant,
+    ) {
+        let mut ips = ips.peekable();
+        if ips.peek().is_none() {
+            return;
+        }
         let by_ip = match self.by_network.get_mut(network) {
             Some(by_ip) => by_ip,
             None => self.by_network.entry(network.into()).or_default(),
         };
-        let list = by_ip.entry(ip).or_default();
-        match list
-            .iter_mut()
-            .find(|r| *r.namespace == *namespace && *r.name == *name)
-        {
-            // Extended: its entry in the expiry queue is queued again when it comes due, so
-            // the queue grows with the reservations, not with the reviews that renew them.
-            Some(r) => r.expires = r.expires.max(until),
-            None => {
-                list.push(Reservation {
-                    namespace: namespace.into(),
-                    name: name.into(),
-                    expires: until,
-                });
-                self.expiry.push_back((until, network.into(), ip));
+        for ip in ips {
+            let list = by_ip.entry(ip).or_default();
+            match list
+                .iter_mut()
+                .find(|r| *r.namespace == *namespace && *r.name == *name)
+            {
+                // Extended: its entry in the expiry queue is queued again when it comes due, so
+                // the queue grows with the reservations, not with the reviews that renew them.
+                Some(r) => r.expires = r.expires.max(until),
+                None => {
+                    list.push(Reservation {
+                        namespace: namespace.into(),
+                        name: name.into(),
+                        expires: until,
+                    });
+                    self.expiry.push_back((until, network.into(), ip));
+                }
             }
         }
     }
@@ -778,23 +801,21 @@ impl Index {
                 }
             }
         }
-        let until = now + ttl;
-        for address in &admitted.addresses {
-            if !self.claims.holds(
-                &admitted.namespace,
-                &admitted.name,
-                &admitted.network,
-                address.ip,
-            ) {
-                self.reservations.reserve(
-                    &admitted.namespace,
-                    &admitted.name,
-                    &admitted.network,
-                    address.ip,
-                    until,
-                );
-            }
-        }
+        // The claim's own addresses are looked up once: those the watch shows it holding need
+        // no reservation.
+        let held = self
+            .claims
+            .addresses_of(&admitted.namespace, &admitted.name, &admitted.network);
+        self.reservations.reserve(
+            (&admitted.namespace, &admitted.name),
+            &admitted.network,
+            admitted
+                .addresses
+                .iter()
+                .map(|a| a.ip)
+                .filter(|ip| held.binary_search(ip).is_err()),
+            now + ttl,
+        );
         Ok(())
     }
 
@@ -1060,7 +1081,7 @@ mod tests {
         for i in 0..10_000 {
             let now = t0 + Duration::from_millis(i);
             reservations.expire(now);
-            reservations.reserve("ns1", "a", "red", address, now + TTL);
+            reservations.reserve(("ns1", "a"), "red", [address].into_iter(), now + TTL);
         }
         assert_eq!(reservations.expiry.len(), 1);
         // Still held until the last renewal's TTL, then forgotten.

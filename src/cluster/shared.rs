@@ -101,6 +101,9 @@ pub struct SharedIndex {
     created: Instant,
     ttl: Duration,
     conflicts: AtomicU64,
+    /// Times the write lock was taken: a verdict judged at one count whose reservation finds
+    /// the same count saw the index as it is, and its lookups need not be made again.
+    writes: AtomicU64,
     watch: WatchRecord,
 }
 
@@ -120,6 +123,7 @@ impl SharedIndex {
             clock,
             ttl,
             conflicts: AtomicU64::new(0),
+            writes: AtomicU64::new(0),
             watch: WatchRecord::default(),
         }
     }
@@ -138,7 +142,22 @@ impl SharedIndex {
     }
 
     fn write(&self) -> RwLockWriteGuard<'_, Index> {
-        self.index.write().unwrap_or_else(PoisonError::into_inner)
+        self.write_counted().0
+    }
+
+    /// The write lock, and how many times it had been taken before. Every change of the index
+    /// is made under it, so an unchanged count means an unchanged index.
+    fn write_counted(&self) -> (RwLockWriteGuard<'_, Index>, u64) {
+        let index = self.index.write().unwrap_or_else(PoisonError::into_inner);
+        // Under the lock: counts and changes are ordered alike.
+        let before = self.writes.fetch_add(1, Ordering::AcqRel);
+        (index, before)
+    }
+
+    /// How many times the index has been written to: taken before a verdict, see
+    /// [`SharedIndex::review`].
+    fn writes(&self) -> u64 {
+        self.writes.load(Ordering::Acquire)
     }
 
     /// See [`Index::apply`].
@@ -160,8 +179,22 @@ impl SharedIndex {
 
     /// Reserves what a review admitted (see [`Index::try_reserve`]).
     pub fn try_reserve(&self, admitted: &Admitted, check: bool) -> Result<(), Holder> {
+        self.reserve_judged(admitted, check, None)
+    }
+
+    /// [`SharedIndex::try_reserve`] for a verdict judged when the index had been written
+    /// `judged_at` times: when it has not been written since, what the verdict looked up is
+    /// what the index holds, and the check is not made again.
+    fn reserve_judged(
+        &self,
+        admitted: &Admitted,
+        check: bool,
+        judged_at: Option<u64>,
+    ) -> Result<(), Holder> {
         let now = self.clock.now();
-        self.write().try_reserve(admitted, check, now, self.ttl)
+        let (mut index, writes) = self.write_counted();
+        let check = check && judged_at != Some(writes);
+        index.try_reserve(admitted, check, now, self.ttl)
     }
 
     /// Judges a review with this index and reserves what it admits: when another worker
@@ -175,13 +208,20 @@ impl SharedIndex {
     ) -> Result<Reviewed, RequestError> {
         // Under Warn and Audit a conflict is admitted anyway: reserve without checking.
         let check = opts.enforcement == Enforcement::Deny;
+        // The verdict's lookups stand for the check only when it looked them up here.
+        let judged_here = opts
+            .unique_addresses
+            .as_ref()
+            .is_some_and(|view| std::ptr::addr_eq(Arc::as_ptr(view), self));
+        let judged_at = || judged_here.then(|| self.writes());
+        let mut seen = judged_at();
         let mut reviewed = admission::review(body, webhook, opts)?;
         for _ in 0..MAX_ROUNDS {
             // A dry run has no side effects: it reserves nothing.
             let Some(admitted) = reviewed.admitted.as_ref().filter(|a| !a.dry_run) else {
                 return Ok(reviewed);
             };
-            match self.try_reserve(admitted, check) {
+            match self.reserve_judged(admitted, check, seen) {
                 Ok(()) => return Ok(reviewed),
                 Err(holder) => {
                     debug!(
@@ -189,6 +229,7 @@ impl SharedIndex {
                         holder = %holder,
                         "an address was reserved by another review meanwhile: judging again"
                     );
+                    seen = judged_at();
                     reviewed = admission::review(body, webhook, opts)?;
                 }
             }
@@ -448,6 +489,39 @@ mod tests {
 
     // Regression guard for check-then-reserve: both verdicts are taken before either reserves,
     // as two workers would; the second reservation must fail and its review be judged again.
+    // The verdict's lookups stand for the reservation's check only while nothing was written
+    // in between: a reservation made after the verdict is checked again.
+    #[test]
+    fn a_verdict_taken_before_another_reservation_is_checked_again() {
+        let index = Arc::new(SharedIndex::new(DEFAULT_RESERVATION_TTL));
+        let opts = options(&index);
+        let judged_at = index.writes();
+        let a = create("u1", "ns1", "a", "10.0.0.5/24", false);
+        let b = create("u2", "ns1", "b", "10.0.0.5/24", false);
+        let a = admission::review(&a, Webhook::Validate, &opts).expect("a");
+        let b = admission::review(&b, Webhook::Validate, &opts).expect("b");
+        let admitted = |r: &Reviewed| r.admitted.clone().expect("admits");
+        assert_eq!(
+            index.reserve_judged(&admitted(&a), true, Some(judged_at)),
+            Ok(())
+        );
+        assert_eq!(
+            index.reserve_judged(&admitted(&b), true, Some(judged_at)),
+            Err(Holder {
+                namespace: "ns1".to_owned(),
+                name: "a".to_owned()
+            })
+        );
+        // Judged after a's reservation, with nothing written since: the verdict stands.
+        let judged_at = index.writes();
+        let c = create("u3", "ns1", "c", "10.0.0.6/24", false);
+        let c = admission::review(&c, Webhook::Validate, &opts).expect("c");
+        assert_eq!(
+            index.reserve_judged(&admitted(&c), true, Some(judged_at)),
+            Ok(())
+        );
+    }
+
     #[test]
     fn of_two_reviews_judged_together_only_one_is_admitted() {
         let index = Arc::new(SharedIndex::new(DEFAULT_RESERVATION_TTL));

@@ -24,7 +24,7 @@ use tracing::{info, warn};
 use crate::admission::rules::conflicts::{Claimant, Holder, Holders};
 use crate::admission::{self, Enforcement, Options, Reviewed, Webhook};
 use crate::cluster::leases::{
-    self, ClaimRef, Outcome, Request, ReservationStore, Reserver, Settings, StartError, Worker,
+    self, Outcome, ReservationStore, Reserver, Settings, StartError, Worker,
 };
 use crate::cluster::shared::{self, SharedIndex};
 use crate::serve::logs::Clipped;
@@ -141,28 +141,16 @@ pub async fn hold(
     let Some(admitted) = reviewed.admitted.as_ref().filter(|a| !a.dry_run) else {
         return reviewed;
     };
-    let addresses: Vec<IpAddr> = admitted
-        .addresses
-        .iter()
-        .filter(|a| a.judged)
-        .map(|a| a.ip)
-        .collect();
-    if addresses.is_empty() {
+    if !admitted.addresses.iter().any(|a| a.judged) {
         return reviewed;
     }
-    let request = Request {
-        claim: ClaimRef {
-            namespace: admitted.namespace.clone(),
-            name: admitted.name.clone(),
-            uid: admitted.uid.clone(),
-        },
-        network: admitted.network.clone(),
-        addresses,
-        keep_on_conflict: options.enforcement != Enforcement::Deny,
-    };
     let wait = left.saturating_sub(ANSWER_MARGIN).min(MAX_RESERVATION_WAIT);
     let started = Instant::now();
-    let outcome = handle.reserver.reserve(request, wait).await;
+    let keep_on_conflict = options.enforcement != Enforcement::Deny;
+    let outcome = handle
+        .reserver
+        .reserve(admitted, keep_on_conflict, wait)
+        .await;
     handle.duration.observe(started.elapsed().as_secs_f64());
     let uid = Clipped(&reviewed.summary.uid);
     match outcome {

@@ -98,8 +98,14 @@ impl ClaimRef {
 
     /// The same incarnation of the same claim: the uids agree too (or one is unknown).
     pub fn same_incarnation(&self, other: &ClaimRef) -> bool {
-        self.same_claim(other)
-            && (self.uid == other.uid || self.uid.is_empty() || other.uid.is_empty())
+        self.is_incarnation(&other.namespace, &other.name, &other.uid)
+    }
+
+    /// [`ClaimRef::same_incarnation`] with the claim `namespace/name` of `uid`, borrowed.
+    pub fn is_incarnation(&self, namespace: &str, name: &str, uid: &str) -> bool {
+        self.namespace == namespace
+            && self.name == name
+            && (self.uid == uid || self.uid.is_empty() || uid.is_empty())
     }
 
     /// The claim as the verdict names a holder.

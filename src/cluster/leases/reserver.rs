@@ -31,7 +31,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
-use crate::admission::rules::conflicts::Holder;
+use crate::admission::rules::conflicts::{Admitted, Holder};
 use crate::cluster::client::{connect, Background, WatchError};
 use crate::cluster::leases::client::{Changed, Created, LeaseClient};
 use crate::cluster::leases::decide::{collect, resolve, Collect, Found, Known, Seen, Step};
@@ -170,39 +170,53 @@ pub struct Counts {
 /// What this replica knows of one Lease.
 #[derive(Clone, Debug)]
 struct Entry {
-    network: String,
-    ip: IpAddr,
+    /// Its name ([`lease::name`] of its network and address).
+    name: String,
     read: Read,
     /// Since when the index has shown the holder holding the address, while it does.
     shown_since: Option<Instant>,
 }
 
-/// The Leases this replica wrote or read, by name.
+/// The Leases this replica wrote or read, by network and address: the admit path finds a
+/// claim's remembered Leases without naming them (a SHA-256 each).
 #[derive(Debug, Default)]
-struct Remembered(Mutex<HashMap<String, Entry>>);
+struct Remembered(Mutex<HashMap<Box<str>, HashMap<IpAddr, Entry>>>);
+
+/// A remembered Lease due for a look by the collection: where it is and what it said.
+struct Due {
+    network: String,
+    ip: IpAddr,
+    entry: Entry,
+    /// How long the index has shown its holder holding the address.
+    shown_for: Option<Duration>,
+}
 
 // === impl Remembered ===
 
 impl Remembered {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Box<str>, HashMap<IpAddr, Entry>>> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Remembers what the Lease `name` says now; the grace period starts again when it changed.
+    /// Remembers what the Lease `name` of `ip` on `network` says now; the grace period starts
+    /// again when it changed.
     fn note(&self, name: &str, network: &str, ip: IpAddr, read: Read) {
         let mut known = self.lock();
-        match known.get_mut(name) {
+        let by_ip = match known.get_mut(network) {
+            Some(by_ip) => by_ip,
+            None => known.entry(network.into()).or_default(),
+        };
+        match by_ip.get_mut(&ip) {
             Some(entry) if entry.read.resource_version == read.resource_version => {}
             Some(entry) => {
                 entry.read = read;
                 entry.shown_since = None;
             }
             None => {
-                known.insert(
-                    name.to_owned(),
+                by_ip.insert(
+                    ip,
                     Entry {
-                        network: network.to_owned(),
-                        ip,
+                        name: name.to_owned(),
                         read,
                         shown_since: None,
                     },
@@ -211,20 +225,71 @@ impl Remembered {
         }
     }
 
-    fn forget(&self, name: &str) {
-        self.lock().remove(name);
+    /// Forgets the Lease of `ip` on `network`.
+    fn forget(&self, network: &str, ip: IpAddr) {
+        let mut known = self.lock();
+        if let Some(by_ip) = known.get_mut(network) {
+            by_ip.remove(&ip);
+            if by_ip.is_empty() {
+                known.remove(network);
+            }
+        }
     }
 
-    /// Whether the Lease `name` is known to be `claim`'s with more than half of `ttl` left.
-    fn fresh(&self, name: &str, claim: &ClaimRef, now: Timestamp, ttl: Duration) -> bool {
+    /// Whether the Lease of every address of `addresses` on `network` is known to be the
+    /// claim `namespace/name` of `uid`'s, with more than half of `ttl` left.
+    fn fresh(
+        &self,
+        network: &str,
+        mut addresses: impl Iterator<Item = IpAddr>,
+        (namespace, name, uid): (&str, &str, &str),
+        now: Timestamp,
+        ttl: Duration,
+    ) -> bool {
         let half = now.saturating_add(ttl / 2).unwrap_or(Timestamp::MAX);
-        self.lock().get(name).is_some_and(|e| {
-            e.read.expires >= half
-                && e.read
-                    .holder
-                    .as_ref()
-                    .is_some_and(|h| h.same_incarnation(claim))
+        let known = self.lock();
+        let Some(by_ip) = known.get(network) else {
+            return false;
+        };
+        addresses.all(|ip| {
+            by_ip.get(&ip).is_some_and(|e| {
+                e.read.expires >= half
+                    && e.read
+                        .holder
+                        .as_ref()
+                        .is_some_and(|h| h.is_incarnation(namespace, name, uid))
+            })
         })
+    }
+
+    /// How many Leases are remembered.
+    fn len(&self) -> usize {
+        self.lock().values().map(HashMap::len).sum()
+    }
+
+    /// Every remembered Lease, with how long the index has shown its holder holding its
+    /// address (noted now, under the lock; the collection's calls are made without it).
+    fn due(&self, index: &SharedIndex, now: Instant) -> Vec<Due> {
+        let mut known = self.lock();
+        let mut due = Vec::new();
+        for (network, by_ip) in known.iter_mut() {
+            for (&ip, entry) in by_ip.iter_mut() {
+                let shown =
+                    index_sees(index, entry.read.holder.as_ref(), network, ip) == Seen::Holding;
+                entry.shown_since = if shown {
+                    Some(entry.shown_since.unwrap_or(now))
+                } else {
+                    None
+                };
+                due.push(Due {
+                    network: network.to_string(),
+                    ip,
+                    entry: entry.clone(),
+                    shown_for: entry.shown_since.map(|since| now.duration_since(since)),
+                });
+            }
+        }
+        due
     }
 }
 
@@ -351,20 +416,44 @@ pub fn start(
 // === impl Reserver ===
 
 impl Reserver {
-    /// Reserves what `request` asks for, waiting at most `timeout` for the API server.
+    /// Reserves the addresses `admitted` newly gives its claim (those its verdict judged),
+    /// waiting at most `timeout` for the API server; `keep_on_conflict`: the review is admitted
+    /// even with a conflict (`--enforcement Warn|Audit`), and what it reserved stays reserved.
+    ///
+    /// When every one has a remembered Lease of the claim with more than half its time left
+    /// (a claim's CREATE and its status updates give it the same address several times), it
+    /// is reserved without a call, and without building the request for the thread.
     pub async fn reserve(
         &self,
-        request: Request,
+        admitted: &Admitted,
+        keep_on_conflict: bool,
         timeout: Duration,
     ) -> Result<Outcome, ReserveError> {
-        let now = Timestamp::now();
-        let known = request.addresses.iter().all(|ip| {
-            let name = lease::name(&request.network, *ip);
-            self.known.fresh(&name, &request.claim, now, self.ttl)
-        });
-        if known {
+        let judged = || admitted.addresses.iter().filter(|a| a.judged).map(|a| a.ip);
+        let claim = (
+            admitted.namespace.as_str(),
+            admitted.name.as_str(),
+            admitted.uid.as_str(),
+        );
+        if self.known.fresh(
+            &admitted.network,
+            judged(),
+            claim,
+            Timestamp::now(),
+            self.ttl,
+        ) {
             return Ok(Outcome::Reserved);
         }
+        let request = Request {
+            claim: ClaimRef {
+                namespace: admitted.namespace.clone(),
+                name: admitted.name.clone(),
+                uid: admitted.uid.clone(),
+            },
+            network: admitted.network.clone(),
+            addresses: judged().collect(),
+            keep_on_conflict,
+        };
         let (reply, answer) = oneshot::channel();
         if self.jobs.try_send(Job { request, reply }).is_err() {
             self.stats.api_errors.fetch_add(1, Ordering::Relaxed);
@@ -407,7 +496,7 @@ impl Reserver {
             timeouts: get(&s.timeouts),
             api_errors: get(&s.api_errors),
             collect_errors: get(&s.collect_errors),
-            known: self.known.lock().len(),
+            known: self.known.len(),
         }
     }
 }
@@ -435,6 +524,8 @@ async fn serve(ctx: Arc<Ctx>, mut jobs: mpsc::Receiver<Job>) {
 #[derive(Clone, Debug)]
 struct Written {
     name: String,
+    network: String,
+    ip: IpAddr,
     uid: String,
     resource_version: String,
 }
@@ -503,9 +594,9 @@ async fn release(ctx: &Ctx, w: &Written) {
     {
         Ok(Changed::Done(())) => {
             ctx.stats.released.fetch_add(1, Ordering::Relaxed);
-            ctx.known.forget(&w.name);
+            ctx.known.forget(&w.network, w.ip);
         }
-        Ok(Changed::Gone) => ctx.known.forget(&w.name),
+        Ok(Changed::Gone) => ctx.known.forget(&w.network, w.ip),
         Ok(Changed::Stale) => {}
         Err(e) => {
             debug!(lease = %w.name, error = %e, "a refused review's Lease could not be deleted: left to the collection")
@@ -640,6 +731,8 @@ impl Ctx {
         let read = Read::of(stored, self.ttl, Timestamp::now());
         let written = Written {
             name: name.to_owned(),
+            network: network.to_owned(),
+            ip,
             uid: read.uid.clone(),
             resource_version: read.resource_version.clone(),
         };
@@ -672,33 +765,11 @@ async fn collect_forever(ctx: Arc<Ctx>) {
 /// One round of collection; the count of calls that failed.
 async fn collect_round(ctx: &Ctx) -> usize {
     let (now, wall) = (Instant::now(), Timestamp::now());
-    // What the index shows is noted under the lock; the calls are made without it.
-    let due: Vec<(String, Entry, Option<Duration>)> = {
-        let mut known = ctx.known.lock();
-        known
-            .iter_mut()
-            .map(|(name, entry)| {
-                let shown = index_sees(
-                    &ctx.index,
-                    entry.read.holder.as_ref(),
-                    &entry.network,
-                    entry.ip,
-                ) == Seen::Holding;
-                entry.shown_since = if shown {
-                    Some(entry.shown_since.unwrap_or(now))
-                } else {
-                    None
-                };
-                let shown_for = entry.shown_since.map(|since| now.duration_since(since));
-                (name.clone(), entry.clone(), shown_for)
-            })
-            .collect()
-    };
     let mut failed = 0;
-    for (name, entry, shown_for) in due {
-        if let Err(e) = collect_one(ctx, &name, &entry, shown_for, wall).await {
+    for due in ctx.known.due(&ctx.index, now) {
+        if let Err(e) = collect_one(ctx, &due, wall).await {
             ctx.stats.collect_errors.fetch_add(1, Ordering::Relaxed);
-            debug!(lease = %name, error = %e, "reservations: a Lease could not be collected");
+            debug!(lease = %due.entry.name, error = %e, "reservations: a Lease could not be collected");
             failed += 1;
         }
     }
@@ -706,15 +777,15 @@ async fn collect_round(ctx: &Ctx) -> usize {
 }
 
 /// Collects one Lease if it is due.
-async fn collect_one(
-    ctx: &Ctx,
-    name: &str,
-    entry: &Entry,
-    shown_for: Option<Duration>,
-    now: Timestamp,
-) -> Result<(), kube::Error> {
-    let mut known = Known {
+async fn collect_one(ctx: &Ctx, due: &Due, now: Timestamp) -> Result<(), kube::Error> {
+    let Due {
+        network,
+        ip,
+        entry,
         shown_for,
+    } = due;
+    let mut known = Known {
+        shown_for: *shown_for,
         expires: entry.read.expires,
         api: None,
         now,
@@ -725,7 +796,7 @@ async fn collect_one(
             Collect::Keep => return Ok(()),
             Collect::AskApi => {
                 known.api = Some(match &entry.read.holder {
-                    Some(holder) => ctx.client.holds(holder, &entry.network, entry.ip).await?,
+                    Some(holder) => ctx.client.holds(holder, network, *ip).await?,
                     None => Seen::NotHolding,
                 });
             }
@@ -735,21 +806,21 @@ async fn collect_one(
     let read = &entry.read;
     match ctx
         .client
-        .delete(name, &read.uid, &read.resource_version)
+        .delete(&entry.name, &read.uid, &read.resource_version)
         .await?
     {
         Changed::Done(()) => {
             ctx.stats.collected.fetch_add(1, Ordering::Relaxed);
-            ctx.known.forget(name);
+            ctx.known.forget(network, *ip);
         }
-        Changed::Gone => ctx.known.forget(name),
+        Changed::Gone => ctx.known.forget(network, *ip),
         // Renewed or taken over since: what it says now is judged at the next round.
-        Changed::Stale => match ctx.client.get(name).await? {
+        Changed::Stale => match ctx.client.get(&entry.name).await? {
             Some(lease) => {
                 let read = Read::of(&lease, ctx.ttl, now);
-                ctx.known.note(name, &entry.network, entry.ip, read);
+                ctx.known.note(&entry.name, network, *ip, read);
             }
-            None => ctx.known.forget(name),
+            None => ctx.known.forget(network, *ip),
         },
     }
     Ok(())
@@ -792,19 +863,44 @@ mod tests {
             name: "a".to_owned(),
             uid: "u1".to_owned(),
         };
+        let me = ("ns1", "a", "u1");
         let t0 = Timestamp::from_second(1_800_000_000).expect("time");
         let ttl = Duration::from_secs(30);
         let ip: IpAddr = "10.0.0.5".parse().expect("ip");
+        let other_ip: IpAddr = "10.0.0.6".parse().expect("ip");
         let held = lease::new("ns", "red", ip, &claim, t0, ttl);
         known.note("l", "red", ip, Read::of(&held, ttl, t0));
-        assert!(known.fresh("l", &claim, t0, ttl));
-        let later = t0.saturating_add(Duration::from_secs(16)).expect("time");
-        assert!(!known.fresh("l", &claim, later, ttl), "half run out");
-        let other = ClaimRef {
-            uid: "u2".to_owned(),
-            ..claim.clone()
+        let fresh = |network, ips: &[IpAddr], claim, now| {
+            known.fresh(network, ips.iter().copied(), claim, now, ttl)
         };
-        assert!(!known.fresh("l", &other, t0, ttl), "another incarnation");
-        assert!(!known.fresh("m", &claim, t0, ttl), "not remembered");
+        assert!(fresh("red", &[ip], me, t0));
+        let later = t0.saturating_add(Duration::from_secs(16)).expect("time");
+        assert!(!fresh("red", &[ip], me, later), "half run out");
+        assert!(
+            !fresh("red", &[ip], ("ns1", "a", "u2"), t0),
+            "another incarnation"
+        );
+        assert!(fresh("red", &[ip], ("ns1", "a", ""), t0), "uid unknown");
+        assert!(
+            !fresh("red", &[ip], ("ns1", "b", "u1"), t0),
+            "another claim"
+        );
+        assert!(
+            !fresh("red", &[ip], ("ns2", "a", "u1"), t0),
+            "another namespace"
+        );
+        assert!(!fresh("blue", &[ip], me, t0), "another network");
+        assert!(
+            !fresh("red", &[ip, other_ip], me, t0),
+            "one address not remembered"
+        );
+        known.note("m", "red", other_ip, Read::of(&held, ttl, t0));
+        assert!(fresh("red", &[ip, other_ip], me, t0), "both remembered");
+        assert_eq!(known.len(), 2);
+        known.forget("red", ip);
+        assert!(!fresh("red", &[ip], me, t0), "forgotten");
+        known.forget("red", other_ip);
+        assert_eq!(known.len(), 0);
+        assert!(known.lock().is_empty(), "no empty network left behind");
     }
 }
