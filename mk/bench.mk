@@ -19,6 +19,10 @@ bench-instructions: ## Instructions per review of each pipeline case, counted by
 bench-load: ## Server CPU per review at the Deployment's flags, product against floor (and --unique-addresses, denials), over HTTP/1.1 and HTTP/2 (h2load; writes target/bench-load/).
 	CARGO=$(CARGO) scripts/bench-load.sh
 
+.PHONY: bench-server-instructions
+bench-server-instructions: ## Instructions per review of the whole server (TLS, HTTP, handler, log) under h2load: product, denials, --unique-addresses, floor (callgrind; stable on a busy machine).
+	CARGO=$(CARGO) scripts/bench-server-instructions.sh
+
 .PHONY: bench-unique
 bench-unique: ## --unique-addresses at 100,000 claims: lookup cost (criterion), list time and RSS of the release server (stand-in API server).
 	$(CARGO) bench --bench unique_addresses

@@ -3,7 +3,8 @@
 
   start LOG PROBE_PORT -- CMD...   start CMD detached, logging to LOG; print "PID STARTUP_MS",
                                    the time from exec until GET /healthz on PROBE_PORT answers 200
-  wait-ready PROBE_PORT SECONDS    wait until GET /readyz answers 200
+  wait-ready PROBE_PORT SECONDS [PATH]
+                                   wait until GET PATH (/readyz) answers 200
   metric PROBE_PORT NAME           print the value of one metric of GET /metrics (empty if absent)
   deployed-args DEPLOYMENT_YAML    print the args of `serve` in the Deployment, less those the
                                    harness sets itself (addresses, files, shutdown times)
@@ -64,14 +65,14 @@ def http_get(port, path):
     return (int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0), body
 
 
-def wait_ready(port, seconds):
-    """Waits until /readyz answers 200 (the --unique-addresses index is built)."""
+def wait_ready(port, seconds, path="/readyz"):
+    """Waits until path answers 200 (/readyz: the --unique-addresses index is built)."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        if http_get(port, "/readyz")[0] == 200:
+        if http_get(port, path)[0] == 200:
             return
         time.sleep(0.1)
-    sys.exit(f"/readyz on port {port} did not answer 200 within {seconds} s")
+    sys.exit(f"{path} on port {port} did not answer 200 within {seconds} s")
 
 
 def metric(port, name):
@@ -456,8 +457,8 @@ def main(argv):
     if len(argv) >= 4 and argv[0] == "start" and "--" in argv:
         sep = argv.index("--")
         start(argv[1], int(argv[2]), argv[sep + 1:])
-    elif len(argv) == 3 and argv[0] == "wait-ready":
-        wait_ready(int(argv[1]), float(argv[2]))
+    elif len(argv) in (3, 4) and argv[0] == "wait-ready":
+        wait_ready(int(argv[1]), float(argv[2]), *argv[3:])
     elif len(argv) == 3 and argv[0] == "metric":
         metric(int(argv[1]), argv[2])
     elif len(argv) == 2 and argv[0] == "deployed-args":
