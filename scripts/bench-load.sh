@@ -102,18 +102,13 @@ trap cleanup EXIT
 python3 -c 'import json, sys; print(json.dumps({"kind": "meta", "deployed_flags": " ".join(sys.argv[1:])}))' \
   "${DEPLOYED[@]}" >>"$results"
 "$PRODUCT_BIN" certs --out "$tmp/certs" 2>/dev/null
-# The fixture is pretty-printed for reading; the API server sends compact JSON.
+# The fixture is pretty-printed for reading; the API server sends compact JSON. The denied
+# review has one address out of range: one cause, one line at INFO.
+python3 "$HELPER" bodies "$REVIEW" "$tmp"
 BODY=$tmp/review.json
-python3 -c 'import json, sys; json.dump(json.load(open(sys.argv[1])), sys.stdout, separators=(",", ":")); print()' \
-  "$REVIEW" >"$BODY"
-# The same review with one address out of range: denied, one cause, one line at INFO.
 DENY_BODY=$tmp/denied.json
-python3 -c 'import json, sys; r = json.load(open(sys.argv[1])); r["request"]["object"]["status"]["ips"][0] = "10.128.20.8/33"; json.dump(r, sys.stdout, separators=(",", ":")); print()' \
-  "$REVIEW" >"$DENY_BODY"
 
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
+free_port() { python3 "$HELPER" free-port; }
 
 proc_field() { # PID FIELD: a kB value from /proc/PID/status
   local key value _

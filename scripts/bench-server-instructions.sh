@@ -69,16 +69,13 @@ cleanup() {
 }
 trap cleanup EXIT
 "$PRODUCT_BIN" certs --out "$tmp/certs" 2>/dev/null
+# The fixture is pretty-printed for reading; the API server sends compact JSON. The denied
+# review has one address out of range: one cause, one line at INFO.
+python3 "$HELPER" bodies "$REVIEW" "$tmp"
 BODY=$tmp/review.json
-python3 -c 'import json, sys; json.dump(json.load(open(sys.argv[1])), sys.stdout, separators=(",", ":")); print()' \
-  "$REVIEW" >"$BODY"
 DENY_BODY=$tmp/denied.json
-python3 -c 'import json, sys; r = json.load(open(sys.argv[1])); r["request"]["object"]["status"]["ips"][0] = "10.128.20.8/33"; json.dump(r, sys.stdout, separators=(",", ":")); print()' \
-  "$REVIEW" >"$DENY_BODY"
 
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
+free_port() { python3 "$HELPER" free-port; }
 
 if [[ " $SERVERS " == *" unique "* ]]; then
   say "stand-in API server: $CLAIMS claims"

@@ -1,10 +1,15 @@
 #!/usr/bin/env python3
-"""Helpers of scripts/bench-load.sh (standard library only).
+"""Helpers of scripts/bench-load.sh and scripts/bench-server-instructions.sh (standard library
+only).
 
   start LOG PROBE_PORT -- CMD...   start CMD detached, logging to LOG; print "PID STARTUP_MS",
                                    the time from exec until GET /healthz on PROBE_PORT answers 200
   wait-ready PROBE_PORT SECONDS [PATH]
                                    wait until GET PATH (/readyz) answers 200
+  bodies REVIEW_JSON DIR           write DIR/review.json (the review, compact as the API server
+                                   sends it) and DIR/denied.json (the same with one address out of
+                                   range: denied, one cause)
+  free-port                        print a free TCP port of 127.0.0.1
   metric PROBE_PORT NAME           print the value of one metric of GET /metrics (empty if absent)
   deployed-args DEPLOYMENT_YAML    print the args of `serve` in the Deployment, less those the
                                    harness sets itself (addresses, files, shutdown times)
@@ -73,6 +78,27 @@ def wait_ready(port, seconds, path="/readyz"):
             return
         time.sleep(0.1)
     sys.exit(f"{path} on port {port} did not answer 200 within {seconds} s")
+
+
+def bodies(review_path, out_dir):
+    """The load's two reviews: the fixture compact, and the same denied for one cause."""
+    with open(review_path) as f:
+        review = json.load(f)
+    compact = {"separators": (",", ":")}
+    with open(f"{out_dir}/review.json", "w") as f:
+        json.dump(review, f, **compact)
+        f.write("\n")
+    review["request"]["object"]["status"]["ips"][0] = "10.128.20.8/33"
+    with open(f"{out_dir}/denied.json", "w") as f:
+        json.dump(review, f, **compact)
+        f.write("\n")
+
+
+def free_port():
+    """Prints a TCP port of 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        print(s.getsockname()[1])
 
 
 def metric(port, name):
@@ -459,6 +485,10 @@ def main(argv):
         start(argv[1], int(argv[2]), argv[sep + 1:])
     elif len(argv) in (3, 4) and argv[0] == "wait-ready":
         wait_ready(int(argv[1]), float(argv[2]), *argv[3:])
+    elif len(argv) == 3 and argv[0] == "bodies":
+        bodies(argv[1], argv[2])
+    elif len(argv) == 1 and argv[0] == "free-port":
+        free_port()
     elif len(argv) == 3 and argv[0] == "metric":
         metric(int(argv[1]), argv[2])
     elif len(argv) == 2 and argv[0] == "deployed-args":
